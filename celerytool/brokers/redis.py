@@ -1,0 +1,200 @@
+"""Redis broker adapter: kombu's Redis transport layout, read without changing it.
+
+Layout (see shared/reference/celery-wire-format.md section 3): a queue is a
+list per priority bucket (``queue``, ``queue<sep>3``, ...), LPUSHed on the
+left and consumed from the right, buckets served lowest number first.
+Bindings live in ``_kombu.binding.<exchange>`` sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from typing import Any
+
+from celerytool.brokers.base import BrokerOptions, is_internal_queue
+from celerytool.codecs import decode_envelope
+from celerytool.errors import DataError, NotFound
+from celerytool.model import Binding, Message, QueueInfo
+from celerytool.redisconn import connect, redis_errors
+from celerytool.urls import BrokerURL
+
+BINDING_PREFIX = "_kombu.binding."
+PEEK_CHUNK = 1000
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+class RedisBroker:
+    kind = "redis"
+
+    def __init__(self, url: BrokerURL, options: BrokerOptions) -> None:
+        self.url = url
+        self.options = options
+        self.prefix = options.global_keyprefix
+        self.sep = options.sep
+        self.steps = tuple(sorted(options.priority_steps)) or (0,)
+        self.warnings: list[str] = []
+
+    @cached_property
+    def client(self) -> Any:
+        return connect(self.url, connect_timeout=self.options.connect_timeout)
+
+    def errors(self) -> Any:
+        return redis_errors(self.url, "Redis broker")
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+
+    # -- keys -------------------------------------------------------------------------
+    def bucket_key(self, queue: str, bucket: int) -> str:
+        """The list holding ``queue``'s messages of one priority bucket (prefixed)."""
+        return self.prefix + (queue if bucket == 0 else f"{queue}{self.sep}{bucket}")
+
+    def bucket_keys(self, queue: str) -> list[tuple[int, str]]:
+        """(bucket, key) in consumption order: lowest bucket number first."""
+        return [(b, self.bucket_key(queue, b)) for b in self.steps]
+
+    def priority_bucket(self, priority: int | None) -> int:
+        """kombu's mapping of a 0-9 priority to its bucket."""
+        import bisect
+
+        p = max(0, min(9, int(priority or 0)))
+        return self.steps[max(0, bisect.bisect(self.steps, p) - 1)]
+
+    # -- bindings ---------------------------------------------------------------------
+    def _binding_keys(self) -> list[str]:
+        pattern = _glob_escape(self.prefix + BINDING_PREFIX) + "*"
+        with self.errors():
+            return sorted(_text(k) for k in self.client.scan_iter(match=pattern, count=1000))
+
+    def bindings(self) -> list[Binding]:
+        keys = self._binding_keys()
+        if not keys:
+            return []
+        with self.errors():
+            pipe = self.client.pipeline(transaction=False)
+            for k in keys:
+                pipe.smembers(k)
+            replies = pipe.execute(raise_on_error=False)
+        out: list[Binding] = []
+        head = len(self.prefix + BINDING_PREFIX)
+        for key, members in zip(keys, replies):
+            if isinstance(members, Exception):
+                self.warnings.append(f"skipped {key!r}: not a set ({members})")
+                continue
+            exchange = key[head:]
+            for member in sorted(_text(m) for m in members):
+                parts = member.split(self.sep)
+                if len(parts) < 3:
+                    self.warnings.append(f"skipped odd binding {member!r} in {key!r}")
+                    continue
+                out.append(Binding(exchange=exchange, routing_key=parts[0], pattern=parts[1],
+                                   queue=self.sep.join(parts[2:])))
+        return out
+
+    # -- queues -----------------------------------------------------------------------
+    def queues(self, names: Iterable[str] = ()) -> list[QueueInfo]:
+        named = list(dict.fromkeys(names))
+        found = {b.queue for b in self.bindings()}
+        if not self.options.include_internal:
+            found = {q for q in found if not is_internal_queue(q)}
+        all_names = sorted(found) + [n for n in named if n not in found]
+        if not all_names:
+            return []
+        with self.errors():
+            pipe = self.client.pipeline(transaction=False)
+            for name in all_names:
+                for _, key in self.bucket_keys(name):
+                    pipe.llen(key)
+            replies = pipe.execute(raise_on_error=False)
+        out: list[QueueInfo] = []
+        per = len(self.steps)
+        for i, name in enumerate(all_names):
+            counts = replies[i * per:(i + 1) * per]
+            bad = [(k, c) for (_, k), c in zip(self.bucket_keys(name), counts) if isinstance(c, Exception)]
+            if bad:
+                key = bad[0][0]
+                msg = f"{key!r} is a {self._type_of(key)}, not a list"
+                if name in named:
+                    raise DataError(f"queue {name!r}: {msg}")
+                self.warnings.append(f"skipped queue {name!r}: {msg}")
+                continue
+            priorities = {str(b): int(c) for (b, _), c in zip(self.bucket_keys(name), counts)}
+            total = sum(priorities.values())
+            out.append(QueueInfo(name=name, messages=total, priorities=priorities,
+                                 exists=total > 0 or name in found))
+        return out
+
+    def _type_of(self, key: str) -> str:
+        with self.errors():
+            return _text(self.client.type(key))
+
+    def lengths(self, queue: str) -> list[tuple[int, str, int]]:
+        """(bucket, key, LLEN) for each priority list; DataError on a non-list key."""
+        keys = self.bucket_keys(queue)
+        with self.errors():
+            pipe = self.client.pipeline(transaction=False)
+            for _, key in keys:
+                pipe.llen(key)
+            replies = pipe.execute(raise_on_error=False)
+        out = []
+        for (bucket, key), n in zip(keys, replies):
+            if isinstance(n, Exception):
+                raise DataError(f"{key!r} is a {self._type_of(key)}, not a list: not a Celery queue")
+            out.append((bucket, key, int(n)))
+        return out
+
+    def require_queue(self, queue: str, lengths: list[tuple[int, str, int]]) -> None:
+        """NotFound when the queue has neither messages nor a binding."""
+        if any(n for _, _, n in lengths):
+            return
+        if any(b.queue == queue for b in self.bindings()):
+            return
+        raise NotFound(f"no queue named {queue!r} on {self.url.redacted()} "
+                       "(no list and no binding; `celerytool queues` lists the known ones)")
+
+    # -- peek -------------------------------------------------------------------------
+    def peek(self, queue: str, limit: int | None = 10) -> Iterator[Message]:
+        """Yield messages in the order a worker would receive them; read-only.
+
+        Each priority list is read from its right end (the next message)
+        in chunks with LRANGE, so the cost follows ``limit``, not the depth.
+        """
+        lengths = self.lengths(queue)
+        self.require_queue(queue, lengths)
+        position = 0
+        for bucket, key, length in lengths:
+            for raw in self.iter_list(key, length, None if limit is None else limit - position):
+                yield decode_envelope(raw, queue=queue, position=position, priority=bucket,
+                                      limits=self.options.limits)
+                position += 1
+            if limit is not None and position >= limit:
+                return
+
+    def iter_list(self, key: str, length: int, limit: int | None) -> Iterator[bytes]:
+        """Raw items of one list from the right end (next first), chunked."""
+        want = length if limit is None else min(length, limit)
+        offset = 0
+        while offset < want:
+            n = min(PEEK_CHUNK, want - offset)
+            with self.errors():
+                chunk = self.client.lrange(key, -(offset + n), -(offset + 1))
+            if not chunk:
+                return
+            chunk.reverse()
+            yield from chunk
+            offset += len(chunk)
+
+
+def _glob_escape(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in "*?[]\\":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -1,0 +1,122 @@
+"""The root ``celerytool`` group: lazy subcommands, shared options, error -> exit code.
+
+Only click is imported at start-up; each command module is imported when
+that command runs, and heavy libraries (kombu, rich, redis, pika) only where
+a command needs them, so ``--help`` and usage errors are fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from celerytool import __version__
+from celerytool.cli.options import shared_options
+
+# name -> (module, one-line help).  The help is here so that `--help` imports nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "queues": ("celerytool.cli.queues", "List queues with their depth (priority lists included)."),
+    "bindings": ("celerytool.cli.bindings", "List exchange -> queue bindings."),
+    "peek": ("celerytool.cli.peek", "Show the next messages of a queue without changing it."),
+    "decode": ("celerytool.cli.decode", "Decode a message pasted from redis-cli, a log or a file."),
+    "send": ("celerytool.cli.send", "Send a task by name, exactly as Celery would."),
+    "result": ("celerytool.cli.result", "Show task results; --wait for them. Exit code = outcome."),
+    "results": ("celerytool.cli.results", "List stored results (newest first), e.g. recent failures."),
+    "purge": ("celerytool.cli.purge", "Remove all, or only the selected, messages of a queue."),
+    "move": ("celerytool.cli.move", "Move selected messages to another queue or broker."),
+    "unacked": ("celerytool.cli.unacked", "List in-flight messages (Redis unacked hash)."),
+    "requeue": ("celerytool.cli.requeue", "Return in-flight messages to their queue (Redis)."),
+    "export": ("celerytool.cli.export", "Write a queue's messages to NDJSON, byte-exact."),
+    "import": ("celerytool.cli.import_", "Republish messages from an export file."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if _available(name)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = COMMANDS.get(name)
+        if entry is None or not _available(name):
+            return None
+        module = importlib.import_module(entry[0])
+        return getattr(module, "command")
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; turn expected failures into one line and an exit code."""
+        from celerytool.errors import CeleryToolError, ExitCode
+        from celerytool.urls import redact_text
+
+        try:
+            rv = super().invoke(ctx)
+        except CeleryToolError as exc:
+            click.echo(f"celerytool: error: {redact_text(exc.message)}", err=True)
+            ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("celerytool: interrupted", err=True)
+            ctx.exit(ExitCode.INTERRUPTED)
+        except BrokenPipeError:
+            # the reader (head, less) went away: not an error of ours
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug: one line, traceback on demand
+            if os.environ.get("CELERYTOOL_DEBUG"):
+                raise
+            click.echo(
+                f"celerytool: internal error: {type(exc).__name__}: {redact_text(str(exc))} "
+                "(set CELERYTOOL_DEBUG=1 for a traceback)",
+                err=True,
+            )
+            ctx.exit(ExitCode.SOFTWARE)
+        if isinstance(rv, int) and rv:
+            ctx.exit(rv)
+        return rv
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _available(name: str) -> bool:
+    module = COMMANDS[name][0]
+    path = os.path.join(os.path.dirname(__file__), module.rsplit(".", 1)[1] + ".py")
+    return os.path.exists(path)
+
+
+EPILOG = """\b
+Examples:
+  celerytool queues -b redis://localhost:6379/0
+  celerytool peek celery -n 5
+  celerytool peek celery --all -o ndjson | jq -r .task | sort | uniq -c
+  celerytool decode < message.json
+
+\b
+Exit codes: 0 ok, 1 failure, 2 usage, 3 not ready, 65 bad data,
+66 not found, 69 broker unreachable, 124 timeout, 130 interrupted.
+"""
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="celerytool")
+@shared_options
+@click.pass_context
+def cli(ctx: click.Context, **shared: Any) -> None:
+    """See inside and repair Celery brokers and result backends.
+
+    Connects from a URL alone (-b, or CELERY_BROKER_URL); never imports your
+    Celery app. Connection and output options work before or after the command.
+    """
+    ctx.obj = {k: v for k, v in shared.items() if v is not None}
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="celerytool")

@@ -1,0 +1,191 @@
+"""Options every command shares, and the App object that commands receive.
+
+The same options are accepted on the root group and on each subcommand;
+the subcommand's value wins, then the root's, then the environment.  The
+broker is opened lazily, so --help and usage errors never connect.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+DEFAULT_BROKER = "redis://localhost:6379/0"
+
+
+def _steps(value: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(sorted({int(x) for x in value.replace(" ", "").split(",") if x != ""}))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not steps or steps[0] != 0 or any(s < 0 or s > 255 for s in steps):
+        raise click.BadParameter("priority steps must start at 0, e.g. 0,3,6,9")
+    return steps
+
+
+def _size(value: str) -> int:
+    text = value.strip().upper()
+    mult = 1
+    for suffix, m in (("KB", 1024), ("MB", 1024**2), ("GB", 1024**3), ("K", 1024), ("M", 1024**2), ("G", 1024**3)):
+        if text.endswith(suffix):
+            text, mult = text[: -len(suffix)], m
+            break
+    try:
+        n = int(float(text) * mult)
+    except ValueError:
+        raise click.BadParameter(f"expected a size such as 64M, got {value!r}") from None
+    if n <= 0:
+        raise click.BadParameter("size must be positive")
+    return n
+
+
+class Converted(click.ParamType):
+    def __init__(self, name: str, fn: Callable[[str], Any]) -> None:
+        self.name = name
+        self.fn = fn
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.fn(value)
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("-b", "--broker"), dict(metavar="URL", help=f"Broker URL [env CELERY_BROKER_URL; default {DEFAULT_BROKER}].")),
+    (("--backend",), dict(metavar="URL", help="Result backend URL [env CELERY_RESULT_BACKEND; default: the broker when it is Redis].")),
+    (("-o", "--output"), dict(type=click.Choice(["table", "json", "ndjson"]), help="Output format [default: table].")),
+    (("--keyprefix", "global_keyprefix"), dict(metavar="PREFIX", help="kombu Redis transport option global_keyprefix.")),
+    (("--priority-steps",), dict(type=Converted("steps", _steps), metavar="0,3,6,9", help="kombu Redis priority_steps.")),
+    (("--sep",), dict(metavar="SEP", help="kombu Redis separator for priority lists and bindings [default \\x06\\x16].")),
+    (("--max-size",), dict(type=Converted("size", _size), metavar="SIZE", help="Largest body to decode or decompress [default 64M].")),
+    (("--connect-timeout",), dict(type=click.FloatRange(0.1, 600), metavar="S", help="Seconds to wait for the broker [default 5].")),
+    (("--management-url",), dict(metavar="URL", help="RabbitMQ management API [default http://<host>:15672 with the broker's credentials].")),
+]
+SHARED_KEYS = ["broker", "backend", "output", "global_keyprefix", "priority_steps", "sep", "max_size",
+               "connect_timeout", "management_url"]
+
+
+def shared_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for decls, attrs in reversed(SHARED):
+        f = click.option(*decls, default=None, show_envvar=False, **attrs)(f)
+    return f
+
+
+def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared options to a command and pass it an ``App`` first."""
+
+    @functools.wraps(f)
+    def wrapper(**kwargs: Any) -> Any:
+        given = {k: kwargs.pop(k) for k in SHARED_KEYS}
+        ctx = click.get_current_context()
+        root = ctx.find_root().obj or {}
+        merged = {k: (given[k] if given[k] is not None else root.get(k)) for k in SHARED_KEYS}
+        app = App(**merged)
+        ctx.call_on_close(app.close)
+        return f(app, **kwargs)
+
+    return shared_options(wrapper)
+
+
+def _unescape(sep: str) -> str:
+    return sep.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in sep else sep
+
+
+@dataclass
+class App:
+    broker: str | None = None
+    backend: str | None = None
+    output: str | None = None
+    global_keyprefix: str | None = None
+    priority_steps: tuple[int, ...] | None = None
+    sep: str | None = None
+    max_size: int | None = None
+    connect_timeout: float | None = None
+    management_url: str | None = None
+    _opened: list[Any] = field(default_factory=list)
+
+    @property
+    def fmt(self) -> str:
+        return self.output or os.environ.get("CELERYTOOL_OUTPUT") or "table"
+
+    @functools.cached_property
+    def broker_url(self) -> Any:
+        from celerytool.urls import parse_url
+
+        return parse_url(self.broker or os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER)
+
+    @functools.cached_property
+    def backend_url(self) -> Any:
+        from celerytool.errors import UsageError
+        from celerytool.urls import parse_url
+
+        raw = self.backend or os.environ.get("CELERY_RESULT_BACKEND")
+        if raw:
+            return parse_url(raw)
+        if self.broker_url.kind == "redis":
+            return self.broker_url
+        raise UsageError("no result backend: give --backend URL (or CELERY_RESULT_BACKEND)")
+
+    def broker_options(self, **extra: Any) -> Any:
+        from celerytool.brokers.base import DEFAULT_PRIORITY_STEPS, DEFAULT_SEP, BrokerOptions
+        from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
+
+        return BrokerOptions(
+            global_keyprefix=self.global_keyprefix or "",
+            sep=_unescape(self.sep) if self.sep else DEFAULT_SEP,
+            priority_steps=self.priority_steps or DEFAULT_PRIORITY_STEPS,
+            connect_timeout=self.connect_timeout or 5.0,
+            limits=Limits(max_bytes=self.max_size) if self.max_size else DEFAULT_LIMITS,
+            management_url=self.management_url,
+            **extra,
+        )
+
+    def open_broker(self, url: Any = None, **extra: Any) -> Any:
+        from celerytool.brokers import open_broker
+
+        broker = open_broker(url or self.broker_url, self.broker_options(**extra))
+        self._opened.append(broker)
+        return broker
+
+    def limits(self) -> Any:
+        return self.broker_options().limits
+
+    def emit(self, records: Iterable[Any], kind: str) -> int:
+        from celerytool.render import emit
+
+        return emit(records, self.fmt, kind)
+
+    def emit_one(self, record: Any, kind: str) -> None:
+        from celerytool.render import emit_one
+
+        emit_one(record, self.fmt, kind)
+
+    def flush_warnings(self) -> None:
+        from celerytool.render import warn
+
+        for b in self._opened:
+            for w in getattr(b, "warnings", []):
+                warn(w)
+            if hasattr(b, "warnings"):
+                b.warnings.clear()
+
+    def close(self) -> None:
+        self.flush_warnings()
+        for b in self._opened:
+            try:
+                b.close()
+            except Exception:
+                pass
+
+    @staticmethod
+    def stderr_is_tty() -> bool:
+        return sys.stderr.isatty()

@@ -1,0 +1,56 @@
+"""celerytool peek: the next messages of a queue, decoded, without changing it."""
+
+from __future__ import annotations
+
+import click
+
+from celerytool.cli.options import with_app
+
+
+@click.command("peek")
+@click.argument("queue")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many messages, from the next one.")
+@click.option("--all", "all_", is_flag=True, help="Every message, streamed in bounded memory.")
+@click.option("--raw", is_flag=True, help="Include the stored bytes of every message (tagged, see README).")
+@with_app
+def command(app, queue, limit, all_, raw):
+    """Show the next messages of QUEUE in the order a worker would get them.
+
+    Priority sub-lists are read in consumption order. Nothing is removed or
+    changed on Redis. Bodies are decoded from json, pickle (never executed),
+    msgpack and yaml, with any compression Celery uses. A message that cannot
+    be decoded is shown with its error and raw bytes; the others follow.
+
+    On RabbitMQ, messages are fetched without ack and returned with
+    basic.nack(requeue=True): they come back marked redelivered, and a
+    consumer running at the same time may receive them in between.
+
+    \b
+    Examples:
+      celerytool peek celery
+      celerytool peek celery -n 1 -o json | jq '.[0].args'
+      celerytool peek celery --all -o ndjson > celery.ndjson
+    """
+    broker = app.open_broker()
+    messages = broker.peek(queue, None if all_ else limit)
+    if raw:
+        from celerytool.render import emit
+
+        app.emit(_RawJson(m) for m in messages) if app.fmt != "table" else emit(messages, "table", "message")
+        return
+    count = app.emit(messages, "message")
+    if count == 0 and app.fmt == "table":
+        from celerytool.render import note
+
+        note(f"queue {queue!r} is empty")
+
+
+class _RawJson:
+    __slots__ = ("m",)
+
+    def __init__(self, m):
+        self.m = m
+
+    def to_json(self):
+        return self.m.to_json(include_raw=True)

@@ -1,0 +1,163 @@
+"""The data celerytool shows: frozen dataclasses with ``to_json()``.
+
+Adapters and codecs return these; ``render`` formats them.  The JSON field
+names are a stable contract (see README, "Machine output").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from celerytool.jsonable import to_jsonable
+
+
+@dataclass(frozen=True)
+class Message:
+    """One decoded task message (or a record of why it could not be decoded)."""
+
+    queue: str | None = None
+    position: int | None = None  # 0 = the next one a worker would receive
+    priority: int | None = None
+    id: str | None = None
+    task: str | None = None
+    args: Any = None
+    kwargs: Any = None
+    eta: str | None = None
+    expires: str | None = None
+    retries: int | None = None
+    protocol: int | None = None  # Celery task protocol, 1 or 2
+    content_type: str | None = None
+    content_encoding: str | None = None
+    compression: str | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    embed: dict[str, Any] = field(default_factory=dict)
+    size: int = 0  # bytes of the raw envelope as stored
+    error: str | None = None
+    raw: bytes | None = None  # the stored bytes, kept for errors and export
+    redelivered: bool | None = None  # RabbitMQ only
+    extra: dict[str, Any] = field(default_factory=dict)  # adapter-specific fields
+
+    def to_json(self, *, include_raw: bool | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "queue": self.queue,
+            "position": self.position,
+            "priority": self.priority,
+            "id": self.id,
+            "task": self.task,
+            "args": to_jsonable(self.args),
+            "kwargs": to_jsonable(self.kwargs),
+            "eta": self.eta,
+            "expires": self.expires,
+            "retries": self.retries,
+            "protocol": self.protocol,
+            "content_type": self.content_type,
+            "content_encoding": self.content_encoding,
+            "compression": self.compression,
+            "headers": to_jsonable(self.headers),
+            "properties": to_jsonable(self.properties),
+            "embed": to_jsonable(self.embed),
+            "size": self.size,
+            "error": self.error,
+        }
+        if self.redelivered is not None:
+            out["redelivered"] = self.redelivered
+        for k, v in self.extra.items():
+            out[k] = to_jsonable(v)
+        if include_raw or (include_raw is None and self.error is not None):
+            out["raw"] = to_jsonable(self.raw) if self.raw is not None else None
+        return out
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    name: str
+    messages: int  # ready messages, all priority sub-lists together
+    priorities: dict[str, int] = field(default_factory=dict)  # bucket -> count (Redis)
+    unacked: int | None = None
+    consumers: int | None = None
+    type: str | None = None  # RabbitMQ: classic / quorum / stream
+    arguments: dict[str, Any] = field(default_factory=dict)
+    exists: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "messages": self.messages,
+            "priorities": dict(self.priorities),
+            "exists": self.exists,
+        }
+        if self.unacked is not None:
+            out["unacked"] = self.unacked
+        if self.consumers is not None:
+            out["consumers"] = self.consumers
+        if self.type is not None:
+            out["type"] = self.type
+        if self.arguments:
+            out["arguments"] = to_jsonable(self.arguments)
+        return out
+
+
+@dataclass(frozen=True)
+class Binding:
+    exchange: str
+    routing_key: str
+    pattern: str
+    queue: str
+    exchange_type: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "exchange": self.exchange,
+            "routing_key": self.routing_key,
+            "pattern": self.pattern,
+            "queue": self.queue,
+        }
+        if self.exchange_type is not None:
+            out["exchange_type"] = self.exchange_type
+        return out
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a result backend holds for one task id (PENDING when nothing)."""
+
+    id: str
+    status: str
+    result: Any = None
+    traceback: str | None = None
+    date_done: str | None = None
+    children: Any = None
+    name: str | None = None
+    args: Any = None
+    kwargs: Any = None
+    worker: str | None = None
+    retries: int | None = None
+    queue: str | None = None
+    group_id: str | None = None
+    parent_id: str | None = None
+    exception: dict[str, Any] | None = None  # {"type", "module", "message"}
+    group: bool = False  # a celery-taskset-meta-* group result
+    error: str | None = None  # why the stored value could not be decoded
+    meta: dict[str, Any] = field(default_factory=dict)  # everything stored, as stored
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "result": to_jsonable(self.result),
+            "traceback": self.traceback,
+            "date_done": self.date_done,
+            "children": to_jsonable(self.children),
+            "exception": self.exception,
+        }
+        for key in ("name", "args", "kwargs", "worker", "retries", "queue", "group_id", "parent_id"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = to_jsonable(value)
+        if self.group:
+            out["group"] = True
+        if self.error is not None:
+            out["error"] = self.error
+        return out

@@ -1,0 +1,75 @@
+"""The only place that formats output: tables for people, JSON / NDJSON for machines.
+
+stdout carries data only.  ``json`` is one array (or one object for a single
+record), ``ndjson`` one compact object per line, streamed as records come;
+``table`` is a rich table.  Words for people go to stderr via ``note``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+FORMATS = ("table", "json", "ndjson")
+
+
+def _json_of(record: Any) -> Any:
+    return record.to_json() if hasattr(record, "to_json") else record
+
+
+def dumps(obj: Any, *, compact: bool = True) -> str:
+    if compact:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(obj, ensure_ascii=False, indent=2)
+
+
+def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = None) -> int:
+    """Write records in ``fmt``; return how many were written."""
+    out = out or sys.stdout
+    count = 0
+    if fmt == "ndjson":
+        write = out.write
+        for record in records:
+            write(dumps(_json_of(record)) + "\n")
+            count += 1
+        out.flush()
+        return count
+    if fmt == "json":
+        out.write("[")
+        for record in records:
+            out.write(("\n" if count == 0 else ",\n") + dumps(_json_of(record)))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+        out.flush()
+        return count
+    from celerytool.render.table import render_table
+
+    rows = list(records)
+    render_table(rows, kind, out)
+    return len(rows)
+
+
+def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> None:
+    """One record: a JSON object (not an array) for json/ndjson."""
+    out = out or sys.stdout
+    if fmt == "json":
+        out.write(dumps(_json_of(record), compact=False) + "\n")
+    elif fmt == "ndjson":
+        out.write(dumps(_json_of(record)) + "\n")
+    else:
+        from celerytool.render.table import render_table
+
+        render_table([record], kind, out)
+    out.flush()
+
+
+def note(message: str) -> None:
+    """A line for people, on stderr."""
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    note(f"warning: {message}")

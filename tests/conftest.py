@@ -1,0 +1,103 @@
+"""Fixtures: a private real redis-server, a Celery app that produces real messages,
+and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from services import start_redis  # noqa: E402
+
+os.environ.setdefault("C_FORCE_ROOT", "1")
+for var in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERYTOOL_OUTPUT"):
+    os.environ.pop(var, None)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """A clean database on the private server, for one test."""
+    import redis
+
+    client = redis.Redis(port=redis_server.port)
+    client.flushall()
+    client.close()
+    return redis_server.url(0)
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def make_app(broker: str, backend: str | None = None, **conf):
+    from celery import Celery
+
+    app = Celery("celerytool_tests", broker=broker, backend=backend or broker, set_as_current=False)
+    app.conf.update(
+        accept_content=["json", "pickle", "msgpack", "yaml"],
+        result_accept_content=["json", "pickle", "msgpack", "yaml"],
+        broker_connection_retry_on_startup=False,
+        broker_connection_max_retries=1,
+        **conf,
+    )
+    return app
+
+
+@pytest.fixture
+def celery_app(redis_url):
+    app = make_app(redis_url)
+    yield app
+    app.close()
+
+
+class Result:
+    def __init__(self, r):
+        self.exit_code = r.exit_code
+        self.stdout = r.stdout
+        self.stderr = r.stderr
+        self.exception = r.exception
+
+    def json(self):
+        import json
+
+        return json.loads(self.stdout)
+
+    def ndjson(self):
+        import json
+
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def __repr__(self):
+        return f"<Result exit={self.exit_code} stdout={self.stdout[:500]!r} stderr={self.stderr[-500:]!r}>"
+
+
+@pytest.fixture
+def run():
+    """Run celerytool in-process: run('peek', 'celery', '-b', url) -> Result."""
+    from celerytool.cli import cli
+
+    def _run(*args, input=None, env=None):
+        runner = CliRunner()
+        r = runner.invoke(cli, [str(a) for a in args], input=input, env=env, catch_exceptions=True)
+        if r.exception and not isinstance(r.exception, SystemExit):
+            raise r.exception
+        return Result(r)
+
+    return _run
