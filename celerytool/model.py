@@ -161,3 +161,21 @@ class TaskResult:
         if self.error is not None:
             out["error"] = self.error
         return out
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message ready to publish: body already serialized (and compressed).
+
+    ``properties`` holds the AMQP-style properties kombu sets (correlation_id,
+    reply_to, delivery_mode, priority, expiration, ...); each adapter maps this
+    onto its broker (a kombu envelope LPUSHed on Redis, basic.publish on AMQP).
+    """
+
+    body: bytes
+    content_type: str
+    content_encoding: str
+    headers: dict[str, Any]
+    properties: dict[str, Any]
+    exchange: str = ""
+    routing_key: str = "celery"

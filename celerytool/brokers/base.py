@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
-from celerytool.model import Binding, Message, QueueInfo
+from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
 
 DEFAULT_SEP = "\x06\x16"
 DEFAULT_PRIORITY_STEPS = (0, 3, 6, 9)
@@ -44,6 +44,14 @@ class Broker(Protocol):
 
     def peek(self, queue: str, limit: int | None = 10) -> Iterator[Message]:
         """Messages in consumption order, without changing the queue."""
+        ...
+
+    def publish(self, messages: Iterable[OutgoingMessage]) -> int:
+        """Publish as kombu would (routing included); return how many were sent.
+
+        Raises CeleryToolError (exit 1) for an unroutable message and
+        BrokerUnavailable (exit 69) when the broker cannot be reached.
+        """
         ...
 
     def close(self) -> None: ...
