@@ -101,3 +101,40 @@ def run():
         return Result(r)
 
     return _run
+
+
+# --- RabbitMQ: a vhost of our own for the session, emptied before each test ------------
+
+@pytest.fixture(scope="session")
+def rabbit_vhost():
+    from services import new_vhost
+
+    vhost = new_vhost()
+    yield vhost
+    vhost.delete()
+
+
+@pytest.fixture
+def amqp_url(rabbit_vhost):
+    """amqp:// URL of the session vhost, with no queues left from earlier tests."""
+    rabbit_vhost.delete_queues()
+    return rabbit_vhost.url()
+
+
+@pytest.fixture
+def pika_channel(amqp_url):
+    """A plain pika channel on the test vhost, to set up and check independently of celerytool."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    yield conn.channel()
+    if conn.is_open:
+        conn.close()
+
+
+@pytest.fixture
+def amqp_celery_app(amqp_url):
+    """A Celery app producing onto the test vhost (no result backend)."""
+    app = make_app(amqp_url, backend="disabled://")
+    yield app
+    app.close()

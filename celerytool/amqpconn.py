@@ -1,0 +1,192 @@
+"""One place that opens a pika connection from an amqp:// URL and translates its errors.
+
+Failover URLs (``amqp://h1;amqp://h2``) are tried in order; TLS options come
+from the query string; every timeout is short so that an unreachable broker
+is reported (exit 69) within a few seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound, UsageError
+from celerytool.urls import BrokerURL
+
+_TRUE = {"1", "true", "yes", "on"}
+_CERT_REQS = {
+    "cert_none": ssl.CERT_NONE, "none": ssl.CERT_NONE, "verify_none": ssl.CERT_NONE, "false": ssl.CERT_NONE,
+    "cert_optional": ssl.CERT_OPTIONAL, "optional": ssl.CERT_OPTIONAL,
+    "cert_required": ssl.CERT_REQUIRED, "required": ssl.CERT_REQUIRED, "verify_peer": ssl.CERT_REQUIRED,
+}
+
+
+def _q(url: BrokerURL, *names: str) -> str | None:
+    query = {k.lower(): v for k, v in url.query.items()}
+    for name in names:
+        if name in query:
+            return query[name]
+    return None
+
+
+def _seconds(url: BrokerURL, name: str, default: float | None) -> float | None:
+    text = _q(url, name)
+    if text is None or text == "":
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{name}={text!r} in {url.redacted()} is not a number of seconds") from None
+
+
+def ssl_options(url: BrokerURL) -> Any:
+    """pika SSLOptions from kombu-style query options, or None for plain AMQP."""
+    if not url.tls:
+        return None
+    import pika
+
+    cafile = _q(url, "ssl_ca_certs", "ca_certs", "cacertfile")
+    context = ssl.create_default_context(cafile=cafile or None)
+    reqs = _q(url, "ssl_cert_reqs", "cert_reqs", "verify")
+    check = _q(url, "ssl_check_hostname", "check_hostname")
+    if reqs is not None:
+        key = reqs.lower()
+        if key not in _CERT_REQS:
+            raise UsageError(f"ssl_cert_reqs={reqs!r}: use CERT_NONE, CERT_OPTIONAL or CERT_REQUIRED")
+        if _CERT_REQS[key] == ssl.CERT_NONE:
+            context.check_hostname = False
+        context.verify_mode = _CERT_REQS[key]
+    if check is not None:
+        context.check_hostname = check.lower() in _TRUE and context.verify_mode != ssl.CERT_NONE
+    certfile = _q(url, "ssl_certfile", "certfile")
+    if certfile:
+        context.load_cert_chain(certfile, _q(url, "ssl_keyfile", "keyfile") or None)
+    server_hostname = _q(url, "server_hostname", "ssl_server_hostname") or url.host
+    return pika.SSLOptions(context, server_hostname)
+
+
+def parameters(url: BrokerURL, connect_timeout: float) -> Any:
+    """pika ConnectionParameters for one host of ``url``: one attempt, short timeouts."""
+    import pika
+
+    timeout = _seconds(url, "connect_timeout", connect_timeout) or connect_timeout
+    heartbeat = _seconds(url, "heartbeat", None)
+    try:
+        return pika.ConnectionParameters(
+            host=url.host,
+            port=url.port or (5671 if url.tls else 5672),
+            virtual_host=url.vhost,
+            credentials=pika.PlainCredentials(url.username or "guest", url.password or ""),
+            connection_attempts=1,
+            retry_delay=0,
+            socket_timeout=timeout,
+            stack_timeout=timeout + 1,
+            blocked_connection_timeout=max(timeout, 10.0),
+            heartbeat=None if heartbeat is None else int(heartbeat),
+            ssl_options=ssl_options(url),
+            client_properties={"connection_name": "celerytool"},
+        )
+    except (TypeError, ValueError, OSError, ssl.SSLError) as exc:
+        raise UsageError(url.scrub(f"bad connection options in {url.redacted()}: {exc}")) from None
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason from a pika exception (they nest their causes in args)."""
+    import pika.exceptions as pex
+
+    if isinstance(exc, (pex.ConnectionClosed, pex.ChannelClosed)):
+        return f"({exc.reply_code}) {exc.reply_text}"
+    if isinstance(exc, (pex.ProbableAuthenticationError, pex.ProbableAccessDeniedError)) and exc.args:
+        inner = exc.args[0]
+        return describe(inner) if isinstance(inner, BaseException) else str(inner)
+    if isinstance(exc, pex.AMQPConnectionError) and exc.args:
+        inner = exc.args[0]
+        if isinstance(inner, BaseException):
+            return describe(inner)
+        text = str(inner)
+        return text.split(": ", 1)[1] if text.startswith("AMQPConnector") and ": " in text else text
+    return str(exc) or type(exc).__name__
+
+
+def connect(url: BrokerURL, *, connect_timeout: float = 5.0) -> tuple[Any, BrokerURL]:
+    """Open a BlockingConnection to the first host that answers; return it and its URL."""
+    import pika
+    import pika.exceptions as pex
+
+    install_table_codecs()
+    failures: list[str] = []
+    auth_failed = False
+    for one in (url.without_alternates(), *url.alternates):
+        where = one.redacted()
+        try:
+            return pika.BlockingConnection(parameters(one, connect_timeout)), one
+        except (pex.ProbableAuthenticationError, pex.AuthenticationError) as exc:
+            auth_failed = True
+            failures.append(f"authentication failed for user {one.username!r} at {where}: {describe(exc)}")
+        except pex.ProbableAccessDeniedError as exc:
+            failures.append(f"vhost {one.vhost!r} at {where} is missing or not permitted "
+                            f"for user {one.username!r}: {describe(exc)}")
+        except (pex.AMQPError, OSError, ssl.SSLError) as exc:
+            failures.append(f"cannot reach RabbitMQ at {where}: {describe(exc)}")
+    text = "; ".join(failures)
+    if auth_failed and len(failures) == 1:
+        text += " (check the user and password in the URL)"
+    raise BrokerUnavailable(url.scrub(text))
+
+
+@contextlib.contextmanager
+def amqp_errors(url: BrokerURL, doing: str = "") -> Iterator[None]:
+    """Turn pika exceptions raised after connecting into one-line CeleryToolErrors."""
+    import pika.exceptions as pex
+
+    during = f" while {doing}" if doing else ""
+    try:
+        yield
+    except pex.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            raise NotFound(url.scrub(f"{exc.reply_text} ({url.redacted()})")) from None
+        if exc.reply_code == 403:
+            raise BrokerUnavailable(url.scrub(f"RabbitMQ refused{during}: {exc.reply_text}")) from None
+        raise CeleryToolError(url.scrub(f"RabbitMQ closed the channel{during}: {describe(exc)}")) from None
+    except (pex.AMQPConnectionError, pex.AMQPChannelError, OSError) as exc:
+        raise BrokerUnavailable(url.scrub(
+            f"connection to RabbitMQ at {url.redacted()} lost{during}: {describe(exc)}")) from None
+
+
+def install_table_codecs() -> None:
+    """Make pika's header-table codec agree with py-amqp (what Celery uses) on floats.
+
+    py-amqp writes floats as AMQP doubles ('d') and tuples as arrays; pika 1.x
+    refuses to encode either and decodes 'd' and 'f' through ``int()``, so
+    Celery's ``timelimit: [30.5, null]`` would read as 30.  This adds exactly
+    those cases to ``pika.data`` and leaves every other type to pika.
+    """
+    import pika.data
+
+    if getattr(pika.data.encode_value, "celerytool", False):
+        return
+    encode_original = pika.data.encode_value
+    decode_original = pika.data.decode_value
+
+    def encode_value(pieces: list[bytes], value: Any) -> int:
+        if isinstance(value, float):
+            pieces.append(struct.pack(">cd", b"d", value))
+            return 9
+        if isinstance(value, tuple):
+            value = list(value)
+        return encode_original(pieces, value)
+
+    def decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
+        kind = encoded[offset:offset + 1]
+        if kind == b"d":
+            return struct.unpack_from(">d", encoded, offset + 1)[0], offset + 9
+        if kind == b"f":
+            return struct.unpack_from(">f", encoded, offset + 1)[0], offset + 5
+        return decode_original(encoded, offset)
+
+    encode_value.celerytool = True  # type: ignore[attr-defined]
+    pika.data.encode_value = encode_value
+    pika.data.decode_value = decode_value

@@ -1,0 +1,288 @@
+"""RabbitMQ broker adapter: pika for AMQP 0-9-1, the management API for listings.
+
+See shared/reference/celery-wire-format.md section 5.  A message body is the
+raw serialized bytes (no envelope, no base64); Celery's headers are the AMQP
+``application_headers``.  AMQP has no true peek: messages are fetched without
+ack and returned with ``basic.nack(requeue=True)``, which marks them
+redelivered; a connection that drops returns them by the broker's own rule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from typing import Any
+
+from celerytool.amqpconn import amqp_errors, connect
+from celerytool.brokers.base import BrokerOptions, is_internal_queue
+from celerytool.brokers.management import ManagementAPI, ManagementError
+from celerytool.codecs import decode_payload
+from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound
+from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
+from celerytool.urls import BrokerURL
+
+MAX_PREFETCH = 65535  # basic.qos prefetch-count is a 16-bit field
+IDLE_SECONDS = 1.0  # stop a peek when the broker sends nothing for this long
+# BasicProperties fields shown in Message.properties (content type/encoding
+# and headers have fields of their own), as kombu names them.
+PROPERTY_NAMES = ("correlation_id", "reply_to", "delivery_mode", "priority", "expiration",
+                  "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
+
+
+class AmqpBroker:
+    kind = "amqp"
+
+    def __init__(self, url: BrokerURL, options: BrokerOptions) -> None:
+        self.url = url
+        self.options = options
+        self.warnings: list[str] = []
+        self.connected_url = url.without_alternates()
+
+    # -- connections ------------------------------------------------------------------
+    @cached_property
+    def connection(self) -> Any:
+        conn, self.connected_url = connect(self.url, connect_timeout=self.options.connect_timeout)
+        return conn
+
+    def channel(self) -> Any:
+        with self.errors("opening a channel"):
+            return self.connection.channel()
+
+    def errors(self, doing: str = "") -> Any:
+        return amqp_errors(self.connected_url, doing)
+
+    def close(self) -> None:
+        conn = self.__dict__.pop("connection", None)
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except Exception:  # closing a dead connection: nothing left to return
+                pass
+
+    @cached_property
+    def management(self) -> ManagementAPI:
+        return ManagementAPI.for_broker(self.url.without_alternates(), self.options.management_url,
+                                        self.options.connect_timeout)
+
+    def _management_rows(self, what: str) -> list[dict[str, Any]]:
+        """One listing from the management API; ManagementError when it is down."""
+        vhost = self.url.vhost
+        try:
+            rows = getattr(self.management, what)(vhost)
+        except ManagementError as exc:
+            if exc.status == 404:
+                raise BrokerUnavailable(f"vhost {vhost!r} not found by the management API at "
+                                        f"{self.management}") from None
+            raise
+        return rows
+
+    # -- queues -----------------------------------------------------------------------
+    def queues(self, names: Iterable[str] = ()) -> list[QueueInfo]:
+        named = list(dict.fromkeys(names))
+        try:
+            rows = self._management_rows("queues")
+        except ManagementError as exc:
+            return self._queues_by_declare(named or ["celery"], exc)
+        listed = {str(r.get("name")): r for r in rows}
+        keep = [n for n in sorted(listed) if self.options.include_internal or not is_internal_queue(n)
+                or n in named]
+        # a queue created after the plugin's last statistics sample has no counts yet
+        fresh = [n for n in keep if "messages_ready" not in listed[n]]
+        live = self._passive_counts(fresh) if fresh else {}
+        out = [self._queue_info(listed[n], live.get(n)) for n in keep]
+        out += [QueueInfo(name=n, messages=0, exists=False) for n in named if n not in listed]
+        return out
+
+    @staticmethod
+    def _queue_info(row: dict[str, Any], live: tuple[int, int] | None) -> QueueInfo:
+        arguments = row.get("arguments") if isinstance(row.get("arguments"), dict) else {}
+        if live is not None:
+            messages, unacked, consumers = live[0], None, live[1]
+        else:
+            messages = int(row.get("messages_ready") or 0)
+            unacked = int(row.get("messages_unacknowledged") or 0)
+            consumers = int(row.get("consumers") or 0)
+        return QueueInfo(name=str(row.get("name")), messages=messages, unacked=unacked,
+                         consumers=consumers, type=str(row.get("type") or "classic"),
+                         arguments=dict(arguments or {}))
+
+    def _queues_by_declare(self, names: list[str], exc: ManagementError) -> list[QueueInfo]:
+        shown = ", ".join(repr(n) for n in names)
+        self.warnings.append(
+            f"management API at {self.management} unavailable ({exc}): cannot list the queues of "
+            f"vhost {self.url.vhost!r}; showing only {shown} by passive declare (ready messages and "
+            "consumers; no unacked counts, types or arguments). Give --management-url if it runs elsewhere.")
+        counts = self._passive_counts(names)
+        return [QueueInfo(name=n, messages=counts[n][0], consumers=counts[n][1]) if n in counts
+                else QueueInfo(name=n, messages=0, exists=False) for n in names]
+
+    def _passive_counts(self, names: list[str]) -> dict[str, tuple[int, int]]:
+        """(ready, consumers) by passive queue.declare; missing queues are left out."""
+        import pika.exceptions as pex
+
+        out: dict[str, tuple[int, int]] = {}
+        ch = self.channel()
+        for name in names:
+            with self.errors(f"declaring queue {name!r} passively"):
+                try:
+                    ok = ch.queue_declare(name, passive=True).method
+                except pex.ChannelClosedByBroker as exc:  # the channel is closed after this
+                    if exc.reply_code != 404:
+                        self.warnings.append(f"queue {name!r}: ({exc.reply_code}) {exc.reply_text}")
+                    ch = self.connection.channel()
+                    continue
+            out[name] = (int(ok.message_count), int(ok.consumer_count))
+        if ch.is_open:
+            ch.close()
+        return out
+
+    def depth(self, queue: str) -> int:
+        """Ready messages in ``queue`` (passive declare); NotFound when it does not exist."""
+        counts = self._passive_counts([queue])
+        if queue not in counts:
+            raise NotFound(f"no queue named {queue!r} in vhost {self.url.vhost!r} on "
+                           f"{self.connected_url.redacted()} (`celerytool queues` lists the known ones)")
+        return counts[queue][0]
+
+    # -- bindings ---------------------------------------------------------------------
+    def bindings(self) -> list[Binding]:
+        try:
+            rows = self._management_rows("bindings")
+            types = {str(e.get("name")): str(e.get("type")) for e in self._management_rows("exchanges")}
+        except ManagementError as exc:
+            raise BrokerUnavailable(
+                f"RabbitMQ bindings can only be listed by the management API, and {self.management} "
+                f"is unavailable: {exc} (enable rabbitmq_management or give --management-url)") from None
+        out: list[Binding] = []
+        skipped = 0
+        for r in rows:
+            if r.get("destination_type") != "queue":
+                skipped += 1
+                continue
+            exchange = str(r.get("source") or "")
+            key = str(r.get("routing_key") or "")
+            etype = types.get(exchange, "direct")
+            out.append(Binding(exchange=exchange, routing_key=key, pattern=key if etype == "topic" else "",
+                               queue=str(r.get("destination")), exchange_type=etype))
+        if skipped:
+            self.warnings.append(f"left out {skipped} exchange-to-exchange binding(s)")
+        out.sort(key=lambda b: (b.exchange, b.queue, b.routing_key))
+        return out
+
+    # -- peek -------------------------------------------------------------------------
+    def peek(self, queue: str, limit: int | None = 10) -> Iterator[Message]:
+        """Fetch up to ``limit`` messages unacked on one channel, then nack them all back.
+
+        The number to wait for is the ready count at the start, so messages
+        published during the peek are not waited for, and a consumer that
+        takes messages meanwhile only shortens the listing (after IDLE_SECONDS).
+        """
+        want = self.depth(queue)
+        if limit is not None:
+            want = min(want, limit)
+        if want <= 0:
+            return
+        ch = self.channel()
+        try:
+            fetch = self._consume if want <= MAX_PREFETCH else self._get
+            for position, (method, props, body) in enumerate(fetch(ch, queue, want)):
+                yield self._decode(queue, position, method, props, body)
+        finally:
+            self._give_back(ch)
+
+    def _consume(self, ch: Any, queue: str, want: int) -> Iterator[tuple[Any, Any, bytes]]:
+        """basic.consume with prefetch ``want``: the broker pushes them all at once."""
+        inbox: deque[tuple[Any, Any, bytes]] = deque()
+        doing = f"peeking at {queue!r}"
+        with self.errors(doing):
+            ch.basic_qos(prefetch_count=want)
+            ch.basic_consume(queue, lambda _c, m, p, b: inbox.append((m, p, b)), auto_ack=False)
+        got = 0
+        idle_since = time.monotonic()
+        while got < want:
+            if not inbox:
+                with self.errors(doing):
+                    self.connection.process_data_events(time_limit=0.2)
+                if not inbox:
+                    if time.monotonic() - idle_since > IDLE_SECONDS:
+                        self._taken(queue, want - got)
+                        return
+                    continue
+                idle_since = time.monotonic()
+            yield inbox.popleft()
+            got += 1
+
+    def _get(self, ch: Any, queue: str, want: int) -> Iterator[tuple[Any, Any, bytes]]:
+        """basic.get one by one: beyond the 16-bit prefetch limit, memory stays bounded."""
+        for got in range(want):
+            with self.errors(f"peeking at {queue!r}"):
+                method, props, body = ch.basic_get(queue, auto_ack=False)
+            if method is None:
+                self._taken(queue, want - got)
+                return
+            yield method, props, body
+
+    def _taken(self, queue: str, missing: int) -> None:
+        self.warnings.append(f"queue {queue!r}: {missing} message(s) were taken by another consumer "
+                             "during the peek")
+
+    def _give_back(self, ch: Any) -> None:
+        """basic.nack(multiple, requeue) of everything delivered, then close the channel."""
+        if not ch.is_open or not self.connection.is_open:
+            return  # the broker requeues what a dead channel held
+        with self.errors("returning peeked messages"):
+            ch.basic_nack(delivery_tag=0, multiple=True, requeue=True)
+            ch.close()
+
+    def _decode(self, queue: str, position: int, method: Any, props: Any, body: bytes) -> Message:
+        properties: dict[str, Any] = {}
+        for name in PROPERTY_NAMES:
+            value = getattr(props, name, None)
+            if value is not None:
+                properties[name] = value
+        properties["delivery_info"] = {"exchange": method.exchange, "routing_key": method.routing_key}
+        headers = props.headers if isinstance(props.headers, dict) else {}
+        return decode_payload(body, props.content_type, props.content_encoding, headers, properties,
+                              queue=queue, position=position, priority=props.priority, size=len(body),
+                              raw=body, limits=self.options.limits, redelivered=bool(method.redelivered))
+
+    # -- publish ----------------------------------------------------------------------
+    def publish(self, messages: Iterable[OutgoingMessage]) -> int:
+        """basic.publish with publisher confirms and mandatory: nothing is dropped silently."""
+        import pika
+        import pika.exceptions as pex
+
+        ch = self.channel()
+        sent = 0
+        with self.errors("publishing"):
+            ch.confirm_delivery()
+        for m in messages:
+            where = f"exchange {m.exchange!r}" if m.exchange else "the default exchange"
+            p = m.properties
+            props = pika.BasicProperties(
+                content_type=m.content_type, content_encoding=m.content_encoding,
+                headers=m.headers or None, delivery_mode=p.get("delivery_mode", 2),
+                priority=p.get("priority"), correlation_id=p.get("correlation_id"),
+                reply_to=p.get("reply_to"),
+                expiration=None if p.get("expiration") is None else str(p["expiration"]),
+                message_id=p.get("message_id"), type=p.get("type"), app_id=p.get("app_id"))
+            with self.errors(f"publishing to {where}"):
+                try:
+                    ch.basic_publish(m.exchange, m.routing_key, m.body, props, mandatory=True)
+                except pex.UnroutableError:
+                    raise CeleryToolError(
+                        f"not sent: message with routing key {m.routing_key!r} to {where} is unroutable "
+                        f"(no queue bound to it in vhost {self.url.vhost!r}: start a worker for the "
+                        f"queue or declare it first); {sent} sent before it") from None
+                except pex.NackError:
+                    raise CeleryToolError(f"not sent: RabbitMQ refused the message to {where} "
+                                          f"(basic.nack); {sent} sent before it") from None
+                except pex.ChannelClosedByBroker as exc:
+                    raise CeleryToolError(f"not sent: ({exc.reply_code}) {exc.reply_text}; "
+                                          f"{sent} sent before it") from None
+            sent += 1
+        if ch.is_open:
+            ch.close()
+        return sent

@@ -1,0 +1,46 @@
+"""Helpers for RabbitMQ tests: plain pika reads that do not go through celerytool."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def depth(ch: Any, queue: str) -> int:
+    """Ready messages, by passive declare."""
+    return ch.queue_declare(queue, passive=True).method.message_count
+
+
+def drain(ch: Any, queue: str) -> list[tuple[bytes, Any]]:
+    """Take every ready message (acked): [(body, properties)] in delivery order."""
+    out = []
+    while True:
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            return out
+        out.append((body, props))
+
+
+def drain_ids(ch: Any, queue: str) -> list[str]:
+    """Celery task ids (protocol 2 header ``id``) of every ready message, in order, removing them."""
+    return [props.headers["id"] for _, props in drain(ch, queue)]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, every: float = 0.25) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s (last value {last!r})")
+
+
+def publish_plain(ch: Any, queue: str, bodies: list[bytes], **props: Any) -> None:
+    import pika
+
+    for body in bodies:
+        ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, **props))
