@@ -8,6 +8,7 @@ is reported (exit 69) within a few seconds.
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 import struct
 from collections.abc import Iterator
@@ -96,18 +97,19 @@ def parameters(url: BrokerURL, connect_timeout: float) -> Any:
 def describe(exc: BaseException) -> str:
     """A one-line reason from a pika exception (they nest their causes in args)."""
     import pika.exceptions as pex
+    from pika.adapters.utils import connection_workflow as cw
 
+    if isinstance(exc, cw.AMQPConnectorStackTimeout):
+        return "timed out waiting for the AMQP handshake"
+    if isinstance(exc, cw.AMQPConnectorPhaseErrorBase) and exc.exception is not None:
+        return describe(exc.exception)
     if isinstance(exc, (pex.ConnectionClosed, pex.ChannelClosed)):
         return f"({exc.reply_code}) {exc.reply_text}"
-    if isinstance(exc, (pex.ProbableAuthenticationError, pex.ProbableAccessDeniedError)) and exc.args:
-        inner = exc.args[0]
-        return describe(inner) if isinstance(inner, BaseException) else str(inner)
     if isinstance(exc, pex.AMQPConnectionError) and exc.args:
         inner = exc.args[0]
         if isinstance(inner, BaseException):
             return describe(inner)
-        text = str(inner)
-        return text.split(": ", 1)[1] if text.startswith("AMQPConnector") and ": " in text else text
+        return str(inner).removeprefix("ConnectionClosedByBroker: ")
     return str(exc) or type(exc).__name__
 
 
@@ -115,8 +117,13 @@ def connect(url: BrokerURL, *, connect_timeout: float = 5.0) -> tuple[Any, Broke
     """Open a BlockingConnection to the first host that answers; return it and its URL."""
     import pika
     import pika.exceptions as pex
+    from pika.adapters.utils import connection_workflow as cw
 
     install_table_codecs()
+    # pika logs connection failures with tracebacks; we report them as one line instead
+    pika_log = logging.getLogger("pika")
+    if not pika_log.handlers:
+        pika_log.addHandler(logging.NullHandler())
     failures: list[str] = []
     auth_failed = False
     for one in (url.without_alternates(), *url.alternates):
@@ -129,7 +136,8 @@ def connect(url: BrokerURL, *, connect_timeout: float = 5.0) -> tuple[Any, Broke
         except pex.ProbableAccessDeniedError as exc:
             failures.append(f"vhost {one.vhost!r} at {where} is missing or not permitted "
                             f"for user {one.username!r}: {describe(exc)}")
-        except (pex.AMQPError, OSError, ssl.SSLError) as exc:
+        except (pex.AMQPError, cw.AMQPConnectorException, cw.AMQPConnectionWorkflowFailed,
+                OSError, ssl.SSLError) as exc:
             failures.append(f"cannot reach RabbitMQ at {where}: {describe(exc)}")
     text = "; ".join(failures)
     if auth_failed and len(failures) == 1:

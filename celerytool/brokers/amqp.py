@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
-from celerytool.amqpconn import amqp_errors, connect
+from celerytool.amqpconn import amqp_errors, connect, describe
 from celerytool.brokers.base import BrokerOptions, is_internal_queue
 from celerytool.brokers.management import ManagementAPI, ManagementError
 from celerytool.codecs import decode_payload
@@ -179,9 +179,12 @@ class AmqpBroker:
         published during the peek are not waited for, and a consumer that
         takes messages meanwhile only shortens the listing (after IDLE_SECONDS).
         """
-        want = self.depth(queue)
+        want = self.depth(queue)  # now, not at the first next(): errors come before any output
         if limit is not None:
             want = min(want, limit)
+        return self._peek(queue, want)
+
+    def _peek(self, queue: str, want: int) -> Iterator[Message]:
         if want <= 0:
             return
         ch = self.channel()
@@ -229,12 +232,21 @@ class AmqpBroker:
                              "during the peek")
 
     def _give_back(self, ch: Any) -> None:
-        """basic.nack(multiple, requeue) of everything delivered, then close the channel."""
-        if not ch.is_open or not self.connection.is_open:
-            return  # the broker requeues what a dead channel held
-        with self.errors("returning peeked messages"):
-            ch.basic_nack(delivery_tag=0, multiple=True, requeue=True)
-            ch.close()
+        """basic.nack(multiple, requeue) of everything delivered, then close the channel.
+
+        If the connection is already gone the broker has requeued what it
+        held (its rule for unacked messages of a closed channel): say so.
+        """
+        import pika.exceptions as pex
+
+        try:
+            if ch.is_open:
+                ch.basic_nack(delivery_tag=0, multiple=True, requeue=True)
+                ch.close()
+        except (pex.AMQPConnectionError, pex.AMQPChannelError, OSError) as exc:
+            self.warnings.append(
+                f"the connection closed before the peeked messages were returned ({describe(exc)}); "
+                "RabbitMQ requeues the unacked messages of a closed connection itself")
 
     def _decode(self, queue: str, position: int, method: Any, props: Any, body: bytes) -> Message:
         properties: dict[str, Any] = {}
