@@ -117,6 +117,10 @@ def rabbit_vhost():
 @pytest.fixture
 def amqp_url(rabbit_vhost):
     """amqp:// URL of the session vhost, with no queues left from earlier tests."""
+    from kombu import pools
+
+    # kombu's global producer pools remember which queues they declared: forget the deleted ones
+    pools.reset()
     rabbit_vhost.delete_queues()
     return rabbit_vhost.url()
 
