@@ -188,10 +188,10 @@ def install_table_codecs() -> None:
         return encode_original(pieces, value)
 
     def decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
-        kind = encoded[offset:offset + 1]
-        if kind == b"d":
+        kind = encoded[offset]
+        if kind == 0x64:  # 'd'
             return struct.unpack_from(">d", encoded, offset + 1)[0], offset + 9
-        if kind == b"f":
+        if kind == 0x66:  # 'f'
             return struct.unpack_from(">f", encoded, offset + 1)[0], offset + 5
         return decode_original(encoded, offset)
 

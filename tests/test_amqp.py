@@ -140,10 +140,11 @@ def _task_bodies(n, prefix="m"):
     return [json.dumps([[i], {"tag": f"{prefix}{i}"}, {}]).encode() for i in range(n)]
 
 
-def _publish_tasks(ch, queue, n, prefix="m"):
+def _publish_tasks(ch, queue, n, prefix="m", declare=True):
     import pika
 
-    ch.queue_declare(queue, durable=True)
+    if declare:
+        ch.queue_declare(queue, durable=True)
     for i, body in enumerate(_task_bodies(n, prefix)):
         ch.basic_publish("", queue, body, pika.BasicProperties(
             content_type="application/json", content_encoding="utf-8", delivery_mode=2,
@@ -235,7 +236,7 @@ def test_connection_lost_mid_peek_is_one_error_and_loses_nothing(amqp_url, pika_
         assert "lost while peeking at 'drop'" in exc.message
     else:
         assert rest == [f"m{i}" for i in range(1, 50)]
-        assert "closed before the peeked messages were returned" in broker.warnings[0]
+        assert "closed before the peeked messages were returned" in broker.warnings[0], broker.warnings
     broker.close()
     wait_for(lambda: depth(pika_channel, "drop") == 50, timeout=10)
     assert drain_ids(pika_channel, "drop") == [f"m{i}" for i in range(50)]
@@ -253,11 +254,42 @@ def test_peek_stops_when_a_competing_consumer_takes_messages(amqp_url, pika_chan
         want = broker.depth("shared")
         for _ in range(2):  # a competing consumer takes two after the count was read
             pika_channel.basic_get("shared", auto_ack=True)
-        ch = broker.channel()
-        got = [props.headers["id"] for _, props, _ in broker._consume(ch, "shared", want)]
-        broker._give_back(ch)
+        from celerytool.brokers.amqp_peek import Peek
+
+        peek = Peek(broker, "shared", want)
+        got = [props.headers["id"] for _, props, _ in peek.deliveries()]
+        peek.finish()
     finally:
         broker.close()
     assert (want, got) == (4, ["m2", "m3"])
     assert broker.warnings == ["queue 'shared': 2 message(s) were taken by another consumer during the peek"]
     assert depth(pika_channel, "shared") == 2
+
+
+def test_peek_stream_queue_reads_from_the_first_offset(amqp_url, pika_channel, run):
+    """Streams keep messages whatever consumers do: read from offset 'first', nothing returned."""
+    pika_channel.queue_declare("log", durable=True, arguments={"x-queue-type": "stream"})
+    _publish_tasks(pika_channel, "log", 3, declare=False)
+    wait_for(lambda: depth(pika_channel, "log") == 3, timeout=10)
+    r = run("peek", "log", "-b", amqp_url, "-o", "json")
+    assert r.exit_code == 0, r
+    assert [m["id"] for m in r.json()] == ["m0", "m1", "m2"]
+    assert r.stderr == ""
+    again = run("peek", "log", "-n", "2", "-b", amqp_url, "-o", "json").json()
+    assert [m["id"] for m in again] == ["m0", "m1"]
+
+
+def test_stopping_early_returns_the_rest_too(amqp_url, pika_channel):
+    """A reader that stops after one message (`| head -1`): everything fetched goes back, in order."""
+    from celerytool.brokers import open_broker
+    from celerytool.urls import parse_url
+
+    _publish_tasks(pika_channel, "early", 30)
+    broker = open_broker(parse_url(amqp_url))
+    messages = broker.peek("early", 30)
+    assert next(messages).id == "m0"
+    messages.close()
+    assert depth(pika_channel, "early") == 30  # returned before the connection closes
+    broker.close()
+    assert broker.warnings == []
+    assert drain_ids(pika_channel, "early") == [f"m{i}" for i in range(30)]

@@ -9,13 +9,12 @@ redelivered; a connection that drops returns them by the broker's own rule.
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
-from celerytool.amqpconn import amqp_errors, connect, describe
+from celerytool.amqpconn import amqp_errors, connect
+from celerytool.brokers.amqp_peek import Peek
 from celerytool.brokers.base import BrokerOptions, is_internal_queue
 from celerytool.brokers.management import ManagementAPI, ManagementError
 from celerytool.codecs import decode_payload
@@ -23,8 +22,6 @@ from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound
 from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
 from celerytool.urls import BrokerURL
 
-MAX_PREFETCH = 65535  # basic.qos prefetch-count is a 16-bit field
-IDLE_SECONDS = 1.0  # stop a peek when the broker sends nothing for this long
 # BasicProperties fields shown in Message.properties (content type/encoding
 # and headers have fields of their own), as kombu names them.
 PROPERTY_NAMES = ("correlation_id", "reply_to", "delivery_mode", "priority", "expiration",
@@ -177,7 +174,7 @@ class AmqpBroker:
 
         The number to wait for is the ready count at the start, so messages
         published during the peek are not waited for, and a consumer that
-        takes messages meanwhile only shortens the listing (after IDLE_SECONDS).
+        takes messages meanwhile only shortens the listing (see amqp_peek).
         """
         want = self.depth(queue)  # now, not at the first next(): errors come before any output
         if limit is not None:
@@ -187,66 +184,14 @@ class AmqpBroker:
     def _peek(self, queue: str, want: int) -> Iterator[Message]:
         if want <= 0:
             return
-        ch = self.channel()
+        peek = Peek(self, queue, want)
+        deliveries = peek.deliveries()
         try:
-            fetch = self._consume if want <= MAX_PREFETCH else self._get
-            for position, (method, props, body) in enumerate(fetch(ch, queue, want)):
+            for position, (method, props, body) in enumerate(deliveries):
                 yield self._decode(queue, position, method, props, body)
         finally:
-            self._give_back(ch)
-
-    def _consume(self, ch: Any, queue: str, want: int) -> Iterator[tuple[Any, Any, bytes]]:
-        """basic.consume with prefetch ``want``: the broker pushes them all at once."""
-        inbox: deque[tuple[Any, Any, bytes]] = deque()
-        doing = f"peeking at {queue!r}"
-        with self.errors(doing):
-            ch.basic_qos(prefetch_count=want)
-            ch.basic_consume(queue, lambda _c, m, p, b: inbox.append((m, p, b)), auto_ack=False)
-        got = 0
-        idle_since = time.monotonic()
-        while got < want:
-            if not inbox:
-                with self.errors(doing):
-                    self.connection.process_data_events(time_limit=0.2)
-                if not inbox:
-                    if time.monotonic() - idle_since > IDLE_SECONDS:
-                        self._taken(queue, want - got)
-                        return
-                    continue
-                idle_since = time.monotonic()
-            yield inbox.popleft()
-            got += 1
-
-    def _get(self, ch: Any, queue: str, want: int) -> Iterator[tuple[Any, Any, bytes]]:
-        """basic.get one by one: beyond the 16-bit prefetch limit, memory stays bounded."""
-        for got in range(want):
-            with self.errors(f"peeking at {queue!r}"):
-                method, props, body = ch.basic_get(queue, auto_ack=False)
-            if method is None:
-                self._taken(queue, want - got)
-                return
-            yield method, props, body
-
-    def _taken(self, queue: str, missing: int) -> None:
-        self.warnings.append(f"queue {queue!r}: {missing} message(s) were taken by another consumer "
-                             "during the peek")
-
-    def _give_back(self, ch: Any) -> None:
-        """basic.nack(multiple, requeue) of everything delivered, then close the channel.
-
-        If the connection is already gone the broker has requeued what it
-        held (its rule for unacked messages of a closed channel): say so.
-        """
-        import pika.exceptions as pex
-
-        try:
-            if ch.is_open:
-                ch.basic_nack(delivery_tag=0, multiple=True, requeue=True)
-                ch.close()
-        except (pex.AMQPConnectionError, pex.AMQPChannelError, OSError) as exc:
-            self.warnings.append(
-                f"the connection closed before the peeked messages were returned ({describe(exc)}); "
-                "RabbitMQ requeues the unacked messages of a closed connection itself")
+            deliveries.close()  # stops the consumer before anything is returned
+            peek.finish()
 
     def _decode(self, queue: str, position: int, method: Any, props: Any, body: bytes) -> Message:
         properties: dict[str, Any] = {}

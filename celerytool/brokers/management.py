@@ -107,6 +107,9 @@ class ManagementAPI:
         """Every queue of ``vhost`` in one request, only the columns we show."""
         return self._list(f"/queues/{_seg(vhost)}", {"columns": ",".join(QUEUE_COLUMNS)})
 
+    def queue(self, vhost: str, name: str) -> Any:
+        return self.get(f"/queues/{_seg(vhost)}/{_seg(name)}", {"columns": ",".join(QUEUE_COLUMNS)})
+
     def bindings(self, vhost: str) -> list[dict[str, Any]]:
         return self._list(f"/bindings/{_seg(vhost)}", None)
 

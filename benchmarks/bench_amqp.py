@@ -1,0 +1,159 @@
+"""Benchmark: RabbitMQ `peek -n 1000` on a deep vs a shallow queue, and `queues` over 500 queues.
+
+Runs against the RabbitMQ on 127.0.0.1:5672 in a vhost of its own (created
+here, deleted at the end).  Targets: peek >= 5,000 messages/s decoded and
+returned, the 100,000-message queue within 1.5x of the 1,000-message one;
+`queues` over 500 queues in one management API call.
+
+    python benchmarks/bench_amqp.py [--deep 100000] [--shallow 1000] [--queues 500] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from services import new_vhost, rabbit_api  # noqa: E402
+
+PEEK_N = 1000
+
+
+def task_bodies(n: int) -> list[tuple[bytes, dict]]:
+    """n different protocol-2 messages as Celery builds them (json)."""
+    from celery import Celery
+    from kombu.serialization import dumps
+
+    app = Celery("bench", set_as_current=False)
+    out = []
+    for i in range(n):
+        headers, _, body, _ = app.amqp.create_task_message(f"bench-{i:06d}", "tasks.add", (i, i), {"n": i})
+        out.append((dumps(body, serializer="json")[2].encode(), headers))
+    return out
+
+
+def fill(url: str, queue: str, count: int, templates: list[tuple[bytes, dict]]) -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    ch.queue_declare(queue, durable=True)
+    for i in range(count):
+        body, headers = templates[i % len(templates)]
+        ch.basic_publish("", queue, body, pika.BasicProperties(
+            content_type="application/json", content_encoding="utf-8", delivery_mode=2,
+            headers={**headers, "id": f"{queue}-{i}"}))
+    while ch.queue_declare(queue, passive=True).method.message_count < count:
+        time.sleep(0.1)
+    conn.close()
+
+
+def peek_once(url: str, queue: str) -> float:
+    """Seconds for a full `peek -n 1000` in process: connect, fetch, decode, nack, close."""
+    from celerytool.brokers import open_broker
+    from celerytool.urls import parse_url
+
+    start = time.perf_counter()
+    broker = open_broker(parse_url(url))
+    got = sum(1 for m in broker.peek(queue, PEEK_N) if m.error is None)
+    broker.close()
+    elapsed = time.perf_counter() - start
+    assert got == PEEK_N, got
+    return elapsed
+
+
+def peak_mb(fn) -> float:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deep", type=int, default=100_000)
+    parser.add_argument("--shallow", type=int, default=1_000)
+    parser.add_argument("--queues", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=5)
+    opts = parser.parse_args()
+
+    vhost = new_vhost("celerytool-bench")
+    url = vhost.url()
+    try:
+        templates = task_bodies(1000)
+        t = time.perf_counter()
+        fill(url, "deep", opts.deep, templates)
+        fill(url, "shallow", opts.shallow, templates)
+        print(f"filled deep={opts.deep:,} shallow={opts.shallow:,} in {time.perf_counter() - t:.1f} s")
+
+        peek_once(url, "shallow")  # warm-up: imports, first connection
+        deep, shallow = [], []
+        for _ in range(opts.repeat):  # interleaved, so load on the machine hits both alike
+            deep.append(peek_once(url, "deep"))
+            shallow.append(peek_once(url, "shallow"))
+        d, s = statistics.median(deep), statistics.median(shallow)
+        mem = peak_mb(lambda: peek_once(url, "deep"))
+        print(f"peek -n {PEEK_N} on {opts.deep:,}: median {d * 1000:.1f} ms = {PEEK_N / d:,.0f} msg/s "
+              f"(runs: {', '.join(f'{x * 1000:.0f}' for x in deep)} ms)")
+        print(f"peek -n {PEEK_N} on {opts.shallow:,}: median {s * 1000:.1f} ms = {PEEK_N / s:,.0f} msg/s "
+              f"(runs: {', '.join(f'{x * 1000:.0f}' for x in shallow)} ms)")
+        print(f"ratio deep/shallow: {d / s:.2f}x (target <= 1.5x); rate target >= 5,000 msg/s: "
+              f"{'met' if min(PEEK_N / d, PEEK_N / s) >= 5000 and d / s <= 1.5 else 'NOT met'}")
+        print(f"peak Python memory of one peek on the deep queue: {mem:.1f} MB (tracemalloc)")
+
+        rabbit_api("DELETE", f"/queues/{vhost.quoted}/deep")
+        rabbit_api("DELETE", f"/queues/{vhost.quoted}/shallow")
+        import pika
+
+        conn = pika.BlockingConnection(pika.URLParameters(url))
+        ch = conn.channel()
+        for i in range(opts.queues):
+            ch.queue_declare(f"q{i:04d}", durable=True, arguments={"x-max-priority": 5} if i % 2 else None)
+            for _ in range(i % 4):
+                ch.basic_publish("", f"q{i:04d}", b"[]")
+        conn.close()
+        # wait until the management plugin has sampled every queue once (steady state)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rows = rabbit_api("GET", f"/queues/{vhost.quoted}?columns=name,messages_ready")
+            if len(rows) == opts.queues and all("messages_ready" in r for r in rows):
+                break
+            time.sleep(0.5)
+
+        from celerytool.brokers import open_broker
+        from celerytool.urls import parse_url
+
+        def list_queues():
+            broker = open_broker(parse_url(url))
+            start = time.perf_counter()
+            infos = broker.queues()
+            elapsed = time.perf_counter() - start
+            calls, amqp = broker.management.calls, "connection" in broker.__dict__
+            broker.close()
+            assert len(infos) == opts.queues, len(infos)
+            assert sum(q.messages for q in infos) == sum(i % 4 for i in range(opts.queues))
+            return elapsed, calls, amqp
+
+        runs = [list_queues() for _ in range(opts.repeat)]
+        qt = statistics.median(r[0] for r in runs)
+        mem = peak_mb(list_queues)
+        print(f"queues over {opts.queues} queues: median {qt * 1000:.1f} ms, "
+              f"{runs[0][1]} management call(s), AMQP connection opened: {runs[0][2]}; "
+              f"peak Python memory {mem:.1f} MB")
+        print(f"process max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    finally:
+        vhost.delete()
+
+
+if __name__ == "__main__":
+    main()
