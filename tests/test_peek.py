@@ -175,3 +175,9 @@ def test_custom_keyprefix_sep_and_priority_steps(run, redis_url):
     assert q == [{"name": "celery", "messages": 3, "exists": True,
                   "priorities": {str(i): (1 if i in (0, 3, 7) else 0) for i in range(10)}}]
     app.close()
+
+
+def test_peek_raw_gives_the_stored_bytes(run, redis_url, celery_app, redis_client):
+    celery_app.send_task("tasks.add", args=[1], task_id="raw-1")
+    m = run("peek", "celery", "--raw", "-b", redis_url, "-o", "json").json()[0]
+    assert m["raw"] == {"__type__": "bytes", "__value__": redis_client.lindex("celery", -1).decode()}
