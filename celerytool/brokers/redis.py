@@ -21,6 +21,7 @@ from celerytool.urls import BrokerURL
 
 BINDING_PREFIX = "_kombu.binding."
 PEEK_CHUNK = 1000
+SCAN_AUTO_MAX_KEYS = 200_000
 
 
 def _text(value: bytes | str) -> str:
@@ -82,7 +83,7 @@ class RedisBroker:
             replies = pipe.execute(raise_on_error=False)
         out: list[Binding] = []
         head = len(self.prefix + BINDING_PREFIX)
-        for key, members in zip(keys, replies):
+        for key, members in zip(keys, replies, strict=False):
             if isinstance(members, Exception):
                 self.warnings.append(f"skipped {key!r}: not a set ({members})")
                 continue
@@ -97,9 +98,32 @@ class RedisBroker:
         return out
 
     # -- queues -----------------------------------------------------------------------
+    def scan_queue_lists(self) -> set[str]:
+        """Queues that hold messages but may have no binding (found by list keys)."""
+        out: set[str] = set()
+        pattern = _glob_escape(self.prefix) + "*"
+        with self.errors():
+            for raw in self.client.scan_iter(match=pattern, count=1000, _type="list"):
+                key = _text(raw)[len(self.prefix):]
+                base, sep, suffix = key.rpartition(self.sep)
+                if sep and suffix.isdigit() and int(suffix) in self.steps:
+                    key = base
+                out.add(key)
+        return out
+
     def queues(self, names: Iterable[str] = ()) -> list[QueueInfo]:
         named = list(dict.fromkeys(names))
         found = {b.queue for b in self.bindings()}
+        scan = self.options.extra.get("scan")
+        if scan is None:  # auto: scan unless the database is large
+            with self.errors():
+                size = int(self.client.dbsize())
+            scan = size <= SCAN_AUTO_MAX_KEYS
+            if not scan:
+                self.warnings.append(f"{size} keys in this database: queues without a binding are not "
+                                     "searched for (use --scan to find them too)")
+        if scan:
+            found |= self.scan_queue_lists()
         if not self.options.include_internal:
             found = {q for q in found if not is_internal_queue(q)}
         all_names = sorted(found) + [n for n in named if n not in found]
@@ -115,7 +139,7 @@ class RedisBroker:
         per = len(self.steps)
         for i, name in enumerate(all_names):
             counts = replies[i * per:(i + 1) * per]
-            bad = [(k, c) for (_, k), c in zip(self.bucket_keys(name), counts) if isinstance(c, Exception)]
+            bad = [(k, c) for (_, k), c in zip(self.bucket_keys(name), counts, strict=False) if isinstance(c, Exception)]
             if bad:
                 key = bad[0][0]
                 msg = f"{key!r} is a {self._type_of(key)}, not a list"
@@ -123,7 +147,7 @@ class RedisBroker:
                     raise DataError(f"queue {name!r}: {msg}")
                 self.warnings.append(f"skipped queue {name!r}: {msg}")
                 continue
-            priorities = {str(b): int(c) for (b, _), c in zip(self.bucket_keys(name), counts)}
+            priorities = {str(b): int(c) for (b, _), c in zip(self.bucket_keys(name), counts, strict=False)}
             total = sum(priorities.values())
             out.append(QueueInfo(name=name, messages=total, priorities=priorities,
                                  exists=total > 0 or name in found))
@@ -142,7 +166,7 @@ class RedisBroker:
                 pipe.llen(key)
             replies = pipe.execute(raise_on_error=False)
         out = []
-        for (bucket, key), n in zip(keys, replies):
+        for (bucket, key), n in zip(keys, replies, strict=False):
             if isinstance(n, Exception):
                 raise DataError(f"{key!r} is a {self._type_of(key)}, not a list: not a Celery queue")
             out.append((bucket, key, int(n)))

@@ -6,7 +6,7 @@ envelope already opened); ``decode_any`` guesses what a pasted blob is.
 Nothing here raises on bad input: the message comes back with ``error`` set.
 """
 
-from celerytool.codecs.message import decode_any, decode_envelope, decode_payload, open_envelope
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
+from celerytool.codecs.message import decode_any, decode_envelope, decode_payload, open_envelope
 
 __all__ = ["decode_any", "decode_envelope", "decode_payload", "open_envelope", "Limits", "DEFAULT_LIMITS"]

@@ -57,18 +57,38 @@ def loads_json(text: str | bytes) -> Any:
         raise DecodeError(f"body is not valid JSON: {exc}") from None
 
 
+def check_expansion(value: Any, limit: int) -> None:
+    """Refuse values whose shared references expand past ``limit`` nodes.
+
+    YAML aliases and pickle memo references let a few bytes describe a tree
+    of billions of nodes ("billion laughs"); anything that walks it (JSON
+    output, selection) would never finish.  Count without recursion.
+    """
+    seen = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        seen += 1
+        if seen > limit:
+            raise DecodeError(f"body expands to more than {limit} values through shared references")
+        if isinstance(v, dict):
+            stack.extend(v.values())
+            stack.extend(v.keys())
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+
+
 def _yaml(text: str, limits: Limits) -> Any:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    if "*" in text:  # aliases: cap them, a billion-laughs body must not explode
-        aliases = sum(1 for ev in yaml.parse(text, Loader=loader) if isinstance(ev, yaml.AliasEvent))
-        if aliases > limits.max_yaml_aliases:
-            raise DecodeError(f"yaml body uses {aliases} aliases (limit {limits.max_yaml_aliases})")
     try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        value = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise DecodeError(f"body is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if "*" in text:  # aliases share nodes: make sure the expanded tree is bounded
+        check_expansion(value, limits.max_nodes)
+    return value
 
 
 def _msgpack(body: bytes) -> Any:
@@ -109,7 +129,10 @@ def deserialize(body: bytes, content_type: str | None, content_encoding: str | N
     if kind == "json":
         return loads_json(_text(body, content_encoding))
     if kind == "pickle":
-        return inert_loads(body)
+        value = inert_loads(body)
+        if b"h" in body or b"g" in body or b"j" in body:  # BINGET / GET / LONG_BINGET: memo reuse
+            check_expansion(value, limits.max_nodes)
+        return value
     if kind == "msgpack":
         return _msgpack(body)
     if kind == "yaml":
