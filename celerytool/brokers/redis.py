@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import Any
 
 from celerytool.brokers.base import BrokerOptions, is_internal_queue
-from celerytool.codecs import decode_envelope
 from celerytool.errors import DataError, NotFound
 from celerytool.model import Binding, Message, QueueInfo
 from celerytool.redisconn import connect, redis_errors
@@ -188,6 +187,8 @@ class RedisBroker:
         Each priority list is read from its right end (the next message)
         in chunks with LRANGE, so the cost follows ``limit``, not the depth.
         """
+        from celerytool.codecs.message import decode_envelope  # not needed by other commands
+
         lengths = self.lengths(queue)
         self.require_queue(queue, lengths)
         position = 0

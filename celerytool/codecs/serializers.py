@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from celerytool.codecs.inert_pickle import inert_loads
 from celerytool.codecs.limits import Limits
 from celerytool.errors import DecodeError
 from celerytool.jsonio import loads_plain
@@ -129,6 +128,8 @@ def deserialize(body: bytes, content_type: str | None, content_encoding: str | N
     if kind == "json":
         return loads_json(_text(body, content_encoding))
     if kind == "pickle":
+        from celerytool.codecs.inert_pickle import inert_loads
+
         value = inert_loads(body)
         if b"h" in body or b"g" in body or b"j" in body:  # BINGET / GET / LONG_BINGET: memo reuse
             check_expansion(value, limits.max_nodes)
