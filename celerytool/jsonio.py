@@ -54,8 +54,38 @@ def loads_plain(raw: bytes, text: str | None = None) -> tuple[Any, bool]:
             return orjson.loads(raw), shallow
         except orjson.JSONDecodeError:
             pass  # the stdlib reads it, or raises its usual error
-    value = json.loads(raw if text is None else text)
-    return value, shallow and b"NaN" not in raw and b"Infinity" not in raw
+    source = raw if text is None else text
+    try:
+        return _FINITE.decode(_as_text(source)), shallow
+    except (_NotFinite, ValueError):  # NaN, Infinity, 1e400; or bad JSON: json.loads says
+        return json.loads(source), False
+
+
+class _NotFinite(Exception):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # 1e400 overflows to inf
+        raise _NotFinite
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite  # NaN, Infinity, -Infinity
+
+
+_FINITE = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
+
+
+def _as_text(source: bytes | str) -> str:
+    """The text json.loads would parse; ValueError where it would refuse the BOM."""
+    if isinstance(source, str):
+        if source.startswith("\ufeff"):
+            raise ValueError("BOM")
+        return source
+    return source.decode(json.detect_encoding(source), "surrogatepass")
 
 
 def dumps(value: Any) -> str:
