@@ -1,6 +1,6 @@
 """JSON text in and out: orjson when installed (several times faster), else the stdlib.
 
-Both give the same values.  ``loads`` falls back to :func:`json.loads` for
+Both give the same values.  ``parse`` falls back to :func:`json.loads` for
 whatever orjson reads differently: NaN / Infinity, a byte-order mark, lone
 surrogates, nesting past its limit (orjson refuses them) and integers of 19
 digits or more (orjson would turn those past 64 bits into floats).  ``dumps``
@@ -37,28 +37,46 @@ _STDLIB_TYPES_ONLY = 0 if orjson is None else (
 _dumps_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def loads_plain(raw: bytes, text: str | None = None) -> tuple[Any, bool]:
-    """``json.loads(text or raw)``, and whether the value is *plain*.
+def parse(raw: bytes) -> tuple[Any, bool]:
+    """``json.loads(raw)``, and whether the value is *plain*.
 
-    ``text`` is ``raw`` already decoded from UTF-8, when the caller has it:
-    the stdlib then parses that (it reads a byte-order mark in bytes but
-    refuses it in text).  Plain: only str-keyed dicts, lists, str, int,
-    finite floats, bool and None, nested less than 200 deep, so
-    ``to_jsonable`` would return it unchanged.  Raises what
-    :func:`json.loads` raises.
+    Plain: only str-keyed dicts, lists, str, int, finite floats, bool and
+    None, nested less than 200 deep, so ``to_jsonable`` would return it
+    unchanged.  Raises what :func:`json.loads` raises.
     """
+    return loads_fast(raw) or loads_plain(raw)
+
+
+def loads_fast(raw: bytes) -> tuple[Any, bool] | None:
+    """``parse(raw)`` with orjson, or None where orjson might read it differently.
+
+    None: orjson is not installed, refuses the text (NaN, Infinity, 1e400, a
+    byte-order mark, lone surrogates, bad JSON), or the text holds 19 digits
+    in a row (orjson turns integers past 64 bits into floats).
+    """
+    if orjson is None:
+        return None
     shape = raw.translate(_SHAPE)
-    shallow = shape.count(b"[") <= MAX_PLAIN_BRACKETS
-    if orjson is not None and _LONG_DIGITS not in shape:
-        try:
-            return orjson.loads(raw), shallow
-        except orjson.JSONDecodeError:
-            pass  # the stdlib reads it, or raises its usual error
-    source = raw if text is None else text
+    if _LONG_DIGITS in shape:
+        return None
     try:
-        return _FINITE.decode(_as_text(source)), shallow
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    # valid JSON with n brackets is at least 2n long: short texts need no count
+    return value, len(raw) <= 2 * MAX_PLAIN_BRACKETS or shape.count(b"[") <= MAX_PLAIN_BRACKETS
+
+
+def loads_plain(data: bytes | str) -> tuple[Any, bool]:
+    """``parse`` with the stdlib: ``json.loads(data)``, bytes or text."""
+    try:
+        value = _FINITE.decode(_as_text(data))
     except (_NotFinite, ValueError):  # NaN, Infinity, 1e400; or bad JSON: json.loads says
-        return json.loads(source), False
+        return json.loads(data), False
+    if len(data) <= 2 * MAX_PLAIN_BRACKETS:
+        return value, True
+    brackets = data.count("[") + data.count("{") if isinstance(data, str) else data.count(b"[") + data.count(b"{")
+    return value, brackets <= MAX_PLAIN_BRACKETS
 
 
 class _NotFinite(Exception):

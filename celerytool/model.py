@@ -40,7 +40,7 @@ class Message:
     redelivered: bool | None = None  # RabbitMQ only
     extra: dict[str, Any] = field(default_factory=dict)  # adapter-specific fields
     # args, kwargs, embed, headers and properties are plain JSON values straight
-    # from a parser (jsonio.loads_plain): to_json need not convert them
+    # from a parser (jsonio.parse): to_json need not convert them
     plain_json: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
@@ -48,17 +48,16 @@ class Message:
         """``Message(**values)`` at half the cost, for decoding loops.
 
         The frozen dataclass ``__init__`` sets each of the 24 fields through
-        ``object.__setattr__``; here one dict update does it.
+        ``object.__setattr__``; here one dict merge does it.
         """
-        if not values.keys() <= _MESSAGE_DEFAULTS.keys():
+        state = {**_MESSAGE_DEFAULTS, **values}
+        if len(state) != len(_MESSAGE_DEFAULTS):
             raise TypeError(f"unknown Message fields: {sorted(values.keys() - _MESSAGE_DEFAULTS.keys())}")
-        message = object.__new__(cls)
-        state = message.__dict__
-        state.update(_MESSAGE_DEFAULTS)
-        state.update(values)
         for name, make in _MESSAGE_FACTORIES:
             if name not in values:
                 state[name] = make()
+        message = object.__new__(cls)
+        object.__setattr__(message, "__dict__", state)
         return message
 
     def to_json(self, *, include_raw: bool | None = None) -> dict[str, Any]:

@@ -191,11 +191,11 @@ class RedisBroker:
 
         lengths = self.lengths(queue)
         self.require_queue(queue, lengths)
+        limits = self.options.limits
         position = 0
         for bucket, key, length in lengths:
             for raw in self.iter_list(key, length, None if limit is None else limit - position):
-                yield decode_envelope(raw, queue=queue, position=position, priority=bucket,
-                                      limits=self.options.limits)
+                yield decode_envelope(raw, queue=queue, position=position, priority=bucket, limits=limits)
                 position += 1
             if limit is not None and position >= limit:
                 return

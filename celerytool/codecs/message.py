@@ -13,7 +13,7 @@ from celerytool.codecs.compression import decompress, sniff
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.codecs.serializers import SERIALIZER_CONTENT_TYPE, deserialize_plain
 from celerytool.errors import DecodeError
-from celerytool.jsonio import loads_plain
+from celerytool.jsonio import parse
 from celerytool.model import Message
 
 EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord")
@@ -28,7 +28,7 @@ def _open_envelope(raw: bytes | str) -> tuple[dict[str, Any], bool]:
     """The envelope, and whether it holds plain JSON values only (see jsonio)."""
     try:
         if isinstance(raw, bytes):
-            env, plain = loads_plain(raw)
+            env, plain = parse(raw)
         else:
             env, plain = json.loads(raw), False
     except (ValueError, UnicodeDecodeError) as exc:
@@ -110,7 +110,7 @@ def decode_payload(
     """A Message from a body and its metadata; never raises for bad data.
 
     ``plain``: ``headers`` and ``properties`` hold plain JSON values only
-    (``jsonio.loads_plain`` said so), which lets ``Message.to_json`` skip
+    (``jsonio.parse`` said so), which lets ``Message.to_json`` skip
     converting them when the body is plain too.
     """
     compression = headers.get("compression") if isinstance(headers, dict) else None
