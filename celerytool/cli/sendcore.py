@@ -113,7 +113,10 @@ class Sender:
 
             note(f"sent {sent.id}; waiting for its result")
             return show_results(self.app, [sent.id], wait=True, timeout=timeout)
-        self._emit_sent([sent])
+        if self.app.fmt == "table":
+            self._emit_sent([sent])
+        else:
+            self.app.emit_one(sent, "sent")
         return 0
 
     def _emit_sent(self, records: Iterable[Any]) -> int:

@@ -178,4 +178,5 @@ def _number(value: Any, what: str) -> float:
             raise UsageError(f"{what} must be a number of seconds, not {value!r}") from None
     if value < 0:
         raise UsageError(f"{what} must not be negative")
-    return value
+    # 30.0 from the command line is the 30 a Python caller would pass (headers show it)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
