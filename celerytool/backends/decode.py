@@ -44,8 +44,8 @@ def _content_type(raw: bytes) -> str:
         return "application/x-python-serialize"
     if raw and (0x80 <= raw[0] <= 0x8F or raw[0] in (0xDE, 0xDF)):
         return "application/x-msgpack"
-    if first in (b"(", b"}", b"c"):  # pickle protocols 0 and 1
-        return "application/x-python-serialize"
+    if first in (b"(", b"}") or (first == b"c" and b":" not in raw.split(b"\n", 1)[0]):
+        return "application/x-python-serialize"  # pickle protocols 0 and 1 (c = GLOBAL)
     return "application/x-yaml"
 
 
