@@ -18,7 +18,7 @@ from typing import Any
 from celerytool.backends.decode import result_from_meta
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.model import TaskResult
-from celerytool.redisconn import connect, redis_errors
+from celerytool.resp import RespClient, resp_errors
 from celerytool.urls import BrokerURL
 
 TASK_PREFIX = "celery-task-meta-"
@@ -45,11 +45,11 @@ class RedisResultBackend:
         self.connect_timeout = connect_timeout
 
     @cached_property
-    def client(self) -> Any:
-        return connect(self.url, connect_timeout=self.connect_timeout, socket_timeout=None)
+    def client(self) -> RespClient:
+        return RespClient(self.url, connect_timeout=self.connect_timeout)
 
     def errors(self) -> Any:
-        return redis_errors(self.url, "Redis result backend")
+        return resp_errors(self.url, "Redis result backend")
 
     def close(self) -> None:
         if "client" in self.__dict__:
@@ -67,11 +67,14 @@ class RedisResultBackend:
         if not ids:
             return []
         with self.errors():
-            pipe = self.client.pipeline(transaction=False)
+            commands = []
             for task_id in ids:
-                pipe.get(self.task_key(task_id))
-                pipe.get(self.group_key(task_id))
-            replies = pipe.execute()
+                commands.append(("GET", self.task_key(task_id)))
+                commands.append(("GET", self.group_key(task_id)))
+            replies = self.client.pipeline(commands)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
         out = []
         for i, task_id in enumerate(ids):
             task_raw, group_raw = replies[2 * i], replies[2 * i + 1]
@@ -111,7 +114,8 @@ class RedisResultBackend:
         deadline = None if timeout is None else time.monotonic() + timeout
         channels = {self.task_key(i): i for i in ids}
         with self.errors():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            # a connection of its own: a subscribed connection takes no other commands
+            pubsub = RespClient(self.url, connect_timeout=self.connect_timeout)
             try:
                 pubsub.subscribe(*channels)
                 current = {r.id: r for r in self.get_many(ids)}
@@ -122,26 +126,20 @@ class RedisResultBackend:
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         return [current[i] for i in ids], True
-                    message = pubsub.get_message(timeout=min(left, 1.0) if left is not None else 1.0)
+                    message = pubsub.get_message(min(left, 1.0) if left is not None else 1.0)
                     if message is None:  # quiet for a second: read again (groups, missed writes)
-                        for r in self.get_many([i for i, r in current.items() if r.status not in READY_STATES]):
-                            if r.status != current[r.id].status or r.meta != current[r.id].meta:
-                                current[r.id] = r
-                                if on_change is not None:
-                                    on_change(r)
-                        continue
-                    if message.get("type") != "message":
-                        continue
-                    channel = message["channel"]
-                    channel = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else channel
-                    task_id = channels.get(channel)
-                    if task_id is None:
-                        continue
-                    result = result_from_meta(task_id, message["data"], self.limits)
-                    if result.status != current[task_id].status or result.meta != current[task_id].meta:
-                        current[task_id] = result
-                        if on_change is not None:
-                            on_change(result)
+                        pending = [i for i, r in current.items() if r.status not in READY_STATES]
+                        changed = self.get_many(pending)
+                    else:
+                        task_id = channels.get(message[0].decode("utf-8", "replace"))
+                        if task_id is None:
+                            continue
+                        changed = [result_from_meta(task_id, message[1], self.limits)]
+                    for r in changed:
+                        if r.status != current[r.id].status or r.meta != current[r.id].meta:
+                            current[r.id] = r
+                            if on_change is not None:
+                                on_change(r)
             finally:
                 pubsub.close()
         return [current[i] for i in ids], False
@@ -163,7 +161,7 @@ class RedisResultBackend:
 
     def _fetch(self, keys: Iterable[bytes], head: int) -> Iterator[TaskResult]:
         keys = list(keys)
-        values = self.client.mget(keys)
+        values = self.client.execute("MGET", *keys)
         for key, raw in zip(keys, values, strict=True):
             if raw is None:  # expired between SCAN and MGET
                 continue

@@ -146,6 +146,8 @@ class Sender:
         state = {"sent": 0, "last": 0}
 
         def flush() -> Iterator[Any]:
+            if not batch:
+                return
             messages = [m for _, m, _ in batch]
             try:
                 self._publish(messages)
