@@ -28,7 +28,7 @@ def wall(cmd: list[str], env: dict[str, str], runs: int) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        done = subprocess.run(cmd, capture_output=True, env=env)
         times.append(time.perf_counter() - start)
         if done.returncode != 0:
             sys.exit(f"{cmd[:4]} failed ({done.returncode}): {done.stderr.decode()[-500:]}")

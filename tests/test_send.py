@@ -374,3 +374,54 @@ def test_send_wait_returns_the_result(run, wurl):
     r = run("send", "worker_tasks.mul", "6", "7", "--wait", "--timeout", "30", "-o", "json", "-b", wurl)
     assert r.exit_code == 0, r
     assert r.json()["result"] == 42 and r.json()["status"] == "SUCCESS"
+
+
+# -- the bulk shortcuts give exactly what the slow, plain path gives --------------------------
+SAMPLES = [
+    ((), {}),
+    ((1, 2), {}),
+    ((0, -5, 10**20, True, None, "x"), {"a": 1, "b": "two"}),
+    (("it's", 'say "hi"', "back\\slash", "new\nline", "é€", "\x00"), {"k": 1.5}),
+    ((1.0, 1e20, float("inf")), {}),
+    (([1, [2, [3, [4, [5]]]]], {"d": {"e": {"f": {"g": 1}}}}), {"nested": [{"x": [1, 2]}]}),
+    (("x" * 2000,), {"long": "y" * 2000}),
+    (tuple(range(100)), {str(i): i for i in range(50)}),
+    (({"a": 1},), {"1": None, "é": "ü"}),
+]
+
+
+@pytest.mark.parametrize("args, kwargs", SAMPLES)
+@pytest.mark.parametrize("options", [
+    {}, {"priority": 7, "expires": EXPIRES, "headers": {"h": [1, 2]}},
+    {"compression": "zlib", "link": ("a.b",)}, {"serializer": "pickle"}, {"protocol": 1},
+])
+def test_template_fill_equals_celerys_builder(args, kwargs, options):
+    from celerytool.brokers.redis_publish import envelope
+    from celerytool.sending import MessageBuilder, TaskSpec
+
+    builder = MessageBuilder("redis://localhost")
+    spec = TaskSpec(name="tasks.x", args=args, kwargs=kwargs, **options)
+    ours = builder.template(spec).fill(TID, args, kwargs)
+    theirs = builder.celery_message(spec, TID, args, kwargs)
+    headers = {**theirs.headers, **spec.headers}
+    if spec.compression:
+        headers["compression"] = "application/x-gzip"
+    assert dict(ours.headers) == headers
+    assert list(ours.headers) == list(headers)  # the same order
+    if getattr(ours.headers, "json_text", None) is not None:
+        assert ours.headers.json_text == json.dumps(headers)
+    from kombu.compression import compress
+    from kombu.serialization import dumps
+
+    _, _, body = dumps(theirs.body, serializer=spec.serializer)
+    body = body.encode() if isinstance(body, str) else body
+    if spec.compression:
+        body, _ = compress(body, "zlib")
+    assert ours.body == body
+    # the envelope's cached text pieces give what one json.dumps of the envelope gives
+    plain = json.loads(envelope(ours, "tag"))
+    from dataclasses import replace
+
+    fast = envelope(replace(ours, headers=dict(ours.headers)), "tag")
+    cached = envelope(ours, "tag", {})
+    assert cached == fast and json.loads(cached) == plain

@@ -10,13 +10,14 @@ list joined into one LPUSH (the same order as one LPUSH each).
 
 from __future__ import annotations
 
-import base64
 import json
 import re
+from base64 import b64encode
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from celerytool.errors import CeleryToolError, ExitCode
+from celerytool.fastjson import dumps as _dumps
 from celerytool.ids import uuid4_strings
 from celerytool.model import OutgoingMessage
 
@@ -40,21 +41,55 @@ class Unroutable(CeleryToolError):
         self.sent = sent
 
 
-def envelope(message: OutgoingMessage, delivery_tag: str) -> str:
-    """kombu's JSON envelope text, key for key and in kombu's order."""
+def _properties(message: OutgoingMessage, delivery_tag: str) -> dict[str, Any]:
+    """``prepare_message`` + ``_inplace_augment_message``: the properties kombu stores."""
     props = {k: v for k, v in message.properties.items() if k != "priority"}
     props["delivery_info"] = {"exchange": message.exchange, "routing_key": message.routing_key}
     props["priority"] = message.properties.get("priority") or 0
     props["body_encoding"] = "base64"
     props["delivery_tag"] = delivery_tag
+    return props
+
+
+_MARK = "\x00celerytool-mark\x00"
+
+
+def envelope(message: OutgoingMessage, delivery_tag: str, cache: dict[Any, Any] | None = None) -> str:
+    """kombu's JSON envelope text, key for key and in kombu's order.
+
+    With ``cache`` and headers the builder already encoded, the text around
+    the per-message values (body, headers, correlation id, delivery tag) is
+    encoded once per message shape and reused.
+    """
     headers_text = getattr(message.headers, "json_text", None)
-    if headers_text is not None:  # already encoded by the builder: the same text, cheaper
-        return "".join(('{"body": "', base64.b64encode(message.body).decode("ascii"),
-                        '", "content-encoding": ', json.dumps(message.content_encoding),
-                        ', "content-type": ', json.dumps(message.content_type),
-                        ', "headers": ', headers_text, ', "properties": ', json.dumps(props), "}"))
+    if headers_text is not None and cache is not None:
+        props = message.properties
+        items = tuple(props.items())
+        key: Any = None
+        parts = None
+        if items and items[0][0] == "correlation_id":  # the rest is the shape
+            key = (message.content_encoding, message.content_type, message.exchange,
+                   message.routing_key, items[1:])
+            try:
+                parts = cache.get(key)
+            except TypeError:  # an unhashable property value
+                key = None
+        if parts is None and key is not None:
+            if len(cache) > 1000:
+                cache.clear()
+            text = json.dumps({
+                "body": _MARK, "content-encoding": message.content_encoding,
+                "content-type": message.content_type, "headers": _MARK,
+                "properties": _properties(message, _MARK) | {"correlation_id": _MARK},
+            })
+            parts = cache[key] = tuple(text.split(json.dumps(_MARK)))
+        if parts is not None and len(parts) == 5 and props["correlation_id"].__class__ is str:
+            return "".join((parts[0], '"', b64encode(message.body).decode("ascii"), '"', parts[1],
+                            headers_text, parts[2], _dumps(props["correlation_id"]), parts[3],
+                            '"', delivery_tag, '"', parts[4]))
+    props = _properties(message, delivery_tag)
     env = {
-        "body": base64.b64encode(message.body).decode("ascii"),
+        "body": b64encode(message.body).decode("ascii"),
         "content-encoding": message.content_encoding,
         "content-type": message.content_type,
         "headers": message.headers or {},
@@ -80,6 +115,7 @@ class RedisPublisher:
         self.declared: set[str] = set()
         self.tags = uuid4_strings()
         self.keys: dict[tuple[str, Any], str] = {}  # (queue, priority) -> list key
+        self.shapes: dict[Any, Any] = {}  # envelope text pieces per message shape
 
     def publish(self, messages: Iterable[OutgoingMessage]) -> int:
         b = self.broker
@@ -92,7 +128,7 @@ class RedisPublisher:
             self.declared = set()  # per call: a failed (retried) pipeline must declare again
             sent = 0
             for m in messages:
-                text = envelope(m, next(self.tags))
+                text = envelope(m, next(self.tags), self.shapes)
                 if m.exchange == "":
                     queues = [m.routing_key]
                     self._declare(state.pipe, m.routing_key)

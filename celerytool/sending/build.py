@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from celerytool.errors import UsageError
+from celerytool.fastjson import make_dumps
+from celerytool.fastjson import quote as _quote
 from celerytool.ids import uuid4
 from celerytool.model import OutgoingMessage
 from celerytool.sending.spec import TaskSpec
 
 _PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
-_PLAIN_SCALARS = (int, bool, type(None))
 
 
 class MessageBuilder:
@@ -115,7 +115,7 @@ class Template:
         self.dumps = dumps
         # kombu's json serializer is json.dumps(cls=kombu's JSONEncoder); one encoder
         # instance gives the same text without building an encoder per message.
-        self.json_encode = _kombu_json_encoder().encode if spec.serializer == "json" else None
+        self.json_encode = _kombu_json_dumps() if spec.serializer == "json" else None
         self.compress = compress if spec.compression else None
         # countdown / relative expires make eta and expires depend on the send time:
         # those messages are built whole by Celery each time.
@@ -129,6 +129,8 @@ class Template:
         self.repr_max = (builder.amqp.argsrepr_maxsize, builder.amqp.kwargsrepr_maxsize,
                          builder.app.conf.task_repr_maxlevels)
         self.json_parts = self._json_parts() if spec.protocol == 2 and not self.dynamic else None
+        self.embed_json = (self.json_encode(self.body[2])
+                           if self.json_encode is not None and spec.protocol == 2 and not self.dynamic else None)
 
     def _json_parts(self) -> list[str] | None:
         """The JSON text of the final headers, cut where the per-task values go.
@@ -183,7 +185,11 @@ class Template:
             headers.update(spec.headers)
         if self.json_encode is not None:
             content_type, content_encoding = "application/json", "utf-8"
-            data = self.json_encode(body)
+            if self.embed_json is not None:  # json.dumps((args, kwargs, embed)), embed encoded once
+                data = "".join(("[", self.json_encode(args), ", ",
+                                self.json_encode(kwargs) if kwargs else "{}", ", ", self.embed_json, "]"))
+            else:
+                data = self.json_encode(body)
         else:
             content_type, content_encoding, data = self.dumps(body, serializer=spec.serializer)
         if isinstance(data, str):  # text serializers return str; the transport sends bytes
@@ -198,24 +204,41 @@ class Template:
         if spec.expires is not None:
             properties["expiration"] = self.builder.expiration_ms(spec.expires)
         properties["priority"] = spec.priority or 0
-        return OutgoingMessage(body=data, content_type=content_type, content_encoding=content_encoding,
-                               headers=headers, properties=properties, exchange=self.exchange,
-                               routing_key=self.routing_key)
+        # a frozen dataclass's __init__ sets each field through object.__setattr__;
+        # filling its __dict__ at once builds the same object several times faster
+        message = object.__new__(OutgoingMessage)
+        message.__dict__.update(body=data, content_type=content_type, content_encoding=content_encoding,
+                                headers=headers, properties=properties, exchange=self.exchange,
+                                routing_key=self.routing_key)
+        return message
 
     def _repr(self, value: Any, maxsize: int) -> str:
         """Celery's ``saferepr`` text; plain ints and simple strings take a shortcut."""
         if not value:
             return repr(value)
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        plain = len(value) <= 32 and all(
-            (type(v) in _PLAIN_SCALARS and (type(v) is not int or -10**15 < v < 10**15))
-            or (type(v) is str and _plain_text(v))
-            for k, v in items
-        ) and (not isinstance(value, dict) or all(type(k) is str and _plain_text(k) for k in value))
-        if plain:
-            text = repr(value)
-            if len(text) < 512:
-                return text
+        if len(value) <= 32:
+            plain = True
+            for k in value:
+                v = value[k] if value.__class__ is dict else k
+                t = v.__class__
+                if t is int:
+                    if not -10**15 < v < 10**15:
+                        plain = False
+                        break
+                elif t is str:
+                    if not _plain_text(v):
+                        plain = False
+                        break
+                elif v is not None and t is not bool:
+                    plain = False
+                    break
+                if value.__class__ is dict and not (k.__class__ is str and _plain_text(k)):
+                    plain = False
+                    break
+            if plain and value.__class__ in (tuple, list, dict):
+                text = repr(value)
+                if len(text) < 512:
+                    return text
         from celery.utils.saferepr import saferepr
 
         return saferepr(value, maxsize, maxlevels=self.repr_max[2])
@@ -227,12 +250,6 @@ class EncodedHeaders(dict):
     __slots__ = ("json_text",)
 
 
-def _quote(text: str) -> str:
-    from json.encoder import encode_basestring_ascii
-
-    return encode_basestring_ascii(text)
-
-
 _ID_OK = frozenset("0123456789abcdefABCDEF-")
 
 
@@ -240,10 +257,11 @@ def _is_plain_id(text: str) -> bool:
     return len(text) == 36 and _ID_OK.issuperset(text)
 
 
-def _kombu_json_encoder() -> Any:
+def _kombu_json_dumps() -> Any:
+    """kombu's json serializer (json.dumps with kombu's JSONEncoder), its encoder built once."""
     from kombu.utils.json import JSONEncoder
 
-    return JSONEncoder()
+    return make_dumps(JSONEncoder().default)
 
 
 def _plain_text(text: str) -> bool:
@@ -256,18 +274,21 @@ def _field(message: Any, name: str) -> Any:
     return message.headers.get(name)
 
 
-@dataclass(frozen=True)
 class Sent:
-    """What one publish produced, for the command's output."""
+    """What one publish produced, for the command's output (slots: one per sent task)."""
 
-    id: str
-    task: str
-    queue: str | None  # None when a named exchange decides
-    exchange: str
-    routing_key: str
-    eta: str | None
-    expires: str | None
-    priority: int
+    __slots__ = ("id", "task", "queue", "exchange", "routing_key", "eta", "expires", "priority")
+
+    def __init__(self, id: str, task: str, queue: str | None, exchange: str, routing_key: str,
+                 eta: str | None, expires: str | None, priority: int) -> None:
+        self.id = id
+        self.task = task
+        self.queue = queue  # None when a named exchange decides
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.eta = eta
+        self.expires = expires
+        self.priority = priority
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "task": self.task, "queue": self.queue, "exchange": self.exchange,
@@ -278,7 +299,7 @@ class Sent:
 def describe(message: OutgoingMessage, template: Template) -> Sent:
     """The ``Sent`` record of the message ``template`` built last."""
     eta, expires = template.last_times
-    return Sent(id=message.properties["correlation_id"], task=template.spec.name,
-                queue=message.routing_key if message.exchange == "" else None,
-                exchange=message.exchange, routing_key=message.routing_key, eta=eta,
-                expires=expires, priority=message.properties.get("priority", 0))
+    return Sent(message.properties["correlation_id"], template.spec.name,
+                message.routing_key if message.exchange == "" else None,
+                message.exchange, message.routing_key, eta, expires,
+                message.properties.get("priority", 0))
