@@ -107,6 +107,10 @@ class Sender:
 
             emit_one(DryRun(message), "json" if self.app.fmt == "table" else self.app.fmt, "dry-run")
             return 0
+        if wait:  # a backend we cannot read is a usage error before anything is sent
+            from celerytool.backends import open_backend
+
+            open_backend(self.app.backend_url)
         self._publish([message])
         if wait:
             from celerytool.cli.result import show_results

@@ -31,6 +31,13 @@ def _outcome(r: Any) -> str:
     return short_repr(r.result, 60)
 
 
+def _short_date(text: str | None) -> str:
+    # '2026-11-23T10:08:15.823034+00:00' -> '2026-11-23 10:08:15' (Celery stores UTC)
+    if not text:
+        return ""
+    return text[:19].replace("T", " ") if text.endswith(("+00:00", "Z")) else text
+
+
 def render_results(rows: Sequence[Any], out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -62,10 +69,12 @@ def render_results(rows: Sequence[Any], out: TextIO) -> None:
         if r.traceback:
             console.print(Text(str(r.traceback).rstrip("\n"), style="dim"))
         return
+    if not rows:
+        return
     table = Table(box=None, pad_edge=False, header_style="bold dim")
-    for name in ("id", "status", "task", "result", "date done", "worker"):
-        table.add_column(name, overflow="fold", no_wrap=name == "id")
+    for name in ("id", "status", "task", "done (UTC)", "worker", "result"):
+        table.add_column(name, overflow="fold", no_wrap=name in ("id", "status", "done (UTC)"))
     for r in rows:
         table.add_row(Text(r.id), Text(r.status, style=_STYLE.get(r.status, "")), Text(r.name or ""),
-                      Text(_outcome(r)), Text(r.date_done or ""), Text(r.worker or ""))
+                      Text(_short_date(r.date_done)), Text(r.worker or ""), Text(_outcome(r)))
     console.print(table)
