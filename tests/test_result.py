@@ -79,8 +79,8 @@ def test_failure_shows_exception_and_traceback(run, worker, wapp):
 
 def test_revoked(run, worker, wapp):
     task_id = str(uuid.uuid4())
-    wapp.control.revoke(task_id)
-    time.sleep(0.2)  # the revoke is a broadcast: let the worker take it before the task arrives
+    # reply=True: returns once the worker has the id in its revoked set, before the task exists
+    assert wapp.control.revoke(task_id, reply=True, timeout=10, destination=[worker.name])
     wapp.send_task("worker_tasks.add", (1, 1), task_id=task_id)
     r = run("result", task_id, "--wait", "--timeout", "30", "-o", "json", "-b", worker.broker_url)
     assert r.exit_code == 1, r

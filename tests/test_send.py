@@ -284,6 +284,25 @@ def test_from_bad_line_says_what_was_sent(run, url2, client2):
     assert len(r.stdout.split()) == 2
 
 
+@pytest.mark.parametrize("line, needle", [
+    ('{"task": [1]}', "'task' must be a non-empty string"),
+    ('{"task": "t", "args": {}}', "'args' must be a JSON array"),
+    ('{"task": "t", "kwargs": []}', "'kwargs' must be a JSON object"),
+    ('{"task": "t", "options": []}', "'options' must be a JSON object"),
+    ('{"task": "t", "options": {"id": 5}}', "task_id must be a string"),
+    ('{"task": "t", "options": {"bogus": 1}}', "unknown option 'bogus'"),
+    ('{"task": "t", "extra": 1}', "unknown field"),
+    ('[1]', "a line must be a JSON object"),
+    ('{"task": "t", "args": [18446744073709551616], "options": {"serializer": "msgpack"}}', "cannot encode"),
+])
+def test_from_rejects_bad_lines(run, url2, client2, line, needle):
+    good = json.dumps({"task": "t"})
+    r = run("send", "--from", "-", "-b", url2, input=f"{good}\n{line}\n{good}\n")
+    assert r.exit_code == 65, r
+    assert f"line 2: {needle}" in r.stderr and "1 task(s) were sent (up to line 1)" in r.stderr, r
+    assert client2.llen("celery") == 1
+
+
 def test_from_unroutable_line_stops_there(run, url2, client2):
     lines = [json.dumps({"task": "t"}), json.dumps({"task": "t", "options": {"exchange": "nx", "routing_key": "k"}}),
              json.dumps({"task": "t"})]

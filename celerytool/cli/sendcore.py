@@ -199,19 +199,21 @@ class Sender:
                 continue
             try:
                 record = json.loads(line)
-                if type(record) is not dict or not _RECORD_FIELDS.issuperset(record):
+                if (type(record) is not dict or not _RECORD_FIELDS.issuperset(record)
+                        or type(record.get("task")) is not str):
                     spec_from_record(record, defaults)  # raises the precise complaint
                 options = record.get("options")
                 task_id = None
-                if options:
-                    if type(options) is dict and ("task_id" in options or "id" in options):
-                        options = dict(options)
-                        task_id = options.pop("task_id", None) or options.pop("id", None)
-                        if not isinstance(task_id, str):
-                            raise UsageError("task_id must be a string")
-                    key = (record.get("task"), json.dumps(options, sort_keys=True))
-                else:
-                    key = (record.get("task"), None)
+                if options is not None and type(options) is not dict:
+                    raise UsageError("'options' must be a JSON object")
+                if options and ("task_id" in options or "id" in options):
+                    options = dict(options)
+                    task_id = options.pop("task_id", None)
+                    alias = options.pop("id", None)
+                    task_id = task_id if task_id is not None else alias
+                    if not isinstance(task_id, str):
+                        raise UsageError("task_id must be a string")
+                key = (record.get("task"), json.dumps(options, sort_keys=True) if options else None)
                 template = templates.get(key)
                 if template is None:
                     spec, notes = spec_from_record({**record, "options": options}, defaults)
@@ -221,12 +223,16 @@ class Sender:
                     if len(templates) >= MAX_TEMPLATES:
                         templates.clear()
                     template = templates[key] = builder.template(spec)
-                args = record.get("args") or []
-                kwargs = record.get("kwargs") or {}
+                args = record.get("args")
+                kwargs = record.get("kwargs")
                 if type(args) is not list:
-                    raise UsageError("'args' must be a JSON array")
+                    if args is not None:
+                        raise UsageError("'args' must be a JSON array")
+                    args = []
                 if type(kwargs) is not dict:
-                    raise UsageError("'kwargs' must be a JSON object")
+                    if kwargs is not None:
+                        raise UsageError("'kwargs' must be a JSON object")
+                    kwargs = {}
                 message = template.fill(task_id or next(ids), tuple(args), kwargs)
             except ValueError as exc:
                 raise _BadLine(lineno, f"not valid JSON ({exc})") from None

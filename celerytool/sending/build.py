@@ -191,7 +191,10 @@ class Template:
             else:
                 data = self.json_encode(body)
         else:
-            content_type, content_encoding, data = self.dumps(body, serializer=spec.serializer)
+            try:
+                content_type, content_encoding, data = self.dumps(body, serializer=spec.serializer)
+            except Exception as exc:  # kombu's EncodeError and what the codec raised
+                raise UsageError(f"cannot encode the task with {spec.serializer}: {exc}") from None
         if isinstance(data, str):  # text serializers return str; the transport sends bytes
             data = data.encode(content_encoding or "utf-8")
         if self.compress is not None:

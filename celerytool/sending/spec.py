@@ -103,13 +103,16 @@ def spec_from_record(record: Any, defaults: TaskSpec | None = None) -> tuple[Tas
     name = record.get("task")
     if not isinstance(name, str) or not name:
         raise UsageError("'task' must be a non-empty string")
-    args = record.get("args") or []
-    kwargs = record.get("kwargs") or {}
+    args = record.get("args")
+    args = [] if args is None else args
+    kwargs = record.get("kwargs")
+    kwargs = {} if kwargs is None else kwargs
     if not isinstance(args, list):
         raise UsageError("'args' must be a JSON array")
     if not isinstance(kwargs, dict):
         raise UsageError("'kwargs' must be a JSON object")
-    options = record.get("options") or {}
+    options = record.get("options")
+    options = {} if options is None else options
     if not isinstance(options, dict):
         raise UsageError("'options' must be a JSON object")
     base = defaults or TaskSpec(name=name)
