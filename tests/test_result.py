@@ -215,3 +215,53 @@ def test_help_documents_exit_codes(run):
     for code in ("0    SUCCESS", "1    FAILURE or REVOKED", "3    not ready", "124", "69", "2    usage"):
         assert code in r.stdout
     assert "Examples:" in run("send", "--help").stdout
+
+
+# -- the built-in RESP client: password, database, TLS --------------------------------------------
+def test_password_and_db(run, tmp_path):
+    from services import start_redis
+
+    server = start_redis(tmp_path / "auth", extra=("--requirepass", "s3cret"))
+    try:
+        url = f"redis://:s3cret@127.0.0.1:{server.port}/5"
+        app = make_app(url)
+        app.backend.store_result("p1", 7, "SUCCESS")
+        app.close()
+        r = run("result", "p1", "-o", "json", "-b", url)
+        assert r.exit_code == 0 and r.json()["result"] == 7, r
+        r = run("result", "p1", "-b", f"redis://:wrong@127.0.0.1:{server.port}/5")
+        assert r.exit_code == 69 and "wrong" not in r.stderr and "***" in r.stderr, r
+    finally:
+        server.stop()
+
+
+def test_tls(run, tmp_path):
+    import shutil
+    import subprocess
+
+    from services import start_redis
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    tls_port = free_port()
+    try:
+        server = start_redis(tmp_path / "tls", extra=("--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+                                                      "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+                                                      "--tls-auth-clients", "no"))
+    except RuntimeError as exc:
+        pytest.skip(f"redis-server without TLS: {exc}")
+    try:
+        app = make_app(server.url(0))
+        app.backend.store_result("t1", "secure", "SUCCESS")
+        app.close()
+        base = f"rediss://127.0.0.1:{tls_port}/0?ssl_cert_reqs=required"
+        r = run("result", "t1", "-o", "json", "-b", f"{base}&ssl_ca_certs={cert}")
+        assert r.exit_code == 0 and r.json()["result"] == "secure", r
+        r = run("result", "t1", "-b", base)  # the self-signed certificate is not trusted
+        assert r.exit_code == 69 and "certificate" in r.stderr.lower(), r
+    finally:
+        server.stop()
