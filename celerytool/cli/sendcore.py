@@ -36,6 +36,7 @@ class Sender:
         self._broker: Any = None
         self._builder: MessageBuilder | None = None
         self.exchange_type: str | None = None
+        self.on_batch: Any = None  # called with the running total after each batch
 
     # -- pieces ----------------------------------------------------------------------------
     @property
@@ -147,10 +148,14 @@ class Sender:
         # cycle collector would only rescan every live object (Celery's included) over
         # and over while hundreds of thousands of small dicts are made.
         gc.disable()
+        progress = _Progress() if self.app.stderr_is_tty() else None
+        self.on_batch = progress.update if progress else None
         try:
             total = self._emit_sent(self._publish_batches(stream, defaults))
         finally:
             gc.enable()
+            if progress:
+                progress.stop()
         note(f"sent {total} task(s)")
         return 0
 
@@ -173,6 +178,8 @@ class Sender:
                                 exc.exit_code) from None
             yield from (s for _, _, s in batch)
             state["sent"] += len(batch)
+            if self.on_batch is not None:
+                self.on_batch(state["sent"])
             state["last"] = batch[-1][0]
             batch.clear()
 
@@ -239,6 +246,26 @@ class Sender:
             except CeleryToolError as exc:
                 raise _BadLine(lineno, exc.message) from None
             yield lineno, message, describe(message, template)
+
+
+class _Progress:
+    """A count of sent tasks on stderr (only when stderr is a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(SpinnerColumn(), TextColumn("sent {task.completed:,} task(s)"),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                            redirect_stdout=False, redirect_stderr=False)
+        self.task = self.bar.add_task("send", total=None)
+        self.bar.start()
+
+    def update(self, sent: int) -> None:
+        self.bar.update(self.task, completed=sent)
+
+    def stop(self) -> None:
+        self.bar.stop()
 
 
 class _BadLine(Exception):
