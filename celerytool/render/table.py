@@ -65,6 +65,11 @@ def render_table(rows: Sequence[Any], kind: str, out: TextIO) -> None:
     from rich.text import Text
 
     console = Console(file=out, width=None if out.isatty() else int(os.environ.get("COLUMNS", "200")))
+    if kind == "result":
+        from celerytool.render.results import render_results
+
+        render_results(rows, out)
+        return
     columns = COLUMNS.get(kind)
     if columns is None:  # a record kind with no table of its own: key / value
         table = Table(show_header=False, box=None)
