@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import redis
+
 from conftest import make_app
 from services import free_port
 from workers import start_worker

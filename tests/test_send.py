@@ -9,6 +9,7 @@ import time
 
 import pytest
 import redis
+
 from conftest import make_app
 from services import free_port, start_redis
 from workers import start_worker
