@@ -14,7 +14,7 @@ from typing import Any
 
 from celerytool.brokers.base import BrokerOptions, is_internal_queue
 from celerytool.errors import DataError, NotFound
-from celerytool.model import Binding, Message, QueueInfo
+from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
 from celerytool.redisconn import connect, redis_errors
 from celerytool.urls import BrokerURL
 
@@ -48,6 +48,14 @@ class RedisBroker:
     def close(self) -> None:
         if "client" in self.__dict__:
             self.client.close()
+
+    def publish(self, messages: Iterable[OutgoingMessage]) -> int:
+        """Route and LPUSH as kombu would; see ``redis_publish``."""
+        from celerytool.brokers.redis_publish import RedisPublisher
+
+        if "_publisher" not in self.__dict__:
+            self._publisher = RedisPublisher(self)
+        return self._publisher.publish(messages)
 
     # -- keys -------------------------------------------------------------------------
     def bucket_key(self, queue: str, bucket: int) -> str:

@@ -60,6 +60,11 @@ def _drop_empty(columns: list[Column], rows: Sequence[Any]) -> list[tuple[Column
 
 
 def render_table(rows: Sequence[Any], kind: str, out: TextIO) -> None:
+    if kind == "result":
+        from celerytool.render.results import render_results
+
+        render_results(rows, out)
+        return
     width = None if out.isatty() else int(os.environ.get("COLUMNS", "200"))
     columns = COLUMNS.get(kind)
     if columns is not None and not rows:
