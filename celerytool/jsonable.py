@@ -23,11 +23,9 @@ Tuples become lists; dict keys that are not strings become their JSON text.
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import decimal
 import math
-import uuid
+import sys
 from typing import Any
 
 
@@ -62,15 +60,17 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
         return tag("timedelta", value.total_seconds())
     if isinstance(value, _dt.tzinfo):
         return tag("tzinfo", str(value))
-    if isinstance(value, decimal.Decimal):
+    if _instance_of(value, "decimal", "Decimal"):
         return tag("decimal", str(value))
-    if isinstance(value, uuid.UUID):
+    if _instance_of(value, "uuid", "UUID"):
         return tag("uuid", str(value))
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         try:
             return tag("bytes", raw.decode("utf-8"))
         except UnicodeDecodeError:
+            import base64
+
             return tag("base64", base64.b64encode(raw).decode("ascii"))
     if isinstance(value, (set, frozenset)):
         items = [to_jsonable(v, d) for v in value]
@@ -85,6 +85,12 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
     if describe is not None:
         return describe(d)
     return tag("repr", repr(value))
+
+
+def _instance_of(value: Any, module: str, name: str) -> bool:
+    """isinstance without importing ``module``: no instance exists before its import."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(value, getattr(loaded, name))
 
 
 def _key(k: Any) -> str:

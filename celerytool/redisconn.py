@@ -22,8 +22,14 @@ _CERT_REQS = {
 }
 
 
-def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = 60.0) -> Any:
-    """A redis.Redis for ``url``; nothing is sent until the first command."""
+def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = None) -> Any:
+    """A redis.Redis for ``url``; nothing is sent until the first command.
+
+    Every command is chunked, so a reply slower than ``socket_timeout``
+    (default: twice the connect timeout, at least 10 s) means a dead peer.
+    """
+    if socket_timeout is None:
+        socket_timeout = max(10.0, 2 * connect_timeout)
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -71,3 +77,5 @@ def redis_errors(url: BrokerURL, what: str = "Redis") -> Iterator[None]:
     except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
         reason = str(exc) or type(exc).__name__
         raise BrokerUnavailable(url.scrub(f"cannot reach {where}: {reason}")) from None
+    except rex.RedisError as exc:  # e.g. InvalidResponse: something else answers there
+        raise BrokerUnavailable(url.scrub(f"{where} did not answer like Redis: {exc}")) from None

@@ -13,14 +13,14 @@ from functools import cached_property
 from typing import Any
 
 from celerytool.brokers.base import BrokerOptions, is_internal_queue
-from celerytool.codecs import decode_envelope
 from celerytool.errors import DataError, NotFound
-from celerytool.model import Binding, Message, QueueInfo
+from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
 from celerytool.redisconn import connect, redis_errors
 from celerytool.urls import BrokerURL
 
 BINDING_PREFIX = "_kombu.binding."
 PEEK_CHUNK = 1000
+SCAN_AUTO_MAX_KEYS = 200_000
 
 
 def _text(value: bytes | str) -> str:
@@ -48,6 +48,14 @@ class RedisBroker:
     def close(self) -> None:
         if "client" in self.__dict__:
             self.client.close()
+
+    def publish(self, messages: Iterable[OutgoingMessage]) -> int:
+        """Route and LPUSH as kombu would; see ``redis_publish``."""
+        from celerytool.brokers.redis_publish import RedisPublisher
+
+        if "_publisher" not in self.__dict__:
+            self._publisher = RedisPublisher(self)
+        return self._publisher.publish(messages)
 
     # -- keys -------------------------------------------------------------------------
     def bucket_key(self, queue: str, bucket: int) -> str:
@@ -82,7 +90,7 @@ class RedisBroker:
             replies = pipe.execute(raise_on_error=False)
         out: list[Binding] = []
         head = len(self.prefix + BINDING_PREFIX)
-        for key, members in zip(keys, replies):
+        for key, members in zip(keys, replies, strict=False):
             if isinstance(members, Exception):
                 self.warnings.append(f"skipped {key!r}: not a set ({members})")
                 continue
@@ -97,9 +105,32 @@ class RedisBroker:
         return out
 
     # -- queues -----------------------------------------------------------------------
+    def scan_queue_lists(self) -> set[str]:
+        """Queues that hold messages but may have no binding (found by list keys)."""
+        out: set[str] = set()
+        pattern = _glob_escape(self.prefix) + "*"
+        with self.errors():
+            for raw in self.client.scan_iter(match=pattern, count=1000, _type="list"):
+                key = _text(raw)[len(self.prefix):]
+                base, sep, suffix = key.rpartition(self.sep)
+                if sep and suffix.isdigit() and int(suffix) in self.steps:
+                    key = base
+                out.add(key)
+        return out
+
     def queues(self, names: Iterable[str] = ()) -> list[QueueInfo]:
         named = list(dict.fromkeys(names))
         found = {b.queue for b in self.bindings()}
+        scan = self.options.extra.get("scan")
+        if scan is None:  # auto: scan unless the database is large
+            with self.errors():
+                size = int(self.client.dbsize())
+            scan = size <= SCAN_AUTO_MAX_KEYS
+            if not scan:
+                self.warnings.append(f"{size} keys in this database: queues without a binding are not "
+                                     "searched for (use --scan to find them too)")
+        if scan:
+            found |= self.scan_queue_lists()
         if not self.options.include_internal:
             found = {q for q in found if not is_internal_queue(q)}
         all_names = sorted(found) + [n for n in named if n not in found]
@@ -115,7 +146,7 @@ class RedisBroker:
         per = len(self.steps)
         for i, name in enumerate(all_names):
             counts = replies[i * per:(i + 1) * per]
-            bad = [(k, c) for (_, k), c in zip(self.bucket_keys(name), counts) if isinstance(c, Exception)]
+            bad = [(k, c) for (_, k), c in zip(self.bucket_keys(name), counts, strict=False) if isinstance(c, Exception)]
             if bad:
                 key = bad[0][0]
                 msg = f"{key!r} is a {self._type_of(key)}, not a list"
@@ -123,7 +154,7 @@ class RedisBroker:
                     raise DataError(f"queue {name!r}: {msg}")
                 self.warnings.append(f"skipped queue {name!r}: {msg}")
                 continue
-            priorities = {str(b): int(c) for (b, _), c in zip(self.bucket_keys(name), counts)}
+            priorities = {str(b): int(c) for (b, _), c in zip(self.bucket_keys(name), counts, strict=False)}
             total = sum(priorities.values())
             out.append(QueueInfo(name=name, messages=total, priorities=priorities,
                                  exists=total > 0 or name in found))
@@ -142,7 +173,7 @@ class RedisBroker:
                 pipe.llen(key)
             replies = pipe.execute(raise_on_error=False)
         out = []
-        for (bucket, key), n in zip(keys, replies):
+        for (bucket, key), n in zip(keys, replies, strict=False):
             if isinstance(n, Exception):
                 raise DataError(f"{key!r} is a {self._type_of(key)}, not a list: not a Celery queue")
             out.append((bucket, key, int(n)))
@@ -164,13 +195,15 @@ class RedisBroker:
         Each priority list is read from its right end (the next message)
         in chunks with LRANGE, so the cost follows ``limit``, not the depth.
         """
+        from celerytool.codecs.message import decode_envelope  # not needed by other commands
+
         lengths = self.lengths(queue)
         self.require_queue(queue, lengths)
+        limits = self.options.limits
         position = 0
         for bucket, key, length in lengths:
             for raw in self.iter_list(key, length, None if limit is None else limit - position):
-                yield decode_envelope(raw, queue=queue, position=position, priority=bucket,
-                                      limits=self.options.limits)
+                yield decode_envelope(raw, queue=queue, position=position, priority=bucket, limits=limits)
                 position += 1
             if limit is not None and position >= limit:
                 return

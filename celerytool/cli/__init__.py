@@ -44,7 +44,7 @@ class LazyGroup(click.Group):
         if entry is None or not _available(name):
             return None
         module = importlib.import_module(entry[0])
-        return getattr(module, "command")
+        return module.command
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; turn expected failures into one line and an exit code."""

@@ -34,23 +34,10 @@ def command(app, queue, limit, all_, raw):
     """
     broker = app.open_broker()
     messages = broker.peek(queue, None if all_ else limit)
-    if raw:
-        from celerytool.render import emit
-
-        app.emit(_RawJson(m) for m in messages) if app.fmt != "table" else emit(messages, "table", "message")
-        return
+    if raw and app.fmt != "table":
+        messages = (m.to_json(include_raw=True) for m in messages)
     count = app.emit(messages, "message")
     if count == 0 and app.fmt == "table":
         from celerytool.render import note
 
         note(f"queue {queue!r} is empty")
-
-
-class _RawJson:
-    __slots__ = ("m",)
-
-    def __init__(self, m):
-        self.m = m
-
-    def to_json(self):
-        return self.m.to_json(include_raw=True)

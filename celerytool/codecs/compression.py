@@ -8,8 +8,7 @@ cap and stops with an error when the cap is passed.
 
 from __future__ import annotations
 
-import bz2
-import lzma
+import importlib
 import zlib
 from collections.abc import Callable
 
@@ -71,9 +70,9 @@ def _zlib(data: bytes, limit: int) -> bytes:
     return _checked(out, limit, d.eof)
 
 
-def _stream(factory: Callable[[], object]) -> Callable[[bytes, int], bytes]:
+def _stream(module: str, name: str) -> Callable[[bytes, int], bytes]:
     def run(data: bytes, limit: int) -> bytes:
-        d = factory()
+        d = getattr(importlib.import_module(module), name)()  # imported on first use
         out = d.decompress(data, max_length=limit + 1)  # type: ignore[attr-defined]
         return _checked(out, limit, d.eof)  # type: ignore[attr-defined]
 
@@ -105,8 +104,8 @@ def _zstd(data: bytes, limit: int) -> bytes:
 
 _DECOMPRESSORS: dict[str, Callable[[bytes, int], bytes]] = {
     "zlib": _zlib,
-    "bzip2": _stream(bz2.BZ2Decompressor),
-    "lzma": _stream(lzma.LZMADecompressor),
+    "bzip2": _stream("bz2", "BZ2Decompressor"),
+    "lzma": _stream("lzma", "LZMADecompressor"),
     "brotli": _brotli,
     "zstd": _zstd,
 }

@@ -12,8 +12,7 @@ class Limits:
     """``max_bytes`` caps a body after base64 and after decompression."""
 
     max_bytes: int = DEFAULT_MAX_BYTES
-    max_nodes: int = 2_000_000  # values built by a pickle / yaml / rendered
-    max_yaml_aliases: int = 1000
+    max_nodes: int = 2_000_000  # values a yaml/pickle body may expand to via shared refs
 
 
 DEFAULT_LIMITS = Limits()

@@ -11,8 +11,9 @@ from typing import Any
 
 from celerytool.codecs.compression import decompress, sniff
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
-from celerytool.codecs.serializers import SERIALIZER_CONTENT_TYPE, deserialize
+from celerytool.codecs.serializers import SERIALIZER_CONTENT_TYPE, deserialize_plain
 from celerytool.errors import DecodeError
+from celerytool.jsonio import parse
 from celerytool.model import Message
 
 EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord")
@@ -20,15 +21,23 @@ EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord")
 
 def open_envelope(raw: bytes | str) -> dict[str, Any]:
     """Parse kombu's JSON envelope (or an ``unacked`` entry holding one)."""
+    return _open_envelope(raw)[0]
+
+
+def _open_envelope(raw: bytes | str) -> tuple[dict[str, Any], bool]:
+    """The envelope, and whether it holds plain JSON values only (see jsonio)."""
     try:
-        env = json.loads(raw)
+        if isinstance(raw, bytes):
+            env, plain = parse(raw)
+        else:
+            env, plain = json.loads(raw), False
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"envelope is not valid JSON: {exc}") from None
     if isinstance(env, list) and env and isinstance(env[0], dict):
         env = env[0]  # unacked hash value: [envelope, exchange, routing_key]
     if not isinstance(env, dict) or "body" not in env:
         raise DecodeError("not a kombu envelope (no 'body' field)")
-    return env
+    return env, plain
 
 
 def envelope_body(env: dict[str, Any]) -> bytes:
@@ -57,7 +66,7 @@ def decode_envelope(
 ) -> Message:
     """Decode one Redis-stored message; never raises for bad data."""
     try:
-        env = open_envelope(raw)
+        env, plain = _open_envelope(raw)
         body = envelope_body(env)
     except DecodeError as exc:
         return Message(queue=queue, position=position, priority=priority, size=len(raw),
@@ -77,6 +86,7 @@ def decode_envelope(
         raw=raw,
         limits=limits,
         extra=extra,
+        plain=plain,
     )
 
 
@@ -95,7 +105,14 @@ def decode_payload(
     limits: Limits = DEFAULT_LIMITS,
     redelivered: bool | None = None,
     extra: dict[str, Any] | None = None,
+    plain: bool = False,
 ) -> Message:
+    """A Message from a body and its metadata; never raises for bad data.
+
+    ``plain``: ``headers`` and ``properties`` hold plain JSON values only
+    (``jsonio.parse`` said so), which lets ``Message.to_json`` skip
+    converting them when the body is plain too.
+    """
     compression = headers.get("compression") if isinstance(headers, dict) else None
     prio = properties.get("priority", priority)
     fields: dict[str, Any] = {}
@@ -105,35 +122,36 @@ def decode_payload(
             raise DecodeError(f"body of {len(body)} bytes exceeds {limits.max_bytes} (raise with --max-size)")
         if compression:
             body = decompress(body, str(compression), limits.max_bytes)
-        payload = deserialize(body, content_type, content_encoding, limits)
+        payload, plain_body = deserialize_plain(body, content_type, content_encoding, limits)
         fields = task_fields(headers, payload)
+        plain = plain and plain_body
     except DecodeError as exc:
-        error = str(exc)
+        error, plain = str(exc), False
     except Exception as exc:  # a decoder bug must not stop a listing
-        error = f"cannot decode: {type(exc).__name__}: {exc}"
-    if "error" in fields:
-        error = fields.pop("error")
+        error, plain = f"cannot decode: {type(exc).__name__}: {exc}", False
+    error = fields.pop("error", error)
     if "body" in fields:  # not a task: show what the body held
         extra = {**(extra or {}), "body": fields.pop("body")}
     if not fields.get("id") and isinstance(headers, dict):
         fields.setdefault("id", headers.get("id"))
         fields.setdefault("task", headers.get("task"))
-    return Message(
-        queue=queue,
-        position=position,
-        priority=prio if isinstance(prio, int) else priority,
-        content_type=content_type,
-        content_encoding=content_encoding,
-        compression=compression,
-        headers=headers,
-        properties=properties,
-        size=size if size is not None else len(body),
-        error=error,
-        raw=raw,
-        redelivered=redelivered,
-        extra=extra or {},
+    return Message.from_fields({
+        "queue": queue,
+        "position": position,
+        "priority": prio if isinstance(prio, int) else priority,
+        "content_type": content_type,
+        "content_encoding": content_encoding,
+        "compression": compression,
+        "headers": headers,
+        "properties": properties,
+        "size": size if size is not None else len(body),
+        "error": error,
+        "raw": raw,
+        "redelivered": redelivered,
+        "extra": extra or {},
+        "plain_json": plain,
         **fields,
-    )
+    })
 
 
 def _iso(value: Any) -> Any:

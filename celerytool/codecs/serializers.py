@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from celerytool.codecs.inert_pickle import inert_loads
 from celerytool.codecs.limits import Limits
 from celerytool.errors import DecodeError
+from celerytool.jsonio import loads_fast, loads_plain
 
 CONTENT_TYPES: dict[str, str] = {
     "application/json": "json",
@@ -56,18 +56,38 @@ def loads_json(text: str | bytes) -> Any:
         raise DecodeError(f"body is not valid JSON: {exc}") from None
 
 
+def check_expansion(value: Any, limit: int) -> None:
+    """Refuse values whose shared references expand past ``limit`` nodes.
+
+    YAML aliases and pickle memo references let a few bytes describe a tree
+    of billions of nodes ("billion laughs"); anything that walks it (JSON
+    output, selection) would never finish.  Count without recursion.
+    """
+    seen = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        seen += 1
+        if seen > limit:
+            raise DecodeError(f"body expands to more than {limit} values through shared references")
+        if isinstance(v, dict):
+            stack.extend(v.values())
+            stack.extend(v.keys())
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+
+
 def _yaml(text: str, limits: Limits) -> Any:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    if "*" in text:  # aliases: cap them, a billion-laughs body must not explode
-        aliases = sum(1 for ev in yaml.parse(text, Loader=loader) if isinstance(ev, yaml.AliasEvent))
-        if aliases > limits.max_yaml_aliases:
-            raise DecodeError(f"yaml body uses {aliases} aliases (limit {limits.max_yaml_aliases})")
     try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        value = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise DecodeError(f"body is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if "*" in text:  # aliases share nodes: make sure the expanded tree is bounded
+        check_expansion(value, limits.max_nodes)
+    return value
 
 
 def _msgpack(body: bytes) -> Any:
@@ -81,12 +101,44 @@ def _msgpack(body: bytes) -> Any:
         raise DecodeError(f"body is not valid msgpack: {exc}") from None
 
 
+def _json_plain(body: bytes, encoding: str | None) -> tuple[Any, bool]:
+    utf8 = (encoding or "utf-8").lower() in _UTF8
+    if utf8 and b'"__type__"' not in body:
+        parsed = loads_fast(body)
+        if parsed is not None:
+            return parsed
+    text = _text(body, encoding)
+    if '"__type__"' in text:
+        return loads_json(text), False
+    try:
+        return loads_plain(text)
+    except ValueError as exc:
+        raise DecodeError(f"body is not valid JSON: {exc}") from None
+
+
+_UTF8 = {"utf-8", "utf8", "binary", "8bit"}  # what _text reads as UTF-8
+
+
+def deserialize_plain(
+    body: bytes, content_type: str | None, content_encoding: str | None, limits: Limits
+) -> tuple[Any, bool]:
+    """``deserialize``, and whether the value is plain JSON (see ``jsonio.parse``)."""
+    if serializer_name(content_type) == "json":
+        return _json_plain(body, content_encoding)
+    return deserialize(body, content_type, content_encoding, limits), False
+
+
 def deserialize(body: bytes, content_type: str | None, content_encoding: str | None, limits: Limits) -> Any:
     kind = serializer_name(content_type)
     if kind == "json":
         return loads_json(_text(body, content_encoding))
     if kind == "pickle":
-        return inert_loads(body)
+        from celerytool.codecs.inert_pickle import inert_loads
+
+        value = inert_loads(body)
+        if b"h" in body or b"g" in body or b"j" in body:  # BINGET / GET / LONG_BINGET: memo reuse
+            check_expansion(value, limits.max_nodes)
+        return value
     if kind == "msgpack":
         return _msgpack(body)
     if kind == "yaml":

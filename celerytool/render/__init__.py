@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from celerytool import jsonio
+
 FORMATS = ("table", "json", "ndjson")
 
 
@@ -21,7 +23,7 @@ def _json_of(record: Any) -> Any:
 
 def dumps(obj: Any, *, compact: bool = True) -> str:
     if compact:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        return jsonio.dumps(obj)
     return json.dumps(obj, ensure_ascii=False, indent=2)
 
 
@@ -30,9 +32,9 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     out = out or sys.stdout
     count = 0
     if fmt == "ndjson":
-        write = out.write
+        write_line = jsonio.line_writer(out)
         for record in records:
-            write(dumps(_json_of(record)) + "\n")
+            write_line(_json_of(record))
             count += 1
         out.flush()
         return count

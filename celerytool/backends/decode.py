@@ -1,0 +1,118 @@
+"""Stored result bytes -> ``TaskResult``: decompression, serializer guess, exceptions.
+
+The backend does not record which serializer wrote a value, so it is
+recognised from its first bytes (json, pickle, msgpack, else yaml), the way
+the values of each serializer start.  Pickles go through the inert
+unpickler and are never executed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celerytool.codecs.compression import decompress
+from celerytool.codecs.inert_pickle import Opaque
+from celerytool.codecs.limits import Limits
+from celerytool.codecs.serializers import deserialize
+from celerytool.errors import DecodeError
+from celerytool.model import TaskResult
+
+COMPRESSED_MAGIC = b"\x00celery-compressed\x00"
+EXCEPTION_STATES = frozenset({"FAILURE", "REVOKED", "RETRY"})
+_FIELDS = ("name", "args", "kwargs", "worker", "retries", "queue", "group_id", "parent_id")
+
+
+def decode_value(raw: bytes, limits: Limits) -> Any:
+    """The meta a backend stored: decompressed, then deserialized by its looks."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    if len(raw) > limits.max_bytes:
+        raise DecodeError(f"stored value of {len(raw)} bytes exceeds {limits.max_bytes} (raise with --max-size)")
+    if raw.startswith(COMPRESSED_MAGIC):
+        mime, sep, data = raw[len(COMPRESSED_MAGIC):].partition(b"\x00")
+        if not sep:
+            raise DecodeError("compressed result has no content type")
+        raw = decompress(data, mime.decode("ascii", "replace"), limits.max_bytes)
+    return deserialize(raw, _content_type(raw), None, limits)
+
+
+def _content_type(raw: bytes) -> str:
+    first = raw[:1]
+    if first in (b"{", b"[", b'"') or raw[:4] == b"null":
+        return "application/json"
+    if first == b"\x80" and len(raw) > 1 and 2 <= raw[1] <= 5:
+        return "application/x-python-serialize"
+    if raw and (0x80 <= raw[0] <= 0x8F or raw[0] in (0xDE, 0xDF)):
+        return "application/x-msgpack"
+    if first in (b"(", b"}") or (first == b"c" and b":" not in raw.split(b"\n", 1)[0]):
+        return "application/x-python-serialize"  # pickle protocols 0 and 1 (c = GLOBAL)
+    return "application/x-yaml"
+
+
+def exception_info(value: Any) -> dict[str, Any] | None:
+    """``{"type", "module", "message"}`` of a stored exception, or None."""
+    if isinstance(value, dict) and "exc_type" in value:
+        args = value.get("exc_message")
+        return {"type": value.get("exc_type"), "module": value.get("exc_module"),
+                "message": _message(args)}
+    if isinstance(value, Opaque):
+        if value.name == "UnpickleableExceptionWrapper" and len(value.args) >= 3:
+            module, name, args = value.args[0], value.args[1], value.args[2]
+            return {"type": name, "module": module, "message": _message(args)}
+        return {"type": value.name, "module": value.module, "message": _message(value.args)}
+    return None
+
+
+def _message(args: Any) -> str:
+    if isinstance(args, (list, tuple)):
+        if len(args) == 1:
+            return str(args[0])
+        return ", ".join(repr(a) if not isinstance(a, str) else a for a in args)
+    return "" if args is None else str(args)
+
+
+def result_from_meta(task_id: str, raw: bytes, limits: Limits, *, group: bool = False) -> TaskResult:
+    """Decode one stored value; a value that cannot be decoded comes back with ``error``."""
+    try:
+        meta = decode_value(raw, limits)
+    except DecodeError as exc:
+        return TaskResult(id=task_id, status="UNKNOWN", error=str(exc), group=group)
+    if not isinstance(meta, dict):
+        return TaskResult(id=task_id, status="UNKNOWN", error="stored value is not a result meta",
+                          group=group, result=meta)
+    if group:
+        return group_result(task_id, meta)
+    status = str(meta.get("status") or "PENDING")
+    result = meta.get("result")
+    exception = exception_info(result) if status in EXCEPTION_STATES else None
+    extra = {k: meta.get(k) for k in _FIELDS}
+    return TaskResult(
+        id=task_id,
+        status=status,
+        result=result,
+        traceback=meta.get("traceback"),
+        date_done=_text(meta.get("date_done")),
+        children=meta.get("children"),
+        exception=exception,
+        meta=meta,
+        **extra,
+    )
+
+
+def group_result(group_id: str, meta: dict[str, Any]) -> TaskResult:
+    """A ``celery-taskset-meta`` value: ``GroupResult.as_tuple()`` under ``result``."""
+    stored = meta.get("result")
+    children: list[str] = []
+    try:
+        for child in stored[1]:
+            children.append(child[0][0])
+    except (TypeError, IndexError, KeyError):
+        pass
+    return TaskResult(id=group_id, status="GROUP", result=stored, children=children,
+                      date_done=_text(meta.get("date_done")), group=True, meta=meta)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

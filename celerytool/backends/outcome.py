@@ -1,0 +1,27 @@
+"""Map result states to the exit code of ``result`` (and ``send --wait``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from celerytool.errors import ExitCode
+from celerytool.model import TaskResult
+
+READY_OK = frozenset({"SUCCESS"})
+READY_BAD = frozenset({"FAILURE", "REVOKED"})
+# The worst outcome among several ids decides: a failure outranks a timeout,
+# which outranks "not ready yet", which outranks success.
+SEVERITY = {ExitCode.OK: 0, ExitCode.NOT_READY: 1, ExitCode.TIMEOUT: 2, ExitCode.FAILURE: 3}
+
+
+def exit_code_for(result: TaskResult, timed_out: bool = False) -> ExitCode:
+    if result.status in READY_OK:
+        return ExitCode.OK
+    if result.status in READY_BAD:
+        return ExitCode.FAILURE
+    return ExitCode.TIMEOUT if timed_out else ExitCode.NOT_READY
+
+
+def worst_exit_code(results: Iterable[TaskResult], timed_out: bool = False) -> ExitCode:
+    codes = [exit_code_for(r, timed_out) for r in results]
+    return max(codes, key=SEVERITY.__getitem__) if codes else ExitCode.OK

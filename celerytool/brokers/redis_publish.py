@@ -1,0 +1,234 @@
+"""Publish on Redis exactly as kombu's virtual transport does (wire-format sections 2.1, 3).
+
+The envelope is ``Channel.prepare_message`` + ``_inplace_augment_message``;
+routing is ``Channel._lookup`` over the ``_kombu.binding.<exchange>``
+tables (direct: routing-key equality, topic: the stored regex, fanout:
+PUBLISH on kombu's fanout channel); a message lands in the priority list
+``_q_for_pri`` names.  Messages are pipelined, consecutive ones for the same
+list joined into one LPUSH (the same order as one LPUSH each).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from base64 import b64encode
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from celerytool.errors import CeleryToolError, ExitCode
+from celerytool.fastjson import dumps as _dumps
+from celerytool.ids import uuid4_strings
+from celerytool.model import OutgoingMessage
+
+if TYPE_CHECKING:
+    from celerytool.brokers.redis import RedisBroker
+
+BINDING = "_kombu.binding."
+BINDING_PERMANENT = "_kombu.binding_permanent."
+# Celery declares these as fanout on Redis (remote control; events are forced to fanout).
+FANOUT_EXCHANGES = frozenset({"celery.pidbox", "celeryev"})
+BATCH = 2000
+
+
+class Unroutable(CeleryToolError):
+    """No queue is bound for the message; ``sent`` messages before it were published."""
+
+    exit_code = ExitCode.FAILURE
+
+    def __init__(self, message: str, sent: int) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+def _properties(message: OutgoingMessage, delivery_tag: str) -> dict[str, Any]:
+    """``prepare_message`` + ``_inplace_augment_message``: the properties kombu stores."""
+    props = {k: v for k, v in message.properties.items() if k != "priority"}
+    props["delivery_info"] = {"exchange": message.exchange, "routing_key": message.routing_key}
+    props["priority"] = message.properties.get("priority") or 0
+    props["body_encoding"] = "base64"
+    props["delivery_tag"] = delivery_tag
+    return props
+
+
+_MARK = "\x00celerytool-mark\x00"
+
+
+def envelope(message: OutgoingMessage, delivery_tag: str, cache: dict[Any, Any] | None = None) -> str:
+    """kombu's JSON envelope text, key for key and in kombu's order.
+
+    With ``cache`` and headers the builder already encoded, the text around
+    the per-message values (body, headers, correlation id, delivery tag) is
+    encoded once per message shape and reused.
+    """
+    headers_text = getattr(message.headers, "json_text", None)
+    if headers_text is not None and cache is not None:
+        props = message.properties
+        items = tuple(props.items())
+        key: Any = None
+        parts = None
+        if items and items[0][0] == "correlation_id":  # the rest is the shape
+            key = (message.content_encoding, message.content_type, message.exchange,
+                   message.routing_key, items[1:])
+            try:
+                parts = cache.get(key)
+            except TypeError:  # an unhashable property value
+                key = None
+        if parts is None and key is not None:
+            if len(cache) > 1000:
+                cache.clear()
+            text = json.dumps({
+                "body": _MARK, "content-encoding": message.content_encoding,
+                "content-type": message.content_type, "headers": _MARK,
+                "properties": _properties(message, _MARK) | {"correlation_id": _MARK},
+            })
+            parts = cache[key] = tuple(text.split(json.dumps(_MARK)))
+        if parts is not None and len(parts) == 5 and props["correlation_id"].__class__ is str:
+            return "".join((parts[0], '"', b64encode(message.body).decode("ascii"), '"', parts[1],
+                            headers_text, parts[2], _dumps(props["correlation_id"]), parts[3],
+                            '"', delivery_tag, '"', parts[4]))
+    props = _properties(message, delivery_tag)
+    env = {
+        "body": b64encode(message.body).decode("ascii"),
+        "content-encoding": message.content_encoding,
+        "content-type": message.content_type,
+        "headers": message.headers or {},
+        "properties": props,
+    }
+    try:
+        return json.dumps(env)
+    except TypeError:  # datetimes, Decimals, ...: kombu's tagged JSON
+        from kombu.utils.json import dumps
+
+        return dumps(env)
+
+
+class RedisPublisher:
+    """Routes and LPUSHes messages over the broker's one connection."""
+
+    def __init__(self, broker: RedisBroker) -> None:
+        self.broker = broker
+        self.prefix = broker.prefix
+        self.sep = broker.sep
+        self.exchange_type: str | None = broker.options.extra.get("exchange_type")  # type: ignore[assignment]
+        self.tables: dict[str, list[tuple[str, str, str]]] = {}
+        self.declared: set[str] = set()
+        self.tags = uuid4_strings()
+        self.keys: dict[tuple[str, Any], str] = {}  # (queue, priority) -> list key
+        self.shapes: dict[Any, Any] = {}  # envelope text pieces per message shape
+
+    def publish(self, messages: Iterable[OutgoingMessage]) -> int:
+        b = self.broker
+        with b.errors():
+            client = b.client
+            if isinstance(messages, (list, tuple)) and not messages:
+                client.ping()  # nothing to send: still prove the broker answers
+                return 0
+            state = _Batch(client.pipeline(transaction=False))
+            self.declared = set()  # per call: a failed (retried) pipeline must declare again
+            sent = 0
+            for m in messages:
+                text = envelope(m, next(self.tags), self.shapes)
+                if m.exchange == "":
+                    queues = [m.routing_key]
+                    self._declare(state.pipe, m.routing_key)
+                else:
+                    kind = self.exchange_type or self._infer_type(m.exchange)
+                    if kind == "fanout":  # PUB/SUB: nothing stored, say when nobody got it
+                        sent += state.execute()
+                        if not client.publish(self._fanout_topic(m.exchange, m.routing_key), text):
+                            raise Unroutable(
+                                f"unroutable: nobody subscribes to fanout exchange {m.exchange!r} (a "
+                                f"fanout message is lost when no worker listens); {sent} message(s) "
+                                "before it were published, it and any after it were not", sent)
+                        sent += 1
+                        continue
+                    queues = self._lookup(m.exchange, m.routing_key, kind)
+                    if not queues:
+                        sent += state.execute()
+                        raise Unroutable(
+                            f"unroutable: no queue is bound to exchange {m.exchange!r} ({kind}) "
+                            f"for routing key {m.routing_key!r}; {sent} message(s) before it "
+                            "were published, it and any after it were not", sent)
+                priority = m.properties.get("priority")
+                for q in queues:
+                    key = self.keys.get((q, priority))
+                    if key is None:
+                        key = self.keys[(q, priority)] = b.bucket_key(q, b.priority_bucket(priority))
+                    state.push(key, text)
+                state.count += 1
+                if state.count >= BATCH:
+                    sent += state.execute()
+            sent += state.execute()
+        return sent
+
+    # -- routing ------------------------------------------------------------------------
+    def _declare(self, pipe: Any, queue: str) -> None:
+        """What Celery's ``declare=[queue]`` leaves on Redis: the queue's binding."""
+        if queue in self.declared:
+            return
+        self.declared.add(queue)
+        member = self.sep.join([queue, "", queue])
+        pipe.sadd(self.prefix + BINDING + queue, member)
+        pipe.sadd(self.prefix + BINDING_PERMANENT + queue, member)
+
+    def _table(self, exchange: str) -> list[tuple[str, str, str]]:
+        table = self.tables.get(exchange)
+        if table is None:
+            members = self.broker.client.smembers(self.prefix + BINDING + exchange)
+            table = []
+            for raw in members:
+                parts = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).split(self.sep)
+                if len(parts) >= 3:
+                    table.append((parts[0], parts[1], self.sep.join(parts[2:])))
+            self.tables[exchange] = table
+        return table
+
+    def _infer_type(self, exchange: str) -> str:
+        if exchange in FANOUT_EXCHANGES:
+            return "fanout"
+        return "topic" if any(pattern for _, pattern, _ in self._table(exchange)) else "direct"
+
+    def _lookup(self, exchange: str, routing_key: str, kind: str) -> list[str]:
+        table = self._table(exchange)
+        if kind == "topic":
+            found = {q for _, pattern, q in table if re.match(pattern, routing_key, re.U)}
+        else:
+            found = {q for rk, _, q in table if rk == routing_key}
+        return sorted(found)
+
+    def _fanout_topic(self, exchange: str, routing_key: str) -> str:
+        # keyprefix_fanout '/{db}.' + exchange [+ '/' + routing_key] (fanout_patterns=True)
+        topic = f"/{self.broker.url.db}.{exchange}"
+        if routing_key:
+            topic += "/" + routing_key
+        return self.prefix + topic
+
+
+class _Batch:
+    """Pending LPUSH runs (and binding SADDs) of one pipeline round-trip."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.key: str | None = None
+        self.run: list[str] = []
+        self.count = 0
+
+    def push(self, key: str, text: str) -> None:
+        if key != self.key:
+            self._flush_run()
+            self.key = key
+        self.run.append(text)
+
+    def _flush_run(self) -> None:
+        if self.run:
+            self.pipe.lpush(self.key, *self.run)
+            self.run = []
+        self.key = None
+
+    def execute(self) -> int:
+        self._flush_run()
+        count, self.count = self.count, 0
+        if len(self.pipe):
+            self.pipe.execute()
+        return count

@@ -1,0 +1,99 @@
+"""celerytool send: publish a task by name exactly as Celery's send_task would."""
+
+from __future__ import annotations
+
+import click
+
+from celerytool.cli.options import with_app
+
+SERIALIZERS = ["json", "pickle", "msgpack", "yaml"]
+COMPRESSIONS = ["zlib", "gzip", "bzip2", "lzma", "brotli", "zstd"]
+
+
+@click.command("send")
+@click.argument("task", required=False)
+@click.argument("arg", nargs=-1)
+@click.option("--args", "args_json", metavar="JSON", help="Positional arguments as a JSON array.")
+@click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments as a JSON object.")
+@click.option("-k", "--kwarg", "kwarg", multiple=True, metavar="NAME=VALUE",
+              help="One keyword argument (value parsed like ARG). Repeatable.")
+@click.option("--countdown", type=click.FloatRange(min=0), metavar="S", help="Run no earlier than S seconds from now.")
+@click.option("--eta", metavar="DATETIME", help="Run no earlier than this ISO 8601 time (no offset = UTC).")
+@click.option("--expires", metavar="S|DATETIME", help="Revoke if not started within S seconds / by this time.")
+@click.option("-Q", "--queue", metavar="NAME", help="Queue to send to [default celery].")
+@click.option("--exchange", metavar="NAME", help="Exchange to publish to (with --routing-key).")
+@click.option("--routing-key", metavar="KEY", help="Routing key for --exchange.")
+@click.option("--exchange-type", type=click.Choice(["direct", "topic", "fanout"]),
+              help="Type of --exchange on Redis [default: topic if its bindings hold patterns, else direct].")
+@click.option("--priority", type=click.IntRange(0, 255), help="0-9 on Redis (0 = served first), 0-255 on RabbitMQ.")
+@click.option("--serializer", type=click.Choice(SERIALIZERS), default="json", show_default=True)
+@click.option("--compression", type=click.Choice(COMPRESSIONS), help="Compress the body (kombu's codecs).")
+@click.option("--protocol", type=click.Choice(["1", "2"]), default="2", show_default=True,
+              help="Task message protocol: 2 for Celery 4+, 1 for older workers.")
+@click.option("--id", "task_id", metavar="ID", help="Task id [default: a new uuid4].")
+@click.option("--header", multiple=True, metavar="NAME=VALUE", help="Extra message header. Repeatable.")
+@click.option("--time-limit", type=click.FloatRange(min=0), metavar="S", help="Hard time limit.")
+@click.option("--soft-time-limit", type=click.FloatRange(min=0), metavar="S", help="Soft time limit.")
+@click.option("--link", multiple=True, metavar="TASK", help="Task to call with the result on success. Repeatable.")
+@click.option("--link-error", multiple=True, metavar="TASK", help="Task to call on failure. Repeatable.")
+@click.option("--retry/--no-retry", default=True, show_default=True, help="Retry publishing while the broker is unreachable.")
+@click.option("--retry-max", type=click.IntRange(min=0), default=3, show_default=True, metavar="N")
+@click.option("--retry-interval-start", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="S")
+@click.option("--retry-interval-step", type=click.FloatRange(min=0), default=0.2, show_default=True, metavar="S")
+@click.option("--retry-interval-max", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="S")
+@click.option("--visibility-timeout", type=click.FloatRange(min=1), default=3600, show_default=True, metavar="S",
+              help="The workers' Redis visibility_timeout, for the far-ETA warning.")
+@click.option("--dry-run", is_flag=True, help="Print the message that would be published; publish nothing.")
+@click.option("--wait", is_flag=True, help="Wait for the result and exit as `result --wait` does.")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="S", help="With --wait: give up after S seconds (exit 124).")
+@click.option("--from", "from_file", type=click.File("r"), metavar="FILE|-",
+              help='NDJSON, one task a line: {"task":..., "args":[...], "kwargs":{...}, "options":{...}}.')
+@with_app
+def command(app, task, arg, args_json, kwargs_json, kwarg, countdown, eta, expires, queue, exchange,
+            routing_key, exchange_type, priority, serializer, compression, protocol, task_id, header,
+            time_limit, soft_time_limit, link, link_error, retry, retry_max, retry_interval_start,
+            retry_interval_step, retry_interval_max, visibility_timeout, dry_run, wait, timeout, from_file):
+    """Send TASK (a task name) with ARGs, as Celery's send_task would.
+
+    Each ARG is a JSON literal when it parses as one (4 is a number, '"4"' a
+    string, '[1,2]' a list), else a plain string. The task id goes to stdout.
+    Options of the NDJSON lines of --from take the names of apply_async
+    (countdown, eta, expires, queue, priority, serializer, task_id, headers,
+    link, ...); the command-line options are their defaults.
+
+    \b
+    Examples:
+      celerytool send tasks.add 4 4
+      ID=$(celerytool send tasks.add 2 2 --countdown 10 --priority 0)
+      celerytool send tasks.report -k day='"2030-01-01"' --queue reports --wait --timeout 60
+      celerytool send tasks.add 1 2 --serializer pickle --compression zlib --dry-run
+      jq -c '{task: "tasks.add", args: [., 1]}' ids.json | celerytool send --from -
+
+    \b
+    Exit codes: 0 sent; 1 unroutable (no queue bound); 2 usage; 65 bad --from
+    line (the lines before it were sent, as stderr says); 69 broker unreachable
+    after the retry policy. With --wait, the codes of `result --wait`.
+    """
+    from celerytool.cli.sendcore import Sender
+    from celerytool.errors import UsageError
+    from celerytool.sending import RetryPolicy
+
+    if from_file is None and not task:
+        raise UsageError("give a TASK name (or --from FILE)")
+    if from_file is not None and (task or arg or args_json or kwargs_json or kwarg or task_id):
+        raise UsageError("--from takes tasks from the file: no TASK, ARG, --args, --kwargs or --id with it")
+    if from_file is not None and wait:
+        raise UsageError("--wait works with a single task, not --from")
+    policy = RetryPolicy(enabled=retry, max_retries=retry_max, interval_start=retry_interval_start,
+                         interval_step=retry_interval_step, interval_max=retry_interval_max)
+    options = dict(countdown=countdown, eta=eta, expires=expires, queue=queue, exchange=exchange,
+                   routing_key=routing_key, exchange_type=exchange_type, priority=priority,
+                   serializer=serializer, compression=compression, protocol=int(protocol),
+                   time_limit=time_limit, soft_time_limit=soft_time_limit, link=tuple(link),
+                   link_error=tuple(link_error))
+    sender = Sender(app, policy, visibility_timeout=visibility_timeout)
+    defaults = sender.defaults(options, header)
+    if from_file is not None:
+        return sender.send_file(from_file, defaults, dry_run=dry_run)
+    spec = sender.single_spec(task, arg, args_json, kwargs_json, kwarg, task_id, defaults)
+    return sender.send_one(spec, dry_run=dry_run, wait=wait, timeout=timeout)

@@ -1,0 +1,207 @@
+"""A small RESP2 Redis client for the start-up-critical readers (``result``, ``results``).
+
+``import redis`` (redis-py 8) loads its whole asyncio stack, 0.1-0.2 s here:
+more than everything else ``celerytool result`` does.  The result reader
+needs only GET, pipelined GETs, SCAN, MGET and SUBSCRIBE, so it speaks the
+protocol itself over a plain (or TLS / unix) socket.  Everything else uses
+redis-py through ``redisconn``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+from celerytool.errors import BrokerUnavailable, DataError
+from celerytool.urls import BrokerURL
+
+_CERT_REQS = {"none": "CERT_NONE", "cert_none": "CERT_NONE", "optional": "CERT_OPTIONAL",
+              "cert_optional": "CERT_OPTIONAL", "required": "CERT_REQUIRED", "cert_required": "CERT_REQUIRED"}
+
+
+class ReplyError(Exception):
+    """An error reply from the server (``-ERR ...``)."""
+
+
+class _Incomplete(Exception):
+    pass
+
+
+def _encode(args: tuple[Any, ...]) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode("utf-8")
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class RespClient:
+    def __init__(self, url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = 60.0) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self.socket_timeout = socket_timeout
+        self.sock: Any = None
+        self.buf = bytearray()
+        self.pos = 0
+
+    # -- connection ---------------------------------------------------------------------
+    def _connect(self) -> None:
+        u = self.url
+        if u.socket_path:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.connect_timeout)
+            sock.connect(u.socket_path)
+        else:
+            sock = socket.create_connection((u.host, u.port or 6379), timeout=self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if u.tls:
+                sock = self._wrap_tls(sock)
+        sock.settimeout(self.socket_timeout)
+        self.sock = sock
+        if u.password:
+            self.execute(*(["AUTH", u.username, u.password] if u.username else ["AUTH", u.password]))
+        if u.db:
+            self.execute("SELECT", u.db)
+
+    def _wrap_tls(self, sock: socket.socket) -> Any:
+        import ssl
+
+        q = {k.lower(): v for k, v in self.url.query.items()}
+        ctx = ssl.create_default_context(cafile=q.get("ssl_ca_certs"))
+        reqs = _CERT_REQS.get((q.get("ssl_cert_reqs") or "required").lower(), "CERT_REQUIRED")
+        check = q.get("ssl_check_hostname", "").lower() in {"1", "true", "yes"} if "ssl_check_hostname" in q \
+            else reqs != "CERT_NONE"
+        ctx.check_hostname = check and reqs != "CERT_NONE"
+        ctx.verify_mode = getattr(ssl, reqs)
+        if q.get("ssl_certfile"):
+            ctx.load_cert_chain(q["ssl_certfile"], q.get("ssl_keyfile"))
+        return ctx.wrap_socket(sock, server_hostname=self.url.host)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
+
+    # -- commands -----------------------------------------------------------------------
+    def execute(self, *args: Any) -> Any:
+        reply = self.pipeline([args])[0]
+        if isinstance(reply, ReplyError):
+            raise reply
+        return reply
+
+    def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send all commands, then read all replies (errors come back as ReplyError)."""
+        if self.sock is None:
+            self._connect()
+        self.sock.sendall(b"".join(_encode(c) for c in commands))
+        return [self._read() for _ in commands]
+
+    def scan_iter(self, match: str, count: int = 1000) -> Iterator[bytes]:
+        cursor = b"0"
+        while True:
+            cursor, keys = self.execute("SCAN", cursor, "MATCH", match, "COUNT", count)
+            yield from keys
+            if cursor == b"0":
+                return
+
+    def subscribe(self, *channels: str) -> None:
+        if self.sock is None:
+            self._connect()
+        self.sock.sendall(_encode(("SUBSCRIBE", *channels)))
+        for _ in channels:
+            self._read()  # the subscribe confirmations
+
+    def get_message(self, timeout: float) -> tuple[bytes, bytes] | None:
+        """The next (channel, data) published to a subscribed channel, or None after ``timeout``."""
+        if not self._has_reply():
+            ready, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+            if not ready and not self._has_reply():
+                return None
+        reply = self._read()
+        if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+            return reply[1], reply[2]
+        return None
+
+    # -- reading ------------------------------------------------------------------------
+    def _has_reply(self) -> bool:
+        start = self.pos
+        try:
+            self._parse()
+            return True
+        except _Incomplete:
+            return False
+        finally:
+            self.pos = start
+
+    def _read(self) -> Any:
+        while True:
+            start = self.pos
+            try:
+                reply = self._parse()
+            except _Incomplete:
+                self.pos = start
+                chunk = self.sock.recv(1 << 16)
+                if not chunk:
+                    raise ConnectionError("connection closed by server") from None
+                if self.pos > (1 << 20):  # drop what was consumed
+                    del self.buf[:self.pos]
+                    self.pos = 0
+                self.buf += chunk
+                continue
+            if self.pos == len(self.buf):
+                self.buf.clear()
+                self.pos = 0
+            return reply
+
+    def _line(self) -> bytes:
+        end = self.buf.find(b"\r\n", self.pos)
+        if end < 0:
+            raise _Incomplete
+        line = bytes(self.buf[self.pos:end])
+        self.pos = end + 2
+        return line
+
+    def _parse(self) -> Any:
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            return ReplyError(rest.decode("utf-8", "replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            if len(self.buf) < self.pos + n + 2:
+                raise _Incomplete
+            data = bytes(self.buf[self.pos:self.pos + n])
+            self.pos += n + 2
+            return data
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._parse() for _ in range(n)]
+        raise ConnectionError(f"unexpected reply from server: {line[:40]!r}")
+
+
+@contextlib.contextmanager
+def resp_errors(url: BrokerURL, what: str) -> Iterator[None]:
+    """Socket and server errors -> one-line CeleryToolErrors (passwords masked)."""
+    where = f"{what} at {url.redacted()}"
+    try:
+        yield
+    except ReplyError as exc:
+        text = str(exc)
+        if text.startswith("WRONGTYPE"):
+            raise DataError(url.scrub(f"{where}: a key has the wrong type ({text})")) from None
+        if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM", "ERR invalid password", "ERR AUTH")):
+            raise BrokerUnavailable(url.scrub(f"{where} refused us: {text}")) from None
+        raise BrokerUnavailable(url.scrub(f"{where} answered with an error: {text}")) from None
+    except (OSError, ConnectionError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise BrokerUnavailable(url.scrub(f"cannot reach {where}: {reason}")) from None

@@ -1,0 +1,99 @@
+"""The test suite's own Celery tasks, run by a real ``celery worker`` (see workers.py).
+
+Configured from the environment the fixture sets: CT_BROKER_URL, CT_READY_FILE.
+Tasks that must leave a trace append to the Redis list ``ct:record``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from celery import Celery
+from celery.signals import worker_ready
+
+BROKER = os.environ.get("CT_BROKER_URL", "redis://127.0.0.1:6379/15")
+ALL = ["json", "pickle", "msgpack", "yaml"]
+
+app = Celery("worker_tasks", broker=BROKER, backend=BROKER)
+app.conf.update(
+    accept_content=ALL,
+    result_accept_content=ALL,
+    result_extended=True,
+    task_track_started=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+
+class CustomError(Exception):
+    """Raised by ``fail``: the result shows it as worker_tasks.CustomError."""
+
+
+def record(value) -> None:
+    app.backend.client.rpush("ct:record", json.dumps(value))
+
+
+@worker_ready.connect
+def _ready(**_):
+    path = os.environ.get("CT_READY_FILE")
+    if path:
+        with open(path, "w") as fh:
+            fh.write(str(os.getpid()))
+
+
+@app.task(name="worker_tasks.add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="worker_tasks.mul")
+def mul(x, y):
+    return x * y
+
+
+@app.task(name="worker_tasks.echo")
+def echo(*args, **kwargs):
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@app.task(name="worker_tasks.fail")
+def fail(message="boom"):
+    raise CustomError(message, 42)
+
+
+@app.task(name="worker_tasks.stamp", bind=True)
+def stamp(self, tag=None):
+    """When it ran (epoch seconds), and the eta / expires the worker saw."""
+    now = time.time()
+    record({"tag": tag, "ran": now})
+    return {"ran": now, "eta": self.request.eta, "expires": self.request.expires}
+
+
+@app.task(name="worker_tasks.mark")
+def mark(tag):
+    record(tag)
+    return tag
+
+
+@app.task(name="worker_tasks.slow")
+def slow(seconds=1.0):
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task(name="worker_tasks.progress", bind=True)
+def progress(self, go_key, limit=20.0):
+    """PROGRESS {'p': 40}, then wait for ``go_key`` to be set, then SUCCESS."""
+    self.update_state(state="PROGRESS", meta={"p": 40})
+    deadline = time.time() + limit
+    while time.time() < deadline and not app.backend.client.exists(go_key):
+        time.sleep(0.05)
+    return "done"
+
+
+@app.task(name="worker_tasks.on_error")
+def on_error(request, exc, traceback):
+    record({"errback": request.id, "exc": type(exc).__name__})
