@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from amqp_helpers import drain, drain_ids, wait_for
+
+from celerytool.errors import BrokerUnavailable
+
 from conftest import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,8 +198,8 @@ WORKER_MODULE = textwrap.dedent("""
 """)
 
 
-def test_worker_runs_what_publish_put_there(amqp_url, redis_url, pika_channel, tmp_path):
-    """A real celery worker on amqp consumes messages AmqpBroker.publish sent (all serializers)."""
+def test_worker_runs_what_publish_put_there(amqp_url, redis_url, pika_channel, tmp_path, run):
+    """A real celery worker on amqp runs what AmqpBroker.publish and `celerytool send` sent."""
     (tmp_path / "wtasks.py").write_text(WORKER_MODULE)
     env = {**os.environ, "T_BROKER": amqp_url, "T_BACKEND": redis_url, "C_FORCE_ROOT": "1",
            "PYTHONPATH": f"{tmp_path}:{ROOT}"}
@@ -219,6 +222,12 @@ def test_worker_runs_what_publish_put_there(amqp_url, redis_url, pika_channel, t
             broker.close()
         results = [app.AsyncResult(m.headers["id"]).get(timeout=30) for m in messages]
         assert results == [x + y for _, _, x, y in cases]
+        ids = []
+        for extra in ([], ["--serializer", "pickle", "--priority", "9"], ["--compression", "brotli", "--protocol", "1"]):
+            r = run("send", "wtasks.add", "5", "6", "-Q", "wq", "-b", amqp_url, *extra)
+            assert r.exit_code == 0, r
+            ids.append(r.stdout.strip())
+        assert [app.AsyncResult(i).get(timeout=30) for i in ids] == [11, 11, 11]
     finally:
         worker.terminate()
         try:
@@ -241,3 +250,38 @@ def _consumers(url, queue):
     finally:
         if conn.is_open:
             conn.close()
+
+
+def test_send_unroutable_exits_1(amqp_url, run):
+    r = run("send", "tasks.add", "1", "2", "-Q", "nobody-listens", "-b", amqp_url, "--no-retry")
+    assert r.exit_code == 1, r
+    assert "unroutable" in r.stderr and "'nobody-listens'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_publish_again_after_a_failure_sends_nothing_twice(amqp_url, pika_channel):
+    """The same messages published again (a retry) skip those already confirmed."""
+    import socket
+
+    from celerytool.errors import CeleryToolError
+
+    app = make_app(amqp_url, backend="disabled://")
+    pika_channel.queue_declare("once", durable=True)
+    first = _outgoing(app, "tasks.once", (1,), "once")
+    second = _outgoing(app, "tasks.once", (2,), "once", exchange="late")
+    broker = _broker(amqp_url)
+    try:
+        with pytest.raises(CeleryToolError, match="no exchange 'late'"):
+            broker.publish([first, second])
+        pika_channel.exchange_declare("late", "direct")
+        pika_channel.queue_bind("once", "late", "once")
+        assert broker.publish([first, second]) == 2
+        # a dropped connection between calls: the next publish reconnects
+        broker.connection._impl._transport._sock.shutdown(socket.SHUT_RDWR)
+        third = _outgoing(app, "tasks.once", (3,), "once")
+        with pytest.raises(BrokerUnavailable):
+            broker.publish([third])
+        assert broker.publish([third]) == 1
+    finally:
+        broker.close()
+        app.close()
+    assert [b for b, _ in drain(pika_channel, "once")] == [first.body, second.body, third.body]

@@ -9,6 +9,7 @@ redelivered; a connection that drops returns them by the broker's own rule.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
@@ -18,7 +19,7 @@ from celerytool.brokers.amqp_peek import Peek
 from celerytool.brokers.base import BrokerOptions, is_internal_queue
 from celerytool.brokers.management import ManagementAPI, ManagementError
 from celerytool.codecs import decode_payload
-from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound
+from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound, UsageError
 from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
 from celerytool.urls import BrokerURL
 
@@ -36,6 +37,7 @@ class AmqpBroker:
         self.options = options
         self.warnings: list[str] = []
         self.connected_url = url.without_alternates()
+        self._confirmed: dict[int, weakref.ref[OutgoingMessage]] = {}
 
     # -- connections ------------------------------------------------------------------
     @cached_property
@@ -44,6 +46,9 @@ class AmqpBroker:
         return conn
 
     def channel(self) -> Any:
+        conn = self.__dict__.get("connection")
+        if conn is not None and not conn.is_open:  # lost: reconnect (a retry after a drop)
+            del self.__dict__["connection"]
         with self.errors("opening a channel"):
             return self.connection.channel()
 
@@ -207,22 +212,30 @@ class AmqpBroker:
 
     # -- publish ----------------------------------------------------------------------
     def publish(self, messages: Iterable[OutgoingMessage]) -> int:
-        """basic.publish with publisher confirms and mandatory: nothing is dropped silently."""
+        """basic.publish with publisher confirms and mandatory: nothing is dropped silently.
+
+        Messages confirmed by an earlier, interrupted call with the same
+        objects (a retry after the connection dropped) are not sent twice.
+        """
         import pika
         import pika.exceptions as pex
 
-        ch = self.channel()
+        ch = self._publisher()
         sent = 0
-        with self.errors("publishing"):
-            ch.confirm_delivery()
         for m in messages:
+            ref = self._confirmed.get(id(m))
+            if ref is not None and ref() is m:
+                sent += 1
+                continue
             where = f"exchange {m.exchange!r}" if m.exchange else "the default exchange"
             p = m.properties
+            priority = p.get("priority")
+            if priority is not None and not 0 <= int(priority) <= 255:
+                raise UsageError(f"priority {priority} is out of range on RabbitMQ: 0-255")
             props = pika.BasicProperties(
                 content_type=m.content_type, content_encoding=m.content_encoding,
                 headers=m.headers or None, delivery_mode=p.get("delivery_mode", 2),
-                priority=p.get("priority"), correlation_id=p.get("correlation_id"),
-                reply_to=p.get("reply_to"),
+                priority=priority, correlation_id=p.get("correlation_id"), reply_to=p.get("reply_to"),
                 expiration=None if p.get("expiration") is None else str(p["expiration"]),
                 message_id=p.get("message_id"), type=p.get("type"), app_id=p.get("app_id"))
             with self.errors(f"publishing to {where}"):
@@ -239,7 +252,17 @@ class AmqpBroker:
                 except pex.ChannelClosedByBroker as exc:
                     raise CeleryToolError(f"not sent: ({exc.reply_code}) {exc.reply_text}; "
                                           f"{sent} sent before it") from None
+            self._confirmed[id(m)] = weakref.ref(m)
             sent += 1
-        if ch.is_open:
-            ch.close()
+        self._confirmed.clear()  # all confirmed: nothing left for a retry to skip
         return sent
+
+    def _publisher(self) -> Any:
+        """One channel in confirm mode, kept for every publish() of this adapter."""
+        ch = self.__dict__.get("_publish_channel")
+        if ch is None or not ch.is_open:
+            ch = self.channel()
+            with self.errors("publishing"):
+                ch.confirm_delivery()
+            self._publish_channel = ch
+        return ch
