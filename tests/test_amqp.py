@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from amqp_helpers import depth, drain_ids, publish_plain, wait_for
+
 from services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from services import RABBIT_HOST, RABBIT_PORT, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
