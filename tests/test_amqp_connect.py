@@ -43,8 +43,8 @@ def test_wrong_password_on_queues_also_fails_cleanly(rabbit_vhost, run):
     """The management API refuses too, the passive-declare fallback then meets the AMQP refusal."""
     r = run("queues", "-b", rabbit_vhost.url(password="nope-nope"))
     assert r.exit_code == 69, r
-    assert "authentication failed" in r.stderr
-    assert "Traceback" not in r.stderr and "nope-nope" not in r.stderr
+    assert "authentication failed" in one_line_error(r.stderr)
+    assert "nope-nope" not in r.stderr
 
 
 def test_refused_port_gives_exit_69():

@@ -111,12 +111,12 @@ class AmqpBroker:
                          arguments=dict(arguments or {}))
 
     def _queues_by_declare(self, names: list[str], exc: ManagementError) -> list[QueueInfo]:
+        counts = self._passive_counts(names)  # first: if AMQP fails too, its error is the one line
         shown = ", ".join(repr(n) for n in names)
         self.warnings.append(
             f"management API at {self.management} unavailable ({exc}): cannot list the queues of "
             f"vhost {self.url.vhost!r}; showing only {shown} by passive declare (ready messages and "
             "consumers; no unacked counts, types or arguments). Give --management-url if it runs elsewhere.")
-        counts = self._passive_counts(names)
         return [QueueInfo(name=n, messages=counts[n][0], consumers=counts[n][1]) if n in counts
                 else QueueInfo(name=n, messages=0, exists=False) for n in names]
 
