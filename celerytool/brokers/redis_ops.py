@@ -1,0 +1,485 @@
+"""Purge, move, export, import, unacked and requeue on kombu's Redis layout.
+
+What is atomic (see ``redis_lua`` for the scripts):
+
+- purge without a selection: one script counts and deletes the priority lists.
+- a selected purge / move / ``export --remove`` walks each priority list by
+  rotating batches from the tail to the head (TAKE), so every message is in
+  the list at every instant; matching ones are then removed (REMOVE) or moved
+  (MOVE: LREM from the source and LPUSH to the destination in one script).
+  A kill -9 at any point leaves each message in exactly one list.  A stopped
+  walk (Ctrl-C, --limit) rotates the rest so the order is as before.
+  Messages pushed while a walk runs may be examined too, and end up ahead of
+  the kept messages not yet walked (kept messages keep their relative order).
+- move to another broker, ``export --remove``: at-least-once.  The copy is
+  published (Redis replies, AMQP confirms) or the file line flushed and
+  fsynced *before* the message is removed, so a crash in between can leave a
+  duplicate, never a loss.
+- requeue: kombu's ``restore_by_tag`` as one script per message, under the
+  ``unacked_mutex`` lock that kombu's own visibility sweep takes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from celerytool.brokers import redis_lua
+from celerytool.brokers.ops import Control, ExportRecord, OpResult
+from celerytool.brokers.redis import BINDING_PREFIX, RedisBroker, _text
+from celerytool.codecs.lazy import EnvelopeView
+from celerytool.errors import CeleryToolError, DataError, UsageError
+from celerytool.model import Message, OutgoingMessage
+from celerytool.selection import Selection
+
+BATCH = 1000
+FINISH_STEP = 20000
+UNACKED, UNACKED_INDEX, UNACKED_MUTEX = "unacked", "unacked_index", "unacked_mutex"
+MUTEX_EXPIRE = 300  # kombu's unacked_mutex_expire
+SUMMARY_KEYS = ("id", "task", "args", "kwargs", "eta", "expires", "retries", "error")
+
+Act = Callable[[str, int, list[bytes]], list[int]]
+
+
+class RedisOps:
+    def __init__(self, broker: RedisBroker) -> None:
+        self.b = broker
+        self._scripts: dict[str, Any] = {}
+        self._routes: dict[tuple[str, str], list[str]] = {}
+
+    def script(self, name: str) -> Any:
+        if name not in self._scripts:
+            self._scripts[name] = self.b.client.register_script(getattr(redis_lua, name))
+        return self._scripts[name]
+
+    def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        with self.b.errors():
+            return self.script(name)(keys=keys, args=args)
+
+    def view(self, raw: bytes, queue: str, bucket: int, **kw: Any) -> EnvelopeView:
+        return EnvelopeView(raw, queue, bucket, self.b.options.limits, **kw)
+
+    # -- purge ------------------------------------------------------------------------
+    def purge(self, queue: str, selection: Selection, control: Control) -> OpResult:
+        selection.require_no_age("queued Redis messages")
+        lengths = self.b.lengths(queue)
+        self.b.require_queue(queue, lengths)
+        if control.dry_run:
+            return self._scan(queue, selection, control, "purge", lengths)
+        if selection.empty:
+            n = self.call("PURGE_ALL", [k for _, k, _ in lengths], [])
+            control.tick(int(n))
+            return OpResult("purge", queue, examined=int(n), matched=int(n), done=int(n), kept=0)
+
+        def act(key: str, bucket: int, matched: list[bytes]) -> list[int]:
+            return [int(x) for x in self.call("REMOVE", [key], matched)]
+
+        return self._walk(queue, selection, control, "purge", lengths, act)
+
+    # -- move -------------------------------------------------------------------------
+    def move(self, src: str, dst: str, selection: Selection, control: Control, *,
+             target: Any = None, keep_routing: bool = False) -> OpResult:
+        selection.require_no_age("queued Redis messages")
+        same = target is None or (target.kind == "redis" and target.url == self.b.url)
+        if same and src == dst:
+            raise UsageError("source and destination are the same queue")
+        lengths = self.b.lengths(src)
+        self.b.require_queue(src, lengths)
+        dest = self.b if same else target
+        if dest.kind == "redis":
+            dest.lengths(dst)  # DataError when a destination key is not a list
+        if control.dry_run:
+            return self._scan(src, selection, control, "move", lengths)
+
+        def routed(raw: bytes) -> bytes:
+            return raw if keep_routing else reroute(raw, dst)
+
+        if same:
+            def act(key: str, bucket: int, matched: list[bytes]) -> list[int]:
+                args: list[bytes] = []
+                for raw in matched:
+                    args += [raw, routed(raw)]
+                return [int(x) for x in self.call("MOVE", [key, dest.bucket_key(dst, bucket)], args)]
+        else:
+            def act(key: str, bucket: int, matched: list[bytes]) -> list[int]:
+                publish_copies(dest, dst, bucket, [routed(r) for r in matched])
+                return [int(x) for x in self.call("REMOVE", [key], matched)]
+
+        result = self._walk(src, selection, control, "move", lengths, act)
+        result.extra = {"to": dst, **({"to_broker": dest.url.redacted()} if not same else {})}
+        return result
+
+    # -- export / import ----------------------------------------------------------------
+    def export(self, queue: str, selection: Selection, control: Control,
+               write: Callable[[list[ExportRecord]], None], *, remove: bool = False) -> OpResult:
+        selection.require_no_age("queued Redis messages")
+        lengths = self.b.lengths(queue)
+        self.b.require_queue(queue, lengths)
+
+        def records(bucket: int, raws: list[bytes]) -> list[ExportRecord]:
+            out = []
+            for raw in raws:
+                m = self.view(raw, queue, bucket).message()
+                data = m.to_json()
+                out.append(ExportRecord("redis", queue, bucket, raw,
+                                        {k: data[k] for k in SUMMARY_KEYS}))
+            return out
+
+        if not remove or control.dry_run:
+            def sink(bucket: int, raws: list[bytes]) -> None:
+                if not control.dry_run:
+                    write(records(bucket, raws))
+
+            return self._scan(queue, selection, control, "export", lengths, sink=sink)
+
+        def act(key: str, bucket: int, matched: list[bytes]) -> list[int]:
+            write(records(bucket, matched))  # flushed and fsynced before any removal
+            return [int(x) for x in self.call("REMOVE", [key], matched)]
+
+        return self._walk(queue, selection, control, "export", lengths, act)
+
+    def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
+                keep_routing: bool = False) -> OpResult:
+        self.b.lengths(queue)  # DataError when a key of the queue is not a list
+        result = OpResult("import", queue, dry_run=control.dry_run)
+        pending: list[tuple[str, bytes]] = []
+
+        def flush() -> None:
+            if pending and not control.dry_run:
+                with self.b.errors():
+                    pipe = self.b.client.pipeline(transaction=False)
+                    for key, raw in pending:
+                        pipe.lpush(key, raw)
+                    pipe.execute()
+            result.done += len(pending)
+            control.tick(len(pending))
+            pending.clear()
+
+        for rec in records:
+            if control.stop():
+                result.interrupted = True
+                break
+            if rec.broker != "redis":
+                raise DataError(f"cannot import a {rec.broker} export into Redis yet")
+            raw = rec.raw if keep_routing else reroute(rec.raw, queue)
+            bucket = rec.priority if rec.priority in self.b.steps else self.b.priority_bucket(rec.priority)
+            pending.append((self.b.bucket_key(queue, bucket), raw))
+            result.examined += 1
+            result.matched += 1
+            if len(pending) >= BATCH:
+                flush()
+        flush()
+        return result
+
+    # -- unacked / requeue --------------------------------------------------------------
+    def unacked(self, queue: str | None, selection: Selection) -> Iterator[Message]:
+        count = 0
+        for view in self._unacked_views(queue):
+            if selection.limit is not None and count >= selection.limit:
+                return
+            if selection.matches(view):
+                count += 1
+                yield view.message()
+
+    def requeue(self, queue: str | None, selection: Selection, control: Control) -> OpResult:
+        from kombu.utils.json import dumps, loads
+
+        result = OpResult("requeue", queue, dry_run=control.dry_run)
+        with self._mutex(control.dry_run):
+            for view in self._unacked_views(queue):
+                if control.stop():
+                    result.interrupted = True
+                    break
+                if selection.limit is not None and result.matched >= selection.limit:
+                    break
+                result.examined += 1
+                control.tick(1)
+                if not selection.matches(view):
+                    continue
+                result.matched += 1
+                if control.dry_run:
+                    if control.on_match:
+                        control.on_match(view.message())
+                    continue
+                extra = view.extra or {}
+                targets = extra.get("queues") or []
+                if not targets:
+                    self.b.warnings.append(f"kept {extra.get('delivery_tag')} in unacked: exchange "
+                                           f"{extra.get('exchange')!r} routes {extra.get('routing_key')!r} nowhere")
+                    result.skipped += 1
+                    continue
+                env, ex, rk = loads(_text(view.raw))
+                try:  # kombu's _do_restore_message, verbatim in effect
+                    env["headers"]["redelivered"] = True
+                    env["properties"]["delivery_info"]["redelivered"] = True
+                except (KeyError, TypeError):
+                    pass
+                prio = _kombu_priority(env)
+                keys = [self.b.bucket_key(q, self.b.priority_bucket(prio)) for q in targets]
+                ok = self.call("RESTORE", [self._key(UNACKED), self._key(UNACKED_INDEX), *keys],
+                               [extra["delivery_tag"], view.raw, dumps(env)])
+                if int(ok):
+                    result.done += 1
+                else:
+                    result.vanished += 1  # acked or restored by its worker meanwhile
+        return result
+
+    def _key(self, name: str) -> str:
+        return self.b.prefix + name
+
+    def _mutex(self, dry_run: bool) -> Any:
+        import contextlib
+
+        if dry_run:
+            return contextlib.nullcontext()
+        return _Mutex(self)
+
+    def _unacked_views(self, queue: str | None) -> Iterator[EnvelopeView]:
+        """Entries of kombu's ``unacked`` hash, oldest delivery first."""
+        client, now = self.b.client, time.time()
+        index: list[tuple[bytes, float]] = []  # a snapshot: requeue removes entries as it goes
+        with self.b.errors():
+            while True:
+                page = client.zrange(self._key(UNACKED_INDEX), len(index), len(index) + 9999,
+                                     withscores=True)
+                index += page
+                if len(page) < 10000:
+                    break
+        seen = 0
+        for start in range(0, len(index), BATCH):
+            page = index[start:start + BATCH]
+            with self.b.errors():
+                values = client.hmget(self._key(UNACKED), [t for t, _ in page])
+            for (tag, score), raw in zip(page, values, strict=True):
+                if raw is None:
+                    continue
+                seen += 1
+                ex, rk = _entry_route(raw)
+                targets = self.route(ex, rk) if ex is not None else []
+                if queue is not None and queue not in targets:
+                    continue
+                extra = {"delivery_tag": _text(tag), "exchange": ex, "routing_key": rk,
+                         "delivered_at": _iso(score), "age": round(now - score, 3), "queues": targets}
+                yield EnvelopeView(raw, targets[0] if targets else None, None,
+                                   self.b.options.limits, age=now - score, extra=extra)
+        with self.b.errors():
+            total = client.hlen(self._key(UNACKED))
+        if total > seen:
+            self.b.warnings.append(f"{total - seen} unacked entries have no unacked_index score "
+                                   "(not listed; kombu's visibility sweep never restores them)")
+
+    def route(self, exchange: str, routing_key: str) -> list[str]:
+        """kombu's ``_lookup``: the queues a (exchange, routing key) pair reaches."""
+        if not exchange:
+            return [routing_key] if routing_key else []
+        cached = self._routes.get((exchange, routing_key))
+        if cached is not None:
+            return cached
+        import re
+
+        with self.b.errors():
+            members = self.b.client.smembers(self._key(BINDING_PREFIX + exchange))
+        out = []
+        for member in sorted(_text(m) for m in members):
+            parts = member.split(self.b.sep)
+            if len(parts) < 3:
+                continue
+            key, pattern, q = parts[0], parts[1], self.b.sep.join(parts[2:])
+            hit = re.match(pattern, routing_key) if pattern else key == routing_key
+            if hit and q not in out:
+                out.append(q)
+        self._routes[(exchange, routing_key)] = out
+        return out
+
+    # -- the two walks ------------------------------------------------------------------
+    def _scan(self, queue: str, selection: Selection, control: Control, action: str,
+              lengths: list[tuple[int, str, int]],
+              sink: Callable[[int, list[bytes]], None] | None = None) -> OpResult:
+        """Read-only: count (and list, or hand to ``sink``) the selected messages."""
+        result = OpResult(action, queue, dry_run=control.dry_run)
+        position = 0
+        for bucket, key, length in lengths:
+            chunk: list[bytes] = []
+            for raw in self.b.iter_list(key, length, None):
+                if control.stop() or _full(selection, result):
+                    result.interrupted = control.stop()
+                    break
+                result.examined += 1
+                view = self.view(raw, queue, bucket)
+                if selection.is_all or selection.matches(view):
+                    result.matched += 1
+                    if control.on_match:
+                        control.on_match(view.message(position))
+                    chunk.append(raw)
+                    if sink and len(chunk) >= BATCH:
+                        sink(bucket, chunk)
+                        chunk = []
+                position += 1
+                if position % BATCH == 0:
+                    control.tick(BATCH)
+            if sink and chunk:
+                sink(bucket, chunk)
+            if result.interrupted or _full(selection, result):
+                break
+        control.tick(position % BATCH)
+        result.done = 0 if control.dry_run else result.matched
+        total = sum(n for _, _, n in lengths)
+        result.kept = total - result.done if action in ("purge", "move") else None
+        return result
+
+    def _walk(self, queue: str, selection: Selection, control: Control, action: str,
+              lengths: list[tuple[int, str, int]], act: Act) -> OpResult:
+        """Rotate each priority list once, handing the selected messages to ``act``."""
+        result = OpResult(action, queue)
+        for bucket, key, n0 in lengths:
+            marker: bytes | None = None
+            rotated = 0
+            try:
+                while rotated < n0:
+                    if control.stop():
+                        result.interrupted = True
+                        break
+                    if _full(selection, result):
+                        break
+                    items = self.call("TAKE", [key], [min(BATCH, n0 - rotated), marker or b"",
+                                                      "1" if marker is not None else "0"])
+                    if not items:
+                        break
+                    rotated += len(items)
+                    matched = self._select(items, queue, bucket, selection, result)
+                    gone = set(matched)
+                    if matched:
+                        flags = act(key, bucket, matched)
+                        done = sum(flags)
+                        result.done += done
+                        result.vanished += len(matched) - done
+                    if marker is None:
+                        marker = next((v for v in items if v not in gone), None)
+                    control.tick(len(items))
+            finally:
+                if marker is not None:
+                    self._finish(key, marker)
+            if result.interrupted or _full(selection, result):
+                break
+        with self.b.errors():
+            result.kept = sum(n for _, _, n in self.b.lengths(queue))
+        return result
+
+    def _select(self, items: list[bytes], queue: str, bucket: int, selection: Selection,
+                result: OpResult) -> list[bytes]:
+        if selection.is_all and selection.limit is None:
+            result.examined += len(items)
+            result.matched += len(items)
+            return items
+        out = []
+        for raw in items:
+            if _full(selection, result):
+                break
+            result.examined += 1
+            if selection.is_all or selection.matches(self.view(raw, queue, bucket)):
+                out.append(raw)
+                result.matched += 1
+        return out
+
+    def _finish(self, key: str, marker: bytes) -> None:
+        """Rotate what a stopped walk did not reach, restoring the list's order."""
+        while True:
+            _, reached = self.call("FINISH", [key], [marker, FINISH_STEP])
+            if int(reached):
+                return
+
+
+class _Mutex:
+    """kombu's ``unacked_mutex`` (a redis-py Lock), waited for up to 10 s."""
+
+    def __init__(self, ops: RedisOps) -> None:
+        self.lock = ops.b.client.lock(ops._key(UNACKED_MUTEX), timeout=MUTEX_EXPIRE)
+        self.ops = ops
+
+    def __enter__(self) -> None:
+        with self.ops.b.errors():
+            if not self.lock.acquire(blocking=True, blocking_timeout=10):
+                raise CeleryToolError("unacked_mutex is held (a worker is restoring unacked "
+                                      "messages right now); try again in a minute")
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.lock.release()
+        except Exception:  # expired meanwhile: nothing to release
+            pass
+
+
+def _full(selection: Selection, result: OpResult) -> bool:
+    return selection.limit is not None and result.matched >= selection.limit
+
+
+def _iso(epoch: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat()
+
+
+def _entry_route(raw: bytes) -> tuple[str | None, str]:
+    try:
+        entry = json.loads(raw)
+        return str(entry[1] or ""), str(entry[2] or "")
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None, ""
+
+
+def _kombu_priority(env: dict[str, Any]) -> int:
+    """kombu's ``_get_message_priority``: properties.priority clamped to 0..9, else 0."""
+    try:
+        return max(min(int(env["properties"]["priority"]), 9), 0)
+    except (TypeError, ValueError, KeyError):
+        return 0
+
+
+def reroute(raw: bytes, queue: str) -> bytes:
+    """The envelope with ``delivery_info`` pointing at ``queue`` (unchanged if it already does).
+
+    kombu restores an unacked message to where its delivery_info routes, so a
+    message moved to another queue must say so, or a worker that dies holding
+    it sends it back to the old queue.
+    """
+    try:
+        env = json.loads(raw)
+        info = env["properties"]["delivery_info"]
+        if info.get("routing_key") == queue:
+            return raw
+        info["exchange"], info["routing_key"] = "", queue
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return raw
+    return json.dumps(env).encode("utf-8")
+
+
+def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes]) -> None:
+    """Publish copies on another broker and return only once it has confirmed them."""
+    if dest.kind == "redis":
+        with dest.errors():
+            pipe = dest.client.pipeline(transaction=False)
+            for raw in raws:
+                pipe.lpush(dest.bucket_key(queue, bucket), raw)
+            pipe.execute()  # the replies are Redis's confirmation
+        return
+    dest.publish([envelope_to_outgoing(raw, queue) for raw in raws])
+
+
+def envelope_to_outgoing(raw: bytes, queue: str) -> OutgoingMessage:
+    """A Redis envelope as the message an AMQP broker would have carried."""
+    from celerytool.codecs.message import envelope_body, open_envelope
+    from celerytool.errors import DecodeError
+
+    try:
+        env = open_envelope(raw)
+        body = envelope_body(env)
+    except DecodeError as exc:
+        raise DataError(f"cannot republish a message that is not a kombu envelope: {exc}") from None
+    props = {k: v for k, v in (env.get("properties") or {}).items()
+             if k not in ("delivery_info", "delivery_tag", "body_encoding")}
+    return OutgoingMessage(body=body, content_type=env.get("content-type") or "application/json",
+                           content_encoding=env.get("content-encoding") or "utf-8",
+                           headers=env.get("headers") or {}, properties=props,
+                           exchange="", routing_key=queue)
