@@ -359,8 +359,8 @@ class RedisOps:
                         marker = next((v for v in items if v not in gone), None)
                     control.tick(len(items))
             finally:
-                if marker is not None:
-                    self._finish(key, marker)
+                if marker is not None and rotated < n0:
+                    self._finish(key, marker, n0 - rotated)
             if result.interrupted or _full(selection, result):
                 break
         with self.b.errors():
@@ -383,11 +383,16 @@ class RedisOps:
                 result.matched += 1
         return out
 
-    def _finish(self, key: str, marker: bytes) -> None:
-        """Rotate what a stopped walk did not reach, restoring the list's order."""
-        while True:
-            _, reached = self.call("FINISH", [key], [marker, FINISH_STEP])
-            if int(reached):
+    def _finish(self, key: str, marker: bytes, left: int) -> None:
+        """Rotate what a stopped walk did not reach (at most ``left``), restoring the order.
+
+        Bounded: if a consumer took the marker meanwhile, the walk would
+        otherwise go round forever.
+        """
+        while left > 0:
+            done, reached = self.call("FINISH", [key], [marker, min(left, FINISH_STEP)])
+            left -= int(done)
+            if int(reached) or not int(done):
                 return
 
 
