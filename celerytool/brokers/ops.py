@@ -101,7 +101,8 @@ class BrokerOps(Protocol):
 
     def unacked(self, queue: str | None, selection: Selection) -> Iterator[Message]: ...
 
-    def requeue(self, queue: str | None, selection: Selection, control: Control) -> OpResult: ...
+    def requeue(self, queue: str | None, selection: Selection, control: Control, *,
+                lock_wait: float = 10.0) -> OpResult: ...
 
 
 def ops_for(broker: Any) -> BrokerOps:

@@ -183,11 +183,12 @@ class RedisOps:
                 count += 1
                 yield view.message()
 
-    def requeue(self, queue: str | None, selection: Selection, control: Control) -> OpResult:
+    def requeue(self, queue: str | None, selection: Selection, control: Control, *,
+                lock_wait: float = 10.0) -> OpResult:
         from kombu.utils.json import dumps, loads
 
         result = OpResult("requeue", queue, dry_run=control.dry_run)
-        with self._mutex(control.dry_run):
+        with self._mutex(control.dry_run, lock_wait):
             for view in self._unacked_views(queue):
                 if control.stop():
                     result.interrupted = True
@@ -229,12 +230,12 @@ class RedisOps:
     def _key(self, name: str) -> str:
         return self.b.prefix + name
 
-    def _mutex(self, dry_run: bool) -> Any:
+    def _mutex(self, dry_run: bool, wait: float) -> Any:
         import contextlib
 
         if dry_run:
             return contextlib.nullcontext()
-        return _Mutex(self)
+        return _Mutex(self, wait)
 
     def _unacked_views(self, queue: str | None) -> Iterator[EnvelopeView]:
         """Entries of kombu's ``unacked`` hash, oldest delivery first."""
@@ -397,15 +398,16 @@ class RedisOps:
 
 
 class _Mutex:
-    """kombu's ``unacked_mutex`` (a redis-py Lock), waited for up to 10 s."""
+    """kombu's ``unacked_mutex`` (a redis-py Lock, as kombu's Mutex takes it)."""
 
-    def __init__(self, ops: RedisOps) -> None:
+    def __init__(self, ops: RedisOps, wait: float) -> None:
+        self.wait = wait
         self.lock = ops.b.client.lock(ops._key(UNACKED_MUTEX), timeout=MUTEX_EXPIRE)
         self.ops = ops
 
     def __enter__(self) -> None:
         with self.ops.b.errors():
-            if not self.lock.acquire(blocking=True, blocking_timeout=10):
+            if not self.lock.acquire(blocking=self.wait > 0, blocking_timeout=self.wait):
                 raise CeleryToolError("unacked_mutex is held (a worker is restoring unacked "
                                       "messages right now); try again in a minute")
 

@@ -13,8 +13,10 @@ from celerytool.cli.selection_options import selection_options
 @selection_options()
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
+@click.option("--lock-wait", type=click.FloatRange(0, 600), default=10, show_default=True, metavar="S",
+              help="Seconds to wait for kombu's unacked_mutex.")
 @with_app
-def command(app, queue, selection, yes, dry_run):
+def command(app, queue, selection, yes, dry_run, lock_wait):
     """Put messages stuck in the unacked hash back at the head of their queue (Redis).
 
     Does what kombu does when a worker shuts down: under kombu's
@@ -34,6 +36,11 @@ def command(app, queue, selection, yes, dry_run):
     from celerytool.cli.listing import Shown
     from celerytool.render import warn
 
+    if app.broker_url.kind != "redis":
+        from celerytool.brokers.ops import REDIS_ONLY
+        from celerytool.errors import Unsupported
+
+        raise Unsupported(REDIS_ONLY)
     broker = app.open_broker()
     ops = ops_for(broker)
     what = selection.describe()
@@ -44,7 +51,7 @@ def command(app, queue, selection, yes, dry_run):
     shown = Shown(app, dry_run)
     with running(app, "requeueing", None, dry_run=dry_run) as control:
         control.on_match = shown.add if dry_run else None
-        result = ops.requeue(queue, selection, control)
+        result = ops.requeue(queue, selection, control, lock_wait=lock_wait)
     shown.flush("unacked")
     if dry_run:
         summary = f"would requeue {result.matched} of {result.examined} in-flight message(s) of {scope}"

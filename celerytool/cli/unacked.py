@@ -27,6 +27,11 @@ def command(app, queue, selection):
     from celerytool.brokers.ops import ops_for
     from celerytool.render import note
 
+    if app.broker_url.kind != "redis":
+        from celerytool.brokers.ops import REDIS_ONLY
+        from celerytool.errors import Unsupported
+
+        raise Unsupported(REDIS_ONLY)
     broker = app.open_broker()
     count = app.emit(ops_for(broker).unacked(queue, selection), "unacked")
     if count == 0 and app.fmt == "table":
