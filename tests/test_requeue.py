@@ -57,7 +57,7 @@ def worker_env(tmp_path, redis_url):
 
 def test_requeue_after_a_worker_died(run, redis_url, redis_client, celery_app, worker_env):
     tmp_path, procs = worker_env
-    ids = [celery_app.send_task("tasks.hold", (i,)).id for i in range(3)]
+    ids = [celery_app.send_task("tasks.hold", (i,), priority=5 if i == 2 else 0).id for i in range(3)]
     w1 = start_worker(tmp_path, redis_url, "w1")
     procs.append(w1)
     assert wait_for(lambda: redis_client.hlen("unacked") == 3), "worker did not take the tasks"
@@ -80,7 +80,9 @@ def test_requeue_after_a_worker_died(run, redis_url, redis_client, celery_app, w
     assert r.json()["requeued"] == 3
     assert "may be running" in r.stderr
     assert redis_client.hlen("unacked") == 0 and redis_client.zcard("unacked_index") == 0
+    assert json.loads(redis_client.lindex("celery\x06\x163", 0))["headers"]["id"] == ids[2]
     queued = [json.loads(x) for x in redis_client.lrange("celery", 0, -1)]
+    queued += [json.loads(x) for x in redis_client.lrange("celery\x06\x163", 0, -1)]
     assert sorted(m["headers"]["id"] for m in queued) == sorted(ids)
     assert all(m["headers"]["redelivered"] and m["properties"]["delivery_info"]["redelivered"]
                for m in queued)
