@@ -352,6 +352,25 @@ class Selection:
     def needs_age(self) -> bool:
         return self.older_than is not None or (self.where is not None and "age" in self.where.roots)
 
+    @property
+    def by_name_only(self) -> bool:
+        """Only --task / --id: decided from (task, id) alone."""
+        return bool(self.tasks or self.ids) and self.where is None and self.older_than is None
+
+    def matches_name(self, task_id: tuple[str, str] | None, *fallback: Any) -> bool:
+        """``matches`` for a ``by_name_only`` selection given (task, id) read cheaply.
+
+        ``fallback`` is (make_view, *args): used to build a full view when the
+        cheap read found nothing.
+        """
+        if task_id is None:
+            make, *args = fallback
+            return self.matches(make(*args))
+        task, tid = task_id
+        if self.ids and tid not in self.ids:
+            return False
+        return not self._task_res or any(r.match(task) for r in self._task_res)
+
     def require_no_age(self, what: str) -> None:
         if self.needs_age:
             raise UsageError(f"--older-than and 'age' need a known age; {what} carry none "

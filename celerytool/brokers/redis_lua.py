@@ -1,7 +1,7 @@
 """The Lua scripts that make Redis changes atomic (each script runs as one step).
 
-A selected change walks a queue by *rotating* it: TAKE moves a batch from the
-tail (next message) to the head with RPOPLPUSH on the same key, so every
+A selected change walks a queue by *rotating* it: ROTATE moves a batch from the
+tail (next message) to the head inside one script (RPOP n, LPUSH), so every
 message stays in the list at every instant; the caller then decides, and
 REMOVE / MOVE take the chosen ones out with ``LREM key 1 value`` (which scans
 from the head, where the batch now sits, so each costs O(batch), not O(depth)).
@@ -20,36 +20,37 @@ local function check(key)
 end
 """
 
-# KEYS[1] list; ARGV[1] max; ARGV[2] marker; ARGV[3] '1' when a marker is given.
-# Rotates up to max messages tail -> head, stopping at the marker (the first
-# message rotated by an earlier call): the walk never examines one twice.
-TAKE = """
+# KEYS[1] list; ARGV[1] max; ARGV[2] marker; ARGV[3] '1' when a marker is given;
+# ARGV[4] '1' to return the rotated messages (TAKE) rather than {count, reached}.
+# Rotates up to max messages tail -> head (RPOP n, then LPUSH: the order of the
+# batch is kept), stopping at the marker, the first message an earlier call
+# rotated: the walk never examines one twice.  Popped messages from the marker
+# on are pushed back to the tail in their order, in the same step.
+ROTATE = """
 local key, n = KEYS[1], tonumber(ARGV[1])
-local marker = nil
-if ARGV[3] == '1' then marker = ARGV[2] end
-local out = {}
-for i = 1, n do
-  local t = redis.call('LINDEX', key, -1)
-  if not t or t == marker then break end
-  redis.call('RPOPLPUSH', key, key)
-  if not marker then marker = t end
-  out[#out + 1] = t
+local items = redis.call('RPOP', key, n)
+if not items then
+  if ARGV[4] == '1' then return {} end
+  return {0, 1}
 end
-return out
-"""
-
-# KEYS[1] list; ARGV[1] marker; ARGV[2] max.  Finish an interrupted walk:
-# rotate the messages not yet walked so the list is back in its first order.
-FINISH = """
-local key, marker, n = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local done = 0
-for i = 1, n do
-  local t = redis.call('LINDEX', key, -1)
-  if not t or t == marker then return {done, 1} end
-  redis.call('RPOPLPUSH', key, key)
-  done = done + 1
+local k, reached = #items, 0
+if ARGV[3] == '1' then
+  for i = 1, #items do
+    if items[i] == ARGV[2] then k = i - 1 reached = 1 break end
+  end
+  if reached == 1 then
+    local back = {}
+    for i = #items, k + 1, -1 do back[#back + 1] = items[i] end
+    redis.call('RPUSH', key, unpack(back))
+  end
 end
-return {done, 0}
+if k > 0 then redis.call('LPUSH', key, unpack(items, 1, k)) end
+if ARGV[4] == '1' then
+  for i = #items, k + 1, -1 do items[i] = nil end
+  return items
+end
+if #items < n then reached = 1 end
+return {k, reached}
 """
 
 # KEYS[1] list; ARGV values.  Remove one occurrence of each; 1/0 per value.

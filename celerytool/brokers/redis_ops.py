@@ -4,7 +4,7 @@ What is atomic (see ``redis_lua`` for the scripts):
 
 - purge without a selection: one script counts and deletes the priority lists.
 - a selected purge / move / ``export --remove`` walks each priority list by
-  rotating batches from the tail to the head (TAKE), so every message is in
+  rotating batches from the tail to the head (ROTATE), so every message is in
   the list at every instant; matching ones are then removed (REMOVE) or moved
   (MOVE: LREM from the source and LPUSH to the destination in one script).
   A kill -9 at any point leaves each message in exactly one list.  A stopped
@@ -29,13 +29,13 @@ from typing import Any
 from celerytool.brokers import redis_lua
 from celerytool.brokers.ops import Control, ExportRecord, OpResult
 from celerytool.brokers.redis import BINDING_PREFIX, RedisBroker, _text
-from celerytool.codecs.lazy import EnvelopeView
+from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.errors import CeleryToolError, DataError, UsageError
 from celerytool.model import Message, OutgoingMessage
 from celerytool.selection import Selection
 
 BATCH = 1000
-FINISH_STEP = 20000
+FINISH_STEP = 5000
 UNACKED, UNACKED_INDEX, UNACKED_MUTEX = "unacked", "unacked_index", "unacked_mutex"
 MUTEX_EXPIRE = 300  # kombu's unacked_mutex_expire
 SUMMARY_KEYS = ("id", "task", "args", "kwargs", "eta", "expires", "retries", "error")
@@ -344,8 +344,8 @@ class RedisOps:
                         break
                     if _full(selection, result):
                         break
-                    items = self.call("TAKE", [key], [min(BATCH, n0 - rotated), marker or b"",
-                                                      "1" if marker is not None else "0"])
+                    items = self.call("ROTATE", [key], [min(BATCH, n0 - rotated), marker or b"",
+                                                        "1" if marker is not None else "0", "1"])
                     if not items:
                         break
                     rotated += len(items)
@@ -374,6 +374,12 @@ class RedisOps:
             result.examined += len(items)
             result.matched += len(items)
             return items
+        if selection.by_name_only and selection.limit is None:
+            out = [raw for raw in items if selection.matches_name(fast_task_id(raw), self.view, raw,
+                                                                   queue, bucket)]
+            result.examined += len(items)
+            result.matched += len(out)
+            return out
         out = []
         for raw in items:
             if _full(selection, result):
@@ -391,7 +397,7 @@ class RedisOps:
         otherwise go round forever.
         """
         while left > 0:
-            done, reached = self.call("FINISH", [key], [marker, min(left, FINISH_STEP)])
+            done, reached = self.call("ROTATE", [key], [min(left, FINISH_STEP), marker, "1", "0"])
             left -= int(done)
             if int(reached) or not int(done):
                 return

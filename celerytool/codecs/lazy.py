@@ -9,14 +9,15 @@ back to the full decode, so the fast path never changes a result.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.codecs.message import decode_envelope
 from celerytool.model import Message
 
-_V2 = b'"headers": {"lang": "py", "task": "'
-_ID = b'", "id": "'
+# values with a backslash (escapes) do not match: those take the full decode
+_V2_RE = re.compile(rb'"headers": \{"lang": "py", "task": "([^"\\]*)", "id": "([^"\\]*)"')
 
 
 class EnvelopeView:
@@ -72,21 +73,10 @@ class EnvelopeView:
 
 def fast_task_id(raw: bytes) -> tuple[str, str] | None:
     """(task, id) sliced from a Celery protocol-2 envelope, or None to decode fully."""
-    i = raw.find(_V2)
-    if i < 0:
-        return None
-    start = i + len(_V2)
-    end = raw.find(b'"', start)
-    if end < 0 or raw.startswith(_ID, end) is False:
-        return None
-    id_start = end + len(_ID)
-    id_end = raw.find(b'"', id_start)
-    if id_end < 0:
-        return None
-    task, tid = raw[start:end], raw[id_start:id_end]
-    if b"\\" in task or b"\\" in tid:
+    m = _V2_RE.search(raw)
+    if m is None:
         return None
     try:
-        return task.decode("utf-8"), tid.decode("utf-8")
+        return m.group(1).decode("utf-8"), m.group(2).decode("utf-8")
     except UnicodeDecodeError:
         return None
