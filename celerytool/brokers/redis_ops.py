@@ -22,6 +22,7 @@ What is atomic (see ``redis_lua`` for the scripts):
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -278,8 +279,6 @@ class RedisOps:
         cached = self._routes.get((exchange, routing_key))
         if cached is not None:
             return cached
-        import re
-
         with self.b.errors():
             members = self.b.client.smembers(self._key(BINDING_PREFIX + exchange))
         out = []
@@ -332,41 +331,70 @@ class RedisOps:
 
     def _walk(self, queue: str, selection: Selection, control: Control, action: str,
               lengths: list[tuple[int, str, int]], act: Act) -> OpResult:
-        """Rotate each priority list once, handing the selected messages to ``act``."""
+        """Rotate each priority list once, handing the selected messages to ``act``.
+
+        The next batch is rotated (on a second connection) while this one is
+        examined, so Redis and Python work at the same time.  The marker (the
+        first kept message rotated) only saves re-examining kept messages when
+        consumers shrink the list; correctness rests on each script's atomicity.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         result = OpResult(action, queue)
-        for bucket, key, n0 in lengths:
-            marker: bytes | None = None
-            rotated = 0
-            try:
-                while rotated < n0:
-                    if control.stop():
-                        result.interrupted = True
-                        break
-                    if _full(selection, result):
-                        break
-                    items = self.call("ROTATE", [key], [min(BATCH, n0 - rotated), marker or b"",
-                                                        "1" if marker is not None else "0", "1"])
-                    if not items:
-                        break
-                    rotated += len(items)
-                    matched = self._select(items, queue, bucket, selection, result)
-                    gone = set(matched)
-                    if matched:
-                        flags = act(key, bucket, matched)
-                        done = sum(flags)
-                        result.done += done
-                        result.vanished += len(matched) - done
-                    if marker is None:
-                        marker = next((v for v in items if v not in gone), None)
-                    control.tick(len(items))
-            finally:
-                if marker is not None and rotated < n0:
-                    self._finish(key, marker, n0 - rotated)
-            if result.interrupted or _full(selection, result):
-                break
+        with ThreadPoolExecutor(1) as pool:
+            for bucket, key, n0 in lengths:
+                if n0:
+                    self._walk_list(pool, key, bucket, n0, queue, selection, control, act, result)
+                if result.interrupted or _full(selection, result):
+                    break
         with self.b.errors():
             result.kept = sum(n for _, _, n in self.b.lengths(queue))
         return result
+
+    def _walk_list(self, pool: Any, key: str, bucket: int, n0: int, queue: str, selection: Selection,
+                   control: Control, act: Act, result: OpResult) -> None:
+        state: dict[str, Any] = {"marker": None, "rotated": 0}
+
+        def rotate() -> list[bytes]:
+            marker = state["marker"]
+            want = min(BATCH, n0 - state["rotated"])
+            items = self.call("ROTATE", [key], [want, marker or b"", "1" if marker is not None else "0", "1"])
+            state["rotated"] += len(items)
+            return list(items)
+
+        def stopping() -> bool:
+            if control.stop():
+                result.interrupted = True
+            return result.interrupted or _full(selection, result)
+
+        pending = None if stopping() else pool.submit(rotate)
+        try:
+            while pending is not None:
+                items = pending.result()
+                pending = None
+                if not items:
+                    break
+                if state["rotated"] < n0 and not stopping():
+                    pending = pool.submit(rotate)
+                matched = self._select(items, queue, bucket, selection, result)
+                if matched:
+                    done = sum(act(key, bucket, matched))
+                    result.done += done
+                    result.vanished += len(matched) - done
+                if state["marker"] is None:
+                    gone = set(matched)
+                    state["marker"] = next((v for v in items if v not in gone), None)
+                control.tick(len(items))
+                if pending is None and state["rotated"] < n0:
+                    stopping()
+                    break
+        finally:
+            if pending is not None:  # rotated but not examined: kept, as if unmatched
+                items = pending.result()
+                if state["marker"] is None and items:
+                    state["marker"] = items[0]
+            if state["marker"] is not None and state["rotated"] < n0:
+                self._finish(key, state["marker"], n0 - state["rotated"])
 
     def _select(self, items: list[bytes], queue: str, bucket: int, selection: Selection,
                 result: OpResult) -> list[bytes]:
@@ -450,6 +478,9 @@ def _kombu_priority(env: dict[str, Any]) -> int:
         return 0
 
 
+_DELIVERY_INFO = re.compile(rb'"delivery_info": \{"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"')
+
+
 def reroute(raw: bytes, queue: str) -> bytes:
     """The envelope with ``delivery_info`` pointing at ``queue`` (unchanged if it already does).
 
@@ -457,6 +488,12 @@ def reroute(raw: bytes, queue: str) -> bytes:
     message moved to another queue must say so, or a worker that dies holding
     it sends it back to the old queue.
     """
+    m = _DELIVERY_INFO.search(raw)
+    if m is not None:  # kombu's own layout: rewrite in place, as the JSON round trip would
+        if m.group(2) == queue.encode("utf-8"):
+            return raw
+        new_key = json.dumps(queue)[1:-1].encode("utf-8")  # exchange becomes ""
+        return raw[:m.start(1)] + raw[m.end(1):m.start(2)] + new_key + raw[m.end(2):]
     try:
         env = json.loads(raw)
         info = env["properties"]["delivery_info"]
