@@ -132,3 +132,31 @@ def test_older_than_on_a_queue_is_refused(run, redis_url, celery_app):
     celery_app.send_task("tasks.x")
     r = run("purge", "celery", "-b", redis_url, "--older-than", "1h", "-y")
     assert r.exit_code == 2 and "age" in r.stderr
+
+
+def test_ctrl_c_stops_between_batches_and_restores_order(redis_url, redis_client, celery_app):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    good, bad, before = seed(celery_app, redis_client, 45000, 5000)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celerytool", "purge", "celery", "--where", "kwargs.user == 'bob'",
+         "-y", "-o", "json", "-b", redis_url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while redis_client.llen("celery") == len(before) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    result = json.loads(out)
+    assert result["interrupted"] and 0 < result["removed"] < 5000
+    assert b"interrupted" in err and b"Traceback" not in err
+    left = all_items(redis_client, "celery")
+    gone = set(bad) - set(ids_of(left))
+    assert len(gone) == result["removed"]
+    assert left == [raw for raw in before if ids_of([raw])[0] not in gone]  # order as before

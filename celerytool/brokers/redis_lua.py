@@ -2,9 +2,9 @@
 
 A selected change walks a queue by *rotating* it: ROTATE moves a batch from the
 tail (next message) to the head inside one script (RPOP n, LPUSH), so every
-message stays in the list at every instant; the caller then decides, and
-REMOVE / MOVE take the chosen ones out with ``LREM key 1 value`` (which scans
-from the head, where the batch now sits, so each costs O(batch), not O(depth)).
+message stays in the list at every instant; WALK does the same for a window
+the caller has read and judged, dropping or moving the selected messages on
+the way, so each costs O(batch), never O(depth).
 Every script checks key types before its first write: a WRONGTYPE error after
 a write would otherwise leave the change half done.
 """
@@ -53,24 +53,42 @@ if #items < n then reached = 1 end
 return {k, reached}
 """
 
-# KEYS[1] list; ARGV values.  Remove one occurrence of each; 1/0 per value.
-REMOVE = """
-local out = {}
-for i = 1, #ARGV do out[i] = redis.call('LREM', KEYS[1], 1, ARGV[i]) end
-return out
-"""
-
-# KEYS[1] source list, KEYS[2] destination list; ARGV old1, new1, old2, new2, ...
-# Each message leaves the source and enters the destination in the same step.
-MOVE = _CHECK + """
-local err = check(KEYS[2]) if err then return err end
-local out = {}
-for i = 1, #ARGV, 2 do
-  local r = redis.call('LREM', KEYS[1], 1, ARGV[i])
-  if r == 1 then redis.call('LPUSH', KEYS[2], ARGV[i + 1]) end
-  out[#out + 1] = r
+# KEYS[1] list, KEYS[2] destination list (mode 'move'); ARGV[1] the deepest
+# message of the window the caller read from the tail, ARGV[2] the window's
+# size, ARGV[3] 'drop' or 'move', ARGV[4..] the selected messages ('drop') or
+# pairs old, new ('move').  In one step: pop the tail up to and including
+# ARGV[1] (the window, less what consumers took, plus anything RPUSHed there
+# since), push the selected ones to the destination (or nowhere) and the rest
+# back at the head, in order.  Only exact selected bytes leave; a message that
+# arrived unexamined is kept.  Returns {popped, selected ones that left}.
+WALK = _CHECK + """
+local key = KEYS[1]
+local move = ARGV[3] == 'move'
+if move then local err = check(KEYS[2]) if err then return err end end
+local pos = redis.call('LPOS', key, ARGV[1], 'RANK', -1, 'MAXLEN', tonumber(ARGV[2]) + 1000)
+if not pos then return {0, 0} end
+local items = redis.call('RPOP', key, redis.call('LLEN', key) - pos)
+local want, new = {}, {}
+local step = move and 2 or 1
+for i = 4, #ARGV, step do
+  want[ARGV[i]] = (want[ARGV[i]] or 0) + 1
+  if move then new[ARGV[i]] = ARGV[i + 1] end
 end
-return out
+local keep, out, done = {}, {}, 0
+for i = 1, #items do
+  local v = items[i]
+  local w = want[v]
+  if w and w > 0 then
+    want[v] = w - 1
+    done = done + 1
+    if move then out[#out + 1] = new[v] end
+  else
+    keep[#keep + 1] = v
+  end
+end
+if #out > 0 then redis.call('LPUSH', KEYS[2], unpack(out)) end
+if #keep > 0 then redis.call('LPUSH', key, unpack(keep)) end
+return {#items, done}
 """
 
 # KEYS: the priority lists of a queue.  Count and delete them together.

@@ -3,12 +3,12 @@
 What is atomic (see ``redis_lua`` for the scripts):
 
 - purge without a selection: one script counts and deletes the priority lists.
-- a selected purge / move / ``export --remove`` walks each priority list by
-  rotating batches from the tail to the head (ROTATE), so every message is in
-  the list at every instant; matching ones are then removed (REMOVE) or moved
-  (MOVE: LREM from the source and LPUSH to the destination in one script).
-  A kill -9 at any point leaves each message in exactly one list.  A stopped
-  walk (Ctrl-C, --limit) rotates the rest so the order is as before.
+- a selected purge / move / ``export --remove`` walks each priority list:
+  it reads a window at the tail, selects, and one script (WALK) pops that
+  window and pushes the kept messages back at the head, the selected ones to
+  the destination list (move) or nowhere (purge).  A kill -9 at any point
+  leaves each message in exactly one list.  A stopped walk (Ctrl-C, --limit)
+  rotates the rest (ROTATE) so the order is as before.
   Messages pushed while a walk runs may be examined too, and end up ahead of
   the kept messages not yet walked (kept messages keep their relative order).
 - move to another broker, ``export --remove``: at-least-once.  The copy is
@@ -41,7 +41,10 @@ UNACKED, UNACKED_INDEX, UNACKED_MUTEX = "unacked", "unacked_index", "unacked_mut
 MUTEX_EXPIRE = 300  # kombu's unacked_mutex_expire
 SUMMARY_KEYS = ("id", "task", "args", "kwargs", "eta", "expires", "retries", "error")
 
-Act = Callable[[str, int, list[bytes]], list[int]]
+# Given a priority bucket and the selected messages (after any publish / write the
+# change needs first), say what the WALK script does with them: (destination list,
+# args) -- (None, [raw, ...]) drops them, (key, [raw, new, ...]) moves them there.
+Act = Callable[[int, list[bytes]], tuple[str | None, list[bytes]]]
 
 
 class RedisOps:
@@ -74,8 +77,8 @@ class RedisOps:
             control.tick(int(n))
             return OpResult("purge", queue, examined=int(n), matched=int(n), done=int(n), kept=0)
 
-        def act(key: str, bucket: int, matched: list[bytes]) -> list[int]:
-            return [int(x) for x in self.call("REMOVE", [key], matched)]
+        def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
+            return None, matched
 
         return self._walk(queue, selection, control, "purge", lengths, act)
 
@@ -98,15 +101,15 @@ class RedisOps:
             return raw if keep_routing else reroute(raw, dst)
 
         if same:
-            def act(key: str, bucket: int, matched: list[bytes]) -> list[int]:
+            def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
                 args: list[bytes] = []
                 for raw in matched:
                     args += [raw, routed(raw)]
-                return [int(x) for x in self.call("MOVE", [key, dest.bucket_key(dst, bucket)], args)]
+                return dest.bucket_key(dst, bucket), args
         else:
-            def act(key: str, bucket: int, matched: list[bytes]) -> list[int]:
+            def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
                 publish_copies(dest, dst, bucket, [routed(r) for r in matched])
-                return [int(x) for x in self.call("REMOVE", [key], matched)]
+                return None, matched
 
         result = self._walk(src, selection, control, "move", lengths, act)
         result.extra = {"to": dst, **({"to_broker": dest.url.redacted()} if not same else {})}
@@ -135,9 +138,9 @@ class RedisOps:
 
             return self._scan(queue, selection, control, "export", lengths, sink=sink)
 
-        def act(key: str, bucket: int, matched: list[bytes]) -> list[int]:
+        def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
             write(records(bucket, matched))  # flushed and fsynced before any removal
-            return [int(x) for x in self.call("REMOVE", [key], matched)]
+            return None, matched
 
         return self._walk(queue, selection, control, "export", lengths, act)
 
@@ -331,70 +334,66 @@ class RedisOps:
 
     def _walk(self, queue: str, selection: Selection, control: Control, action: str,
               lengths: list[tuple[int, str, int]], act: Act) -> OpResult:
-        """Rotate each priority list once, handing the selected messages to ``act``.
-
-        The next batch is rotated (on a second connection) while this one is
-        examined, so Redis and Python work at the same time.  The marker (the
-        first kept message rotated) only saves re-examining kept messages when
-        consumers shrink the list; correctness rests on each script's atomicity.
-        """
-        from concurrent.futures import ThreadPoolExecutor
-
+        """Walk each priority list once, dropping or moving what ``act`` says."""
         result = OpResult(action, queue)
-        with ThreadPoolExecutor(1) as pool:
-            for bucket, key, n0 in lengths:
-                if n0:
-                    self._walk_list(pool, key, bucket, n0, queue, selection, control, act, result)
-                if result.interrupted or _full(selection, result):
-                    break
+        for bucket, key, n0 in lengths:
+            if n0:
+                self._walk_list(key, bucket, n0, queue, selection, control, act, result)
+            if result.interrupted or _full(selection, result):
+                break
         with self.b.errors():
             result.kept = sum(n for _, _, n in self.b.lengths(queue))
         return result
 
-    def _walk_list(self, pool: Any, key: str, bucket: int, n0: int, queue: str, selection: Selection,
+    def _walk_list(self, key: str, bucket: int, n0: int, queue: str, selection: Selection,
                    control: Control, act: Act, result: OpResult) -> None:
-        state: dict[str, Any] = {"marker": None, "rotated": 0}
+        """Read a window at the tail, select, then WALK it: one script per batch.
 
-        def rotate() -> list[bytes]:
-            marker = state["marker"]
-            want = min(BATCH, n0 - state["rotated"])
-            items = self.call("ROTATE", [key], [want, marker or b"", "1" if marker is not None else "0", "1"])
-            state["rotated"] += len(items)
-            return list(items)
-
-        def stopping() -> bool:
-            if control.stop():
-                result.interrupted = True
-            return result.interrupted or _full(selection, result)
-
-        pending = None if stopping() else pool.submit(rotate)
+        The script and the read of the next window go in one round trip.  The
+        marker (the first kept message walked) ends the walk early when
+        consumers shrink the list; it is an economy, not what keeps it safe.
+        """
+        marker: bytes | None = None
+        rotated = 0
+        client = self.b.client
+        walk = self.script("WALK")
+        with self.b.errors():
+            window = client.lrange(key, -min(BATCH, n0), -1)
         try:
-            while pending is not None:
-                items = pending.result()
-                pending = None
-                if not items:
+            while window and rotated < n0:
+                if control.stop():
+                    result.interrupted = True
                     break
-                if state["rotated"] < n0 and not stopping():
-                    pending = pool.submit(rotate)
+                if _full(selection, result):
+                    break
+                items = window[::-1]  # next message first
+                if marker is not None and marker in items:
+                    items = items[:items.index(marker)]
+                    if not items:
+                        break
                 matched = self._select(items, queue, bucket, selection, result)
-                if matched:
-                    done = sum(act(key, bucket, matched))
-                    result.done += done
-                    result.vanished += len(matched) - done
-                if state["marker"] is None:
+                dst_key, args = act(bucket, matched) if matched else (None, [])
+                with self.b.errors():
+                    pipe = client.pipeline(transaction=False)
+                    walk(keys=[key, dst_key or key], args=[items[-1], len(items),
+                                                            "move" if dst_key else "drop", *args],
+                         client=pipe)
+                    ahead = min(BATCH, n0 - rotated - len(items))
+                    if ahead > 0:
+                        pipe.lrange(key, -ahead, -1)
+                    replies = pipe.execute()
+                popped, done = (int(x) for x in replies[0])
+                window = replies[1] if ahead > 0 else []
+                rotated += popped
+                result.done += done
+                result.vanished += len(matched) - done
+                if marker is None and popped:
                     gone = set(matched)
-                    state["marker"] = next((v for v in items if v not in gone), None)
+                    marker = next((v for v in items if v not in gone), None)
                 control.tick(len(items))
-                if pending is None and state["rotated"] < n0:
-                    stopping()
-                    break
         finally:
-            if pending is not None:  # rotated but not examined: kept, as if unmatched
-                items = pending.result()
-                if state["marker"] is None and items:
-                    state["marker"] = items[0]
-            if state["marker"] is not None and state["rotated"] < n0:
-                self._finish(key, state["marker"], n0 - state["rotated"])
+            if marker is not None and rotated < n0:
+                self._finish(key, marker, n0 - rotated)
 
     def _select(self, items: list[bytes], queue: str, bucket: int, selection: Selection,
                 result: OpResult) -> list[bytes]:

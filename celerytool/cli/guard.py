@@ -61,15 +61,13 @@ def queue_total(broker: Any, queue: str) -> int | None:
 
 
 def finish(app: Any, result: Any, summary: str) -> int:
-    """Print the result (stdout) and summary (stderr); the exit code for the run."""
+    """The one-line summary (stderr), the JSON result (stdout, json/ndjson); the exit code."""
     from celerytool.render import note
 
-    if app.fmt == "table":
-        sys.stdout.write(summary + "\n")
-        sys.stdout.flush()
-    else:
+    if app.fmt != "table":
         app.emit_one(result, "result")
     if result.interrupted:
         note(f"interrupted: {summary}")
         return int(ExitCode.INTERRUPTED)
+    note(summary)
     return 0
