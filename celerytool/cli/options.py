@@ -85,7 +85,7 @@ def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(f)
     def wrapper(**kwargs: Any) -> Any:
-        given = {k: kwargs.pop(k) for k in SHARED_KEYS}
+        given = {k: kwargs.pop(k, None) for k in SHARED_KEYS}
         ctx = click.get_current_context()
         root = ctx.find_root().obj or {}
         merged = {k: (given[k] if given[k] is not None else root.get(k)) for k in SHARED_KEYS}

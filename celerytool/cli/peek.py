@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from celerytool.cli.options import with_app
+from celerytool.cli.selection_options import selection_options
 
 
 @click.command("peek")
@@ -13,8 +14,9 @@ from celerytool.cli.options import with_app
               help="How many messages, from the next one.")
 @click.option("--all", "all_", is_flag=True, help="Every message, streamed in bounded memory.")
 @click.option("--raw", is_flag=True, help="Include the stored bytes of every message (tagged, see README).")
+@selection_options(limit=False)
 @with_app
-def command(app, queue, limit, all_, raw):
+def command(app, queue, limit, all_, raw, selection):
     """Show the next messages of QUEUE in the order a worker would get them.
 
     Priority sub-lists are read in consumption order. Nothing is removed or
@@ -31,9 +33,19 @@ def command(app, queue, limit, all_, raw):
       celerytool peek celery
       celerytool peek celery -n 1 -o json | jq '.[0].args'
       celerytool peek celery --all -o ndjson > celery.ndjson
+      celerytool peek celery --task 'tasks.*' --where 'retries > 0' -n 20
     """
     broker = app.open_broker()
-    messages = broker.peek(queue, None if all_ else limit)
+    if selection.is_all:
+        messages = broker.peek(queue, None if all_ else limit)
+    else:
+        import itertools
+
+        from celerytool.selection import MessageView
+
+        selection.require_no_age("queued messages")
+        found = (m for m in broker.peek(queue, None) if selection.matches(MessageView(m)))
+        messages = found if all_ else itertools.islice(found, limit)
     if raw and app.fmt != "table":
         messages = (m.to_json(include_raw=True) for m in messages)
     count = app.emit(messages, "message")

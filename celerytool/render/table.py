@@ -46,7 +46,24 @@ COLUMNS: dict[str, list[Column]] = {
         ("retries", lambda m: _opt(m.retries), {"justify": "right"}),
         ("error", lambda m: _opt(m.error), {"style": "red"}),
     ],
+    "unacked": [
+        ("queue", lambda m: _opt(m.queue), {}),
+        ("delivered", lambda m: _opt(m.extra.get("delivered_at")), {}),
+        ("age", lambda m: _age(m.extra.get("age")), {"justify": "right"}),
+        ("id", lambda m: _opt(m.id), {"no_wrap": True}),
+        ("task", lambda m: _opt(m.task), {"style": "bold"}),
+        ("args", lambda m: short_repr(m.args, 40) if m.error is None else "", {}),
+        ("eta", lambda m: _opt(m.eta), {}),
+        ("error", lambda m: _opt(m.error), {"style": "red"}),
+    ],
 }
+
+
+def _age(seconds: Any) -> str:
+    if seconds is None:
+        return ""
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def _drop_empty(columns: list[Column], rows: Sequence[Any]) -> list[tuple[Column, list[str]]]:

@@ -1,0 +1,138 @@
+"""Changing operations (purge, move, export, import, unacked, requeue) behind one interface.
+
+Commands call ``ops_for(broker)`` and then only the ``BrokerOps`` methods, so an
+AMQP implementation (``celerytool.brokers.amqp_ops.AmqpOps``) can be added next
+to ``redis_ops.RedisOps`` without touching the commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from celerytool.errors import Unsupported
+from celerytool.model import Message
+from celerytool.selection import Selection
+
+Tick = Callable[[int], None]  # called with the number of messages examined since the last call
+Stop = Callable[[], bool]  # True when the user asked to stop (Ctrl-C): finish cleanly
+
+
+def _no_tick(n: int) -> None:
+    return None
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass
+class Control:
+    """How a long operation reports progress and learns it should stop."""
+
+    tick: Tick = _no_tick
+    stop: Stop = _never
+    dry_run: bool = False
+    on_match: Callable[[Message], None] | None = None  # dry-run listing
+
+
+@dataclass
+class OpResult:
+    """What an operation did; ``to_json`` is the command's JSON output."""
+
+    action: str
+    queue: str | None = None
+    examined: int = 0
+    matched: int = 0
+    done: int = 0  # removed / moved / written / requeued / imported
+    kept: int | None = None  # left in the queue (after the run)
+    vanished: int = 0  # matched but taken by a consumer before we got to it
+    skipped: int = 0
+    interrupted: bool = False
+    dry_run: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        word = {"purge": "removed", "move": "moved", "export": "exported", "import": "imported",
+                "requeue": "requeued"}.get(self.action, "done")
+        out: dict[str, Any] = {"queue": self.queue, word: self.done}
+        if self.kept is not None:
+            out["kept"] = self.kept
+        out.update(examined=self.examined, matched=self.matched)
+        if self.vanished:
+            out["vanished"] = self.vanished
+        if self.skipped:
+            out["skipped"] = self.skipped
+        out.update(self.extra)
+        out["dry_run"] = self.dry_run
+        out["interrupted"] = self.interrupted
+        return out
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """One line of an export file: the stored message byte-exact plus a summary."""
+
+    broker: str
+    queue: str
+    priority: int  # Redis: the priority bucket the message sat in
+    raw: bytes
+    summary: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        from celerytool.jsonable import to_jsonable
+
+        return {"v": 1, "broker": self.broker, "queue": self.queue, "priority": self.priority,
+                "raw": to_jsonable(self.raw), **self.summary}
+
+
+class BrokerOps(Protocol):
+    def purge(self, queue: str, selection: Selection, control: Control) -> OpResult: ...
+
+    def move(self, src: str, dst: str, selection: Selection, control: Control, *,
+             target: Any = None, keep_routing: bool = False) -> OpResult: ...
+
+    def export(self, queue: str, selection: Selection, control: Control,
+               write: Callable[[list[ExportRecord]], None], *, remove: bool = False) -> OpResult: ...
+
+    def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
+                keep_routing: bool = False) -> OpResult: ...
+
+    def unacked(self, queue: str | None, selection: Selection) -> Iterator[Message]: ...
+
+    def requeue(self, queue: str | None, selection: Selection, control: Control, *,
+                lock_wait: float = 10.0) -> OpResult: ...
+
+
+def ops_for(broker: Any) -> BrokerOps:
+    """The operations for an open broker adapter."""
+    if broker.kind == "redis":
+        from celerytool.brokers.redis_ops import RedisOps
+
+        return RedisOps(broker)
+    if broker.kind == "amqp":
+        try:
+            from celerytool.brokers.amqp_ops import AmqpOps  # type: ignore[import-not-found]
+        except ImportError:
+            return _AmqpNotYet()
+        return AmqpOps(broker)  # type: ignore[no-any-return]
+    raise Unsupported(f"{broker.kind} brokers cannot be changed by celerytool")
+
+
+class _AmqpNotYet:
+    """RabbitMQ until its operations land: say so instead of half-working."""
+
+    def _not_yet(self, *a: Any, **k: Any) -> Any:
+        raise Unsupported("purge/move/export/import on RabbitMQ are not implemented yet")
+
+    purge = move = export = import_ = _not_yet
+
+    def unacked(self, *a: Any, **k: Any) -> Any:
+        raise Unsupported(REDIS_ONLY)
+
+    requeue = unacked
+
+
+REDIS_ONLY = ("unacked and requeue are Redis-only: RabbitMQ returns unacknowledged messages "
+              "to their queue itself when the consumer's channel closes")

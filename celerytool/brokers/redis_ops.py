@@ -1,0 +1,369 @@
+"""Purge, move, export, import, unacked and requeue on kombu's Redis layout.
+
+What is atomic (see ``redis_lua`` for the scripts):
+
+- purge without a selection: one script counts and deletes the priority lists.
+- a selected purge / move / ``export --remove`` walks each priority list:
+  it reads a window at the tail, selects, and one script (WALK) pops that
+  window and pushes the kept messages back at the head, the selected ones to
+  the destination list (move) or nowhere (purge).  A kill -9 at any point
+  leaves each message in exactly one list.  A stopped walk (Ctrl-C, --limit)
+  rotates the rest (ROTATE) so the order is as before.
+  Messages pushed while a walk runs may be examined too, and end up ahead of
+  the kept messages not yet walked (kept messages keep their relative order).
+- move to another broker, ``export --remove``: at-least-once.  The copy is
+  published (Redis replies, AMQP confirms) or the file line flushed and
+  fsynced *before* the message is removed, so a crash in between can leave a
+  duplicate, never a loss.
+- requeue: see ``redis_unacked``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from celerytool.brokers import redis_lua
+from celerytool.brokers.ops import Control, ExportRecord, OpResult
+from celerytool.brokers.redis import RedisBroker
+from celerytool.brokers.redis_unacked import RedisUnacked
+from celerytool.codecs.lazy import EnvelopeView, fast_task_id
+from celerytool.errors import DataError, UsageError
+from celerytool.model import OutgoingMessage
+from celerytool.selection import Selection
+
+BATCH = 1000
+FINISH_STEP = 5000
+SUMMARY_KEYS = ("id", "task", "args", "kwargs", "eta", "expires", "retries", "error")
+
+# Given a priority bucket and the selected messages (after any publish / write the
+# change needs first), say what the WALK script does with them: (destination list,
+# args) -- (None, [raw, ...]) drops them, (key, [raw, new, ...]) moves them there.
+Act = Callable[[int, list[bytes]], tuple[str | None, list[bytes]]]
+
+
+class RedisOps(RedisUnacked):
+    def __init__(self, broker: RedisBroker) -> None:
+        self.b = broker
+        self._scripts: dict[str, Any] = {}
+        self._routes: dict[tuple[str, str], list[str]] = {}
+
+    def script(self, name: str) -> Any:
+        if name not in self._scripts:
+            self._scripts[name] = self.b.client.register_script(getattr(redis_lua, name))
+        return self._scripts[name]
+
+    def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        with self.b.errors():
+            return self.script(name)(keys=keys, args=args)
+
+    def view(self, raw: bytes, queue: str, bucket: int, **kw: Any) -> EnvelopeView:
+        return EnvelopeView(raw, queue, bucket, self.b.options.limits, **kw)
+
+    # -- purge ------------------------------------------------------------------------
+    def purge(self, queue: str, selection: Selection, control: Control) -> OpResult:
+        selection.require_no_age("queued Redis messages")
+        lengths = self.b.lengths(queue)
+        self.b.require_queue(queue, lengths)
+        if control.dry_run:
+            return self._scan(queue, selection, control, "purge", lengths)
+        if selection.empty:
+            n = self.call("PURGE_ALL", [k for _, k, _ in lengths], [])
+            control.tick(int(n))
+            return OpResult("purge", queue, examined=int(n), matched=int(n), done=int(n), kept=0)
+
+        def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
+            return None, matched
+
+        return self._walk(queue, selection, control, "purge", lengths, act)
+
+    # -- move -------------------------------------------------------------------------
+    def move(self, src: str, dst: str, selection: Selection, control: Control, *,
+             target: Any = None, keep_routing: bool = False) -> OpResult:
+        selection.require_no_age("queued Redis messages")
+        same = target is None or (target.kind == "redis" and target.url == self.b.url)
+        if same and src == dst:
+            raise UsageError("source and destination are the same queue")
+        lengths = self.b.lengths(src)
+        self.b.require_queue(src, lengths)
+        dest = self.b if same else target
+        if dest.kind == "redis":
+            dest.lengths(dst)  # DataError when a destination key is not a list
+        if control.dry_run:
+            return self._scan(src, selection, control, "move", lengths)
+
+        def routed(raw: bytes) -> bytes:
+            return raw if keep_routing else reroute(raw, dst)
+
+        if same:
+            def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
+                args: list[bytes] = []
+                for raw in matched:
+                    args += [raw, routed(raw)]
+                return dest.bucket_key(dst, bucket), args
+        else:
+            def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
+                publish_copies(dest, dst, bucket, [routed(r) for r in matched])
+                return None, matched
+
+        result = self._walk(src, selection, control, "move", lengths, act)
+        result.extra = {"to": dst, **({"to_broker": dest.url.redacted()} if not same else {})}
+        return result
+
+    # -- export / import ----------------------------------------------------------------
+    def export(self, queue: str, selection: Selection, control: Control,
+               write: Callable[[list[ExportRecord]], None], *, remove: bool = False) -> OpResult:
+        selection.require_no_age("queued Redis messages")
+        lengths = self.b.lengths(queue)
+        self.b.require_queue(queue, lengths)
+
+        def records(bucket: int, raws: list[bytes]) -> list[ExportRecord]:
+            out = []
+            for raw in raws:
+                m = self.view(raw, queue, bucket).message()
+                data = m.to_json()
+                out.append(ExportRecord("redis", queue, bucket, raw,
+                                        {k: data[k] for k in SUMMARY_KEYS}))
+            return out
+
+        if not remove or control.dry_run:
+            def sink(bucket: int, raws: list[bytes]) -> None:
+                if not control.dry_run:
+                    write(records(bucket, raws))
+
+            return self._scan(queue, selection, control, "export", lengths, sink=sink)
+
+        def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
+            write(records(bucket, matched))  # flushed and fsynced before any removal
+            return None, matched
+
+        return self._walk(queue, selection, control, "export", lengths, act)
+
+    def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
+                keep_routing: bool = False) -> OpResult:
+        self.b.lengths(queue)  # DataError when a key of the queue is not a list
+        result = OpResult("import", queue, dry_run=control.dry_run)
+        pending: list[tuple[str, bytes]] = []
+
+        def flush() -> None:
+            if pending and not control.dry_run:
+                with self.b.errors():
+                    pipe = self.b.client.pipeline(transaction=False)
+                    for key, raw in pending:
+                        pipe.lpush(key, raw)
+                    pipe.execute()
+            result.done += len(pending)
+            control.tick(len(pending))
+            pending.clear()
+
+        for rec in records:
+            if control.stop():
+                result.interrupted = True
+                break
+            if rec.broker != "redis":
+                raise DataError(f"cannot import a {rec.broker} export into Redis yet")
+            raw = rec.raw if keep_routing else reroute(rec.raw, queue)
+            bucket = rec.priority if rec.priority in self.b.steps else self.b.priority_bucket(rec.priority)
+            pending.append((self.b.bucket_key(queue, bucket), raw))
+            result.examined += 1
+            result.matched += 1
+            if len(pending) >= BATCH:
+                flush()
+        flush()
+        return result
+
+    # -- the two walks ------------------------------------------------------------------
+    def _scan(self, queue: str, selection: Selection, control: Control, action: str,
+              lengths: list[tuple[int, str, int]],
+              sink: Callable[[int, list[bytes]], None] | None = None) -> OpResult:
+        """Read-only: count (and list, or hand to ``sink``) the selected messages."""
+        result = OpResult(action, queue, dry_run=control.dry_run)
+        position = 0
+        for bucket, key, length in lengths:
+            chunk: list[bytes] = []
+            for raw in self.b.iter_list(key, length, None):
+                if control.stop() or _full(selection, result):
+                    result.interrupted = control.stop()
+                    break
+                result.examined += 1
+                view = self.view(raw, queue, bucket)
+                if selection.is_all or selection.matches(view):
+                    result.matched += 1
+                    if control.on_match:
+                        control.on_match(view.message(position))
+                    chunk.append(raw)
+                    if sink and len(chunk) >= BATCH:
+                        sink(bucket, chunk)
+                        chunk = []
+                position += 1
+                if position % BATCH == 0:
+                    control.tick(BATCH)
+            if sink and chunk:
+                sink(bucket, chunk)
+            if result.interrupted or _full(selection, result):
+                break
+        control.tick(position % BATCH)
+        result.done = 0 if control.dry_run else result.matched
+        total = sum(n for _, _, n in lengths)
+        result.kept = total - result.done if action in ("purge", "move") else None
+        return result
+
+    def _walk(self, queue: str, selection: Selection, control: Control, action: str,
+              lengths: list[tuple[int, str, int]], act: Act) -> OpResult:
+        """Walk each priority list once, dropping or moving what ``act`` says."""
+        result = OpResult(action, queue)
+        for bucket, key, n0 in lengths:
+            if n0:
+                self._walk_list(key, bucket, n0, queue, selection, control, act, result)
+            if result.interrupted or _full(selection, result):
+                break
+        with self.b.errors():
+            result.kept = sum(n for _, _, n in self.b.lengths(queue))
+        return result
+
+    def _walk_list(self, key: str, bucket: int, n0: int, queue: str, selection: Selection,
+                   control: Control, act: Act, result: OpResult) -> None:
+        """Read a window at the tail, select, then WALK it: one script per batch.
+
+        The script and the read of the next window go in one round trip.  The
+        marker (the first kept message walked) ends the walk early when
+        consumers shrink the list; it is an economy, not what keeps it safe.
+        """
+        marker: bytes | None = None
+        rotated = 0
+        client = self.b.client
+        walk = self.script("WALK")
+        with self.b.errors():
+            window = client.lrange(key, -min(BATCH, n0), -1)
+        try:
+            while window and rotated < n0:
+                if control.stop():
+                    result.interrupted = True
+                    break
+                if _full(selection, result):
+                    break
+                items = window[::-1]  # next message first
+                if marker is not None and marker in items:
+                    items = items[:items.index(marker)]
+                    if not items:
+                        break
+                matched = self._select(items, queue, bucket, selection, result)
+                dst_key, args = act(bucket, matched) if matched else (None, [])
+                with self.b.errors():
+                    pipe = client.pipeline(transaction=False)
+                    walk(keys=[key, dst_key or key], args=[items[-1], len(items),
+                                                            "move" if dst_key else "drop", *args],
+                         client=pipe)
+                    ahead = min(BATCH, n0 - rotated - len(items))
+                    if ahead > 0:
+                        pipe.lrange(key, -ahead, -1)
+                    replies = pipe.execute()
+                popped, done = (int(x) for x in replies[0])
+                window = replies[1] if ahead > 0 else []
+                rotated += popped
+                result.done += done
+                result.vanished += len(matched) - done
+                if marker is None and popped:
+                    gone = set(matched)
+                    marker = next((v for v in items if v not in gone), None)
+                control.tick(len(items))
+        finally:
+            if marker is not None and rotated < n0:
+                self._finish(key, marker, n0 - rotated)
+
+    def _select(self, items: list[bytes], queue: str, bucket: int, selection: Selection,
+                result: OpResult) -> list[bytes]:
+        if selection.is_all and selection.limit is None:
+            result.examined += len(items)
+            result.matched += len(items)
+            return items
+        if selection.by_name_only and selection.limit is None:
+            out = [raw for raw in items if selection.matches_name(fast_task_id(raw), self.view, raw,
+                                                                   queue, bucket)]
+            result.examined += len(items)
+            result.matched += len(out)
+            return out
+        out = []
+        for raw in items:
+            if _full(selection, result):
+                break
+            result.examined += 1
+            if selection.is_all or selection.matches(self.view(raw, queue, bucket)):
+                out.append(raw)
+                result.matched += 1
+        return out
+
+    def _finish(self, key: str, marker: bytes, left: int) -> None:
+        """Rotate what a stopped walk did not reach (at most ``left``), restoring the order.
+
+        Bounded: if a consumer took the marker meanwhile, the walk would
+        otherwise go round forever.
+        """
+        while left > 0:
+            done, reached = self.call("ROTATE", [key], [min(left, FINISH_STEP), marker, "1", "0"])
+            left -= int(done)
+            if int(reached) or not int(done):
+                return
+
+
+def _full(selection: Selection, result: OpResult) -> bool:
+    return selection.limit is not None and result.matched >= selection.limit
+
+
+_DELIVERY_INFO = re.compile(rb'"delivery_info": \{"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"')
+
+
+def reroute(raw: bytes, queue: str) -> bytes:
+    """The envelope with ``delivery_info`` pointing at ``queue`` (unchanged if it already does).
+
+    kombu restores an unacked message to where its delivery_info routes, so a
+    message moved to another queue must say so, or a worker that dies holding
+    it sends it back to the old queue.
+    """
+    m = _DELIVERY_INFO.search(raw)
+    if m is not None:  # kombu's own layout: rewrite in place, as the JSON round trip would
+        if m.group(2) == queue.encode("utf-8"):
+            return raw
+        new_key = json.dumps(queue)[1:-1].encode("utf-8")  # exchange becomes ""
+        return raw[:m.start(1)] + raw[m.end(1):m.start(2)] + new_key + raw[m.end(2):]
+    try:
+        env = json.loads(raw)
+        info = env["properties"]["delivery_info"]
+        if info.get("routing_key") == queue:
+            return raw
+        info["exchange"], info["routing_key"] = "", queue
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return raw
+    return json.dumps(env).encode("utf-8")
+
+
+def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes]) -> None:
+    """Publish copies on another broker and return only once it has confirmed them."""
+    if dest.kind == "redis":
+        with dest.errors():
+            pipe = dest.client.pipeline(transaction=False)
+            for raw in raws:
+                pipe.lpush(dest.bucket_key(queue, bucket), raw)
+            pipe.execute()  # the replies are Redis's confirmation
+        return
+    dest.publish([envelope_to_outgoing(raw, queue) for raw in raws])
+
+
+def envelope_to_outgoing(raw: bytes, queue: str) -> OutgoingMessage:
+    """A Redis envelope as the message an AMQP broker would have carried."""
+    from celerytool.codecs.message import envelope_body, open_envelope
+    from celerytool.errors import DecodeError
+
+    try:
+        env = open_envelope(raw)
+        body = envelope_body(env)
+    except DecodeError as exc:
+        raise DataError(f"cannot republish a message that is not a kombu envelope: {exc}") from None
+    props = {k: v for k, v in (env.get("properties") or {}).items()
+             if k not in ("delivery_info", "delivery_tag", "body_encoding")}
+    return OutgoingMessage(body=body, content_type=env.get("content-type") or "application/json",
+                           content_encoding=env.get("content-encoding") or "utf-8",
+                           headers=env.get("headers") or {}, properties=props,
+                           exchange="", routing_key=queue)

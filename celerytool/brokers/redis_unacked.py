@@ -1,0 +1,193 @@
+"""kombu's in-flight messages on Redis: the ``unacked`` hash, listed and requeued.
+
+requeue is kombu's ``restore_by_tag`` as one script per message (RESTORE),
+under the ``unacked_mutex`` lock that kombu's own visibility sweep takes.
+Mixed into ``RedisOps``, which provides ``b`` (the RedisBroker) and ``call``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from celerytool.brokers.ops import Control, OpResult
+from celerytool.brokers.redis import BINDING_PREFIX, _text
+from celerytool.codecs.lazy import EnvelopeView
+from celerytool.errors import CeleryToolError
+from celerytool.model import Message
+from celerytool.selection import Selection
+
+UNACKED, UNACKED_INDEX, UNACKED_MUTEX = "unacked", "unacked_index", "unacked_mutex"
+MUTEX_EXPIRE = 300  # kombu's unacked_mutex_expire
+PAGE = 1000
+
+
+class RedisUnacked:
+    b: Any
+    _routes: dict[tuple[str, str], list[str]]
+
+    def call(self, name: str, keys: list[str], args: list[Any]) -> Any: ...  # pragma: no cover
+
+    def unacked(self, queue: str | None, selection: Selection) -> Iterator[Message]:
+        count = 0
+        for view in self._unacked_views(queue):
+            if selection.limit is not None and count >= selection.limit:
+                return
+            if selection.matches(view):
+                count += 1
+                yield view.message()
+
+    def requeue(self, queue: str | None, selection: Selection, control: Control, *,
+                lock_wait: float = 10.0) -> OpResult:
+        from kombu.utils.json import dumps, loads
+
+        result = OpResult("requeue", queue, dry_run=control.dry_run)
+        with self._mutex(control.dry_run, lock_wait):
+            for view in self._unacked_views(queue):
+                if control.stop():
+                    result.interrupted = True
+                    break
+                if selection.limit is not None and result.matched >= selection.limit:
+                    break
+                result.examined += 1
+                control.tick(1)
+                if not selection.matches(view):
+                    continue
+                result.matched += 1
+                if control.dry_run:
+                    if control.on_match:
+                        control.on_match(view.message())
+                    continue
+                extra = view.extra or {}
+                targets = extra.get("queues") or []
+                if not targets:
+                    self.b.warnings.append(f"kept {extra.get('delivery_tag')} in unacked: exchange "
+                                           f"{extra.get('exchange')!r} routes {extra.get('routing_key')!r} nowhere")
+                    result.skipped += 1
+                    continue
+                env, ex, rk = loads(_text(view.raw))
+                try:  # kombu's _do_restore_message, verbatim in effect
+                    env["headers"]["redelivered"] = True
+                    env["properties"]["delivery_info"]["redelivered"] = True
+                except (KeyError, TypeError):
+                    pass
+                prio = _kombu_priority(env)
+                keys = [self.b.bucket_key(q, self.b.priority_bucket(prio)) for q in targets]
+                ok = self.call("RESTORE", [self._key(UNACKED), self._key(UNACKED_INDEX), *keys],
+                               [extra["delivery_tag"], view.raw, dumps(env)])
+                if int(ok):
+                    result.done += 1
+                else:
+                    result.vanished += 1  # acked or restored by its worker meanwhile
+        return result
+
+    def _key(self, name: str) -> str:
+        return self.b.prefix + name
+
+    def _mutex(self, dry_run: bool, wait: float) -> Any:
+        import contextlib
+
+        if dry_run:
+            return contextlib.nullcontext()
+        return _Mutex(self, wait)
+
+    def _unacked_views(self, queue: str | None) -> Iterator[EnvelopeView]:
+        """Entries of kombu's ``unacked`` hash, oldest delivery first."""
+        client, now = self.b.client, time.time()
+        index: list[tuple[bytes, float]] = []  # a snapshot: requeue removes entries as it goes
+        with self.b.errors():
+            while True:
+                page = client.zrange(self._key(UNACKED_INDEX), len(index), len(index) + 9999,
+                                     withscores=True)
+                index += page
+                if len(page) < 10000:
+                    break
+        seen = 0
+        for start in range(0, len(index), PAGE):
+            page = index[start:start + PAGE]
+            with self.b.errors():
+                values = client.hmget(self._key(UNACKED), [t for t, _ in page])
+            for (tag, score), raw in zip(page, values, strict=True):
+                if raw is None:
+                    continue
+                seen += 1
+                ex, rk = _entry_route(raw)
+                targets = self.route(ex, rk) if ex is not None else []
+                if queue is not None and queue not in targets:
+                    continue
+                extra = {"delivery_tag": _text(tag), "exchange": ex, "routing_key": rk,
+                         "delivered_at": _iso(score), "age": round(now - score, 3), "queues": targets}
+                yield EnvelopeView(raw, targets[0] if targets else None, None,
+                                   self.b.options.limits, age=now - score, extra=extra)
+        with self.b.errors():
+            total = client.hlen(self._key(UNACKED))
+        if total > seen:
+            self.b.warnings.append(f"{total - seen} unacked entries have no unacked_index score "
+                                   "(not listed; kombu's visibility sweep never restores them)")
+
+    def route(self, exchange: str, routing_key: str) -> list[str]:
+        """kombu's ``_lookup``: the queues a (exchange, routing key) pair reaches."""
+        if not exchange:
+            return [routing_key] if routing_key else []
+        cached = self._routes.get((exchange, routing_key))
+        if cached is not None:
+            return cached
+        with self.b.errors():
+            members = self.b.client.smembers(self._key(BINDING_PREFIX + exchange))
+        out = []
+        for member in sorted(_text(m) for m in members):
+            parts = member.split(self.b.sep)
+            if len(parts) < 3:
+                continue
+            key, pattern, q = parts[0], parts[1], self.b.sep.join(parts[2:])
+            hit = re.match(pattern, routing_key) if pattern else key == routing_key
+            if hit and q not in out:
+                out.append(q)
+        self._routes[(exchange, routing_key)] = out
+        return out
+
+
+class _Mutex:
+    """kombu's ``unacked_mutex`` (a redis-py Lock, as kombu's Mutex takes it)."""
+
+    def __init__(self, ops: RedisUnacked, wait: float) -> None:
+        self.wait = wait
+        self.lock = ops.b.client.lock(ops._key(UNACKED_MUTEX), timeout=MUTEX_EXPIRE)
+        self.ops = ops
+
+    def __enter__(self) -> None:
+        with self.ops.b.errors():
+            if not self.lock.acquire(blocking=self.wait > 0, blocking_timeout=self.wait):
+                raise CeleryToolError("unacked_mutex is held (a worker is restoring unacked "
+                                      "messages right now); try again in a minute")
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.lock.release()
+        except Exception:  # expired meanwhile: nothing to release
+            pass
+
+
+def _iso(epoch: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat()
+
+
+def _entry_route(raw: bytes) -> tuple[str | None, str]:
+    try:
+        entry = json.loads(raw)
+        return str(entry[1] or ""), str(entry[2] or "")
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None, ""
+
+
+def _kombu_priority(env: dict[str, Any]) -> int:
+    """kombu's ``_get_message_priority``: properties.priority clamped to 0..9, else 0."""
+    try:
+        return max(min(int(env["properties"]["priority"]), 9), 0)
+    except (TypeError, ValueError, KeyError):
+        return 0

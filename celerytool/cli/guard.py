@@ -1,0 +1,73 @@
+"""What destructive commands share: confirmation, Ctrl-C between messages, progress, summary."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from celerytool.errors import ExitCode, UsageError
+
+
+def confirm(yes: bool, question: str) -> None:
+    """Ask on a terminal; without one, insist on --yes."""
+    if yes:
+        return
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(f"{question.rstrip('?')}: refusing without --yes (not on a terminal)")
+    import click
+
+    if not click.confirm(question, default=False, err=True):
+        raise UsageError("cancelled")
+
+
+@contextlib.contextmanager
+def running(app: Any, label: str, total: int | None, *, dry_run: bool = False) -> Iterator[Any]:
+    """A Control whose stop() turns true on the first Ctrl-C (the second one aborts)."""
+    from celerytool.brokers.ops import Control
+    from celerytool.render.progress import progress
+
+    asked = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(True)
+        sys.stderr.write("\nstopping after the current batch (Ctrl-C again to abort)\n")
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread (tests): no handler
+        previous = None
+    try:
+        with progress(total, label) as bar:
+            yield Control(tick=bar.advance, stop=lambda: bool(asked), dry_run=dry_run)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def queue_total(broker: Any, queue: str) -> int | None:
+    """Messages in ``queue`` for the progress bar (only worth asking on a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        infos = broker.queues([queue])
+    except Exception:
+        return None
+    return next((q.messages for q in infos if q.name == queue), None)
+
+
+def finish(app: Any, result: Any, summary: str) -> int:
+    """The one-line summary (stderr), the JSON result (stdout, json/ndjson); the exit code."""
+    from celerytool.render import note
+
+    if app.fmt != "table":
+        app.emit_one(result, "result")
+    if result.interrupted:
+        note(f"interrupted: {summary}")
+        return int(ExitCode.INTERRUPTED)
+    note(summary)
+    return 0

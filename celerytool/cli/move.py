@@ -1,0 +1,67 @@
+"""celerytool move: move selected messages to another queue, on this broker or another."""
+
+from __future__ import annotations
+
+import click
+
+from celerytool.cli.options import with_app
+from celerytool.cli.selection_options import selection_options
+
+
+@click.command("move")
+@click.argument("src")
+@click.argument("dst")
+@selection_options()
+@click.option("--to-broker", metavar="URL", help="Move to DST on another broker (at-least-once).")
+@click.option("--keep-routing", is_flag=True,
+              help="Keep delivery_info as it is (default: point it at DST, so a restore goes to DST).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
+@click.option("--dry-run", is_flag=True, help="Count and list what would move; change nothing.")
+@with_app
+def command(app, src, dst, selection, to_broker, keep_routing, yes, dry_run):
+    """Move the selected messages of SRC to the queue DST.
+
+    On one Redis each message leaves SRC and enters DST in a single atomic
+    step: a kill -9 at any moment leaves every message in exactly one of the
+    two queues. With --to-broker, each batch is published to the other broker
+    and confirmed before it is removed from SRC (at-least-once: a crash in
+    between can leave a copy in both, never in neither).
+
+    \b
+    Examples:
+      celerytool move celery slow --task 'reports.*' --yes
+      celerytool move celery celery --to-broker redis://new-host:6379/0 --yes
+      celerytool move celery retry_later --where 'retries >= 3' --dry-run
+    """
+    from celerytool.brokers.ops import ops_for
+    from celerytool.cli.guard import confirm, finish, queue_total, running
+    from celerytool.cli.listing import Shown
+
+    broker = app.open_broker()
+    target = None
+    where = "the same broker"
+    if to_broker:
+        from celerytool.urls import parse_url
+
+        target_url = parse_url(to_broker)
+        target = app.open_broker(target_url)
+        where = target_url.redacted()
+    ops = ops_for(broker)
+    what = selection.describe()
+    if not dry_run:
+        confirm(yes, f"Move {what} from {src!r} to {dst!r} on {where}?")
+    shown = Shown(app, dry_run)
+    with running(app, "moving", queue_total(broker, src), dry_run=dry_run) as control:
+        control.on_match = shown.add if dry_run else None
+        result = ops.move(src, dst, selection, control, target=target, keep_routing=keep_routing)
+    shown.flush()
+    if dry_run:
+        summary = f"would move {result.matched} of {result.examined} message(s) from {src!r} to {dst!r}"
+    else:
+        summary = f"moved {result.done} message(s) from {src!r} to {dst!r}, {result.kept} left in {src!r}"
+        if result.vanished and target is not None:
+            summary += (f" ({result.vanished} were consumed from {src!r} while being copied:"
+                        " they were delivered there and also published to the other broker)")
+        elif result.vanished:
+            summary += f" ({result.vanished} matching were taken by a consumer first)"
+    return finish(app, result, summary)

@@ -1,0 +1,50 @@
+"""celerytool purge: empty a queue, or remove exactly the selected messages."""
+
+from __future__ import annotations
+
+import click
+
+from celerytool.cli.options import with_app
+from celerytool.cli.selection_options import selection_options
+
+
+@click.command("purge")
+@click.argument("queue")
+@selection_options()
+@click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
+@click.option("--dry-run", is_flag=True, help="Count and list what would go; change nothing.")
+@with_app
+def command(app, queue, selection, yes, dry_run):
+    """Remove the messages of QUEUE: all of them, or only the selected ones.
+
+    Without a selection the queue and its priority lists are deleted in one
+    step. With one, exactly the matching messages are removed while workers
+    and producers keep running; every other message stays, in its order.
+
+    \b
+    Examples:
+      celerytool purge celery --dry-run
+      celerytool purge celery --task 'tasks.send_email' --yes
+      celerytool purge celery --where "kwargs.user_id == 42" --limit 10 -y -o json
+    """
+    from celerytool.brokers.ops import ops_for
+    from celerytool.cli.guard import confirm, finish, queue_total, running
+    from celerytool.cli.listing import Shown
+
+    broker = app.open_broker()
+    ops = ops_for(broker)
+    what = selection.describe()
+    if not dry_run:
+        confirm(yes, f"Remove {what} from queue {queue!r} on {app.broker_url.redacted()}?")
+    shown = Shown(app, dry_run)
+    with running(app, "purging", queue_total(broker, queue), dry_run=dry_run) as control:
+        control.on_match = shown.add if dry_run else None
+        result = ops.purge(queue, selection, control)
+    shown.flush()
+    if dry_run:
+        summary = f"would remove {result.matched} of {result.examined} message(s) from {queue!r} ({what})"
+    else:
+        summary = f"removed {result.done} message(s) from {queue!r}, {result.kept} kept"
+        if result.vanished:
+            summary += f" ({result.vanished} matching were taken by a consumer first)"
+    return finish(app, result, summary)

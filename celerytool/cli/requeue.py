@@ -1,0 +1,64 @@
+"""celerytool requeue: return in-flight messages to their queue, as kombu's restore does."""
+
+from __future__ import annotations
+
+import click
+
+from celerytool.cli.options import with_app
+from celerytool.cli.selection_options import selection_options
+
+
+@click.command("requeue")
+@click.argument("queue", required=False)
+@selection_options()
+@click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
+@click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
+@click.option("--lock-wait", type=click.FloatRange(0, 600), default=10, show_default=True, metavar="S",
+              help="Seconds to wait for kombu's unacked_mutex.")
+@with_app
+def command(app, queue, selection, yes, dry_run, lock_wait):
+    """Put messages stuck in the unacked hash back at the head of their queue (Redis).
+
+    Does what kombu does when a worker shuts down: under kombu's
+    unacked_mutex lock, each message leaves unacked and unacked_index and is
+    pushed to its queue's priority list marked redelivered, in one atomic
+    step. A worker that is still alive may still be running a requeued task,
+    which would then run twice: use --older-than to pick only the stale ones.
+
+    \b
+    Examples:
+      celerytool requeue --dry-run
+      celerytool requeue celery --older-than 2h --yes
+      celerytool requeue --id 3f0c... --yes
+    """
+    from celerytool.brokers.ops import ops_for
+    from celerytool.cli.guard import confirm, finish, running
+    from celerytool.cli.listing import Shown
+    from celerytool.render import warn
+
+    if app.broker_url.kind != "redis":
+        from celerytool.brokers.ops import REDIS_ONLY
+        from celerytool.errors import Unsupported
+
+        raise Unsupported(REDIS_ONLY)
+    broker = app.open_broker()
+    ops = ops_for(broker)
+    what = selection.describe()
+    scope = f"queue {queue!r}" if queue else "all queues"
+    if not dry_run:
+        warn("a worker that is still alive may be running these tasks: they will run again")
+        confirm(yes, f"Requeue in-flight messages ({what}) of {scope}?")
+    shown = Shown(app, dry_run)
+    with running(app, "requeueing", None, dry_run=dry_run) as control:
+        control.on_match = shown.add if dry_run else None
+        result = ops.requeue(queue, selection, control, lock_wait=lock_wait)
+    shown.flush("unacked")
+    if dry_run:
+        summary = f"would requeue {result.matched} of {result.examined} in-flight message(s) of {scope}"
+    else:
+        summary = f"requeued {result.done} in-flight message(s) of {scope}"
+        if result.vanished:
+            summary += f" ({result.vanished} were acked or restored by their worker meanwhile)"
+        if result.skipped:
+            summary += f" ({result.skipped} kept: no route)"
+    return finish(app, result, summary)

@@ -1,0 +1,38 @@
+"""celerytool unacked: the messages kombu holds in flight in Redis's ``unacked`` hash."""
+
+from __future__ import annotations
+
+import click
+
+from celerytool.cli.options import with_app
+from celerytool.cli.selection_options import selection_options
+
+
+@click.command("unacked")
+@click.argument("queue", required=False)
+@selection_options()
+@with_app
+def command(app, queue, selection):
+    """List in-flight messages: delivered to a worker, not yet acknowledged (Redis).
+
+    Each row shows the queue the message would return to, when it was
+    delivered and its age, decoded like peek. Celery ETA/countdown tasks
+    wait here too. Oldest delivery first. Nothing is changed.
+
+    \b
+    Examples:
+      celerytool unacked
+      celerytool unacked celery --older-than 1h -o json | jq '.[].id'
+    """
+    from celerytool.brokers.ops import ops_for
+    from celerytool.render import note
+
+    if app.broker_url.kind != "redis":
+        from celerytool.brokers.ops import REDIS_ONLY
+        from celerytool.errors import Unsupported
+
+        raise Unsupported(REDIS_ONLY)
+    broker = app.open_broker()
+    count = app.emit(ops_for(broker).unacked(queue, selection), "unacked")
+    if count == 0 and app.fmt == "table":
+        note("no unacked messages" + (f" for queue {queue!r}" if queue else ""))

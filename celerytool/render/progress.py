@@ -1,0 +1,60 @@
+"""A progress bar on stderr (count, rate, ETA) when stderr is a terminal; a no-op otherwise."""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import Any
+
+
+class Progress:
+    """``with progress(total, "purging") as bar: bar.advance(n)``."""
+
+    def __init__(self, total: int | None, label: str, *, enabled: bool | None = None) -> None:
+        self.total = total
+        self.label = label
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            class Rate(TextColumn):
+                def render(self, task: Any) -> Any:
+                    from rich.text import Text
+
+                    speed = task.finished_speed or task.speed
+                    return Text(f"{speed:,.0f}/s" if speed else "")
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                Rate(""), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                console=Console(file=sys.stderr), transient=True,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.label, total=self.total)
+        return self
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None and n:
+            self._bar.advance(self._task, n)
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(et, ev, tb)
+            self._bar = None
+
+
+def progress(total: int | None, label: str, *, enabled: bool | None = None) -> Progress:
+    return Progress(total, label, enabled=enabled)
