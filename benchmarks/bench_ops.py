@@ -19,8 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import make_app  # noqa: E402
 from msgfactory import clones, push, real_envelope  # noqa: E402
+
+from conftest import make_app  # noqa: E402
 from services import start_redis  # noqa: E402
 
 
