@@ -79,12 +79,16 @@ class ExportRecord:
     priority: int  # Redis: the priority bucket the message sat in
     raw: bytes
     summary: dict[str, Any]
+    amqp: dict[str, Any] | None = None  # RabbitMQ: the AMQP properties and headers (raw is the body)
 
     def to_json(self) -> dict[str, Any]:
         from celerytool.jsonable import to_jsonable
 
-        return {"v": 1, "broker": self.broker, "queue": self.queue, "priority": self.priority,
-                "raw": to_jsonable(self.raw), **self.summary}
+        out = {"v": 1, "broker": self.broker, "queue": self.queue, "priority": self.priority,
+               "raw": to_jsonable(self.raw), **self.summary}
+        if self.amqp is not None:
+            out["amqp"] = to_jsonable(self.amqp)
+        return out
 
 
 class BrokerOps(Protocol):

@@ -47,7 +47,10 @@ def parse_line(line: bytes, where: str) -> ExportRecord:
     prio = data.get("priority", 0)
     if not isinstance(prio, int) or isinstance(prio, bool):
         raise DataError(f"{where}: 'priority' must be an integer")
-    return ExportRecord(str(data.get("broker") or "redis"), str(data["queue"]), prio, raw, {})
+    amqp = data.get("amqp")
+    if amqp is not None and not isinstance(amqp, dict):
+        raise DataError(f"{where}: 'amqp' must be an object of AMQP properties")
+    return ExportRecord(str(data.get("broker") or "redis"), str(data["queue"]), prio, raw, {}, amqp=amqp)
 
 
 def _raw(value: Any, where: str) -> bytes:
