@@ -133,7 +133,9 @@ def test_dry_run_changes_nothing(run, amqp_url, amqp_celery_app, pika_channel, t
     before = snapshot(amqp_url, "celery")
     r = run("purge", "celery", "--task", "tasks.a", "--dry-run", "-b", amqp_url, "-o", "json")
     assert r.exit_code == 0, r
-    assert [m["task"] for m in r.json()] == ["tasks.a", "tasks.a"]
+    assert (r.json()["matched"], r.json()["removed"], r.json()["dry_run"]) == (2, 0, True)
+    r = run("purge", "celery", "--task", "tasks.a", "--dry-run", "-b", amqp_url)
+    assert r.stdout.count("tasks.a") == 2 and "tasks.b" not in r.stdout, r  # the listing
     r = run("purge", "celery", "--dry-run", "-b", amqp_url)
     assert r.exit_code == 0 and "would remove 3 of 3" in r.stderr, r
     assert run("move", "celery", "other", "--dry-run", "-b", amqp_url).exit_code == 0
