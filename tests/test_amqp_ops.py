@@ -159,3 +159,54 @@ def test_missing_queue_and_bad_file(run, amqp_url, pika_channel, tmp_path):
     r = run("import", bad, "q", "-b", amqp_url)
     assert r.exit_code == 65 and "bad.ndjson:1" in r.stderr, r
     assert depth(pika_channel, "q") == 0
+
+
+def test_filtered_purge_while_producing_and_consuming(run, amqp_url, amqp_celery_app):
+    """Every non-matching message survives (queued or consumed, once); no old matching one stays."""
+    import threading
+
+    from conftest import make_app
+
+    names = ["tasks.keep", "tasks.drop"] * 300
+    ids = send(amqp_celery_app, names)
+    consumed: list[str] = []
+    produced: list[tuple[str, str]] = []
+    stop = threading.Event()
+
+    def consume():
+        conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=5)
+        ch.basic_consume("celery", lambda c, m, p, b: (consumed.append(p.headers["id"]),
+                                                        c.basic_ack(m.delivery_tag)))
+        while not stop.is_set():
+            conn.process_data_events(time_limit=0.02)
+        conn.close()
+
+    def produce():
+        app = make_app(amqp_url, backend="disabled://")
+        try:
+            while not stop.is_set() and len(produced) < 300:
+                name = "tasks.keep" if len(produced) % 2 else "tasks.drop"
+                produced.append((app.send_task(name, (0,), queue="celery").id, name))
+        finally:
+            app.close()
+
+    threads = [threading.Thread(target=consume), threading.Thread(target=produce)]
+    for t in threads:
+        t.start()
+    try:
+        r = run("purge", "celery", "--task", "tasks.drop", "-b", amqp_url, "-y", "-o", "json")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert r.exit_code == 0, r
+    remaining = [h["id"] for _, h, _ in snapshot(amqp_url, "celery")]
+    everywhere = consumed + remaining
+    keep = [i for i, n in zip(ids, names, strict=True) if n == "tasks.keep"]
+    keep += [i for i, n in produced if n == "tasks.keep"]
+    assert sorted(i for i in everywhere if i in set(keep)) == sorted(keep)  # each exactly once
+    old_drop = {i for i, n in zip(ids, names, strict=True) if n == "tasks.drop"}
+    assert not old_drop & set(remaining)
+    assert len(everywhere) == len(set(everywhere))
