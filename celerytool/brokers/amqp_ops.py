@@ -9,7 +9,8 @@ selected purge / move / ``export --remove`` consumes the queue on one channel
 - not selected: published again, unchanged (body, properties, headers), to
   the same queue through the default exchange, with confirms.
 
-Each batch is acknowledged only after every copy it needs is confirmed, so a
+Each batch is acknowledged only after every copy it needs is confirmed
+(``amqp_confirm``: the batch is published, then all its confirms awaited), so a
 crash at any point can leave a duplicate, never a loss (at-least-once).  The
 walk stops after the number of messages the queue held at the start (and the
 prefetch never lets more than that be delivered), so the re-published ones are
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from celerytool.brokers.amqp import AmqpBroker
+from celerytool.brokers.amqp_confirm import BatchConfirms
 from celerytool.brokers.amqp_peek import IDLE_SECONDS, Delivery, Peek
 from celerytool.brokers.ops import REDIS_ONLY, Control, ExportRecord, OpResult
 from celerytool.errors import CeleryToolError, DataError, Unsupported, UsageError
@@ -81,7 +83,7 @@ class AmqpOps:
 
         def take(matched: list[Delivery]) -> None:
             if same:
-                republish(self._walk_channel, dst, matched, self.b)
+                self._walk_confirms.publish(dst, [(p, body) for _, p, body in matched])
             elif dest.kind == "amqp":
                 republish(dest._publisher(), dst, matched, dest)
             else:
@@ -187,7 +189,7 @@ class AmqpOps:
         result = OpResult(action, queue)
         if n0 > 0:
             walk = _Walk(self, queue, n0)
-            self._walk_channel = walk.ch
+            self._walk_confirms = walk.confirms
             try:
                 walk.run(selection, control, take, result)
             finally:
@@ -209,8 +211,8 @@ class _Walk:
         self.inbox: deque[Delivery] = deque()
         self.doing = f"walking queue {queue!r}"
         self.ch = self.b.channel()
+        self.confirms = BatchConfirms(self.b, self.ch)
         with self.b.errors(self.doing):
-            self.ch.confirm_delivery()
             self.ch.basic_qos(prefetch_count=min(BATCH, n0))
             self.tag: str | None = self.ch.basic_consume(
                 queue, lambda _c, m, p, body: self.inbox.append((m, p, body)), auto_ack=False)
@@ -245,8 +247,7 @@ class _Walk:
                 self.seen += 1
                 result.examined += 1
                 last = d[0].delivery_tag
-                if selection.is_all or selection.matches(
-                        MessageView(self.b._decode(self.queue, position, *d))):
+                if self._selected(selection, d, position):
                     matched.append(d)
                     result.matched += 1
                 else:
@@ -257,10 +258,20 @@ class _Walk:
             if matched and take is not None:
                 take(matched)
             if kept:
-                republish(self.ch, self.queue, kept, self.b)
+                self.confirms.publish(self.queue, [(p, body) for _, p, body in kept])
             self._ack(last)
             result.done += len(matched)
             control.tick(len(matched) + len(kept))
+
+    def _selected(self, selection: Selection, d: Delivery, position: int) -> bool:
+        if selection.is_all:
+            return True
+        headers = d[1].headers
+        if selection.by_name_only and isinstance(headers, dict):  # protocol 2: no body decode
+            task, tid = headers.get("task"), headers.get("id")
+            if isinstance(task, str) and isinstance(tid, str):
+                return selection.matches_name((task, tid))
+        return selection.matches(MessageView(self.b._decode(self.queue, position, *d)))
 
     def _ack(self, last: int) -> None:
         """Ack everything up to ``last``, first making sure no more than n0 can be delivered."""
