@@ -210,3 +210,15 @@ def test_filtered_purge_while_producing_and_consuming(run, amqp_url, amqp_celery
     old_drop = {i for i, n in zip(ids, names, strict=True) if n == "tasks.drop"}
     assert not old_drop & set(remaining)
     assert len(everywhere) == len(set(everywhere))
+
+
+def test_redis_export_imports_into_rabbitmq(run, redis_url, celery_app, amqp_url, pika_channel, tmp_path):
+    ids = [celery_app.send_task("tasks.r", (i,), {"k": "v"}).id for i in range(4)]
+    out = tmp_path / "r.ndjson"
+    assert run("export", "celery", "-b", redis_url, "-o", out).exit_code == 0
+    pika_channel.queue_declare("celery", durable=True)
+    r = run("import", out, "celery", "-b", amqp_url, "-o", "json")
+    assert r.exit_code == 0 and r.json()["imported"] == 4, r
+    msgs = run("peek", "celery", "-n", "10", "-b", amqp_url, "-o", "json").json()
+    assert [(m["id"], m["task"], m["args"], m["kwargs"]) for m in msgs] == [
+        (i, "tasks.r", [n], {"k": "v"}) for n, i in enumerate(ids)]

@@ -120,22 +120,39 @@ class AmqpOps:
 
         self.b.depth(queue)  # NotFound before anything is published
         result = OpResult("import", queue, dry_run=control.dry_run)
-        ch = None if control.dry_run else self.b._publisher()
-        for rec in records:
-            if control.stop():
-                result.interrupted = True
-                break
-            result.examined += 1
-            result.matched += 1
-            if ch is not None:
+        confirms = None if control.dry_run else BatchConfirms(self.b, self.b.channel())
+        pending: list[tuple[Any, bytes]] = []
+
+        def flush() -> None:
+            if pending and confirms is not None:
+                confirms.publish(queue, pending)
+            result.done += len(pending)
+            control.tick(len(pending))
+            pending.clear()
+
+        try:
+            for rec in records:
+                if control.stop():
+                    result.interrupted = True
+                    break
+                result.examined += 1
+                result.matched += 1
                 if rec.broker == "amqp":
-                    republish(ch, queue, [(None, basic_properties(rec.amqp or {}), rec.raw)], self.b)
+                    pending.append((basic_properties(rec.amqp or {}), rec.raw))
                 elif rec.broker == "redis":
-                    self.b.publish([envelope_to_outgoing(rec.raw, queue)])
+                    outgoing = envelope_to_outgoing(rec.raw, queue)
+                    flush()  # file order
+                    if confirms is not None:
+                        self.b.publish([outgoing])
+                    result.done += 1
                 else:
                     raise DataError(f"cannot import a {rec.broker} export into RabbitMQ")
-            result.done += 1
-            control.tick(1)
+                if len(pending) >= BATCH:
+                    flush()
+            flush()
+        finally:
+            if confirms is not None and confirms.ch.is_open:
+                confirms.ch.close()
         return result
 
     # -- Redis only ---------------------------------------------------------------------
