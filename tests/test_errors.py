@@ -198,3 +198,10 @@ def test_password_never_shown(run, redis_server, tmp_path):
         assert "wrong-pw" not in r.stderr and "authentication" in r.stderr.lower()
     finally:
         server.stop()
+
+
+def test_errors_come_before_any_json_output(run, redis_url, redis_client):
+    redis_client.set("celery", "a string")
+    for args in (("peek", "celery"), ("peek", "nosuch")):
+        r = run(*args, "-b", redis_url, "-o", "json")
+        assert r.exit_code in (65, 66) and r.stdout == "", r

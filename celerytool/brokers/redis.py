@@ -190,15 +190,21 @@ class RedisBroker:
 
     # -- peek -------------------------------------------------------------------------
     def peek(self, queue: str, limit: int | None = 10) -> Iterator[Message]:
-        """Yield messages in the order a worker would receive them; read-only.
+        """Messages in the order a worker would receive them; read-only.
 
         Each priority list is read from its right end (the next message)
         in chunks with LRANGE, so the cost follows ``limit``, not the depth.
+        The queue is checked before this returns, so a missing queue or a
+        wrong key type fails before any output is written.
         """
-        from celerytool.codecs.message import decode_envelope  # not needed by other commands
-
         lengths = self.lengths(queue)
         self.require_queue(queue, lengths)
+        return self._peek_lists(queue, lengths, limit)
+
+    def _peek_lists(self, queue: str, lengths: list[tuple[int, str, int]],
+                    limit: int | None) -> Iterator[Message]:
+        from celerytool.codecs.message import decode_envelope  # not needed by other commands
+
         limits = self.options.limits
         position = 0
         for bucket, key, length in lengths:
