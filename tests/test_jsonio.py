@@ -242,3 +242,16 @@ def test_peek_output_equals_the_general_path(run, redis_url, redis_client, celer
             assert same(g, e), (g, e)
     bad = [i for i, m in enumerate(expected) if m["error"]]
     assert len(bad) == 1 and nd.ndjson()[bad[0]]["raw"] == {"__type__": "base64", "__value__": "Z2FyYmFnZSD/"}
+
+
+def test_a_changed_message_loses_its_json_texts(redis_client, celery_app):
+    import dataclasses
+
+    _send(celery_app, PLAIN[:1])
+    (raw,) = _stored(redis_client)
+    fast, _ = _both_ways(raw)
+    assert fast.json_texts is not None
+    changed = dataclasses.replace(fast, args=["other"], headers={"h": 1})
+    assert changed.json_texts is None  # stale texts are never written
+    got = json.loads(jsonio.record_text(changed))
+    assert got["args"] == ["other"] and got["headers"] == {"h": 1}
