@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _quote
-from typing import Any, TextIO
+from typing import Any
 
 # compact JSON text (``,`` ``:``, UTF-8 kept) of a value made of JSON types
 dumps: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -78,12 +78,3 @@ def record_text(record: Any, end: str = "") -> str:
             f'"compression":{s(record.compression)},"headers":{headers},"properties":{properties},'
             f'"embed":{embed},"size":{s(record.size)},"error":null}}{end}')
 
-
-def line_writer(out: TextIO) -> Callable[[Any], None]:
-    """A function writing ``record_text(record)`` and a newline on ``out`` (NDJSON)."""
-    write = out.write
-
-    def write_line(record: Any) -> None:
-        write(record_text(record, "\n"))
-
-    return write_line

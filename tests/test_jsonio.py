@@ -139,8 +139,10 @@ def _check_same(fast, general):
 
 def test_fast_lines_equal_the_general_path_for_plain_json(redis_client, celery_app):
     _send(celery_app, PLAIN)
+    celery_app.send_task("tasks.t", args=["linked"], link=celery_app.signature("tasks.cb", args=[2]),
+                         link_error=celery_app.signature("tasks.eb"))
     stored = _stored(redis_client)
-    assert len(stored) == len(PLAIN)
+    assert len(stored) == len(PLAIN) + 1
     by_args = {}
     for position, raw in enumerate(stored):
         fast, general = _both_ways(raw, position)
@@ -156,6 +158,9 @@ def test_fast_lines_equal_the_general_path_for_plain_json(redis_client, celery_a
         assert got["protocol"] == 2 and got["error"] is None
         if "countdown" in options:
             assert dt.datetime.fromisoformat(got["eta"]) > dt.datetime.now(dt.timezone.utc)
+    embed = by_args['["linked"]']["embed"]
+    assert [c["task"] for c in embed["callbacks"]] == ["tasks.cb"] and embed["callbacks"][0]["args"] == [2]
+    assert [c["task"] for c in embed["errbacks"]] == ["tasks.eb"]
 
 
 def test_what_is_not_plain_json_goes_the_general_way(redis_client, redis_url, celery_app):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from dataclasses import fields
 from typing import Any
 
 from celerytool.codecs.limits import Limits
@@ -44,6 +45,7 @@ def decode(raw: bytes, queue: str | None, position: int | None, priority: int | 
     head = _HEAD.match(text)
     if head is None or "\n" in text or "\r" in text:
         return None
+    base64_body, content_encoding, content_type = head.groups()
     try:
         start = head.end()
         headers, end = scan(text, start)
@@ -56,7 +58,7 @@ def decode(raw: bytes, queue: str | None, position: int | None, priority: int | 
         texts = text[start:end], text[end + len(_PROPERTIES):stop]
         if not (shallow(texts[0]) and shallow(texts[1])):
             return None
-        body = binascii.a2b_base64(head.group(1), strict_mode=True)
+        body = binascii.a2b_base64(base64_body, strict_mode=True)
         compression = headers.get("compression")
         if len(body) > limits.max_bytes:
             return None
@@ -71,31 +73,35 @@ def decode(raw: bytes, queue: str | None, position: int | None, priority: int | 
         return None
     args, kwargs, embed, args_text, kwargs_text, embed_text = found
     prio = properties.get("priority", priority)
-    return Message.from_state({
-        "queue": queue,
-        "position": position,
-        "priority": prio if isinstance(prio, int) else priority,
-        "id": headers.get("id"),
-        "task": headers.get("task"),
-        "args": args,
-        "kwargs": kwargs,
-        "eta": headers.get("eta"),
-        "expires": headers.get("expires"),
-        "retries": headers.get("retries"),
-        "protocol": 2,
-        "content_type": head.group(3),
-        "content_encoding": head.group(2),
-        "compression": compression,
-        "headers": headers,
-        "properties": properties,
-        "embed": embed,
-        "size": len(raw),
-        "error": None,
-        "raw": raw,
-        "redelivered": None,
-        "extra": {},
-        "json_texts": (args_text, kwargs_text, embed_text, *texts),
-    })
+    state = _STATE.copy()  # every field, in order; cheaper than a dict display
+    state["queue"] = queue
+    state["position"] = position
+    state["priority"] = prio if isinstance(prio, int) else priority
+    state["id"] = headers.get("id")
+    state["task"] = headers.get("task")
+    state["args"] = args
+    state["kwargs"] = kwargs
+    state["eta"] = headers.get("eta")
+    state["expires"] = headers.get("expires")
+    state["retries"] = headers.get("retries")
+    state["content_type"] = content_type
+    state["content_encoding"] = content_encoding
+    state["compression"] = compression
+    state["headers"] = headers
+    state["properties"] = properties
+    state["embed"] = embed
+    state["size"] = len(raw)
+    state["raw"] = raw
+    state["extra"] = {}
+    state["json_texts"] = (args_text, kwargs_text, embed_text, *texts)
+    return Message.from_state(state)
+
+
+_STATE: dict[str, Any] = {f.name: None for f in fields(Message)}
+_STATE["protocol"] = 2
+# what Celery writes when a task has no callbacks, errbacks, chain or chord
+_NO_EMBED = '{"callbacks": null, "errbacks": null, "chain": null, "chord": null}'
+_NO_EMBED_TAIL = f", {_NO_EMBED}]"
 
 
 def _task_body(text: str) -> tuple[Any, Any, dict[str, Any], str, str, str] | None:
@@ -107,6 +113,9 @@ def _task_body(text: str) -> tuple[Any, Any, dict[str, Any], str, str, str] | No
     if not text.startswith(", ", i):
         return None
     kwargs, j = scan(text, i + 2)
+    if text.endswith(_NO_EMBED_TAIL) and j + len(_NO_EMBED_TAIL) == len(text):
+        embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+        return args, kwargs, embed, text[1:i], text[i + 2:j], _NO_EMBED
     if not text.startswith(", ", j):
         return None
     embed, k = scan(text, j + 2)

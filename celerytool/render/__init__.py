@@ -32,9 +32,9 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     out = out or sys.stdout
     count = 0
     if fmt == "ndjson":
-        write_line = jsonio.line_writer(out)
+        write, text = out.write, jsonio.record_text
         for record in records:
-            write_line(record)
+            write(text(record, "\n"))
             count += 1
         out.flush()
         return count
