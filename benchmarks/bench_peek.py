@@ -167,12 +167,6 @@ def fill(server: RedisServer, depth: int, seeds: int = 5) -> int:
     return size
 
 
-def _has_orjson() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("orjson") is not None
-
-
 # -- report --------------------------------------------------------------------------------
 
 class Report:
@@ -191,8 +185,6 @@ def main() -> int:
     parser.add_argument("--depth", type=int, default=1_000_000, help="messages in the deep queue")
     parser.add_argument("--repeat", type=int, default=7, help="runs per timed command (median)")
     parser.add_argument("--all-repeat", type=int, default=3, help="runs of the --all stream (median)")
-    parser.add_argument("--stdlib", action="store_true",
-                        help="also time peek --all with CELERYTOOL_PURE_JSON=1 (no orjson; slow)")
     opts = parser.parse_args()
 
     bindir = Path(sys.executable).parent
@@ -218,8 +210,7 @@ def measure(server: RedisServer, tmp: Path, tool: list[str], celery: list[str],
     celery_env = {**base, "PYTHONPATH": os.pathsep.join([str(tmp), str(ROOT)])}
     small, deep = server.url(SMALL_DB), server.url(DEEP_DB)
 
-    print(f"celerytool: {' '.join(tool)}  (code from {ROOT}; "
-          f"{'orjson' if _has_orjson() else 'stdlib json only'})", file=sys.stderr)
+    print(f"celerytool: {' '.join(tool)}  (code from {ROOT})", file=sys.stderr)
     print(f"redis-server on port {server.port}; filling...", file=sys.stderr)
     send_real(small, 10)
     depth = fill(server, opts.depth)
@@ -255,14 +246,6 @@ def measure(server: RedisServer, tmp: Path, tool: list[str], celery: list[str],
     share = bare_s / all_s
     report.line("  rate vs bare loop", f"{share:.0%}", ">= 70%", share >= 0.70)
     report.line("  peak RSS of celerytool (MB, max of runs)", f"{peak_mb:.1f}", "< 150 MB", peak_mb < 150)
-    if _has_orjson():  # for reference: what the parser alone is worth
-        orjson_s = run([sys.executable, "-c", BARE_LOOP.replace("json.loads", "orjson.loads")
-                        .replace("import base64,", "import orjson, base64,"),
-                        str(server.port), str(DEEP_DB), QUEUE], base).seconds
-        report.line("  (info) bare loop with orjson.loads (msg/s)", f"{depth / orjson_s:,.0f}")
-    if opts.stdlib:
-        pure_s = run(all_cmd, {**tool_env, "CELERYTOOL_PURE_JSON": "1"}).seconds
-        report.line("  (info) peek --all, CELERYTOOL_PURE_JSON=1 (msg/s)", f"{depth / pure_s:,.0f}")
 
     # 3. start-up, against celery's own CLI in the same run
     t = medians({

@@ -39,9 +39,12 @@ class Message:
     raw: bytes | None = None  # the stored bytes, kept for errors and export
     redelivered: bool | None = None  # RabbitMQ only
     extra: dict[str, Any] = field(default_factory=dict)  # adapter-specific fields
-    # args, kwargs, embed, headers and properties are plain JSON values straight
-    # from a parser (jsonio.parse): to_json need not convert them
-    plain_json: bool = field(default=False, compare=False, repr=False)
+    # the JSON texts of args, kwargs, embed, headers and properties as stored,
+    # kept by the fast decoder (codecs.kombu_json) when they hold plain JSON
+    # values only: to_json need not convert them and jsonio.record_text writes
+    # these texts as they are.  Not an init argument: replace() drops it.
+    json_texts: tuple[str, str, str, str, str] | None = field(
+        default=None, init=False, compare=False, repr=False)
 
     @classmethod
     def from_fields(cls, values: dict[str, Any]) -> Message:
@@ -56,12 +59,17 @@ class Message:
         for name, make in _MESSAGE_FACTORIES:
             if name not in values:
                 state[name] = make()
+        return cls.from_state(state)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Message:
+        """A Message whose ``__dict__`` is ``state``, which names every field (unchecked)."""
         message = object.__new__(cls)
         object.__setattr__(message, "__dict__", state)
         return message
 
     def to_json(self, *, include_raw: bool | None = None) -> dict[str, Any]:
-        convert: Callable[[Any], Any] = _as_is if self.plain_json else to_jsonable
+        convert: Callable[[Any], Any] = to_jsonable if self.json_texts is None else _as_is
         out: dict[str, Any] = {
             "queue": self.queue,
             "position": self.position,

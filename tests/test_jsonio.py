@@ -1,24 +1,20 @@
-"""The fast JSON paths (orjson, plain values) give what the stdlib paths give."""
+"""JSON out: the fast message lines give exactly the values of the general path."""
 
 from __future__ import annotations
 
-import codecs
+import base64
 import datetime as dt
+import decimal
 import json
 import math
+import uuid
 
 import pytest
 
 from celerytool import jsonio
+from celerytool.codecs.message import decode_envelope
 
-MODES = ["orjson", "stdlib"] if jsonio.orjson is not None else ["stdlib"]
-
-
-@pytest.fixture(params=MODES)
-def mode(request, monkeypatch):
-    if request.param == "stdlib":
-        monkeypatch.setattr(jsonio, "orjson", None)
-    return request.param
+from conftest import make_app
 
 
 def nested(depth):
@@ -28,28 +24,10 @@ def nested(depth):
     return value
 
 
-TEXTS = [
-    b'{"a": [1, 2.5, null, true, "\\u00fc\\u20ac", "\\ud83d\\ude00"], "b": {}}',
-    b"1234567890123456789",  # 19 digits: still an int
-    b"[123456789012345678901234567890, -98765432109876543210]",  # past 64 bits
-    b"[18446744073709551615, -9223372036854775808, -9223372036854775809]",
-    b"[NaN, Infinity, -Infinity]",
-    b"[1e400, -0.0, 1e-7, 0.1, 1e16, 5e-324]",
-    b'{"a": 1, "a": 2}',
-    codecs.BOM_UTF8 + b'{"bom": 1}',
-    b'"\\ud800 lone surrogate"',
-    '"\u00e9"'.encode(),
-    json.dumps(nested(150)).encode(),
-    json.dumps(nested(200)).encode(),
-    json.dumps(nested(202)).encode(),
-    json.dumps(nested(300)).encode(),
-]
-
-
 def same(a, b):
-    """Equal values of equal types (NaN equal to NaN)."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
-        return math.isnan(b)
+    """Equal values of equal types (NaN equal to NaN, -0.0 apart from 0.0)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
@@ -59,95 +37,226 @@ def same(a, b):
     return a == b
 
 
-@pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
-def test_parse_reads_what_json_loads_reads(mode, text):
-    from celerytool.jsonable import to_jsonable
-
-    for data in (text, text.decode("utf-8", "surrogatepass")):
-        try:
-            expected = json.loads(data)
-        except ValueError:
-            continue  # a BOM in text: see test_parse_raises_what_json_loads_raises
-        value, plain = jsonio.parse(data) if isinstance(data, bytes) else jsonio.loads_plain(data)
-        assert same(value, expected)
-        if plain:  # plain promises that the tagged-JSON conversion changes nothing
-            assert same(to_jsonable(value), value)
-
-
-def test_plain_flags(mode):
-    assert jsonio.parse(b'{"a": [1, "x"]}') == ({"a": [1, "x"]}, True)
-    assert jsonio.parse(b"[NaN]")[1] is False
-    assert jsonio.parse(b"[1e400]")[1] is False
-    assert jsonio.parse(b"[1.5e300]") == ([1.5e300], True)
-    assert jsonio.parse(json.dumps(nested(201)).encode())[1] is False
-    assert jsonio.loads_plain(json.dumps(nested(201)))[1] is False
-    assert jsonio.parse(json.dumps(nested(200)).encode())[1] is True
-    assert jsonio.parse(b'"\\ud800"')[1] is True  # a str all the same
-
-
-@pytest.mark.parametrize("text", [b"{", b"[1,]", b"\xff", b"nul", b"[1] x"])
-def test_parse_raises_what_json_loads_raises(mode, text):
-    with pytest.raises(ValueError) as expected:
-        json.loads(text)
-    with pytest.raises(type(expected.value)) as got:
-        jsonio.parse(text)
-    assert str(got.value) == str(expected.value)
-
-
-def test_text_with_a_bom_is_refused_as_json_loads_does(mode):
-    raw = codecs.BOM_UTF8 + b"[1]"
-    assert jsonio.parse(raw) == ([1], True)
-    with pytest.raises(ValueError, match="BOM"):
-        jsonio.loads_plain(raw.decode("utf-8"))
-
+# --- units --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value", [
     {"k": ["ü€😀", 1, 2.5, None, True, {"n": -3}], "ctl": "a\nb\t\"\\\x01\x7f\u2028"},
-    [2**70, -(2**65)],  # past 64 bits: the stdlib writes them
+    [2**70, -(2**65)],
     [1e-7, 1e16, 0.00001, -0.0, 123.456],
 ])
-def test_dumps_keeps_values(mode, value):
+def test_dumps_is_compact_json_of_the_same_values(value):
     text = jsonio.dumps(value)
     assert same(json.loads(text), value)
-    assert "\n" not in text and ": " not in text
+    assert text == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def test_dumps_text_matches_the_stdlib_without_exponents(mode):
-    value = {"a": [1, "ü", None, {"b": 2.5}], "c": "x\ny"}
-    assert jsonio.dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def test_dumps_leaves_other_types_to_the_stdlib(mode):
-    with pytest.raises(TypeError):  # orjson would write these; celerytool tags them first
+def test_dumps_leaves_other_types_to_the_caller():
+    with pytest.raises(TypeError):  # celerytool tags them first (to_jsonable)
         jsonio.dumps({"when": dt.datetime(2024, 1, 2)})
 
 
-def test_peek_output_is_the_same_with_and_without_orjson(run, redis_url, celery_app, monkeypatch):
-    """Messages sent by Celery, read by peek both ways: the same JSON values."""
-    if jsonio.orjson is None:
-        pytest.skip("orjson is not installed")
-    sent = [
-        ([1, "héllo €", {"n": [1, 2.5, None]}], {"k": "v"}),
-        ([2**70, -(2**65), 1234567890123456789012], {}),
-        ([1e-7, 1e16, 0.1], {"f": -0.0}),
-        ([float("nan"), float("inf")], {}),
-        ([dt.datetime(2024, 5, 6, 7, 8, 9)], {}),  # kombu tags it: the slow path
-        ([nested(199)], {}),
-        ([nested(205)], {}),  # deeper than to_jsonable goes
-    ]
-    for args, kwargs in sent:
-        celery_app.send_task("tasks.t", args=args, kwargs=kwargs, serializer="json")
-    fast = run("peek", "celery", "--all", "-o", "ndjson", "-b", redis_url)
-    monkeypatch.setattr(jsonio, "orjson", None)
-    pure = run("peek", "celery", "--all", "-o", "ndjson", "-b", redis_url)
-    assert fast.exit_code == pure.exit_code == 0, (fast, pure)
-    assert fast.ndjson() == pure.ndjson()
-    got = fast.ndjson()
-    assert got[0]["args"] == sent[0][0] and got[0]["kwargs"] == sent[0][1]
-    assert got[1]["args"] == sent[1][0]
-    assert got[2]["args"] == sent[2][0] and got[2]["kwargs"] == {"f": -0.0}
-    assert got[3]["args"] == [{"__type__": "float", "__value__": "nan"},
-                              {"__type__": "float", "__value__": "inf"}]
-    assert got[4]["args"] == [{"__type__": "datetime", "__value__": "2024-05-06T07:08:09"}]
-    assert got[5]["args"] == [nested(199)]
-    assert got[6]["args"] != [nested(205)]  # cut at to_jsonable's depth, both ways alike
+@pytest.mark.parametrize("text", ["[NaN]", "[1, Infinity]", "{\"a\": -Infinity}", "[1e400]", "[-1e999]"])
+def test_scan_refuses_what_to_jsonable_would_tag(text):
+    from celerytool.jsonable import to_jsonable
+
+    assert not same(to_jsonable(json.loads(text)), json.loads(text))
+    with pytest.raises(jsonio.NotPlain):
+        jsonio.scan(text, 0)
+
+
+def test_scan_gives_the_value_and_where_its_text_ends():
+    text = '[[1, 2.5e3, "\\u00fc"], {"a": [123456789012345678901234567890]}, 1.5e300]'
+    args, end = jsonio.scan(text, 1)
+    assert args == [1, 2500.0, "ü"] and text[1:end] == '[1, 2.5e3, "\\u00fc"]'
+    kwargs, end2 = jsonio.scan(text, end + 2)
+    assert kwargs == {"a": [123456789012345678901234567890]}
+    assert jsonio.scan(text, end2 + 2) == (1.5e300, len(text) - 1)
+
+
+def test_shallow_bounds_to_jsonables_depth():
+    from celerytool.jsonable import to_jsonable
+
+    assert jsonio.shallow(json.dumps(nested(200)))
+    assert to_jsonable(nested(200)) == nested(200)
+    assert not jsonio.shallow(json.dumps(nested(202)))
+    assert to_jsonable(nested(203)) != nested(203)
+    assert jsonio.shallow('"' + "[" * 1000 + '"') is False  # a bound, not a parser
+
+
+# --- real Celery messages: fast lines against the general path ----------------------
+
+PLAIN = [  # (args, kwargs, options): JSON-plain, the fast path must take them
+    ([1, "héllo €", {"nested": [1, 2.5, None]}], {"k": "v", "deep": {"a": [{"b": ["ü", {"c": 1}]}]}}, {}),
+    ([2**70, -(2**65), 12345678901234567890123, 18446744073709551615], {"big": -(2**100)}, {}),
+    ([1e-7, 1e16, 0.1, -0.0, 1.5e300, 5e-324, 2.0], {"f": -0.0}, {}),
+    (["日本語 🙂", "\u2028", "tab\tnew\nline \"q\" \\"], {"ключ": "значение"}, {}),
+    ([nested(190)], {}, {}),
+    ([], {}, {"priority": 5}),
+    ([1, "zlib"], {"x": "ü"}, {"compression": "zlib"}),
+    ([1, "bzip2"], {}, {"compression": "bzip2"}),
+    ([1, "brotli"], {}, {"compression": "brotli"}),
+    (["eta"], {}, {"countdown": 3600, "expires": 7200}),
+]
+NOT_PLAIN = [  # the general path: tagged by kombu or by to_jsonable, or another shape
+    ([float("nan"), float("inf"), float("-inf")], {}, {}),
+    ([dt.datetime(2024, 5, 6, 7, 8, 9), decimal.Decimal("1.10"), uuid.UUID(int=7)], {}, {}),
+    ([nested(205)], {}, {}),
+    ([1, "pickle"], {"k": b"bytes"}, {"serializer": "pickle"}),
+    ([1, "msgpack"], {}, {"serializer": "msgpack"}),
+    ([1, "yaml"], {}, {"serializer": "yaml"}),
+]
+
+
+def _send(app, cases):
+    for args, kwargs, options in cases:
+        app.send_task("tasks.t", args=args, kwargs=kwargs, **{"serializer": "json", **options})
+
+
+def _stored(redis_client):
+    """Every stored item of the celery queue lists, next first."""
+    items = []
+    for key in [b"celery", *(b"celery\x06\x16%d" % p for p in (3, 6, 9))]:
+        items += reversed(redis_client.lrange(key, 0, -1))
+    return items
+
+
+def _both_ways(raw, position=0):
+    fast = decode_envelope(raw, queue="celery", position=position, priority=0)
+    general = decode_envelope(raw, queue="celery", position=position, priority=0, fast=False)
+    return fast, general
+
+
+def _check_same(fast, general):
+    expected = json.loads(json.dumps(general.to_json()))
+    assert fast == general
+    assert same(fast.to_json(), general.to_json())
+    line = jsonio.record_text(fast, "\n")
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert same(json.loads(line), expected)
+    assert same(json.loads(jsonio.record_text(general)), expected)
+    return expected
+
+
+def test_fast_lines_equal_the_general_path_for_plain_json(redis_client, celery_app):
+    _send(celery_app, PLAIN)
+    celery_app.send_task("tasks.t", args=["linked"], link=celery_app.signature("tasks.cb", args=[2]),
+                         link_error=celery_app.signature("tasks.eb"))
+    stored = _stored(redis_client)
+    assert len(stored) == len(PLAIN) + 1
+    by_args = {}
+    for position, raw in enumerate(stored):
+        fast, general = _both_ways(raw, position)
+        assert fast.json_texts is not None, raw[:200]  # the fast path took it
+        assert general.json_texts is None
+        got = _check_same(fast, general)
+        by_args[json.dumps(got["args"])] = got
+    for args, kwargs, options in PLAIN:  # the values Celery was asked to send
+        got = by_args[json.dumps(args)]
+        assert same(got["args"], args) and same(got["kwargs"], kwargs)
+        assert got["compression"] == ({"zlib": "application/x-gzip", "bzip2": "application/x-bz2",
+                                       "brotli": "application/x-brotli"}.get(options.get("compression")))
+        assert got["protocol"] == 2 and got["error"] is None
+        if "countdown" in options:
+            assert dt.datetime.fromisoformat(got["eta"]) > dt.datetime.now(dt.timezone.utc)
+    embed = by_args['["linked"]']["embed"]
+    assert [c["task"] for c in embed["callbacks"]] == ["tasks.cb"] and embed["callbacks"][0]["args"] == [2]
+    assert [c["task"] for c in embed["errbacks"]] == ["tasks.eb"]
+
+
+def test_what_is_not_plain_json_goes_the_general_way(redis_client, redis_url, celery_app):
+    _send(celery_app, NOT_PLAIN)
+    protocol_1 = make_app(redis_url, task_protocol=1)
+    _send(protocol_1, PLAIN[:2])
+    protocol_1.close()
+    stored = _stored(redis_client)
+    assert len(stored) == len(NOT_PLAIN) + 2
+    got = []
+    for raw in stored:
+        fast, general = _both_ways(raw)
+        assert fast.json_texts is None
+        got.append(_check_same(fast, general))
+    assert got[0]["args"] == [{"__type__": "float", "__value__": v} for v in ("nan", "inf", "-inf")]
+    assert got[1]["args"] == [{"__type__": "datetime", "__value__": "2024-05-06T07:08:09"},
+                              {"__type__": "decimal", "__value__": "1.10"},
+                              {"__type__": "uuid", "__value__": str(uuid.UUID(int=7))}]
+    assert got[2]["args"] != [nested(205)]  # cut at to_jsonable's depth
+    assert got[3]["kwargs"] == {"k": {"__type__": "bytes", "__value__": "bytes"}}
+    assert [g["protocol"] for g in got] == [2] * len(NOT_PLAIN) + [1, 1]
+    assert same(got[-1]["args"], PLAIN[1][0])
+
+
+def _variant(raw, **changes):
+    """A stored Celery envelope with some of its text changed."""
+    env = json.loads(raw)
+    body = json.loads(base64.b64decode(env["body"]))
+    text = changes.pop("body_text", None)
+    if text is None:
+        text = json.dumps(body, **changes.pop("dumps", {}))
+    env["body"] = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return json.dumps(env, **changes.pop("envelope_dumps", {})).encode("utf-8")
+
+
+def test_hand_changed_envelopes(redis_client, celery_app):
+    _send(celery_app, [(["ü", {"a": [1, 2]}], {"k": "€"}, {})])
+    (raw,) = _stored(redis_client)
+    cases = {
+        "raw UTF-8 in the body": (_variant(raw, dumps={"ensure_ascii": False}), True),
+        "line breaks between tokens": (_variant(raw, dumps={"indent": 1}), False),
+        "envelope with line breaks": (_variant(raw, envelope_dumps={"indent": 1}), False),
+        "other separators": (_variant(raw, dumps={"separators": (",", ":")}), False),
+        "NaN in the body": (_variant(raw, body_text='[[NaN], {}, {}]'), False),
+        "1e400 in the body": (_variant(raw, body_text='[[1e400], {}, {}]'), False),
+        "trailing text": (_variant(raw, body_text='[[1], {}, {}]]'), False),
+        "body is not JSON": (_variant(raw, body_text='[[1], {}'), False),
+        "embed not an object": (_variant(raw, body_text='[[1], {"a": 1}, null]'), True),
+        "empty body": (_variant(raw, body_text=''), False),
+        "keys in another order": (json.dumps(dict(reversed(json.loads(raw).items()))).encode(), False),
+        "bad base64": (raw.replace(b'"body": "', b'"body": "!!', 1), False),
+        "not UTF-8": (raw.replace(b'"lang": "py"', b'"lang": "\xff"', 1), False),
+        "not JSON": (b"not json at all", False),
+        "no headers": (json.dumps({"body": "", "content-type": "application/json"}).encode(), False),
+    }
+    for name, (data, fast_path) in cases.items():
+        fast, general = _both_ways(data)
+        assert (fast.json_texts is not None) is fast_path, name
+        expected = _check_same(fast, general)
+        if name == "raw UTF-8 in the body":
+            assert expected["args"] == ["ü", {"a": [1, 2]}] and expected["kwargs"] == {"k": "€"}
+        if name in ("bad base64", "not JSON", "not UTF-8", "body is not JSON", "empty body"):
+            assert expected["error"], name
+        if name == "embed not an object":
+            assert expected["embed"] == {} and expected["kwargs"] == {"a": 1}
+
+
+def test_peek_output_equals_the_general_path(run, redis_url, redis_client, celery_app):
+    """peek --all through the CLI, ndjson and json: the values of to_json() the general way."""
+    _send(celery_app, PLAIN + NOT_PLAIN)
+    redis_client.lpush("celery", b"garbage \xff")
+    stored = _stored(redis_client)
+    expected = [json.loads(json.dumps(decode_envelope(
+        raw, queue="celery", position=i, priority=0, fast=False).to_json())) for i, raw in enumerate(stored)]
+    assert [m["priority"] for m in expected].count(5) == 1  # from the properties
+    nd = run("peek", "celery", "--all", "-o", "ndjson", "-b", redis_url)
+    js = run("peek", "celery", "--all", "-o", "json", "-b", redis_url)
+    assert nd.exit_code == js.exit_code == 0, (nd, js)
+    lines = nd.stdout.split("\n")
+    assert lines[-1] == "" and len(lines) == len(stored) + 1
+    for got in (nd.ndjson(), js.json()):
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected, strict=True):
+            assert same(g, e), (g, e)
+    bad = [i for i, m in enumerate(expected) if m["error"]]
+    assert len(bad) == 1 and nd.ndjson()[bad[0]]["raw"] == {"__type__": "base64", "__value__": "Z2FyYmFnZSD/"}
+
+
+def test_a_changed_message_loses_its_json_texts(redis_client, celery_app):
+    import dataclasses
+
+    _send(celery_app, PLAIN[:1])
+    (raw,) = _stored(redis_client)
+    fast, _ = _both_ways(raw)
+    assert fast.json_texts is not None
+    changed = dataclasses.replace(fast, args=["other"], headers={"h": 1})
+    assert changed.json_texts is None  # stale texts are never written
+    got = json.loads(jsonio.record_text(changed))
+    assert got["args"] == ["other"] and got["headers"] == {"h": 1}

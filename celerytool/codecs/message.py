@@ -9,11 +9,11 @@ import json
 import re
 from typing import Any
 
+from celerytool.codecs import kombu_json
 from celerytool.codecs.compression import decompress, sniff
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
-from celerytool.codecs.serializers import SERIALIZER_CONTENT_TYPE, deserialize_plain
+from celerytool.codecs.serializers import SERIALIZER_CONTENT_TYPE, deserialize
 from celerytool.errors import DecodeError
-from celerytool.jsonio import parse
 from celerytool.model import Message
 
 EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord")
@@ -21,23 +21,15 @@ EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord")
 
 def open_envelope(raw: bytes | str) -> dict[str, Any]:
     """Parse kombu's JSON envelope (or an ``unacked`` entry holding one)."""
-    return _open_envelope(raw)[0]
-
-
-def _open_envelope(raw: bytes | str) -> tuple[dict[str, Any], bool]:
-    """The envelope, and whether it holds plain JSON values only (see jsonio)."""
     try:
-        if isinstance(raw, bytes):
-            env, plain = parse(raw)
-        else:
-            env, plain = json.loads(raw), False
+        env = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"envelope is not valid JSON: {exc}") from None
     if isinstance(env, list) and env and isinstance(env[0], dict):
         env = env[0]  # unacked hash value: [envelope, exchange, routing_key]
     if not isinstance(env, dict) or "body" not in env:
         raise DecodeError("not a kombu envelope (no 'body' field)")
-    return env, plain
+    return env
 
 
 def envelope_body(env: dict[str, Any]) -> bytes:
@@ -63,10 +55,19 @@ def decode_envelope(
     priority: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
     extra: dict[str, Any] | None = None,
+    fast: bool = True,
 ) -> Message:
-    """Decode one Redis-stored message; never raises for bad data."""
+    """Decode one Redis-stored message; never raises for bad data.
+
+    ``fast``: try ``kombu_json.decode`` first, the common case (the same
+    Message, with its JSON texts); False decodes the general way only.
+    """
+    if fast and extra is None and raw.__class__ is bytes:
+        message = kombu_json.decode(raw, queue, position, priority, limits)
+        if message is not None:
+            return message
     try:
-        env, plain = _open_envelope(raw)
+        env = open_envelope(raw)
         body = envelope_body(env)
     except DecodeError as exc:
         return Message(queue=queue, position=position, priority=priority, size=len(raw),
@@ -86,7 +87,6 @@ def decode_envelope(
         raw=raw,
         limits=limits,
         extra=extra,
-        plain=plain,
     )
 
 
@@ -105,14 +105,8 @@ def decode_payload(
     limits: Limits = DEFAULT_LIMITS,
     redelivered: bool | None = None,
     extra: dict[str, Any] | None = None,
-    plain: bool = False,
 ) -> Message:
-    """A Message from a body and its metadata; never raises for bad data.
-
-    ``plain``: ``headers`` and ``properties`` hold plain JSON values only
-    (``jsonio.parse`` said so), which lets ``Message.to_json`` skip
-    converting them when the body is plain too.
-    """
+    """A Message from a body and its metadata; never raises for bad data."""
     compression = headers.get("compression") if isinstance(headers, dict) else None
     prio = properties.get("priority", priority)
     fields: dict[str, Any] = {}
@@ -122,13 +116,12 @@ def decode_payload(
             raise DecodeError(f"body of {len(body)} bytes exceeds {limits.max_bytes} (raise with --max-size)")
         if compression:
             body = decompress(body, str(compression), limits.max_bytes)
-        payload, plain_body = deserialize_plain(body, content_type, content_encoding, limits)
+        payload = deserialize(body, content_type, content_encoding, limits)
         fields = task_fields(headers, payload)
-        plain = plain and plain_body
     except DecodeError as exc:
-        error, plain = str(exc), False
+        error = str(exc)
     except Exception as exc:  # a decoder bug must not stop a listing
-        error, plain = f"cannot decode: {type(exc).__name__}: {exc}", False
+        error = f"cannot decode: {type(exc).__name__}: {exc}"
     error = fields.pop("error", error)
     if "body" in fields:  # not a task: show what the body held
         extra = {**(extra or {}), "body": fields.pop("body")}
@@ -149,7 +142,6 @@ def decode_payload(
         "raw": raw,
         "redelivered": redelivered,
         "extra": extra or {},
-        "plain_json": plain,
         **fields,
     })
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from celerytool.codecs.limits import Limits
 from celerytool.errors import DecodeError
-from celerytool.jsonio import loads_fast, loads_plain
 
 CONTENT_TYPES: dict[str, str] = {
     "application/json": "json",
@@ -99,33 +98,6 @@ def _msgpack(body: bytes) -> Any:
         return msgpack.unpackb(body, raw=False, strict_map_key=False)
     except Exception as exc:
         raise DecodeError(f"body is not valid msgpack: {exc}") from None
-
-
-def _json_plain(body: bytes, encoding: str | None) -> tuple[Any, bool]:
-    utf8 = (encoding or "utf-8").lower() in _UTF8
-    if utf8 and b'"__type__"' not in body:
-        parsed = loads_fast(body)
-        if parsed is not None:
-            return parsed
-    text = _text(body, encoding)
-    if '"__type__"' in text:
-        return loads_json(text), False
-    try:
-        return loads_plain(text)
-    except ValueError as exc:
-        raise DecodeError(f"body is not valid JSON: {exc}") from None
-
-
-_UTF8 = {"utf-8", "utf8", "binary", "8bit"}  # what _text reads as UTF-8
-
-
-def deserialize_plain(
-    body: bytes, content_type: str | None, content_encoding: str | None, limits: Limits
-) -> tuple[Any, bool]:
-    """``deserialize``, and whether the value is plain JSON (see ``jsonio.parse``)."""
-    if serializer_name(content_type) == "json":
-        return _json_plain(body, content_encoding)
-    return deserialize(body, content_type, content_encoding, limits), False
 
 
 def deserialize(body: bytes, content_type: str | None, content_encoding: str | None, limits: Limits) -> Any:

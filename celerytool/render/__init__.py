@@ -32,16 +32,16 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     out = out or sys.stdout
     count = 0
     if fmt == "ndjson":
-        write_line = jsonio.line_writer(out)
+        write, text = out.write, jsonio.record_text
         for record in records:
-            write_line(_json_of(record))
+            write(text(record, "\n"))
             count += 1
         out.flush()
         return count
     if fmt == "json":
         out.write("[")
         for record in records:
-            out.write(("\n" if count == 0 else ",\n") + dumps(_json_of(record)))
+            out.write(("\n" if count == 0 else ",\n") + jsonio.record_text(record))
             count += 1
         out.write("\n]\n" if count else "]\n")
         out.flush()
@@ -59,7 +59,7 @@ def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> 
     if fmt == "json":
         out.write(dumps(_json_of(record), compact=False) + "\n")
     elif fmt == "ndjson":
-        out.write(dumps(_json_of(record)) + "\n")
+        out.write(jsonio.record_text(record) + "\n")
     else:
         from celerytool.render.table import render_table
 
