@@ -82,7 +82,7 @@ class Result:
     def ndjson(self):
         import json
 
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+        return [json.loads(line) for line in self.stdout.split("\n") if line.strip()]
 
     def __repr__(self):
         return f"<Result exit={self.exit_code} stdout={self.stdout[:500]!r} stderr={self.stderr[-500:]!r}>"

@@ -205,3 +205,11 @@ def test_errors_come_before_any_json_output(run, redis_url, redis_client):
     for args in (("peek", "celery"), ("peek", "nosuch")):
         r = run(*args, "-b", redis_url, "-o", "json")
         assert r.exit_code in (65, 66) and r.stdout == "", r
+
+
+def test_lone_surrogate_in_a_pickle_still_gives_valid_json(redis_url, redis_client):
+    body = pickle.dumps((("\udc80ok",), {}, {}), protocol=4)
+    redis_client.lpush("celery", envelope(body, "application/x-python-serialize", encoding="binary"))
+    p = cli("peek", "celery", "-b", redis_url, "-o", "ndjson")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["args"] == ["\udc80ok"]

@@ -119,4 +119,10 @@ def cli(ctx: click.Context, **shared: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A lone surrogate from a decoded body must not crash the output: written as
+    # "\udc80" it is still a valid JSON string escape.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     cli.main(args=argv, prog_name="celerytool")
