@@ -92,3 +92,22 @@ def test_peek_with_a_selection(run, redis_url, celery_app):
     assert [m["args"] for m in r.json()] == [[3], [5]]
     r = run("peek", "celery", "-b", redis_url, "--task", "tasks.b", "-n", "1", "-o", "json")
     assert [m["args"] for m in r.json()] == [[0]]
+
+
+def test_export_fast_lines_equal_the_general_form(redis_url, celery_app, redis_client):
+    """The fast export line (stored JSON texts reused) holds the same values as to_json()."""
+    import json
+
+    from celerytool.brokers.ops import ExportRecord
+    from celerytool.codecs.message import decode_envelope
+
+    celery_app.send_task("tasks.a", args=[1, "é", {"n": [2**70, 1.5e-7]}], kwargs={"k": None}, countdown=5)
+    celery_app.send_task("tasks.b", args=[], kwargs={}, compression="zlib", expires=30)
+    raws = redis_client.lrange("celery", 0, -1)
+    assert len(raws) == 2
+    for raw in raws:
+        m = decode_envelope(raw, queue="celery", priority=0)
+        assert m.json_texts is not None  # the fast path was taken
+        rec = ExportRecord("redis", "celery", 0, raw, {}, message=m)
+        general = ExportRecord("redis", "celery", 0, raw, {}, message=decode_envelope(raw, queue="celery", priority=0, fast=False))
+        assert json.loads(rec.line()) == general.to_json()

@@ -35,7 +35,6 @@ from celerytool.model import Message, OutgoingMessage
 from celerytool.selection import MessageView, Selection
 
 BATCH = 500
-SUMMARY_KEYS = ("id", "task", "args", "kwargs", "eta", "expires", "retries", "error")
 # every AMQP basic property besides headers, as pika names them
 PROPERTIES = ("content_type", "content_encoding", "delivery_mode", "priority", "correlation_id",
               "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id",
@@ -95,7 +94,7 @@ class AmqpOps:
 
     # -- export / import ----------------------------------------------------------------
     def export(self, queue: str, selection: Selection, control: Control,
-               write: Callable[[list[ExportRecord]], None], *, remove: bool = False) -> OpResult:
+               write: Callable[[Iterable[ExportRecord]], None], *, remove: bool = False) -> OpResult:
         selection.require_no_age("queued RabbitMQ messages")
         n0 = self.b.depth(queue)
         if not remove or control.dry_run:
@@ -109,9 +108,8 @@ class AmqpOps:
 
     def record(self, queue: str, delivery: Delivery, message: Message | None = None) -> ExportRecord:
         method, props, body = delivery
-        data = (message or self.b._decode(queue, 0, method, props, body)).to_json()
-        return ExportRecord("amqp", queue, int(props.priority or 0), body,
-                            {k: data[k] for k in SUMMARY_KEYS}, amqp=properties_of(props))
+        return ExportRecord("amqp", queue, int(props.priority or 0), body, {}, amqp=properties_of(props),
+                            message=message or self.b._decode(queue, 0, method, props, body))
 
     def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
                 keep_routing: bool = False) -> OpResult:

@@ -72,7 +72,11 @@ class OpResult:
 
 @dataclass(frozen=True)
 class ExportRecord:
-    """One line of an export file: the stored message byte-exact plus a summary."""
+    """One line of an export file: the stored message byte-exact plus a summary.
+
+    The summary is ``summary``, or, when empty and ``message`` is given, the
+    ``SUMMARY_KEYS`` of the decoded message.
+    """
 
     broker: str
     queue: str
@@ -80,15 +84,31 @@ class ExportRecord:
     raw: bytes
     summary: dict[str, Any]
     amqp: dict[str, Any] | None = None  # RabbitMQ: the AMQP properties and headers (raw is the body)
+    message: Message | None = None
+
+    def summary_json(self) -> dict[str, Any]:
+        if self.summary or self.message is None:
+            return self.summary
+        data = self.message.to_json()
+        return {k: data[k] for k in SUMMARY_KEYS}
 
     def to_json(self) -> dict[str, Any]:
         from celerytool.jsonable import to_jsonable
 
         out = {"v": 1, "broker": self.broker, "queue": self.queue, "priority": self.priority,
-               "raw": to_jsonable(self.raw), **self.summary}
+               "raw": to_jsonable(self.raw), **self.summary_json()}
         if self.amqp is not None:
             out["amqp"] = to_jsonable(self.amqp)
         return out
+
+    def line(self) -> str:
+        """``dumps(self.to_json())`` and a newline, fast for plain JSON messages."""
+        from celerytool.jsonio import export_line
+
+        return export_line(self)
+
+
+SUMMARY_KEYS = ("id", "task", "args", "kwargs", "eta", "expires", "retries", "error")
 
 
 class BrokerOps(Protocol):
@@ -98,7 +118,7 @@ class BrokerOps(Protocol):
              target: Any = None, keep_routing: bool = False) -> OpResult: ...
 
     def export(self, queue: str, selection: Selection, control: Control,
-               write: Callable[[list[ExportRecord]], None], *, remove: bool = False) -> OpResult: ...
+               write: Callable[[Iterable[ExportRecord]], None], *, remove: bool = False) -> OpResult: ...
 
     def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
                 keep_routing: bool = False) -> OpResult: ...

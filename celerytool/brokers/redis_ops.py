@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from celerytool.brokers import redis_lua
@@ -30,13 +30,13 @@ from celerytool.brokers.ops import Control, ExportRecord, OpResult
 from celerytool.brokers.redis import RedisBroker
 from celerytool.brokers.redis_unacked import RedisUnacked
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
+from celerytool.codecs.message import decode_envelope
 from celerytool.errors import DataError, UsageError
 from celerytool.model import OutgoingMessage
 from celerytool.selection import Selection
 
 BATCH = 1000
 FINISH_STEP = 5000
-SUMMARY_KEYS = ("id", "task", "args", "kwargs", "eta", "expires", "retries", "error")
 
 # Given a priority bucket and the selected messages (after any publish / write the
 # change needs first), say what the WALK script does with them: (destination list,
@@ -114,19 +114,17 @@ class RedisOps(RedisUnacked):
 
     # -- export / import ----------------------------------------------------------------
     def export(self, queue: str, selection: Selection, control: Control,
-               write: Callable[[list[ExportRecord]], None], *, remove: bool = False) -> OpResult:
+               write: Callable[[Iterable[ExportRecord]], None], *, remove: bool = False) -> OpResult:
         selection.require_no_age("queued Redis messages")
         lengths = self.b.lengths(queue)
         self.b.require_queue(queue, lengths)
 
-        def records(bucket: int, raws: list[bytes]) -> list[ExportRecord]:
-            out = []
+        def records(bucket: int, raws: list[bytes]) -> Iterator[ExportRecord]:
+            # a generator: each line is written as it is made (cache-friendly)
+            limits = self.b.options.limits
             for raw in raws:
-                m = self.view(raw, queue, bucket).message()
-                data = m.to_json()
-                out.append(ExportRecord("redis", queue, bucket, raw,
-                                        {k: data[k] for k in SUMMARY_KEYS}))
-            return out
+                m = decode_envelope(raw, queue=queue, priority=bucket, limits=limits)
+                yield ExportRecord("redis", queue, bucket, raw, {}, message=m)
 
         if not remove or control.dry_run:
             def sink(bucket: int, raws: list[bytes]) -> None:

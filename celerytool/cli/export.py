@@ -35,7 +35,7 @@ def command(app, queue, selection, outfile, remove, yes, dry_run):
     from celerytool.brokers.ops import ops_for
     from celerytool.cli.guard import confirm, queue_total, running
     from celerytool.errors import ExitCode, UsageError
-    from celerytool.render import dumps, note
+    from celerytool.render import note
 
     if remove and not dry_run:
         if not outfile or outfile == "-":
@@ -48,9 +48,9 @@ def command(app, queue, selection, outfile, remove, yes, dry_run):
     out = open(outfile, "w", encoding="utf-8") if to_file and not dry_run else sys.stdout  # noqa: SIM115
 
     def write(records):
-        out.write("".join(dumps(r.to_json()) + "\n" for r in records))
+        out.writelines(r.line() for r in records)
         out.flush()
-        if to_file:
+        if to_file and remove:  # a message leaves the queue only once its line is on disk
             os.fsync(out.fileno())
 
     try:
