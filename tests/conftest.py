@@ -26,6 +26,16 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+def clean_db_url(server, db: int) -> str:
+    """Flush one database of the private server (not the others) and return its URL."""
+    import redis
+
+    client = redis.Redis(port=server.port, db=db)
+    client.flushdb()
+    client.close()
+    return server.url(db)
+
+
 @pytest.fixture
 def redis_url(redis_server):
     """A clean database on the private server, for one test."""

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import redis
 
-from conftest import make_app
+from conftest import clean_db_url, make_app
 from services import free_port
 from workers import start_worker
 
@@ -36,10 +36,7 @@ def wapp(worker):
 
 @pytest.fixture
 def url3(redis_server):
-    client = redis.Redis(port=redis_server.port, db=3)
-    client.flushdb()
-    client.close()
-    return redis_server.url(3)
+    return clean_db_url(redis_server, 3)
 
 
 def wait_for(predicate, timeout=20.0):

@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from conftest import make_app
+from conftest import clean_db_url, make_app
 from services import free_port, start_redis
 from workers import start_worker
 
@@ -45,10 +45,7 @@ def wclient(wurl):
 @pytest.fixture
 def url2(redis_server):
     """A clean db 2 (not flushall: the module's worker lives in db 1)."""
-    client = redis.Redis(port=redis_server.port, db=2)
-    client.flushdb()
-    client.close()
-    return redis_server.url(2)
+    return clean_db_url(redis_server, 2)
 
 
 @pytest.fixture
