@@ -129,7 +129,8 @@ def main() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rows = rabbit_api("GET", f"/queues/{vhost.quoted}?columns=name,messages_ready")
-            if len(rows) == opts.queues and all("messages_ready" in r for r in rows):
+            if (len(rows) == opts.queues and all("messages_ready" in r for r in rows)
+                    and sum(r["messages_ready"] for r in rows) == sum(i % 4 for i in range(opts.queues))):
                 break
             time.sleep(0.5)
 

@@ -1,4 +1,5 @@
-"""A small RESP2 Redis client for the start-up-critical readers (``result``, ``results``).
+"""A small RESP2 Redis client for the start-up-critical readers (``result``, ``results``,
+and the ``queues`` / ``bindings`` listings).
 
 ``import redis`` (redis-py 8) loads its whole asyncio stack, 0.1-0.2 s here:
 more than everything else ``celerytool result`` does.  The result reader
@@ -100,10 +101,11 @@ class RespClient:
         self.sock.sendall(b"".join(_encode(c) for c in commands))
         return [self._read() for _ in commands]
 
-    def scan_iter(self, match: str, count: int = 1000) -> Iterator[bytes]:
+    def scan_iter(self, match: str, count: int = 1000, type_: str | None = None) -> Iterator[bytes]:
         cursor = b"0"
+        extra = ("TYPE", type_) if type_ else ()
         while True:
-            cursor, keys = self.execute("SCAN", cursor, "MATCH", match, "COUNT", count)
+            cursor, keys = self.execute("SCAN", cursor, "MATCH", match, "COUNT", count, *extra)
             yield from keys
             if cursor == b"0":
                 return
@@ -200,7 +202,7 @@ def resp_errors(url: BrokerURL, what: str) -> Iterator[None]:
         if text.startswith("WRONGTYPE"):
             raise DataError(url.scrub(f"{where}: a key has the wrong type ({text})")) from None
         if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM", "ERR invalid password", "ERR AUTH")):
-            raise BrokerUnavailable(url.scrub(f"{where} refused us: {text}")) from None
+            raise BrokerUnavailable(url.scrub(f"authentication failed for {where}: {text}")) from None
         raise BrokerUnavailable(url.scrub(f"{where} answered with an error: {text}")) from None
     except (OSError, ConnectionError) as exc:
         reason = str(exc) or type(exc).__name__

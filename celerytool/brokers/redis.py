@@ -42,12 +42,28 @@ class RedisBroker:
     def client(self) -> Any:
         return connect(self.url, connect_timeout=self.options.connect_timeout)
 
+    @cached_property
+    def reader(self) -> Any:
+        """A light client for the listings (queues, bindings), where start-up time
+        matters: ``import redis`` alone costs more than the whole listing."""
+        from celerytool.resp import RespClient
+
+        timeout = self.options.connect_timeout
+        return RespClient(self.url, connect_timeout=timeout, socket_timeout=max(10.0, 2 * timeout))
+
     def errors(self) -> Any:
         return redis_errors(self.url, "Redis broker")
+
+    def read_errors(self) -> Any:
+        from celerytool.resp import resp_errors
+
+        return resp_errors(self.url, "Redis broker")
 
     def close(self) -> None:
         if "client" in self.__dict__:
             self.client.close()
+        if "reader" in self.__dict__:
+            self.reader.close()
 
     def publish(self, messages: Iterable[OutgoingMessage]) -> int:
         """Route and LPUSH as kombu would; see ``redis_publish``."""
@@ -76,18 +92,15 @@ class RedisBroker:
     # -- bindings ---------------------------------------------------------------------
     def _binding_keys(self) -> list[str]:
         pattern = _glob_escape(self.prefix + BINDING_PREFIX) + "*"
-        with self.errors():
-            return sorted(_text(k) for k in self.client.scan_iter(match=pattern, count=1000))
+        with self.read_errors():
+            return sorted(_text(k) for k in self.reader.scan_iter(match=pattern, count=1000))
 
     def bindings(self) -> list[Binding]:
         keys = self._binding_keys()
         if not keys:
             return []
-        with self.errors():
-            pipe = self.client.pipeline(transaction=False)
-            for k in keys:
-                pipe.smembers(k)
-            replies = pipe.execute(raise_on_error=False)
+        with self.read_errors():
+            replies = self.reader.pipeline([("SMEMBERS", k) for k in keys])
         out: list[Binding] = []
         head = len(self.prefix + BINDING_PREFIX)
         for key, members in zip(keys, replies, strict=False):
@@ -109,8 +122,8 @@ class RedisBroker:
         """Queues that hold messages but may have no binding (found by list keys)."""
         out: set[str] = set()
         pattern = _glob_escape(self.prefix) + "*"
-        with self.errors():
-            for raw in self.client.scan_iter(match=pattern, count=1000, _type="list"):
+        with self.read_errors():
+            for raw in self.reader.scan_iter(match=pattern, count=1000, type_="list"):
                 key = _text(raw)[len(self.prefix):]
                 base, sep, suffix = key.rpartition(self.sep)
                 if sep and suffix.isdigit() and int(suffix) in self.steps:
@@ -123,8 +136,8 @@ class RedisBroker:
         found = {b.queue for b in self.bindings()}
         scan = self.options.extra.get("scan")
         if scan is None:  # auto: scan unless the database is large
-            with self.errors():
-                size = int(self.client.dbsize())
+            with self.read_errors():
+                size = int(self.reader.execute("DBSIZE"))
             scan = size <= SCAN_AUTO_MAX_KEYS
             if not scan:
                 self.warnings.append(f"{size} keys in this database: queues without a binding are not "
@@ -136,12 +149,9 @@ class RedisBroker:
         all_names = sorted(found) + [n for n in named if n not in found]
         if not all_names:
             return []
-        with self.errors():
-            pipe = self.client.pipeline(transaction=False)
-            for name in all_names:
-                for _, key in self.bucket_keys(name):
-                    pipe.llen(key)
-            replies = pipe.execute(raise_on_error=False)
+        with self.read_errors():
+            replies = self.reader.pipeline([("LLEN", key) for name in all_names
+                                            for _, key in self.bucket_keys(name)])
         out: list[QueueInfo] = []
         per = len(self.steps)
         for i, name in enumerate(all_names):
@@ -161,8 +171,8 @@ class RedisBroker:
         return out
 
     def _type_of(self, key: str) -> str:
-        with self.errors():
-            return _text(self.client.type(key))
+        with self.read_errors():
+            return _text(self.reader.execute("TYPE", key))
 
     def lengths(self, queue: str) -> list[tuple[int, str, int]]:
         """(bucket, key, LLEN) for each priority list; DataError on a non-list key."""
