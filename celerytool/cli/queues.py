@@ -33,3 +33,7 @@ def command(app, names, include_internal, scan):
     broker = app.open_broker(include_internal=include_internal, extra={"scan": scan})
     infos = broker.queues(names)
     app.emit(infos, "queue")
+    if not infos and app.fmt == "table":
+        from celerytool.render import note
+
+        note("no queues found (name one to check it: celerytool queues NAME)")
