@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
+
+from services import wait_for  # noqa: F401  (re-exported for the amqp tests)
 
 
 def depth(ch: Any, queue: str) -> int:
@@ -27,16 +27,6 @@ def drain_ids(ch: Any, queue: str) -> list[str]:
     return [props.headers["id"] for _, props in drain(ch, queue)]
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 15.0, every: float = 0.25) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s (last value {last!r})")
 
 
 def publish_plain(ch: Any, queue: str, bodies: list[bytes], **props: Any) -> None:

@@ -184,3 +184,15 @@ def new_vhost(prefix: str = "celerytool-test") -> RabbitVhost:
 
     ensure_rabbitmq()
     return RabbitVhost(f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}").create()
+
+
+def wait_for(check, timeout: float = 20.0, every: float = 0.1):
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s (last value {last!r})")

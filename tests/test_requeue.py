@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from services import wait_for
+
 TASKS = '''
 import os, time
 from celery import Celery
@@ -34,13 +36,6 @@ def start_worker(tmp_path, redis_url, name):
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def wait_for(cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -60,7 +55,7 @@ def test_requeue_after_a_worker_died(run, redis_url, redis_client, celery_app, w
     ids = [celery_app.send_task("tasks.hold", (i,), priority=5 if i == 2 else 0).id for i in range(3)]
     w1 = start_worker(tmp_path, redis_url, "w1")
     procs.append(w1)
-    assert wait_for(lambda: redis_client.hlen("unacked") == 3), "worker did not take the tasks"
+    assert wait_for(lambda: redis_client.hlen("unacked") == 3, timeout=30), "worker did not take the tasks"
     w1.send_signal(signal.SIGKILL)
     w1.wait()
     assert redis_client.llen("celery") == 0 and redis_client.hlen("unacked") == 3

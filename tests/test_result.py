@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from conftest import clean_db_url, make_app
-from services import free_port
+from services import free_port, wait_for
 from workers import start_worker
 
 UTC = dt.timezone.utc
@@ -39,14 +39,6 @@ def url3(redis_server):
     return clean_db_url(redis_server, 3)
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 # -- with a real worker -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from conftest import clean_db_url, make_app
-from services import free_port, start_redis
+from services import free_port, start_redis, wait_for
 from workers import start_worker
 
 UTC = dt.timezone.utc
@@ -68,14 +68,6 @@ def lists(client):
     return out
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 # -- the same message as Celery ------------------------------------------------------------
