@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from celerytool.errors import ExitCode, UsageError
@@ -47,6 +47,19 @@ def running(app: Any, label: str, total: int | None, *, dry_run: bool = False) -
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def run_listed(app: Any, label: str, total: int | None, dry_run: bool, op: Callable[[Any], Any],
+               kind: str = "message") -> Any:
+    """``op(control)`` under ``running``; in a dry run each match is listed on stdout."""
+    from celerytool.cli.listing import Shown
+
+    shown = Shown(app, dry_run)
+    with running(app, label, total, dry_run=dry_run) as control:
+        control.on_match = shown.add if dry_run else None
+        result = op(control)
+    shown.flush(kind)
+    return result
 
 
 def queue_total(broker: Any, queue: str) -> int | None:

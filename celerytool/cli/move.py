@@ -34,8 +34,7 @@ def command(app, src, dst, selection, to_broker, keep_routing, yes, dry_run):
       celerytool move celery retry_later --where 'retries >= 3' --dry-run
     """
     from celerytool.brokers.ops import ops_for
-    from celerytool.cli.guard import confirm, finish, queue_total, running
-    from celerytool.cli.listing import Shown
+    from celerytool.cli.guard import confirm, finish, queue_total, run_listed
 
     broker = app.open_broker()
     target = None
@@ -50,11 +49,9 @@ def command(app, src, dst, selection, to_broker, keep_routing, yes, dry_run):
     what = selection.describe()
     if not dry_run:
         confirm(yes, f"Move {what} from {src!r} to {dst!r} on {where}?")
-    shown = Shown(app, dry_run)
-    with running(app, "moving", queue_total(broker, src), dry_run=dry_run) as control:
-        control.on_match = shown.add if dry_run else None
-        result = ops.move(src, dst, selection, control, target=target, keep_routing=keep_routing)
-    shown.flush()
+    result = run_listed(app, "moving", queue_total(broker, src), dry_run,
+                        lambda control: ops.move(src, dst, selection, control, target=target,
+                                                 keep_routing=keep_routing))
     if dry_run:
         summary = f"would move {result.matched} of {result.examined} message(s) from {src!r} to {dst!r}"
     else:

@@ -28,19 +28,15 @@ def command(app, queue, selection, yes, dry_run):
       celerytool purge celery --where "kwargs.user_id == 42" --limit 10 -y -o json
     """
     from celerytool.brokers.ops import ops_for
-    from celerytool.cli.guard import confirm, finish, queue_total, running
-    from celerytool.cli.listing import Shown
+    from celerytool.cli.guard import confirm, finish, queue_total, run_listed
 
     broker = app.open_broker()
     ops = ops_for(broker)
     what = selection.describe()
     if not dry_run:
         confirm(yes, f"Remove {what} from queue {queue!r} on {app.broker_url.redacted()}?")
-    shown = Shown(app, dry_run)
-    with running(app, "purging", queue_total(broker, queue), dry_run=dry_run) as control:
-        control.on_match = shown.add if dry_run else None
-        result = ops.purge(queue, selection, control)
-    shown.flush()
+    result = run_listed(app, "purging", queue_total(broker, queue), dry_run,
+                        lambda control: ops.purge(queue, selection, control))
     if dry_run:
         summary = f"would remove {result.matched} of {result.examined} message(s) from {queue!r} ({what})"
     else:

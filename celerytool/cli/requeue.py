@@ -32,8 +32,7 @@ def command(app, queue, selection, yes, dry_run, lock_wait):
       celerytool requeue --id 3f0c... --yes
     """
     from celerytool.brokers.ops import ops_for
-    from celerytool.cli.guard import confirm, finish, running
-    from celerytool.cli.listing import Shown
+    from celerytool.cli.guard import confirm, finish, run_listed
     from celerytool.render import warn
 
     if app.broker_url.kind != "redis":
@@ -48,11 +47,9 @@ def command(app, queue, selection, yes, dry_run, lock_wait):
     if not dry_run:
         warn("a worker that is still alive may be running these tasks: they will run again")
         confirm(yes, f"Requeue in-flight messages ({what}) of {scope}?")
-    shown = Shown(app, dry_run)
-    with running(app, "requeueing", None, dry_run=dry_run) as control:
-        control.on_match = shown.add if dry_run else None
-        result = ops.requeue(queue, selection, control, lock_wait=lock_wait)
-    shown.flush("unacked")
+    result = run_listed(app, "requeueing", None, dry_run,
+                        lambda control: ops.requeue(queue, selection, control, lock_wait=lock_wait),
+                        kind="unacked")
     if dry_run:
         summary = f"would requeue {result.matched} of {result.examined} in-flight message(s) of {scope}"
     else:
