@@ -255,7 +255,7 @@ def test_peek_stops_when_a_competing_consumer_takes_messages(amqp_url, pika_chan
         want = broker.depth("shared")
         for _ in range(2):  # a competing consumer takes two after the count was read
             pika_channel.basic_get("shared", auto_ack=True)
-        from celerytool.brokers.amqp_peek import Peek
+        from celerytool.brokers.amqp.peek import Peek
 
         peek = Peek(broker, "shared", want)
         got = [props.headers["id"] for _, props, _ in peek.deliveries()]

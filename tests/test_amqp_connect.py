@@ -106,7 +106,7 @@ def test_amqps_speaks_tls(run):
 
 
 def test_tls_options_from_the_query():
-    from celerytool.amqpconn import parameters
+    from celerytool.clients.amqp import parameters
     from celerytool.urls import parse_url
 
     params = parameters(parse_url("amqps://u:p@rabbit.example:5671/v?ssl_cert_reqs=CERT_NONE&heartbeat=7"), 3.0)

@@ -98,7 +98,7 @@ def test_export_fast_lines_equal_the_general_form(redis_url, celery_app, redis_c
     """The fast export line (stored JSON texts reused) holds the same values as to_json()."""
     import json
 
-    from celerytool.brokers.ops import ExportRecord
+    from celerytool.brokers.base import ExportRecord
     from celerytool.codecs.message import decode_envelope
 
     celery_app.send_task("tasks.a", args=[1, "é", {"n": [2**70, 1.5e-7]}], kwargs={"k": None}, countdown=5)

@@ -405,7 +405,7 @@ SAMPLES = [
     {"compression": "zlib", "link": ("a.b",)}, {"serializer": "pickle"}, {"protocol": 1},
 ])
 def test_template_fill_equals_celerys_builder(args, kwargs, options):
-    from celerytool.brokers.redis_publish import envelope
+    from celerytool.brokers.redis.publish import envelope
     from celerytool.sending import MessageBuilder, TaskSpec
 
     builder = MessageBuilder("redis://localhost")

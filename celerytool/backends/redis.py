@@ -16,9 +16,9 @@ from functools import cached_property
 from typing import Any
 
 from celerytool.backends.decode import result_from_meta
+from celerytool.clients.resp import RespClient, resp_errors
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.model import TaskResult
-from celerytool.resp import RespClient, resp_errors
 from celerytool.urls import BrokerURL
 
 TASK_PREFIX = "celery-task-meta-"

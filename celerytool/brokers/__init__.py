@@ -10,12 +10,12 @@ from celerytool.urls import BrokerURL
 def open_broker(url: BrokerURL, options: BrokerOptions | None = None) -> Broker:
     options = options or BrokerOptions()
     if url.kind == "redis":
-        from celerytool.brokers.redis import RedisBroker
+        from celerytool.brokers.redis.broker import RedisBroker
 
         return RedisBroker(url, options)
     if url.kind == "amqp":
         try:
-            from celerytool.brokers.amqp import AmqpBroker  # type: ignore[import-not-found]
+            from celerytool.brokers.amqp.broker import AmqpBroker  # type: ignore[import-not-found]
         except ImportError:
             raise UsageError("RabbitMQ (amqp://) brokers are not supported yet") from None
         return AmqpBroker(url, options)

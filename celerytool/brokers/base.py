@@ -7,12 +7,13 @@ subclasses, and put non-fatal remarks in ``warnings`` for the CLI to print.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
+from celerytool.selection import Selection
 
 DEFAULT_SEP = "\x06\x16"
 DEFAULT_PRIORITY_STEPS = (0, 3, 6, 9)
@@ -54,9 +55,133 @@ class Broker(Protocol):
         """
         ...
 
+    def ops(self) -> BrokerOps:
+        """The changing operations (purge, move, export, import, ...) on this broker."""
+        ...
+
     def close(self) -> None: ...
 
 
 def is_internal_queue(name: str) -> bool:
     """Celery's own plumbing: remote-control and event queues."""
     return name.endswith(".pidbox") or name.startswith("celeryev.")
+
+
+# -- changing operations (purge, move, export, import, unacked, requeue) ----------------
+
+Tick = Callable[[int], None]  # called with the number of messages examined since the last call
+Stop = Callable[[], bool]  # True when the user asked to stop (Ctrl-C): finish cleanly
+
+
+def _no_tick(n: int) -> None:
+    return None
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass
+class Control:
+    """How a long operation reports progress and learns it should stop."""
+
+    tick: Tick = _no_tick
+    stop: Stop = _never
+    dry_run: bool = False
+    on_match: Callable[[Message], None] | None = None  # dry-run listing
+
+
+@dataclass
+class OpResult:
+    """What an operation did; ``to_json`` is the command's JSON output."""
+
+    action: str
+    queue: str | None = None
+    examined: int = 0
+    matched: int = 0
+    done: int = 0  # removed / moved / written / requeued / imported
+    kept: int | None = None  # left in the queue (after the run)
+    vanished: int = 0  # matched but taken by a consumer before we got to it
+    skipped: int = 0
+    interrupted: bool = False
+    dry_run: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        word = {"purge": "removed", "move": "moved", "export": "exported", "import": "imported",
+                "requeue": "requeued"}.get(self.action, "done")
+        out: dict[str, Any] = {"queue": self.queue, word: self.done}
+        if self.kept is not None:
+            out["kept"] = self.kept
+        out.update(examined=self.examined, matched=self.matched)
+        if self.vanished:
+            out["vanished"] = self.vanished
+        if self.skipped:
+            out["skipped"] = self.skipped
+        out.update(self.extra)
+        out["dry_run"] = self.dry_run
+        out["interrupted"] = self.interrupted
+        return out
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """One line of an export file: the stored message byte-exact plus a summary.
+
+    The summary is ``summary``, or, when empty and ``message`` is given, the
+    ``SUMMARY_KEYS`` of the decoded message.
+    """
+
+    broker: str
+    queue: str
+    priority: int  # Redis: the priority bucket the message sat in
+    raw: bytes
+    summary: dict[str, Any]
+    amqp: dict[str, Any] | None = None  # RabbitMQ: the AMQP properties and headers (raw is the body)
+    message: Message | None = None
+
+    def summary_json(self) -> dict[str, Any]:
+        if self.summary or self.message is None:
+            return self.summary
+        data = self.message.to_json()
+        return {k: data[k] for k in SUMMARY_KEYS}
+
+    def to_json(self) -> dict[str, Any]:
+        from celerytool.jsonable import to_jsonable
+
+        out = {"v": 1, "broker": self.broker, "queue": self.queue, "priority": self.priority,
+               "raw": to_jsonable(self.raw), **self.summary_json()}
+        if self.amqp is not None:
+            out["amqp"] = to_jsonable(self.amqp)
+        return out
+
+    def line(self) -> str:
+        """``dumps(self.to_json())`` and a newline, fast for plain JSON messages."""
+        from celerytool.jsonio import export_line
+
+        return export_line(self)
+
+
+SUMMARY_KEYS = ("id", "task", "args", "kwargs", "eta", "expires", "retries", "error")
+
+
+class BrokerOps(Protocol):
+    def purge(self, queue: str, selection: Selection, control: Control) -> OpResult: ...
+
+    def move(self, src: str, dst: str, selection: Selection, control: Control, *,
+             target: Any = None, keep_routing: bool = False) -> OpResult: ...
+
+    def export(self, queue: str, selection: Selection, control: Control,
+               write: Callable[[Iterable[ExportRecord]], None], *, remove: bool = False) -> OpResult: ...
+
+    def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
+                keep_routing: bool = False) -> OpResult: ...
+
+    def unacked(self, queue: str | None, selection: Selection) -> Iterator[Message]: ...
+
+    def requeue(self, queue: str | None, selection: Selection, control: Control, *,
+                lock_wait: float = 10.0) -> OpResult: ...
+
+
+REDIS_ONLY = ("unacked and requeue are Redis-only: RabbitMQ returns unacknowledged messages "
+              "to their queue itself when the consumer's channel closes")

@@ -32,7 +32,6 @@ def command(app, queue, selection, outfile, remove, yes, dry_run):
     import os
     import sys
 
-    from celerytool.brokers.ops import ops_for
     from celerytool.cli.guard import confirm, queue_total, running
     from celerytool.errors import ExitCode, UsageError
     from celerytool.render import note
@@ -43,7 +42,7 @@ def command(app, queue, selection, outfile, remove, yes, dry_run):
                              "line is safely in a file")
         confirm(yes, f"Export and REMOVE {selection.describe()} from queue {queue!r}?")
     broker = app.open_broker()
-    ops = ops_for(broker)
+    ops = broker.ops()
     to_file = bool(outfile) and outfile != "-"
     out = open(outfile, "w", encoding="utf-8") if to_file and not dry_run else sys.stdout  # noqa: SIM115
 

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-from celerytool.brokers.ops import ExportRecord
+from celerytool.brokers.base import ExportRecord
 from celerytool.errors import DataError, NotFound
 
 

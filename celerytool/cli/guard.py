@@ -26,7 +26,7 @@ def confirm(yes: bool, question: str) -> None:
 @contextlib.contextmanager
 def running(app: Any, label: str, total: int | None, *, dry_run: bool = False) -> Iterator[Any]:
     """A Control whose stop() turns true on the first Ctrl-C (the second one aborts)."""
-    from celerytool.brokers.ops import Control
+    from celerytool.brokers.base import Control
     from celerytool.render.progress import progress
 
     asked = []

@@ -27,14 +27,13 @@ def command(app, file, queue, keep_routing, dry_run):
       celerytool import celery.ndjson celery
       celerytool export celery --task 'tasks.x' --remove -o x.ndjson -y && celerytool import x.ndjson celery
     """
-    from celerytool.brokers.ops import ops_for
     from celerytool.cli.exportfile import open_export
     from celerytool.cli.guard import finish, running
 
     with open_export(file) as source:
         source.check()
         broker = app.open_broker()
-        ops = ops_for(broker)
+        ops = broker.ops()
         with running(app, "importing", source.count, dry_run=dry_run) as control:
             result = ops.import_(queue, source.records(), control, keep_routing=keep_routing)
     verb = "would import" if dry_run else "imported"

@@ -33,7 +33,6 @@ def command(app, src, dst, selection, to_broker, keep_routing, yes, dry_run):
       celerytool move celery celery --to-broker redis://new-host:6379/0 --yes
       celerytool move celery retry_later --where 'retries >= 3' --dry-run
     """
-    from celerytool.brokers.ops import ops_for
     from celerytool.cli.guard import confirm, finish, queue_total, run_listed
 
     broker = app.open_broker()
@@ -45,7 +44,7 @@ def command(app, src, dst, selection, to_broker, keep_routing, yes, dry_run):
         target_url = parse_url(to_broker)
         target = app.open_broker(target_url)
         where = target_url.redacted()
-    ops = ops_for(broker)
+    ops = broker.ops()
     what = selection.describe()
     if not dry_run:
         confirm(yes, f"Move {what} from {src!r} to {dst!r} on {where}?")

@@ -27,11 +27,10 @@ def command(app, queue, selection, yes, dry_run):
       celerytool purge celery --task 'tasks.send_email' --yes
       celerytool purge celery --where "kwargs.user_id == 42" --limit 10 -y -o json
     """
-    from celerytool.brokers.ops import ops_for
     from celerytool.cli.guard import confirm, finish, queue_total, run_listed
 
     broker = app.open_broker()
-    ops = ops_for(broker)
+    ops = broker.ops()
     what = selection.describe()
     if not dry_run:
         confirm(yes, f"Remove {what} from queue {queue!r} on {app.broker_url.redacted()}?")

@@ -31,17 +31,16 @@ def command(app, queue, selection, yes, dry_run, lock_wait):
       celerytool requeue celery --older-than 2h --yes
       celerytool requeue --id 3f0c... --yes
     """
-    from celerytool.brokers.ops import ops_for
     from celerytool.cli.guard import confirm, finish, run_listed
     from celerytool.render import warn
 
     if app.broker_url.kind != "redis":
-        from celerytool.brokers.ops import REDIS_ONLY
+        from celerytool.brokers.base import REDIS_ONLY
         from celerytool.errors import Unsupported
 
         raise Unsupported(REDIS_ONLY)
     broker = app.open_broker()
-    ops = ops_for(broker)
+    ops = broker.ops()
     what = selection.describe()
     scope = f"queue {queue!r}" if queue else "all queues"
     if not dry_run:

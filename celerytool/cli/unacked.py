@@ -24,15 +24,14 @@ def command(app, queue, selection):
       celerytool unacked
       celerytool unacked celery --older-than 1h -o json | jq '.[].id'
     """
-    from celerytool.brokers.ops import ops_for
     from celerytool.render import note
 
     if app.broker_url.kind != "redis":
-        from celerytool.brokers.ops import REDIS_ONLY
+        from celerytool.brokers.base import REDIS_ONLY
         from celerytool.errors import Unsupported
 
         raise Unsupported(REDIS_ONLY)
     broker = app.open_broker()
-    count = app.emit(ops_for(broker).unacked(queue, selection), "unacked")
+    count = app.emit(broker.ops().unacked(queue, selection), "unacked")
     if count == 0 and app.fmt == "table":
         note("no unacked messages" + (f" for queue {queue!r}" if queue else ""))

@@ -16,9 +16,9 @@ import json
 from typing import Any
 
 from celerytool.errors import UsageError
-from celerytool.fastjson import make_dumps
-from celerytool.fastjson import quote as _quote
 from celerytool.ids import uuid4
+from celerytool.jsonfast import make_dumps
+from celerytool.jsonfast import quote as _quote
 from celerytool.model import OutgoingMessage
 from celerytool.sending.spec import TaskSpec
 

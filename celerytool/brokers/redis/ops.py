@@ -25,10 +25,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from celerytool.brokers import redis_lua
-from celerytool.brokers.ops import Control, ExportRecord, OpResult
-from celerytool.brokers.redis import RedisBroker
-from celerytool.brokers.redis_unacked import RedisUnacked
+from celerytool.brokers.base import Control, ExportRecord, OpResult
+from celerytool.brokers.redis import lua as redis_lua
+from celerytool.brokers.redis.broker import RedisBroker
+from celerytool.brokers.redis.unacked import RedisUnacked
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.codecs.message import decode_envelope
 from celerytool.errors import DataError, UsageError

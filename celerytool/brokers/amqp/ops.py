@@ -26,10 +26,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from celerytool.brokers.amqp import AmqpBroker
-from celerytool.brokers.amqp_confirm import BatchConfirms
-from celerytool.brokers.amqp_peek import IDLE_SECONDS, Delivery, Peek
-from celerytool.brokers.ops import REDIS_ONLY, Control, ExportRecord, OpResult
+from celerytool.brokers.amqp.broker import AmqpBroker
+from celerytool.brokers.amqp.confirm import BatchConfirms
+from celerytool.brokers.amqp.peek import IDLE_SECONDS, Delivery, Peek
+from celerytool.brokers.base import REDIS_ONLY, Control, ExportRecord, OpResult
 from celerytool.errors import CeleryToolError, DataError, Unsupported, UsageError
 from celerytool.model import Message, OutgoingMessage
 from celerytool.selection import MessageView, Selection
@@ -114,7 +114,7 @@ class AmqpOps:
     def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
                 keep_routing: bool = False) -> OpResult:
         """Publish each record unchanged to ``queue`` (default exchange), with confirms."""
-        from celerytool.brokers.redis_ops import envelope_to_outgoing
+        from celerytool.brokers.redis.ops import envelope_to_outgoing
 
         self.b.depth(queue)  # NotFound before anything is published
         result = OpResult("import", queue, dry_run=control.dry_run)

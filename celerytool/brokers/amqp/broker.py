@@ -14,10 +14,10 @@ from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
-from celerytool.amqpconn import amqp_errors, connect
-from celerytool.brokers.amqp_peek import Peek
+from celerytool.brokers.amqp.peek import Peek
 from celerytool.brokers.base import BrokerOptions, is_internal_queue
-from celerytool.brokers.management import ManagementAPI, ManagementError
+from celerytool.clients.amqp import amqp_errors, connect
+from celerytool.clients.management import ManagementAPI, ManagementError
 from celerytool.codecs import decode_payload
 from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound, UsageError
 from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
@@ -54,6 +54,12 @@ class AmqpBroker:
 
     def errors(self, doing: str = "") -> Any:
         return amqp_errors(self.connected_url, doing)
+
+    def ops(self) -> Any:
+        """purge, move, export and import on this broker."""
+        from celerytool.brokers.amqp.ops import AmqpOps
+
+        return AmqpOps(self)
 
     def close(self) -> None:
         conn = self.__dict__.pop("connection", None)

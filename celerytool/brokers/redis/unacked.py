@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from celerytool.brokers.ops import Control, OpResult
-from celerytool.brokers.redis import BINDING_PREFIX, _text
+from celerytool.brokers.base import Control, OpResult
+from celerytool.brokers.redis.broker import BINDING_PREFIX, _text
 from celerytool.codecs.lazy import EnvelopeView
 from celerytool.errors import CeleryToolError
 from celerytool.model import Message

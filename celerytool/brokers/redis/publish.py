@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from celerytool.errors import CeleryToolError, ExitCode
-from celerytool.fastjson import dumps as _dumps
 from celerytool.ids import uuid4_strings
+from celerytool.jsonfast import dumps as _dumps
 from celerytool.model import OutgoingMessage
 
 if TYPE_CHECKING:
-    from celerytool.brokers.redis import RedisBroker
+    from celerytool.brokers.redis.broker import RedisBroker
 
 BINDING = "_kombu.binding."
 BINDING_PERMANENT = "_kombu.binding_permanent."

@@ -13,9 +13,9 @@ from functools import cached_property
 from typing import Any
 
 from celerytool.brokers.base import BrokerOptions, is_internal_queue
+from celerytool.clients.redispy import connect, redis_errors
 from celerytool.errors import DataError, NotFound
 from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
-from celerytool.redisconn import connect, redis_errors
 from celerytool.urls import BrokerURL
 
 BINDING_PREFIX = "_kombu.binding."
@@ -46,7 +46,7 @@ class RedisBroker:
     def reader(self) -> Any:
         """A light client for the listings (queues, bindings), where start-up time
         matters: ``import redis`` alone costs more than the whole listing."""
-        from celerytool.resp import RespClient
+        from celerytool.clients.resp import RespClient
 
         timeout = self.options.connect_timeout
         return RespClient(self.url, connect_timeout=timeout, socket_timeout=max(10.0, 2 * timeout))
@@ -55,7 +55,7 @@ class RedisBroker:
         return redis_errors(self.url, "Redis broker")
 
     def read_errors(self) -> Any:
-        from celerytool.resp import resp_errors
+        from celerytool.clients.resp import resp_errors
 
         return resp_errors(self.url, "Redis broker")
 
@@ -67,11 +67,17 @@ class RedisBroker:
 
     def publish(self, messages: Iterable[OutgoingMessage]) -> int:
         """Route and LPUSH as kombu would; see ``redis_publish``."""
-        from celerytool.brokers.redis_publish import RedisPublisher
+        from celerytool.brokers.redis.publish import RedisPublisher
 
         if "_publisher" not in self.__dict__:
             self._publisher = RedisPublisher(self)
         return self._publisher.publish(messages)
+
+    def ops(self) -> Any:
+        """purge, move, export, import, unacked and requeue on this broker."""
+        from celerytool.brokers.redis.ops import RedisOps
+
+        return RedisOps(self)
 
     # -- keys -------------------------------------------------------------------------
     def bucket_key(self, queue: str, bucket: int) -> str:

@@ -13,10 +13,10 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from celerytool.amqpconn import describe
+from celerytool.clients.amqp import describe
 
 if TYPE_CHECKING:
-    from celerytool.brokers.amqp import AmqpBroker
+    from celerytool.brokers.amqp.broker import AmqpBroker
 
 MAX_PREFETCH = 65535  # basic.qos prefetch-count is a 16-bit field
 IDLE_SECONDS = 1.0  # stop waiting when the broker sends nothing for this long
@@ -104,7 +104,7 @@ class Peek:
 
     def _is_stream(self) -> bool:
         """Nothing came although messages were ready: a stream queue (needs an offset)?"""
-        from celerytool.brokers.management import ManagementError
+        from celerytool.clients.management import ManagementError
 
         try:
             row = self.broker.management.queue(self.broker.url.vhost, self.queue)

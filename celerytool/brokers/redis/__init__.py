@@ -1,0 +1,1 @@
+"""Everything specific to kombu's Redis transport: adapter, publish, Lua, operations, unacked."""
