@@ -1,4 +1,4 @@
-"""Size limits that keep decoding of hostile input bounded."""
+"""Limits that keep decoding of hostile input bounded in time and memory."""
 
 from __future__ import annotations
 
@@ -9,10 +9,20 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Limits:
-    """``max_bytes`` caps a body after base64 and after decompression."""
+    """What one body may cost to decode; past any of these it is shown with an error.
+
+    ``max_bytes`` caps a body after base64 and after decompression, and the
+    text (str / bytes) a decoded body holds, counting shared references each
+    time they are used.  ``max_nodes`` caps the opcodes a pickle runs and the
+    values a pickle / yaml / msgpack body holds or expands to through shared
+    references ("billion laughs").  ``max_depth`` caps nesting, ``max_int_digits``
+    the decimal digits of one integer (Python's own ``int`` <-> text limit).
+    """
 
     max_bytes: int = DEFAULT_MAX_BYTES
-    max_nodes: int = 2_000_000  # values a yaml/pickle body may expand to via shared refs
+    max_nodes: int = 1_000_000
+    max_depth: int = 500
+    max_int_digits: int = 4300
 
 
 DEFAULT_LIMITS = Limits()
