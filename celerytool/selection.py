@@ -18,6 +18,11 @@ size, queue, error, age (seconds in flight; unacked messages only).
 A missing field or index is ``null``; comparing values of different kinds
 (text with a number, anything with null except by ``==``/``!=``) is false,
 never an error.  A bare path is true when its value is truthy.
+
+An expression is bounded so that parsing and evaluating it cannot fail on
+size: at most MAX_NESTING levels of parentheses and ``not``, MAX_TERMS
+operands, numbers of at most MAX_NUMBER_CHARS characters; past that it is a
+usage error pointing at the spot.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ FIELDS = frozenset({
 # fields read from the message without decoding its body (see codecs.lazy)
 CHEAP_FIELDS = frozenset({"id", "task", "size", "queue", "age"})
 COMPARE_OPS = ("==", "!=", "<=", ">=", "<", ">")
+MAX_NESTING = 100  # parentheses and `not`, together
+MAX_TERMS = 500  # operands (fields and values)
+MAX_NUMBER_CHARS = 100
 
 
 class WhereSyntaxError(UsageError):
@@ -45,7 +53,18 @@ class WhereSyntaxError(UsageError):
 
     def __init__(self, text: str, pos: int, reason: str) -> None:
         self.text, self.pos, self.reason = text, pos, reason
-        super().__init__(f"--where: {reason} at column {pos + 1}\n  {text}\n  {' ' * pos}^")
+        shown, at = _excerpt(text, pos)
+        super().__init__(f"--where: {reason} at column {pos + 1}\n  {shown}\n  {' ' * at}^")
+
+
+def _excerpt(text: str, pos: int, width: int = 60) -> tuple[str, int]:
+    """``text`` cut to about ``width`` characters around ``pos``, and where ``pos`` is in it."""
+    if len(text) <= 2 * width:
+        return text, pos
+    start = max(0, pos - width // 2)
+    shown = text[start:start + width]
+    prefix = "..." if start else ""
+    return prefix + shown + ("..." if start + width < len(text) else ""), len(prefix) + pos - start
 
 
 # --- tokens -------------------------------------------------------------------------
@@ -85,6 +104,8 @@ def tokenize(text: str) -> list[Tok]:
         if kind != "ws":
             raw = m.group()
             if kind == "num":
+                if len(raw) > MAX_NUMBER_CHARS:
+                    raise WhereSyntaxError(text, pos, f"number longer than {MAX_NUMBER_CHARS} characters")
                 value: Any = float(raw) if any(c in raw for c in ".eE") else int(raw)
             elif kind == "str":
                 value = _unescape(raw[1:-1])
@@ -97,7 +118,8 @@ def tokenize(text: str) -> list[Tok]:
 
 
 # --- syntax tree: tuples, evaluated by `evaluate` ---------------------------------------
-# ("lit", value) ("path", root, (step, ...)) ("cmp", op, a, b) ("and", a, b) ("or", a, b) ("not", a)
+# ("lit", value) ("path", root, (step, ...)) ("cmp", op, a, b) ("and", a, b, ...) ("or", a, b, ...)
+# ("not", a).  `and` / `or` chains are flat, so a long chain does not make the tree deep.
 
 class _Parser:
     def __init__(self, text: str) -> None:
@@ -105,6 +127,8 @@ class _Parser:
         self.toks = tokenize(text)
         self.i = 0
         self.roots: set[str] = set()
+        self.depth = 0  # open parentheses and `not`
+        self.terms = 0
 
     def peek(self) -> Tok:
         return self.toks[self.i]
@@ -130,24 +154,34 @@ class _Parser:
         return node
 
     def or_(self) -> tuple:
-        node = self.and_()
+        items = [self.and_()]
         while self.word(self.peek(), "or"):
             self.take()
-            node = ("or", node, self.and_())
-        return node
+            items.append(self.and_())
+        return ("or", *items) if len(items) > 1 else items[0]
 
     def and_(self) -> tuple:
-        node = self.not_()
+        items = [self.not_()]
         while self.word(self.peek(), "and"):
             self.take()
-            node = ("and", node, self.not_())
-        return node
+            items.append(self.not_())
+        return ("and", *items) if len(items) > 1 else items[0]
 
     def not_(self) -> tuple:
-        if self.word(self.peek(), "not"):
-            self.take()
-            return ("not", self.not_())
-        return self.compare()
+        count = 0
+        while self.word(self.peek(), "not"):
+            self.nest(self.take())
+            count += 1
+        node = self.compare()
+        self.depth -= count
+        for _ in range(count):
+            node = ("not", node)
+        return node
+
+    def nest(self, tok: Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.fail(tok, f"nested more than {MAX_NESTING} levels (parentheses and not)")
 
     def compare(self) -> tuple:
         left = self.operand()
@@ -159,13 +193,19 @@ class _Parser:
 
     def operand(self) -> tuple:
         tok = self.take()
+        if tok.kind in ("num", "str", "name"):
+            self.terms += 1
+            if self.terms > MAX_TERMS:
+                raise self.fail(tok, f"more than {MAX_TERMS} fields and values in one expression")
         if tok.kind in ("num", "str"):
             return ("lit", tok.value)
         if tok.kind == "op" and tok.value == "(":
+            self.nest(tok)
             node = self.or_()
             close = self.take()
             if not (close.kind == "op" and close.value == ")"):
                 raise self.fail(close, f"expected ')' but found {_show(close)}")
+            self.depth -= 1
             return node
         if tok.kind == "name":
             low = tok.value.lower()
@@ -285,9 +325,9 @@ def evaluate(node: tuple, get: Callable[[str], Any]) -> Any:
     if kind == "cmp":
         return _compare(node[1], evaluate(node[2], get), evaluate(node[3], get))
     if kind == "and":
-        return bool(evaluate(node[1], get)) and bool(evaluate(node[2], get))
+        return all(evaluate(n, get) for n in node[1:])
     if kind == "or":
-        return bool(evaluate(node[1], get)) or bool(evaluate(node[2], get))
+        return any(evaluate(n, get) for n in node[1:])
     if kind == "not":
         return not evaluate(node[1], get)
     raise AssertionError(kind)  # pragma: no cover
