@@ -73,6 +73,8 @@ def redis_errors(url: BrokerURL, what: str = "Redis") -> Iterator[None]:
             raise DataError(url.scrub(f"{where}: a key has the wrong type for this operation ({text})")) from None
         if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
             raise BrokerUnavailable(url.scrub(f"{where} refused us: {text}")) from None
+        if "DB index is out of range" in text:  # SELECT of the URL's database, on connect
+            raise BrokerUnavailable(url.scrub(f"{where} answered with an error: {text}")) from None
         raise
     except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
         reason = str(exc) or type(exc).__name__
