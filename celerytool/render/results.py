@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from celerytool.jsonable import short_repr
+from celerytool.render.escape import printable, printable_lines
 
 _STYLE = {"SUCCESS": "green", "FAILURE": "red", "REVOKED": "red", "PENDING": "yellow",
           "STARTED": "cyan", "RETRY": "yellow"}
@@ -41,7 +42,10 @@ def _short_date(text: str | None) -> str:
 def render_results(rows: Sequence[Any], out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
+    from rich.text import Text as _Text
+
+    def Text(text: str, **style: str) -> Any:  # noqa: N802 - every cell made here is escaped
+        return _Text(printable(text), **style)
 
     console = Console(file=out, width=None if out.isatty() else int(os.environ.get("COLUMNS", "200")))
     if len(rows) == 1:
@@ -67,7 +71,7 @@ def render_results(rows: Sequence[Any], out: TextIO) -> None:
             table.add_row("error", Text(r.error, style="red"))
         console.print(table)
         if r.traceback:
-            console.print(Text(str(r.traceback).rstrip("\n"), style="dim"))
+            console.print(_Text(printable_lines(str(r.traceback).rstrip("\n")), style="dim"))
         return
     if not rows:
         return

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from celerytool.jsonable import short_repr
+from celerytool.render.escape import printable
 
 Column = tuple[str, Callable[[Any], Any], dict[str, Any]]
 
@@ -69,7 +70,7 @@ def _age(seconds: Any) -> str:
 def _drop_empty(columns: list[Column], rows: Sequence[Any]) -> list[tuple[Column, list[str]]]:
     out = []
     for col in columns:
-        cells = [str(col[1](r)) for r in rows]
+        cells = [printable(str(col[1](r))) for r in rows]
         if col[0] in ("unacked", "consumers", "type", "error", "eta", "expires", "by priority") and not any(cells):
             continue
         out.append((col, cells))
@@ -103,7 +104,7 @@ def render_table(rows: Sequence[Any], kind: str, out: TextIO) -> None:
         for r in rows:
             data = r.to_json() if hasattr(r, "to_json") else r
             for k, v in data.items():
-                table.add_row(Text(k), Text(v if isinstance(v, str) else short_repr(v, 200)))
+                table.add_row(Text(printable(k)), Text(printable(v if isinstance(v, str) else short_repr(v, 200))))
         console.print(table)
         return
     table = Table(box=None, pad_edge=False, header_style="bold dim")
