@@ -32,52 +32,86 @@ def max_int_bits(limits: Limits) -> int:
     return int(digits / math.log10(2))
 
 
-def check_value(value: Any, limits: Limits, what: str = "body") -> None:
-    """Raise DecodeError when ``value`` is over a limit; walk it once, iteratively.
+def _children(v: Any) -> Any:
+    """The parts of a container, or None for a leaf."""
+    kind = v.__class__
+    if kind is list or kind is tuple:
+        return v
+    if kind in _LEAVES:
+        return None
+    if isinstance(v, dict):
+        return [*v.keys(), *v.values()]
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return v
+    walk = getattr(v, "__celerytool_children__", None)
+    if walk is None or isinstance(v, type):
+        return None
+    return walk()
 
-    Shared references count each time they are reached (that is what a
-    writer of the value pays), so the walk itself is bounded by ``max_nodes``.
+
+def check_value(value: Any, limits: Limits, what: str = "body") -> None:
+    """Raise DecodeError when ``value`` is over a limit, as written out in full.
+
+    A value reached through several references counts each time (that is what
+    JSON output or a table pays), but is walked once: each container's
+    expanded size (values, text, height) is computed from its parts', bottom
+    up and without recursion, so a few shared objects describing 2**40 values
+    cost microseconds.  A value that contains itself is refused.
     """
     max_nodes, max_depth, max_text = limits.max_nodes, limits.max_depth, limits.max_bytes
     int_bits = max_int_bits(limits)
-    nodes = text = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    pop, extend = stack.pop, stack.extend
+    if _children(value) is None:
+        _leaf(value, int_bits, limits, what)
+        return
+    done: dict[int, tuple[int, int, int]] = {}  # id -> (values, text, height) once walked
+    open_: set[int] = set()  # on the current path: reaching one again is a cycle
+    stack: list[tuple[Any, Any]] = [(value, None)]
     while stack:
-        v, depth = pop()
-        nodes += 1
-        if nodes > max_nodes:
-            raise DecodeError(f"{what} holds or expands to more than {max_nodes} values "
-                              "(shared references counted each time)")
-        kind = v.__class__
-        if kind is str or kind is bytes or kind is bytearray:
-            text += len(v)
-            if text > max_text:
-                raise DecodeError(f"{what} expands to more than {max_text} bytes of text "
-                                  "(raise with --max-size)")
-            continue
-        if kind is int:
-            if v.bit_length() > int_bits:
-                raise DecodeError(f"{what} holds an integer of more than "
-                                  f"{limits.max_int_digits} digits")
-            continue
-        if kind in _LEAVES:
-            continue
-        d = depth + 1
-        if isinstance(v, dict):
-            children: Any = [*v.keys(), *v.values()]
-        elif isinstance(v, (list, tuple, set, frozenset)):
-            children = v
-        else:
-            walk = getattr(v, "__celerytool_children__", None)
-            if walk is None or isinstance(v, type):
+        v, parts = stack.pop()
+        if parts is None:  # first visit: come back after the parts
+            if id(v) in done:
                 continue
-            children = walk()
-        if not children:
+            parts = _children(v)
+            open_.add(id(v))
+            stack.append((v, parts))
+            for c in parts:
+                if id(c) in open_:
+                    raise DecodeError(f"{what} contains itself (a reference cycle)")
+                if id(c) not in done and _children(c) is not None:
+                    stack.append((c, None))
             continue
-        if d > max_depth:
+        nodes, text, height = 1, 0, 0
+        for c in parts:
+            sizes = done.get(id(c))
+            if sizes is None:
+                nodes += 1
+                text += _leaf(c, int_bits, limits, what)
+            else:
+                nodes += sizes[0]
+                text += sizes[1]
+                if sizes[2] > height:
+                    height = sizes[2]
+        height += 1
+        if nodes > max_nodes:
+            raise DecodeError(f"{what} expands to more than {max_nodes} values "
+                              "(shared references counted each time they are used)")
+        if text > max_text:
+            raise DecodeError(f"{what} expands to more than {max_text} bytes of text "
+                              "(raise with --max-size)")
+        if height > max_depth:
             raise DecodeError(f"{what} nests more than {max_depth} levels deep")
-        extend([(c, d) for c in children])
+        open_.discard(id(v))
+        done[id(v)] = (nodes, text, height)
+
+
+def _leaf(v: Any, int_bits: int, limits: Limits, what: str) -> int:
+    """Check one leaf; its text size."""
+    kind = v.__class__
+    if kind is str or kind is bytes or kind is bytearray:
+        return len(v)
+    if kind is int and v.bit_length() > int_bits:
+        raise DecodeError(f"{what} holds an integer of more than {limits.max_int_digits} digits")
+    return 0
 
 
 # --- pickle opcodes -----------------------------------------------------------------
