@@ -138,10 +138,13 @@ def test_error_lines_escape_control_characters(run, redis_url):
 
 def test_result_escapes_control_characters(run, redis_url, celery_app):
     celery_app.backend.store_result("r-1", "x\x1b]0;pwned\x07y", "SUCCESS")
-    for args in (("result", "r-1"), ("results",)):
+    celery_app.backend.store_result("r-2", ValueError("bad \x1b[2J\x1b]0;pwned\x07"), "FAILURE",
+                                    traceback="Traceback\n  \x1b[2Jline\nValueError: bad")
+    for args in (("result", "r-1"), ("result", "r-2"), ("results",)):
         r = run(*args, "-b", redis_url)
-        assert r.exit_code == 0, (args, r)
+        assert r.exit_code in (0, 1), (args, r)
         assert "\x1b" not in r.stdout and "\x07" not in r.stdout, (args, r.stdout)
+        assert args[-1] == "r-1" or "bad \\x1b[2J" in r.stdout, r.stdout
 
 
 def test_printable_escapes_every_control_character():
