@@ -2,7 +2,9 @@
 
 json goes through kombu's tagged-type hook only when a tag is present (the
 plain path is much faster); pickle goes through the inert unpickler; yaml
-uses the safe loader with an alias cap; msgpack as kombu reads it.
+uses the safe loader; msgpack as kombu reads it.  Every value comes back
+within ``Limits`` (``codecs.bounds``): JSON cannot share references, so only
+its depth is checked, and only when its text could nest that deep.
 """
 
 from __future__ import annotations
