@@ -187,3 +187,15 @@ def test_export_writes_every_message_bombs_included(redis_url, redis_client, cel
     assert [x["id"] for x in lines] == order
     bomb = next(x for x in lines if x["id"] == "big-int")
     assert "more than 4300 digits" in bomb["error"]
+
+
+def test_a_deep_envelope_is_shown_and_moved_unchanged(run, redis_url, redis_client, celery_app):
+    celery_app.send_task("tasks.ok", args=[1], task_id="ok-1")
+    redis_client.lpush("celery", DEEP_JSON)  # not even an envelope: nested 100,000 deep
+    r = run("peek", "celery", "--all", "-b", redis_url, "-o", "json")
+    assert r.exit_code == 0, r
+    assert [m["id"] for m in r.json()] == ["ok-1", None]
+    assert "nests more than 500 levels" in r.json()[1]["error"]
+    r = run("move", "celery", "other", "-y", "-b", redis_url)
+    assert r.exit_code == 0, r
+    assert redis_client.lrange("other", 0, 0) == [DEEP_JSON]
