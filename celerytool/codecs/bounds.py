@@ -52,14 +52,65 @@ def _children(v: Any) -> Any:
 def check_value(value: Any, limits: Limits, what: str = "body") -> None:
     """Raise DecodeError when ``value`` is over a limit, as written out in full.
 
-    A value reached through several references counts each time (that is what
-    JSON output or a table pays), but is walked once: each container's
-    expanded size (values, text, height) is computed from its parts', bottom
-    up and without recursion, so a few shared objects describing 2**40 values
-    cost microseconds.  A value that contains itself is refused.
+    A value reached through several references counts each time it is reached
+    (that is what JSON output or a table pays).  Most values are small and
+    share nothing: one pass, level by level, checks them.  Past QUICK_NODES
+    the value is walked once more, counting each shared part once: each
+    container's expanded size comes from its parts' sizes, bottom up, so a few
+    shared objects describing 2**40 values cost microseconds, not minutes.
     """
-    max_nodes, max_depth, max_text = limits.max_nodes, limits.max_depth, limits.max_bytes
     int_bits = max_int_bits(limits)
+    if not _quick(value, limits, int_bits, what):
+        _shared(value, limits, int_bits, what)
+
+
+QUICK_NODES = 200_000
+
+
+def _quick(value: Any, limits: Limits, int_bits: int, what: str) -> bool:
+    """Check a value level by level; False when it has more than QUICK_NODES parts."""
+    budget, max_text, max_depth = min(QUICK_NODES, limits.max_nodes), limits.max_bytes, limits.max_depth
+    level, nodes, text, depth = [value], 1, 0, 0
+    while level:
+        parts: list[Any] = []
+        extend = parts.extend
+        for v in level:
+            kind = v.__class__
+            if kind is str or kind is bytes or kind is bytearray:
+                text += len(v)
+            elif kind is int:
+                if v.bit_length() > int_bits:
+                    _too_long(limits, what)
+            elif kind is list or kind is tuple:
+                extend(v)
+            elif kind is dict:
+                extend(v)
+                extend(v.values())
+            elif kind in _LEAVES:
+                continue
+            else:
+                more = _children(v)
+                if more is None:
+                    continue
+                extend(more)
+            if len(parts) > budget:
+                return False
+        if text > max_text:
+            _too_much_text(limits, what)
+        if parts:
+            depth += 1
+            if depth > max_depth:
+                _too_deep(limits, what)
+        nodes += len(parts)
+        if nodes > budget:
+            return False
+        level = parts
+    return True
+
+
+def _shared(value: Any, limits: Limits, int_bits: int, what: str) -> None:
+    """The exact check: each shared part walked once, its expanded size reused; no recursion."""
+    max_nodes, max_depth, max_text = limits.max_nodes, limits.max_depth, limits.max_bytes
     if _children(value) is None:
         _leaf(value, int_bits, limits, what)
         return
@@ -76,16 +127,17 @@ def check_value(value: Any, limits: Limits, what: str = "body") -> None:
             stack.append((v, parts))
             for c in parts:
                 if id(c) in open_:
-                    raise DecodeError(f"{what} contains itself (a reference cycle)")
+                    _too_deep(limits, what)  # a cycle: as deep as you care to write it
                 if id(c) not in done and _children(c) is not None:
                     stack.append((c, None))
             continue
-        nodes, text, height = 1, 0, 0
+        nodes, text, height = 1, 0, -1
         for c in parts:
             sizes = done.get(id(c))
             if sizes is None:
                 nodes += 1
                 text += _leaf(c, int_bits, limits, what)
+                height = max(height, 0)
             else:
                 nodes += sizes[0]
                 text += sizes[1]
@@ -96,12 +148,24 @@ def check_value(value: Any, limits: Limits, what: str = "body") -> None:
             raise DecodeError(f"{what} expands to more than {max_nodes} values "
                               "(shared references counted each time they are used)")
         if text > max_text:
-            raise DecodeError(f"{what} expands to more than {max_text} bytes of text "
-                              "(raise with --max-size)")
+            _too_much_text(limits, what)
         if height > max_depth:
-            raise DecodeError(f"{what} nests more than {max_depth} levels deep")
+            _too_deep(limits, what)
         open_.discard(id(v))
         done[id(v)] = (nodes, text, height)
+
+
+def _too_deep(limits: Limits, what: str) -> None:
+    raise DecodeError(f"{what} nests more than {limits.max_depth} levels deep")
+
+
+def _too_much_text(limits: Limits, what: str) -> None:
+    raise DecodeError(f"{what} expands to more than {limits.max_bytes} bytes of text "
+                      "(raise with --max-size)")
+
+
+def _too_long(limits: Limits, what: str) -> None:
+    raise DecodeError(f"{what} holds an integer of more than {limits.max_int_digits} digits")
 
 
 def _leaf(v: Any, int_bits: int, limits: Limits, what: str) -> int:
@@ -110,28 +174,32 @@ def _leaf(v: Any, int_bits: int, limits: Limits, what: str) -> int:
     if kind is str or kind is bytes or kind is bytearray:
         return len(v)
     if kind is int and v.bit_length() > int_bits:
-        raise DecodeError(f"{what} holds an integer of more than {limits.max_int_digits} digits")
+        _too_long(limits, what)
     return 0
 
 
 # --- pickle opcodes -----------------------------------------------------------------
-_LINE, _LINES2, _LEN1, _LEN4S, _LEN4U, _LEN8 = -1, -6, -2, -3, -4, -5
-_PUTS = {ord("p"), ord("q"), ord("r")}  # PUT (text index), BINPUT (1 byte), LONG_BINPUT (4 bytes)
+# argument kinds, negative: what follows an opcode other than a fixed number of bytes
+_LINE, _LEN1, _LEN4S, _LEN4U, _LEN8, _LINES2 = -1, -2, -3, -4, -5, -6  # as pickletools numbers them
+_BAD, _STOP, _PUT_TEXT, _PUT4 = -10, -11, -12, -13
 
 
-def _arg_table() -> list[int | None]:
+def _arg_table() -> list[int]:
     import pickletools
 
-    table: list[int | None] = [None] * 256
+    table = [_BAD] * 256
     for op in pickletools.opcodes:
         n = op.arg.n if op.arg is not None else 0
         if op.arg is not None and op.arg.name == "stringnl_noescape_pair":
             n = _LINES2  # GLOBAL and INST: module and name, two lines
         table[ord(op.code.encode("latin-1"))] = n
+    table[ord(".")] = _STOP
+    table[ord("p")] = _PUT_TEXT  # PUT: a decimal memo index
+    table[ord("r")] = _PUT4  # LONG_BINPUT: a 4-byte memo index (BINPUT's 1 byte is harmless)
     return table
 
 
-_ARGS: list[int | None] = []
+_ARGS: list[int] = []
 
 
 def scan_pickle(data: bytes, limits: Limits) -> None:
@@ -145,38 +213,44 @@ def scan_pickle(data: bytes, limits: Limits) -> None:
     if not _ARGS:
         _ARGS.extend(_arg_table())
     args, max_ops, end = _ARGS, limits.max_nodes, len(data)
+    counting = end > max_ops  # each opcode is at least a byte: a shorter pickle needs no count
     i = ops = 0
     while i < end:
-        code = data[i]
-        n = args[code]
+        if counting:
+            ops += 1
+            if ops > max_ops:
+                raise DecodeError(f"pickle runs more than {max_ops} opcodes")
+        n = args[data[i]]
         i += 1
-        ops += 1
-        if ops > max_ops:
-            raise DecodeError(f"pickle runs more than {max_ops} opcodes")
-        if n is None:
-            raise DecodeError(f"not a valid pickle: unknown opcode {bytes([code])!r} at byte {i - 1}")
         if n >= 0:
-            if code in _PUTS and n:
-                index = int.from_bytes(data[i:i + n], "little")
-                if index > max_ops:
-                    raise DecodeError(f"pickle memo index {index} is past {max_ops}")
             i += n
-            if code == 0x2E:  # STOP
-                return
-        elif n == _LINE or n == _LINES2:
-            stop = data.find(b"\n", i)
-            if n == _LINES2 and stop >= 0:
-                stop = data.find(b"\n", stop + 1)
-            if stop < 0:
+            continue
+        if n == _LINE or n == _LINES2:
+            nl = data.find(b"\n", i)
+            if n == _LINES2 and nl >= 0:
+                nl = data.find(b"\n", nl + 1)
+            if nl < 0:
                 return  # truncated: the unpickler says so
-            if code == 0x70:  # PUT with a decimal index
-                text = data[i:stop]
-                if len(text) > 12 or (text.strip().isdigit() and int(text) > max_ops):
-                    raise DecodeError("pickle memo index is past the limit")
-            i = stop + 1
-        else:
-            width = 1 if n == _LEN1 else 8 if n == _LEN8 else 4
+            i = nl + 1
+        elif n == _LEN1:
+            i += 1 + data[i] if i < end else 1
+        elif n == _LEN4S or n == _LEN4U or n == _LEN8:
+            width = 8 if n == _LEN8 else 4
             length = int.from_bytes(data[i:i + width], "little", signed=n == _LEN4S)
             if length < 0:
                 raise DecodeError("not a valid pickle: negative length")
             i += width + length
+        elif n == _PUT4:
+            if int.from_bytes(data[i:i + 4], "little") > max_ops:
+                raise DecodeError(f"pickle memo index is past {max_ops}")
+            i += 4
+        elif n == _PUT_TEXT:
+            nl = data.find(b"\n", i)
+            text = data[i:nl] if nl >= 0 else b""
+            if len(text) > 12 or (text.strip().isdigit() and int(text) > max_ops):
+                raise DecodeError(f"pickle memo index is past {max_ops}")
+            i = nl + 1 if nl >= 0 else end
+        elif n == _STOP:
+            return
+        else:
+            raise DecodeError(f"not a valid pickle: unknown opcode {data[i - 1:i]!r} at byte {i - 1}")
