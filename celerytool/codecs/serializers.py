@@ -80,6 +80,10 @@ def _yaml(text: str, limits: Limits) -> Any:
         value = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise DecodeError(f"body is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise DecodeError(f"body is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise DecodeError(f"yaml body nests more than {limits.max_depth} levels deep") from None
     check_value(value, limits, "yaml body")  # aliases share nodes: bound the expanded tree
     return value
 
@@ -92,7 +96,7 @@ def _msgpack(body: bytes, limits: Limits) -> Any:
     try:
         value = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except Exception as exc:
-        raise DecodeError(f"body is not valid msgpack: {exc}") from None
+        raise DecodeError(f"body is not valid msgpack: {exc or type(exc).__name__}") from None
     check_value(value, limits, "msgpack body")
     return value
 
