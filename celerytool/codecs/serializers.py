@@ -96,7 +96,7 @@ def _msgpack(body: bytes, limits: Limits) -> Any:
     try:
         value = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except Exception as exc:
-        raise DecodeError(f"body is not valid msgpack: {exc or type(exc).__name__}") from None
+        raise DecodeError(f"body is not valid msgpack: {str(exc) or type(exc).__name__}") from None
     check_value(value, limits, "msgpack body")
     return value
 
