@@ -180,7 +180,7 @@ def test_selected_purge_is_bounded_and_keeps_the_bombs(redis_url, redis_client, 
 def test_export_writes_every_message_bombs_included(redis_url, redis_client, celery_app, tmp_path):
     order = _fill(redis_client, celery_app)
     out = tmp_path / "export.ndjson"
-    m = measured("export", "celery", "-b", redis_url, "-o", str(out))
+    m = measured("export", "celery", "-b", redis_url, "--file", str(out))
     assert_bounded(m, "export")
     assert m.returncode == 0, m
     lines = [json.loads(line) for line in out.read_text().splitlines()]
