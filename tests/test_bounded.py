@@ -29,13 +29,14 @@ BYTEARRAY = b"\x80\x02cbuiltins\nbytearray\nJ\x00\x00\x00\x40\x85R."  # bytearra
 BYTES_NEWOBJ = b"\x80\x02cbuiltins\nbytes\nJ\x00\x00\x00\x40\x85\x81."  # bytes.__new__(bytes, 1 << 30)
 BIG_INT = pickle.dumps(((10**10000,), {}, {}), 2)
 MEMO_INDEX = b"\x80\x02Nr\xff\xff\xff\x7f."  # LONG_BINPUT 2**31: the C memo would take 16 GiB
+MEMO_TEXT = b"Np999_999_999\n."  # PUT, protocol 0: a text index, read by int()
 DEEP_PICKLE = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."  # lists nested 100,000 deep
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 PICKLE_BOMBS = {"laughs": LAUGHS, "bytearray": BYTEARRAY, "bytes-newobj": BYTES_NEWOBJ,
-                "big-int": BIG_INT, "memo-index": MEMO_INDEX, "deep": DEEP_PICKLE}
+                "big-int": BIG_INT, "memo-index": MEMO_INDEX, "memo-text": MEMO_TEXT, "deep": DEEP_PICKLE}
 EXPECTED_ERROR = {"laughs": "expands to more than", "bytearray": "over the size limit",
                   "bytes-newobj": "over the size limit", "big-int": "more than 4300 digits",
-                  "memo-index": "memo index", "deep": "nests more than"}
+                  "memo-index": "memo index", "memo-text": "memo index", "deep": "nests more than"}
 
 
 @dataclass
@@ -82,6 +83,11 @@ def assert_bounded(m: Measured, what: str) -> None:
     assert "internal error" not in m.stderr and "Traceback" not in m.stderr, (what, m.stderr[-2000:])
 
 
+def raw_bytes(tagged: dict) -> bytes:
+    value = tagged["__value__"]
+    return base64.b64decode(value) if tagged["__type__"] == "base64" else value.encode("utf-8")
+
+
 def envelope(body: bytes, content_type: str, task_id: str, encoding: str = "binary") -> bytes:
     return json.dumps({
         "body": base64.b64encode(body).decode(), "content-encoding": encoding, "content-type": content_type,
@@ -100,7 +106,7 @@ def test_decode_pickle_bombs_exit_65_bounded(name):
     assert m.returncode == 65, m
     out = json.loads(m.stdout)
     assert EXPECTED_ERROR[name] in out["error"]
-    assert base64.b64decode(out["raw"]["__value__"]) == PICKLE_BOMBS[name]  # the raw bytes are shown
+    assert raw_bytes(out["raw"]) == PICKLE_BOMBS[name]  # the raw bytes are shown
 
 
 def test_decode_deep_json_exit_65_bounded():

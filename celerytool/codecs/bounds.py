@@ -247,7 +247,11 @@ def scan_pickle(data: bytes, limits: Limits) -> None:
         elif n == _PUT_TEXT:
             nl = data.find(b"\n", i)
             text = data[i:nl] if nl >= 0 else b""
-            if len(text) > 12 or (text.strip().isdigit() and int(text) > max_ops):
+            try:
+                index = int(text) if len(text) <= 20 else max_ops + 1  # int() as the unpickler reads it
+            except ValueError:
+                index = 0  # not a number: the unpickler refuses it
+            if index > max_ops:
                 raise DecodeError(f"pickle memo index is past {max_ops}")
             i = nl + 1 if nl >= 0 else end
         elif n == _STOP:

@@ -27,7 +27,7 @@ def open_envelope(raw: bytes | str, limits: Limits = DEFAULT_LIMITS) -> dict[str
         raise DecodeError(f"envelope nests more than {limits.max_depth} levels deep") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"envelope is not valid JSON: {exc}") from None
-    check_depth(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"), env, limits, "envelope")
+    check_depth(raw, env, limits, "envelope")
     if isinstance(env, list) and env and isinstance(env[0], dict):
         env = env[0]  # unacked hash value: [envelope, exchange, routing_key]
     if not isinstance(env, dict) or "body" not in env:

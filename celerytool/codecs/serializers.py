@@ -65,11 +65,20 @@ def loads_json(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     return value
 
 
-def check_depth(text: str, value: Any, limits: Limits, what: str = "body") -> None:
-    """Nesting past ``max_depth`` in a parsed JSON text (which cannot share references)."""
+def check_depth(text: str | bytes, value: Any, limits: Limits, what: str = "body") -> None:
+    """Nesting past ``max_depth`` in a parsed JSON text.
+
+    JSON cannot share references and its numbers and text are as long as the
+    text itself, so only the depth is checked, and only when the text has
+    enough brackets to reach it.
+    """
     n = limits.max_depth
-    if len(text) > 2 * n and text.count("[") + text.count("{") > n:
-        check_value(value, replace(limits, max_nodes=sys.maxsize), what)
+    if len(text) <= 2 * n:
+        return
+    opens = (text.count(b"[") + text.count(b"{") if isinstance(text, bytes)
+             else text.count("[") + text.count("{"))
+    if opens > n:
+        check_value(value, replace(limits, max_nodes=sys.maxsize, max_bytes=sys.maxsize), what)
 
 
 def _yaml(text: str, limits: Limits) -> Any:
