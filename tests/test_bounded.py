@@ -205,3 +205,26 @@ def test_a_deep_envelope_is_shown_and_moved_unchanged(run, redis_url, redis_clie
     r = run("move", "celery", "other", "-y", "-b", redis_url)
     assert r.exit_code == 0, r
     assert redis_client.lrange("other", 0, 0) == [DEEP_JSON]
+
+
+def test_rabbitmq_peek_shows_bombs_and_goes_on(amqp_url, pika_channel, amqp_celery_app):
+    import pika
+
+    pika_channel.queue_declare("celery", durable=True)
+    amqp_celery_app.send_task("tasks.ok", args=[1], task_id="ok-first")
+    for name, body in sorted(PICKLE_BOMBS.items()):
+        pika_channel.basic_publish("", "celery", body, pika.BasicProperties(
+            content_type="application/x-python-serialize", content_encoding="binary",
+            headers={"lang": "py", "task": "tasks.bomb", "id": name}))
+    amqp_celery_app.send_task("tasks.ok", args=[1], task_id="ok-last")
+    from amqp_helpers import depth, wait_for
+
+    wait_for(lambda: depth(pika_channel, "celery") == len(PICKLE_BOMBS) + 2)
+    m = measured("peek", "celery", "--all", "-b", amqp_url, "-o", "json")
+    assert_bounded(m, "peek RabbitMQ")
+    assert m.returncode == 0, m
+    rows = json.loads(m.stdout)
+    assert [r["id"] for r in rows] == ["ok-first", *sorted(PICKLE_BOMBS), "ok-last"]
+    for r in rows[1:-1]:
+        assert EXPECTED_ERROR[r["id"]] in r["error"], r
+    assert depth(pika_channel, "celery") == len(PICKLE_BOMBS) + 2  # peek changed nothing
