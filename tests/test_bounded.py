@@ -124,6 +124,23 @@ def test_decode_deep_json_inside_an_envelope():
     assert out["id"] == "deep" and "nests more than" in out["error"]
 
 
+MANY = 3_000_000  # empty lists: about 190 MB parsed, more than the values limit
+VALUE_BOMBS = {
+    "json": (b"[" + b"[]," * MANY + b"[]]", "json"),
+    "msgpack": (b"\xdd" + MANY.to_bytes(4, "big") + b"\x90" * MANY, "msgpack"),
+    "yaml": (b"[" + b"[]," * MANY + b"[]]", "yaml"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_BOMBS))
+def test_bodies_with_millions_of_values_are_counted_not_parsed(name):
+    body, content_type = VALUE_BOMBS[name]
+    m = measured("decode", "--content-type", content_type, "-o", "json", stdin=body)
+    assert_bounded(m, f"decode {name} with {MANY} values")
+    assert m.returncode == 65, m
+    assert "more than" in json.loads(m.stdout)["error"] and "values" in json.loads(m.stdout)["error"]
+
+
 def test_limits_let_ordinary_big_values_through():
     from celerytool.codecs.inert_pickle import inert_loads
     from celerytool.codecs.serializers import loads_json
@@ -133,6 +150,10 @@ def test_limits_let_ordinary_big_values_through():
     assert inert_loads(pickle.dumps(value, 5)) == value
     nested = json.loads("[" * 400 + "]" * 400)
     assert loads_json("[" * 400 + "]" * 400) == nested
+    many = list(range(900_000))  # under the values limit, in a text longer than it
+    assert loads_json(json.dumps(many)) == many
+    text = json.dumps(["a,b,c:d[{" * 100_000] * 3)  # punctuation inside strings is not counted
+    assert loads_json(text) == json.loads(text)
 
 
 def test_import_file_with_a_deep_line_exits_65(tmp_path, redis_url):
@@ -209,16 +230,17 @@ def test_a_deep_envelope_is_shown_and_moved_unchanged(run, redis_url, redis_clie
 
 def test_rabbitmq_peek_shows_bombs_and_goes_on(amqp_url, pika_channel, amqp_celery_app):
     import pika
+    from amqp_helpers import depth, wait_for
 
     pika_channel.queue_declare("celery", durable=True)
     amqp_celery_app.send_task("tasks.ok", args=[1], task_id="ok-first")
+    wait_for(lambda: depth(pika_channel, "celery") == 1)  # two connections: keep the order
     for name, body in sorted(PICKLE_BOMBS.items()):
         pika_channel.basic_publish("", "celery", body, pika.BasicProperties(
             content_type="application/x-python-serialize", content_encoding="binary",
             headers={"lang": "py", "task": "tasks.bomb", "id": name}))
+    wait_for(lambda: depth(pika_channel, "celery") == len(PICKLE_BOMBS) + 1)
     amqp_celery_app.send_task("tasks.ok", args=[1], task_id="ok-last")
-    from amqp_helpers import depth, wait_for
-
     wait_for(lambda: depth(pika_channel, "celery") == len(PICKLE_BOMBS) + 2)
     m = measured("peek", "celery", "--all", "-b", amqp_url, "-o", "json")
     assert_bounded(m, "peek RabbitMQ")

@@ -163,7 +163,7 @@ class App:
             sep=self.sep or DEFAULT_SEP,  # unescaped by the option type
             priority_steps=self.priority_steps or DEFAULT_PRIORITY_STEPS,
             connect_timeout=self.connect_timeout or 5.0,
-            limits=Limits(max_bytes=self.max_size) if self.max_size else DEFAULT_LIMITS,
+            limits=Limits.for_size(self.max_size) if self.max_size else DEFAULT_LIMITS,
             management_url=self.management_url,
             **extra,
         )

@@ -14,6 +14,7 @@ the unpickler starts.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from typing import Any
 
@@ -146,7 +147,7 @@ def _shared(value: Any, limits: Limits, int_bits: int, what: str) -> None:
         height += 1
         if nodes > max_nodes:
             raise DecodeError(f"{what} expands to more than {max_nodes} values "
-                              "(shared references counted each time they are used)")
+                              "(shared references counted each time they are used; raise with --max-size)")
         if text > max_text:
             _too_much_text(limits, what)
         if height > max_depth:
@@ -176,6 +177,81 @@ def _leaf(v: Any, int_bits: int, limits: Limits, what: str) -> int:
     if kind is int and v.bit_length() > int_bits:
         _too_long(limits, what)
     return 0
+
+
+# --- counting before parsing ---------------------------------------------------------
+# A JSON / YAML / msgpack text as long as --max-size can hold tens of millions of
+# values (60 MB of "[]," is 21 million lists, over 1.3 GB): count first, parse after.
+# A value takes at least two characters ("0,"), so a text under 2 * max_nodes needs no count.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_JSON_STRING_B = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+
+
+def check_json_size(text: str | bytes, limits: Limits, what: str = "body") -> None:
+    """Refuse a JSON text of more than ``max_nodes`` values before it is parsed."""
+    n = limits.max_nodes
+    if len(text) <= 2 * n:
+        return
+    if _json_values(text) > n:
+        stripped = (_JSON_STRING_B if isinstance(text, bytes) else _JSON_STRING).sub(
+            b"" if isinstance(text, bytes) else "", text)  # type: ignore[arg-type]
+        if _json_values(stripped) > n:
+            raise DecodeError(f"{what} holds more than {n} values (raise with --max-size)")
+
+
+def _json_values(text: str | bytes) -> int:
+    """About how many values a JSON text holds (commas, keys and containers; strings too)."""
+    if isinstance(text, bytes):
+        return text.count(b",") + text.count(b":") + 2 * (text.count(b"[") + text.count(b"{"))
+    return text.count(",") + text.count(":") + 2 * (text.count("[") + text.count("{"))
+
+
+def check_yaml_size(text: str, limits: Limits) -> None:
+    """Refuse a YAML text of clearly more than ``max_nodes`` values (lines, items) before parsing."""
+    n = limits.max_nodes
+    if len(text) > 2 * n and (text.count("\n") + text.count(",") + text.count("[")
+                              + text.count("{")) > n:
+        raise DecodeError(f"yaml body holds more than about {n} values (lines and items; raise with --max-size)")
+
+
+def check_msgpack_size(data: bytes, limits: Limits) -> None:
+    """Refuse a msgpack body of more than ``max_nodes`` values before unpacking it.
+
+    Each value takes at least one byte and costs up to 60 bytes unpacked (an empty
+    array), so only a long body is walked: type bytes read, payloads skipped.
+    """
+    n, end = limits.max_nodes, len(data)
+    if end <= n:
+        return
+    i = count = 0
+    while i < end:
+        count += 1
+        if count > n:
+            raise DecodeError(f"msgpack body holds more than {n} values (raise with --max-size)")
+        b = data[i]
+        i += 1
+        if b <= 0xBF:  # fixint, fixmap, fixarray, fixstr
+            if 0xA0 <= b:
+                i += b & 0x1F
+            continue
+        if b >= 0xE0:  # negative fixint
+            continue
+        size = _MSGPACK_SIZES.get(b)
+        if size is not None:
+            i += size
+            continue
+        width = _MSGPACK_LENGTHS.get(b)
+        if width is None:  # nil, bool, array / map headers with a count: no payload
+            i += _MSGPACK_COUNTS.get(b, 0)
+            continue
+        length = int.from_bytes(data[i:i + width], "big")
+        i += width + length + (1 if 0xC7 <= b <= 0xC9 else 0)  # ext: a type byte too
+
+
+_MSGPACK_SIZES = {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4,
+                  0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+_MSGPACK_LENGTHS = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xC7: 1, 0xC8: 2, 0xC9: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}
+_MSGPACK_COUNTS = {0xDC: 2, 0xDD: 4, 0xDE: 2, 0xDF: 4}  # array16/32, map16/32: the count's bytes
 
 
 # --- pickle opcodes -----------------------------------------------------------------
@@ -219,7 +295,7 @@ def scan_pickle(data: bytes, limits: Limits) -> None:
         if counting:
             ops += 1
             if ops > max_ops:
-                raise DecodeError(f"pickle runs more than {max_ops} opcodes")
+                raise DecodeError(f"pickle runs more than {max_ops} opcodes (raise with --max-size)")
         n = args[data[i]]
         i += 1
         if n >= 0:

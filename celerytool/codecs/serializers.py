@@ -14,7 +14,12 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from celerytool.codecs.bounds import check_value
+from celerytool.codecs.bounds import (
+    check_json_size,
+    check_msgpack_size,
+    check_value,
+    check_yaml_size,
+)
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import DecodeError
 
@@ -50,6 +55,7 @@ def _text(body: bytes, encoding: str | None) -> str:
 def loads_json(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8")
+    check_json_size(text, limits)
     try:
         if '"__type__"' in text:
             from kombu.utils.json import loads as kombu_loads
@@ -85,6 +91,7 @@ def _yaml(text: str, limits: Limits) -> Any:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    check_yaml_size(text, limits)
     try:
         value = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
@@ -102,6 +109,7 @@ def _msgpack(body: bytes, limits: Limits) -> Any:
         import msgpack
     except ImportError:
         raise DecodeError("msgpack bodies need the 'msgpack' package") from None
+    check_msgpack_size(body, limits)
     try:
         value = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except Exception as exc:
