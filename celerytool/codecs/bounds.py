@@ -8,7 +8,8 @@ for minutes, take gigabytes or crash; ``check_value`` refuses such a value
 first, walking it once without recursion and stopping as soon as a limit is
 passed.  ``scan_pickle`` reads a pickle's opcodes without running them, so an
 opcode count or a memo index that would allocate gigabytes is refused before
-the unpickler starts.
+the unpickler starts; ``check_json_size``, ``check_msgpack_size`` and
+``check_yaml_size`` count a long text's values before it is parsed.
 """
 
 from __future__ import annotations
