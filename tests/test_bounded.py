@@ -250,3 +250,19 @@ def test_rabbitmq_peek_shows_bombs_and_goes_on(amqp_url, pika_channel, amqp_cele
     for r in rows[1:-1]:
         assert EXPECTED_ERROR[r["id"]] in r["error"], r
     assert depth(pika_channel, "celery") == len(PICKLE_BOMBS) + 2  # peek changed nothing
+
+
+def test_result_and_results_show_bombs_bounded(redis_url, redis_client):
+    bombs = {name: body for name, body in PICKLE_BOMBS.items() if body[:1] == b"\x80"}  # read as pickle
+    for name, body in bombs.items():
+        redis_client.set(f"celery-task-meta-{name}", body)
+    m = measured("results", "-b", redis_url, "-o", "json", "-n", "100")
+    assert_bounded(m, "results")
+    assert m.returncode == 0, m
+    rows = {r["id"]: r for r in json.loads(m.stdout)}
+    assert set(rows) == set(bombs)
+    for name, r in rows.items():
+        assert EXPECTED_ERROR[name] in r["error"], r
+    m = measured("result", "laughs", "-b", redis_url)
+    assert_bounded(m, "result")
+    assert "expands to more than" in m.stdout
