@@ -150,7 +150,7 @@ def test_result_escapes_control_characters(run, redis_url, celery_app):
 def test_printable_escapes_every_control_character():
     from celerytool.render.escape import printable, printable_lines
 
-    for code in [*range(0x20), *range(0x7F, 0xA0), 0x202E, 0x2066]:
+    for code in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x202E, 0x2066]:
         assert printable(f"a{chr(code)}b").isprintable()
     assert printable("ok plain") == "ok plain"
     assert printable("é ü 中") == "é ü 中"

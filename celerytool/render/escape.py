@@ -1,8 +1,8 @@
 """Terminal control characters shown as escapes, so stored text cannot drive the terminal.
 
 A queue named ``evil\\x1b[2J\\x1b]0;pwned\\x07q`` would clear the screen and set the window
-title if printed as it is.  Every C0 / C1 control character, DEL and the bidirectional
-overrides (which reorder what is shown) become ``\\xNN`` / ``\\uNNNN`` (``\\n``, ``\\r``,
+title if printed as it is.  Every C0 / C1 control character, DEL, the line / paragraph
+separators and the bidirectional overrides (which reorder what is shown) become ``\\xNN`` / ``\\uNNNN`` (``\\n``, ``\\r``,
 ``\\t`` by name), as JSON output escapes them.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_KEEP_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_CONTROL_KEEP_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
