@@ -1,9 +1,9 @@
 """Terminal control characters shown as escapes, so stored text cannot drive the terminal.
 
-A queue named ``evil\\x1b[2J\\x1b]0;pwned\\x07q`` would clear the screen and set the window
-title if printed as it is.  Every C0 / C1 control character, DEL, the line / paragraph
-separators and the bidirectional overrides (which reorder what is shown) become ``\\xNN`` / ``\\uNNNN`` (``\\n``, ``\\r``,
-``\\t`` by name), as JSON output escapes them.
+A queue named ``evil\\x1b[2J\\x1b]0;pwned\\x07q`` would clear the screen and set the
+window title if printed as it is.  Every C0 / C1 control character, DEL, the line and
+paragraph separators and the bidirectional overrides (which reorder what is shown) become
+``\\xNN`` / ``\\uNNNN`` (``\\n``, ``\\r``, ``\\t`` by name), as JSON output escapes them.
 """
 
 from __future__ import annotations
