@@ -16,7 +16,8 @@ from celery.signals import worker_ready
 BROKER = os.environ.get("CT_BROKER_URL", "redis://127.0.0.1:6379/15")
 ALL = ["json", "pickle", "msgpack", "yaml"]
 
-app = Celery("worker_tasks", broker=BROKER, backend=BROKER)
+BACKEND = os.environ.get("CT_BACKEND_URL") or BROKER
+app = Celery("worker_tasks", broker=BROKER, backend=BACKEND)
 app.conf.update(
     accept_content=ALL,
     result_accept_content=ALL,

@@ -26,31 +26,38 @@ class Worker:
         except OSError:
             return ""
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 20) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()  # warm shutdown
             try:
-                self.proc.wait(20)
+                self.proc.wait(wait)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
 
 
-def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: float = 60) -> Worker:
+def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: float = 60, *,
+                 pool: str = "solo", concurrency: int | None = None, events: bool = False,
+                 backend_url: str | None = None, prefix: str = "ct") -> Worker:
     tmp.mkdir(parents=True, exist_ok=True)
     ready = tmp / "ready"
     ready.unlink(missing_ok=True)
     log = tmp / "worker.log"
-    name = f"ct-{uuid.uuid4().hex[:8]}@localhost"
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}@localhost"
     env = {
         **os.environ,
         "C_FORCE_ROOT": "1",
         "CT_BROKER_URL": broker_url,
         "CT_READY_FILE": str(ready),
+        "CT_BACKEND_URL": backend_url or broker_url,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
-    cmd = [sys.executable, "-m", "celery", "-A", "worker_tasks", "worker", "-P", "solo", "-Q", queues,
+    cmd = [sys.executable, "-m", "celery", "-A", "worker_tasks", "worker", "-P", pool, "-Q", queues,
            "-n", name, "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    if concurrency:
+        cmd += ["-c", str(concurrency)]
+    if events:
+        cmd.append("-E")
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=HERE, stdout=fh, stderr=subprocess.STDOUT, env=env)
     worker = Worker(proc, log, broker_url, name)

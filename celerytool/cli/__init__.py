@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "requeue": ("celerytool.cli.requeue", "Return in-flight messages to their queue (Redis)."),
     "export": ("celerytool.cli.export", "Write a queue's messages to NDJSON, byte-exact."),
     "import": ("celerytool.cli.import_", "Republish messages from an export file."),
+    "workers": ("celerytool.cli.workers", "List live workers: queues, pool, task counts; --wait-for N."),
+    "inspect": ("celerytool.cli.inspect", "Ask workers: active, reserved, scheduled, revoked, stats..."),
 }
 
 

@@ -59,6 +59,17 @@ COLUMNS: dict[str, list[Column]] = {
 }
 
 
+def _live() -> None:
+    from celerytool.render.live import LIVE_COLUMNS, OPTIONAL_COLUMNS
+
+    COLUMNS.update(LIVE_COLUMNS)
+    _OPTIONAL.update(OPTIONAL_COLUMNS)
+
+
+_OPTIONAL = {"unacked", "consumers", "type", "error", "eta", "expires", "by priority"}
+_live()
+
+
 def _age(seconds: Any) -> str:
     if seconds is None:
         return ""
@@ -70,7 +81,7 @@ def _drop_empty(columns: list[Column], rows: Sequence[Any]) -> list[tuple[Column
     out = []
     for col in columns:
         cells = [str(col[1](r)) for r in rows]
-        if col[0] in ("unacked", "consumers", "type", "error", "eta", "expires", "by priority") and not any(cells):
+        if col[0] in _OPTIONAL and not any(cells):
             continue
         out.append((col, cells))
     return out
@@ -81,6 +92,12 @@ def render_table(rows: Sequence[Any], kind: str, out: TextIO) -> None:
         from celerytool.render.results import render_results
 
         render_results(rows, out)
+        return
+    if kind == "worker-value":
+        from celerytool.render.live import render_values
+
+        if rows:
+            render_values(rows, out)
         return
     width = None if out.isatty() else int(os.environ.get("COLUMNS", "200"))
     columns = COLUMNS.get(kind)

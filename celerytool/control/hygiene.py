@@ -1,0 +1,32 @@
+"""Remove a queue kombu's Redis transport made for us: its binding rows and its lists.
+
+kombu leaves an event queue (``celeryev.<id>``) bound when its consumer
+stops, and a reply queue (``<oid>.reply.celery.pidbox``) when the client is
+interrupted while collecting; workers then keep pushing into them with no
+TTL (celery#6089).  Rows are removed first, so no new message is routed
+there, then the lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celerytool.brokers.base import BrokerOptions
+
+
+def drop_redis_queue(client: Any, options: BrokerOptions, exchange: str | None, queue: str) -> None:
+    """SREM ``queue``'s rows from ``exchange``'s binding sets (when given); DEL its lists."""
+    prefix, sep = options.global_keyprefix, options.sep
+    if exchange is not None:
+        table = f"{prefix}_kombu.binding.{exchange}"
+        permanent = f"{prefix}_kombu.binding_permanent.{exchange}"
+        wanted = queue.encode()
+        for key in (table, permanent):
+            rows = [r for r in client.smembers(key) if r.split(sep.encode("latin-1"))[-1] == wanted]
+            if rows:
+                client.srem(key, *rows)
+        if not client.exists(table):
+            # kombu's sweep would drop this deadline later; the table it guards is gone
+            client.zrem(f"{prefix}_kombu.binding_deadlines", exchange)
+    lists = [f"{prefix}{queue}"] + [f"{prefix}{queue}{sep}{step}" for step in options.priority_steps if step]
+    client.delete(*lists)
