@@ -1,6 +1,6 @@
 """workers, inspect, revoke, events, top against two real ``celery worker`` processes on Redis.
 
-Worker A consumes ``qa`` (threads, concurrency 2, sends events with -E),
+Worker A consumes ``qa`` (prefork, concurrency 2, sends events with -E),
 worker B consumes ``qb`` (threads, concurrency 3, no -E).  The module has a
 redis-server of its own: other tests flush theirs, which would unbind the
 workers.  Every command must leave the key set as it found it.
@@ -26,7 +26,7 @@ def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live-workers")
     started = []
     try:
-        a = start_worker(url, tmp / "a", queues="qa", pool="threads", concurrency=2, events=True,
+        a = start_worker(url, tmp / "a", queues="qa", pool="prefork", concurrency=2, events=True,
                          prefix="wa")
         started.append(a)
         b = start_worker(url, tmp / "b", queues="qb", pool="threads", concurrency=3, prefix="wb")
@@ -65,7 +65,7 @@ def test_workers_lists_both_with_queues_and_concurrency(run, live, keys):
     assert r.exit_code == 0, r
     rows = {w["name"]: w for w in r.json()}
     a, b = rows[live["a"].name], rows[live["b"].name]
-    assert (a["status"], a["queues"], a["concurrency"], a["pool"]) == ("online", ["qa"], 2, "threads")
+    assert (a["status"], a["queues"], a["concurrency"], a["pool"]) == ("online", ["qa"], 2, "prefork")
     assert (b["status"], b["queues"], b["concurrency"], b["pool"]) == ("online", ["qb"], 3, "threads")
     assert a["pid"] == live["a"].proc.pid and b["pid"] == live["b"].proc.pid
     assert a["version"] and a["uptime"] is not None
@@ -161,3 +161,92 @@ def test_inspect_unknown_destination_exits_1(run, live):
 
 def _json_lines(text):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def records(live):
+    import redis
+
+    client = redis.Redis.from_url(live["url"])
+    try:
+        return [json.loads(x) for x in client.lrange("ct:record", 0, -1)]
+    finally:
+        client.close()
+
+
+def test_revoke_queued_task_is_skipped_and_revoked(run, live, keys):
+    app = live["app"]
+    tag = f"revoked-{uuid.uuid4().hex[:6]}"
+    task_id = app.send_task("worker_tasks.mark", args=[tag], queue="qb", countdown=2).id
+    before = keys()
+    r = run("revoke", task_id, "-b", live["url"], "--yes")
+    assert r.exit_code == 0, r
+    assert live["b"].name in r.stdout and live["a"].name in r.stdout
+    assert "worker memory" in r.stderr
+    assert_clean(before, keys())
+    after = f"after-{uuid.uuid4().hex[:6]}"
+    time.sleep(2.5)
+    app.send_task("worker_tasks.mark", args=[after], queue="qb")
+    wait_for(lambda: after in records(live), timeout=15)
+    assert tag not in records(live)
+    r = run("result", task_id, "-b", live["url"], "-o", "json")
+    assert r.exit_code == 1 and r.json()["status"] == "REVOKED", r
+    assert task_id in live["b"].log_tail(20000)
+
+
+def test_revoke_terminate_kills_the_running_task(run, live):
+    app = live["app"]
+    task_id = app.send_task("worker_tasks.slow", args=[30], queue="qa").id
+
+    def running():
+        r = run("inspect", "active", "-b", live["url"], "-o", "json")
+        return any(t["id"] == task_id for t in r.json())
+
+    wait_for(running, timeout=15)
+    r = run("revoke", task_id, "--terminate", "--signal", "kill", "-b", live["url"], "-y", "-o", "json")
+    assert r.exit_code == 0, r
+    assert live["a"].name in r.json()["acknowledged_by"] and r.json()["signal"] == "SIGKILL"
+    wait_for(lambda: not running(), timeout=15)
+    r = wait_for(lambda: (x := run("result", task_id, "-b", live["url"], "-o", "json")).exit_code == 1 and x,
+                 timeout=10)
+    assert r.json()["status"] == "REVOKED"
+
+
+def test_revoke_queue_selection_revokes_exactly_those(run, live):
+    app = live["app"]
+    run("purge", "qr", "-b", live["url"], "--yes")
+    x_tags = [f"x-{uuid.uuid4().hex[:6]}" for _ in range(3)]
+    y_tags = [f"y-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    x_ids = [app.send_task("worker_tasks.mark", args=[t], queue="qr").id for t in x_tags]
+    for t in y_tags:
+        app.send_task("worker_tasks.stamp", kwargs={"tag": t}, queue="qr")
+    r = run("revoke", "--queue", "qr", "--task", "worker_tasks.mark", "-b", live["url"], "--dry-run",
+            "-o", "json")
+    assert r.exit_code == 0 and sorted(r.json()["ids"]) == sorted(x_ids), r
+    r = run("revoke", "--queue", "qr", "--task", "worker_tasks.mark", "-b", live["url"], "--yes", "-o", "json")
+    assert r.exit_code == 0, r
+    assert sorted(r.json()["ids"]) == sorted(x_ids)
+    r = run("peek", "qr", "-b", live["url"], "-o", "json")
+    assert len(r.json()) == 5, "the messages stay queued"
+    app.control.add_consumer("qr", destination=[live["b"].name], reply=True)
+    try:
+        wait_for(lambda: set(y_tags) <= {x.get("tag") for x in records(live) if isinstance(x, dict)},
+                 timeout=20)
+        wait_for(lambda: not run("peek", "qr", "-b", live["url"], "-o", "json").json(), timeout=10)
+    finally:
+        app.control.cancel_consumer("qr", destination=[live["b"].name], reply=True)
+    assert not set(x_tags) & {x for x in records(live) if isinstance(x, str)}
+    for task_id in x_ids:
+        assert run("result", task_id, "-b", live["url"], "-o", "json").json()["status"] == "REVOKED"
+
+
+def test_revoke_needs_yes_off_a_terminal_and_checks_signal(run, live):
+    r = run("revoke", "some-id", "-b", live["url"])
+    assert r.exit_code == 2 and "--yes" in r.stderr
+    r = run("revoke", "some-id", "--signal", "KILL", "-b", live["url"], "-y")
+    assert r.exit_code == 2 and "--terminate" in r.stderr
+    r = run("revoke", "some-id", "--terminate", "--signal", "NOPE", "-b", live["url"], "-y")
+    assert r.exit_code == 2
+    r = run("revoke", "a", "b", "--dry-run", "-b", live["url"], "-o", "json")
+    assert r.json() == {"ids": ["a", "b"], "terminate": False, "dry_run": True}
+    r = run("revoke", "--from", "-", "--dry-run", "-b", live["url"], "-o", "json", input="x\n\n# c\ny\nx\n")
+    assert r.json()["ids"] == ["x", "y"]

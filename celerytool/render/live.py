@@ -68,7 +68,7 @@ def render_values(rows: Sequence[Any], out: TextIO) -> None:
 
     width = None if out.isatty() else 200
     console = Console(file=out, width=width)
-    data = [r.to_json() for r in rows]
+    data = [r.to_json() if hasattr(r, "to_json") else r for r in rows]
     flat = all(not isinstance(v, (dict, list)) for d in data for v in d.values())
     if flat:
         keys = list(dict.fromkeys(k for d in data for k in d))
