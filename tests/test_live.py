@@ -29,7 +29,8 @@ def live(tmp_path_factory):
         a = start_worker(url, tmp / "a", queues="qa", pool="prefork", concurrency=2, events=True,
                          prefix="wa")
         started.append(a)
-        b = start_worker(url, tmp / "b", queues="qb", pool="threads", concurrency=3, prefix="wb")
+        b = start_worker(url, tmp / "b", queues="qb", pool="threads", concurrency=3, prefix="wb",
+                         heartbeat=True)
         started.append(b)
         app = make_app(url)
         yield {"url": url, "a": a, "b": b, "app": app, "server": server}
@@ -250,3 +251,103 @@ def test_revoke_needs_yes_off_a_terminal_and_checks_signal(run, live):
     assert r.json() == {"ids": ["a", "b"], "terminate": False, "dry_run": True}
     r = run("revoke", "--from", "-", "--dry-run", "-b", live["url"], "-o", "json", input="x\n\n# c\ny\nx\n")
     assert r.json()["ids"] == ["x", "y"]
+
+
+# -- events (a real subprocess: it blocks until -n, --timeout or Ctrl-C) -----------------
+
+def cli_process(*args):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "CELERYTOOL_OUTPUT")}
+    return subprocess.Popen([sys.executable, "-m", "celerytool", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def listening(live):
+    """True once an event receiver of ours is bound on the live database."""
+    import redis
+
+    client = redis.Redis.from_url(live["url"])
+    try:
+        return any(b"celerytool" in row for row in client.smembers("_kombu.binding.celeryev"))
+    finally:
+        client.close()
+
+
+def test_events_sees_three_tasks_succeed(live, keys):
+    app = live["app"]
+    before = keys()
+    proc = cli_process("events", "-b", live["url"], "-n", "3", "--type", "task-succeeded",
+                       "--task", "worker_tasks.add", "--timeout", "30")
+    try:
+        wait_for(lambda: listening(live), timeout=15)
+        ids = [app.send_task("worker_tasks.add", args=[i, i], queue="qa").id for i in range(3)]
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    events = _json_lines(out)
+    assert sorted(e["uuid"] for e in events) == sorted(ids)
+    assert {e["type"] for e in events} == {"task-succeeded"}
+    assert {e["hostname"] for e in events} == {live["a"].name}
+    assert sorted(json.loads(e["result"]) for e in events) == [0, 2, 4]
+    assert_clean(before, keys())
+
+
+def test_events_enable_turns_on_a_worker_started_without_E(live, keys):
+    app = live["app"]
+    before = keys()
+    proc = cli_process("events", "-b", live["url"], "--enable", "-n", "2", "--type", "task-succeeded",
+                       "--worker", live["b"].name, "--timeout", "30")
+    try:
+        wait_for(lambda: listening(live), timeout=15)
+        time.sleep(1.0)  # enable_events goes out once the receiver is ready
+        ids = [app.send_task("worker_tasks.mul", args=[i, 3], queue="qb").id for i in range(2)]
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "enable_events" in err and "2 agreed" in err
+    events = _json_lines(out)
+    assert sorted(e["uuid"] for e in events) == sorted(ids)
+    assert {e["hostname"] for e in events} == {live["b"].name}
+    assert_clean(before, keys())
+
+
+def test_events_timeout_is_124(run, live, keys):
+    before = keys()
+    start = time.monotonic()
+    r = run("events", "-b", live["url"], "--type", "task-rejected", "--timeout", "1", "-o", "ndjson")
+    assert r.exit_code == 124, r
+    assert time.monotonic() - start < 4
+    assert_clean(before, keys())
+
+
+@pytest.mark.parametrize("args, code, sig", [
+    (("events",), 0, "SIGINT"),
+    (("events",), 0, "SIGTERM"),
+    (("inspect", "active", "-d", "nobody@nowhere", "--timeout", "20"), 130, "SIGINT"),
+    (("workers", "--wait-for", "5", "--timeout", "20"), 130, "SIGINT"),
+    (("workers", "--wait-for", "5", "--timeout", "20"), 130, "SIGTERM"),
+])
+def test_ctrl_c_leaves_nothing_behind(live, keys, args, code, sig):
+    """Ctrl-C, or SIGTERM (e.g. from `timeout`), also removes the reply / event queue."""
+    import signal
+
+    before = keys()
+    proc = cli_process(*args, "-b", live["url"])
+    try:
+        if args[0] == "events":
+            wait_for(lambda: listening(live), timeout=15)
+        else:
+            wait_for(lambda: any("reply.celery.pidbox" in k for k in keys()), timeout=15, every=0.02)
+        time.sleep(0.3)
+        proc.send_signal(getattr(signal, sig))
+        out, err = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert_clean(before, keys())

@@ -38,7 +38,7 @@ class Worker:
 
 def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: float = 60, *,
                  pool: str = "solo", concurrency: int | None = None, events: bool = False,
-                 backend_url: str | None = None, prefix: str = "ct") -> Worker:
+                 backend_url: str | None = None, prefix: str = "ct", heartbeat: bool = False) -> Worker:
     tmp.mkdir(parents=True, exist_ok=True)
     ready = tmp / "ready"
     ready.unlink(missing_ok=True)
@@ -53,7 +53,9 @@ def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: fl
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [sys.executable, "-m", "celery", "-A", "worker_tasks", "worker", "-P", pool, "-Q", queues,
-           "-n", name, "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+           "-n", name, "-l", "INFO", "--without-gossip", "--without-mingle"]
+    if not heartbeat:  # with it, the worker has an event dispatcher even without -E
+        cmd.append("--without-heartbeat")
     if concurrency:
         cmd += ["-c", str(concurrency)]
     if events:

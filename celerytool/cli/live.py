@@ -15,7 +15,6 @@ def timeout_option(default: float, what: str) -> Callable[[Callable[..., Any]], 
 
 def open_session(app: Any) -> Any:
     """A ControlSession for the broker, closed (and its warnings printed) when the command ends."""
-    from celerytool.brokers.base import BrokerOptions  # noqa: F401  (the options type)
     from celerytool.control.session import ControlSession
 
     if app.broker_url.kind not in ("redis", "amqp"):
@@ -31,7 +30,26 @@ def open_session(app: Any) -> Any:
             flush(session)
 
     click.get_current_context().call_on_close(close)
+    _terminate_like_ctrl_c()
     return session
+
+
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (``timeout``, ``kill``, a supervisor) cleans up as Ctrl-C does, instead of
+    leaving the reply or event queue bound."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except ValueError:
+        pass
 
 
 def flush(session: Any) -> None:

@@ -113,3 +113,32 @@ def event_line(event: dict[str, Any]) -> str:
             detail = " terminated" if event.get("terminated") else ""
         return f"{when} {kind:<15} {event.get('uuid', '')} {name}{detail} [{host}]".rstrip()
     return f"{when} {kind:<15} {host}"
+
+
+class EventWriter:
+    """Events to ``out`` as they come: NDJSON lines, a JSON array, or readable lines."""
+
+    def __init__(self, fmt: str, out: TextIO) -> None:
+        self.fmt, self.out = fmt, out
+        self.count = 0
+        if fmt == "json":
+            out.write("[")
+
+    def write(self, event: dict[str, Any]) -> None:
+        from celerytool import jsonio
+
+        if self.fmt == "ndjson":
+            self.out.write(jsonio.dumps(event) + "\n")
+        elif self.fmt == "json":
+            self.out.write(("\n" if self.count == 0 else ",\n") + jsonio.dumps(event))
+        else:
+            self.out.write(event_line(event) + "\n")
+        self.count += 1
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.count else "]\n")
+        self.out.flush()
