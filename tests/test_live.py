@@ -351,3 +351,74 @@ def test_ctrl_c_leaves_nothing_behind(live, keys, args, code, sig):
     assert proc.returncode == code, err
     assert "Traceback" not in err
     assert_clean(before, keys())
+
+
+# -- top ---------------------------------------------------------------------------------
+
+def test_top_once_agrees_with_queues_and_workers(run, live, keys):
+    app = live["app"]
+    run("purge", "qt", "-b", live["url"], "--yes")
+    for i in range(7):
+        app.send_task("worker_tasks.add", args=[i, i], queue="qt")
+    before = keys()
+    top = run("top", "--once", "-b", live["url"], "-o", "json")
+    assert top.exit_code == 0, top
+    snap = top.json()
+    queues = run("queues", "-b", live["url"], "-o", "json").json()
+    workers = run("workers", "-b", live["url"], "-o", "json").json()
+    assert {q["name"]: q["messages"] for q in snap["queues"]} == {q["name"]: q["messages"] for q in queues}
+    assert {q["name"]: q["messages"] for q in snap["queues"]}["qt"] == 7
+
+    def who(rows):
+        return sorted((w["name"], w["status"], tuple(w["queues"]), w["concurrency"]) for w in rows)
+
+    assert who(snap["workers"]) == who(workers)
+    assert {w["name"] for w in snap["workers"]} == {live["a"].name, live["b"].name}
+    assert_clean(before, keys())
+    r = run("top", "--once", "-b", live["url"])
+    assert "queues" in r.stdout and live["a"].name in r.stdout
+
+
+def test_top_needs_a_terminal(run, live):
+    r = run("top", "-b", live["url"])
+    assert r.exit_code == 2 and "--once" in r.stderr
+
+
+def test_top_in_tmux_quits_on_q_and_restores_the_terminal(live, keys, tmp_path):
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    from services import apt_install
+
+    if not shutil.which("tmux"):
+        apt_install("tmux")
+    sock = f"ct-top-{uuid.uuid4().hex[:8]}"
+
+    def tmux(*args):
+        return subprocess.run(["tmux", "-L", sock, *args], capture_output=True, text=True, check=True).stdout
+
+    before = keys()
+    tmux("new-session", "-d", "-x", "160", "-y", "45", "bash --norc --noprofile")
+    try:
+        cmd = f"{shlex.quote(sys.executable)} -m celerytool top -b {live['url']}; echo EXIT\"\"ED=$?"
+        tmux("send-keys", "-t", "0", cmd, "Enter")
+        wait_for(lambda: live["a"].name in tmux("capture-pane", "-t", "0", "-p")
+                 and "q or Ctrl-C quits" in tmux("capture-pane", "-t", "0", "-p"), timeout=20)
+        screen = tmux("capture-pane", "-t", "0", "-p")
+        assert "queues" in screen and "workers" in screen and live["b"].name in screen
+        # worker A sends events: its failure shows up with the exception line
+        live["app"].send_task("worker_tasks.fail", args=["shown by top"], queue="qa")
+        wait_for(lambda: "shown by top" in tmux("capture-pane", "-t", "0", "-p"), timeout=15)
+        tmux("send-keys", "-t", "0", "q")
+        def exited():
+            pane = tmux("capture-pane", "-t", "0", "-p")
+            return pane if "EXITED=" in pane else None
+
+        pane = wait_for(exited, timeout=15)
+        assert "EXITED=0" in pane
+        assert "Traceback" not in pane and "q or Ctrl-C quits" not in pane  # the normal screen is back
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+    assert_clean(before, keys())

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("celerytool.cli.import_", "Republish messages from an export file."),
     "workers": ("celerytool.cli.workers", "List live workers: queues, pool, task counts; --wait-for N."),
     "inspect": ("celerytool.cli.inspect", "Ask workers: active, reserved, scheduled, revoked, stats..."),
+    "top": ("celerytool.cli.top", "Live full-screen view: queues, workers, failures (q quits)."),
     "events": ("celerytool.cli.events", "Follow the live event stream (NDJSON when piped)."),
     "revoke": ("celerytool.cli.revoke", "Make workers skip tasks by id (--terminate: kill running ones)."),
 }

@@ -93,6 +93,14 @@ def render_table(rows: Sequence[Any], kind: str, out: TextIO) -> None:
 
         render_results(rows, out)
         return
+    if kind == "top":
+        from rich.console import Console
+
+        from celerytool.render.top import screen
+
+        for snap in rows:
+            Console(file=out, width=None if out.isatty() else 120).print(screen(snap, hint=""))
+        return
     if kind == "worker-value":
         from celerytool.render.live import render_values
 
