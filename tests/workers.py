@@ -38,7 +38,8 @@ class Worker:
 
 def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: float = 60, *,
                  pool: str = "solo", concurrency: int | None = None, events: bool = False,
-                 backend_url: str | None = None, prefix: str = "ct", heartbeat: bool = False) -> Worker:
+                 backend_url: str | None = None, prefix: str = "ct", heartbeat: bool = False,
+                 extra: tuple[str, ...] = ()) -> Worker:
     tmp.mkdir(parents=True, exist_ok=True)
     ready = tmp / "ready"
     ready.unlink(missing_ok=True)
@@ -60,6 +61,7 @@ def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: fl
         cmd += ["-c", str(concurrency)]
     if events:
         cmd.append("-E")
+    cmd += list(extra)
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=HERE, stdout=fh, stderr=subprocess.STDOUT, env=env)
     worker = Worker(proc, log, broker_url, name)
