@@ -422,3 +422,32 @@ def test_top_in_tmux_quits_on_q_and_restores_the_terminal(live, keys, tmp_path):
     finally:
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
     assert_clean(before, keys())
+
+
+def test_a_killed_worker_is_named_silent(run, live, tmp_path):
+    """kill -9 leaves the worker's pidbox binding: it is expected, does not answer, is named."""
+    import redis
+
+    ghost = start_worker(live["url"], tmp_path / "ghost", queues="qg", prefix="ghost")
+    ghost.proc.kill()
+    ghost.proc.wait(10)
+    client = redis.Redis.from_url(live["url"])
+    rows = []
+    try:
+        rows = [r for r in client.smembers("_kombu.binding.celery.pidbox") if ghost.name.encode() in r]
+        assert rows, "kombu keeps the binding of a killed worker"
+        start = time.monotonic()
+        r = run("workers", "-b", live["url"], "--timeout", "1", "-o", "json")
+        elapsed = time.monotonic() - start
+        assert r.exit_code == 0, r
+        status = {w["name"]: w["status"] for w in r.json()}
+        assert status == {live["a"].name: "online", live["b"].name: "online", ghost.name: "silent"}
+        assert ghost.name in r.stderr and "probably dead" in r.stderr
+        assert 0.9 <= elapsed < 3.5, elapsed  # waited for the ghost, up to the timeout only
+        r = run("revoke", "nothing-" + uuid.uuid4().hex, "-b", live["url"], "-y", "-o", "json")
+        assert sorted(r.json()["acknowledged_by"]) == sorted([live["a"].name, live["b"].name])
+        assert [x["worker"] for x in r.json()["replies"] if not x["ok"]] == [ghost.name]
+    finally:
+        if rows:
+            client.srem("_kombu.binding.celery.pidbox", *rows)
+        client.close()
