@@ -15,13 +15,9 @@ def timeout_option(default: float, what: str) -> Callable[[Callable[..., Any]], 
 
 def open_session(app: Any) -> Any:
     """A ControlSession for the broker, closed (and its warnings printed) when the command ends."""
-    from celerytool.control.session import ControlSession
+    from celerytool.control.session import ControlOptions, ControlSession
 
-    if app.broker_url.kind not in ("redis", "amqp"):
-        from celerytool.errors import UsageError
-
-        raise UsageError(f"{app.broker_url.scheme}:// is not a broker URL")
-    session = ControlSession(app.broker_url, app.broker_options())
+    session = ControlSession(app.broker_url, ControlOptions.of(app.broker_options()))
 
     def close() -> None:
         try:

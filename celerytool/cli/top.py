@@ -69,6 +69,7 @@ def _run(session, state, interval, enable):
     batches = EventStream(session, interval=0.2).batches()
     console = Console()
     try:
+        state.add_events(next(batches))  # bound to the event exchange before the first screen
         with KeyReader() as keys, Live(screen(state.snapshot()), console=console, screen=True,
                                        auto_refresh=False) as live:
             for batch in batches:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from celerytool.brokers.base import BrokerOptions
 
+def drop_redis_queue(client: Any, options: Any, exchange: str | None, queue: str) -> None:
+    """SREM ``queue``'s rows from ``exchange``'s binding sets (when given); DEL its lists.
 
-def drop_redis_queue(client: Any, options: BrokerOptions, exchange: str | None, queue: str) -> None:
-    """SREM ``queue``'s rows from ``exchange``'s binding sets (when given); DEL its lists."""
+    ``options`` gives ``global_keyprefix``, ``sep`` and ``priority_steps`` (a ControlOptions).
+    """
     prefix, sep = options.global_keyprefix, options.sep
     if exchange is not None:
         table = f"{prefix}_kombu.binding.{exchange}"

@@ -17,10 +17,10 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from celerytool.brokers.base import BrokerOptions
 from celerytool.errors import BrokerUnavailable, CeleryToolError
 from celerytool.urls import BrokerURL
 
@@ -30,10 +30,31 @@ REPLY_EXCHANGE = f"reply.{NAMESPACE}.pidbox"
 ACCEPT = ["json", "msgpack", "yaml"]  # never pickle: replies are data, not code
 
 
+@dataclass(frozen=True)
+class ControlOptions:
+    """The broker options the live commands need (kombu's Redis layout, timeouts, the API)."""
+
+    global_keyprefix: str = ""
+    sep: str = "\x06\x16"
+    priority_steps: tuple[int, ...] = (0, 3, 6, 9)
+    connect_timeout: float = 5.0
+    management_url: str | None = None
+
+    @classmethod
+    def of(cls, options: Any) -> ControlOptions:
+        """From any object with these attributes (the CLI passes its BrokerOptions)."""
+        return cls(options.global_keyprefix, options.sep, tuple(options.priority_steps),
+                   options.connect_timeout, options.management_url)
+
+
 class ControlSession:
     """Talk to workers through ``app.control``; use as a context manager."""
 
-    def __init__(self, url: BrokerURL, options: BrokerOptions) -> None:
+    def __init__(self, url: BrokerURL, options: ControlOptions) -> None:
+        if url.kind not in ("redis", "amqp"):
+            from celerytool.errors import UsageError
+
+            raise UsageError(f"{url.scheme}:// is not a broker URL")
         self.url = url
         self.options = options
         self.warnings: list[str] = []
@@ -157,10 +178,12 @@ class ControlSession:
             return {}
         if limit is None and destination is None and self.expected:
             limit = len(self.expected)
-        mailbox = self.mailbox
+        mailbox, timeout = self.mailbox, max(timeout, 0.01)
         with self.errors(f"{command} on"):
-            replies = mailbox._broadcast(command, arguments or {}, destination, reply=True,
-                                         timeout=max(timeout, 0.01), limit=limit)
+            if destination:  # kombu expects exactly len(destination) replies
+                replies = mailbox.call(destination, command, arguments or {}, timeout=timeout)
+            else:
+                replies = mailbox.multi_call(command, arguments or {}, timeout=timeout, limit=limit)
         out: dict[str, Any] = {}
         for reply in replies or []:
             if isinstance(reply, dict):
@@ -172,7 +195,10 @@ class ControlSession:
         """Send a command without waiting for replies."""
         mailbox = self.mailbox
         with self.errors(f"{command} on"):
-            mailbox._broadcast(command, arguments or {}, destination, reply=False)
+            if destination:
+                mailbox.cast(destination, command, arguments or {})
+            else:
+                mailbox.abcast(command, arguments or {})
 
     def ping(self, timeout: float, wait_for: int | None = None) -> tuple[list[str], float]:
         """Workers answering a ping; with ``wait_for``, retry until that many or ``timeout``.

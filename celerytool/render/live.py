@@ -125,7 +125,7 @@ class EventWriter:
             out.write("[")
 
     def write(self, event: dict[str, Any]) -> None:
-        from celerytool import jsonio
+        from celerytool import json_records as jsonio
 
         if self.fmt == "ndjson":
             self.out.write(jsonio.dumps(event) + "\n")
