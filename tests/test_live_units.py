@@ -96,3 +96,14 @@ def test_sparkline():
     assert sparkline([0, 0]) == "▁▁"
     assert sparkline([0, 4, 8]) == "▁▅█"
     assert len(sparkline(list(range(100)), width=40)) == 40
+
+
+def test_event_lines_for_a_terminal():
+    from celerytool.render.live import event_line
+
+    line = event_line({"type": "task-failed", "uuid": "u1", "name": "t.x", "hostname": "w@h",
+                       "timestamp": 1_800_000_000.25, "exception": "ValueError('bad')"})
+    assert "task-failed" in line and "u1 t.x ValueError('bad') [w@h]" in line
+    line = event_line({"type": "task-succeeded", "uuid": "u2", "hostname": "w@h", "runtime": 0.5})
+    assert line.startswith("--") and "in 0.500s" in line
+    assert event_line({"type": "worker-online", "hostname": "w@h", "timestamp": 1}).endswith("worker-online   w@h")

@@ -91,7 +91,7 @@ class ControlSession:
     def connection(self) -> Any:
         conn = self.app.connection_for_write()
         with self.errors("connecting"):
-            conn.ensure_connection(max_retries=1, timeout=self.options.connect_timeout)
+            conn.ensure_connection(max_retries=0, timeout=self.options.connect_timeout)
             if self.url.kind == "redis":
                 conn.default_channel.client.ping()  # kombu's Redis connects lazily
         return conn
@@ -176,9 +176,10 @@ class ControlSession:
         """
         if destination is not None and not destination:
             return {}
+        mailbox = self.mailbox  # connect first: an unreachable broker is the error to report
         if limit is None and destination is None and self.expected:
             limit = len(self.expected)
-        mailbox, timeout = self.mailbox, max(timeout, 0.01)
+        timeout = max(timeout, 0.01)
         with self.errors(f"{command} on"):
             if destination:  # kombu expects exactly len(destination) replies
                 replies = mailbox.call(destination, command, arguments or {}, timeout=timeout)
