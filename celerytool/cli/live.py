@@ -19,33 +19,36 @@ def open_session(app: Any) -> Any:
 
     session = ControlSession(app.broker_url, ControlOptions.of(app.broker_options()))
 
+    restore = _terminate_like_ctrl_c()
+
     def close() -> None:
         try:
             session.close()
         finally:
+            restore()
             flush(session)
 
     click.get_current_context().call_on_close(close)
-    _terminate_like_ctrl_c()
     return session
 
 
-def _terminate_like_ctrl_c() -> None:
+def _terminate_like_ctrl_c() -> Callable[[], None]:
     """SIGTERM (``timeout``, ``kill``, a supervisor) cleans up as Ctrl-C does, instead of
-    leaving the reply or event queue bound."""
+    leaving the reply or event queue bound.  Returns what puts the old handler back."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return
+        return lambda: None
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     try:
-        signal.signal(signal.SIGTERM, on_term)
+        previous = signal.signal(signal.SIGTERM, on_term)
     except ValueError:
-        pass
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def flush(session: Any) -> None:
