@@ -1,10 +1,12 @@
 """Remove a queue kombu's Redis transport made for us: its binding rows and its lists.
 
-kombu leaves an event queue (``celeryev.<id>``) bound when its consumer
-stops, and a reply queue (``<oid>.reply.celery.pidbox``) when the client is
-interrupted while collecting; workers then keep pushing into them with no
-TTL (celery#6089).  Rows are removed first, so no new message is routed
-there, then the lists.
+kombu removes them itself when all goes well.  A client stopped in between
+(Ctrl-C while collecting replies, SIGTERM, a lost connection) leaves the
+reply queue's row in ``_kombu.binding.reply.celery.pidbox``, and late replies
+then land in a ``<oid>.reply.celery.pidbox`` list with no TTL (celery#6089);
+an event receiver leaves its ``celeryev.<id>`` row (events are pub/sub on
+Redis, so no list grows there).  Rows are removed first, so nothing new is
+routed there, then the lists.
 """
 
 from __future__ import annotations

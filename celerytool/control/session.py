@@ -251,12 +251,6 @@ class ControlSession:
         try:
             for exchange, queue in targets:
                 drop_redis_queue(self.redis, self.options, exchange, queue)
-            if self._event_queues:
-                # a worker that read the binding table just before we removed our row may
-                # still push one batch of events: delete the list once more after it
-                time.sleep(0.1)
-                for _exchange, queue in targets[-len(self._event_queues):]:
-                    drop_redis_queue(self.redis, self.options, None, queue)
         except Exception as exc:  # the broker went away: say what may be left
             self.warnings.append(f"could not remove {', '.join(q for _, q in targets)}: {exc}")
 
