@@ -80,6 +80,25 @@ def shared_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _table_names(value: str) -> dict[str, str]:
+    from celerytool.backends import parse_table_names
+    from celerytool.errors import UsageError
+
+    try:
+        return parse_table_names(value)
+    except UsageError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+def backend_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--backend-keyprefix (Redis) and --backend-table-names (SQL) for commands that read results."""
+    f = click.option("--backend-table-names", "backend_table_names", type=Converted("tables", _table_names),
+                     metavar="task=T,group=G",
+                     help="database_table_names of a db+ backend [default celery_taskmeta, celery_tasksetmeta].")(f)
+    return click.option("--backend-keyprefix", metavar="PREFIX",
+                        help="result_backend_transport_options global_keyprefix of the app.")(f)
+
+
 def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
     """Add the shared options to a command and pass it an ``App`` first."""
 
@@ -155,6 +174,14 @@ class App:
         broker = open_broker(url or self.broker_url, self.broker_options(**extra))
         self._opened.append(broker)
         return broker
+
+    def open_backend(self, keyprefix: str | None = None, table_names: dict[str, str] | None = None) -> Any:
+        from celerytool.backends import open_backend
+
+        backend = open_backend(self.backend_url, keyprefix=keyprefix or "", limits=self.limits(),
+                               connect_timeout=self.connect_timeout or 5.0, table_names=table_names)
+        self._opened.append(backend)
+        return backend
 
     def limits(self) -> Any:
         return self.broker_options().limits
