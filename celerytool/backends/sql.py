@@ -235,9 +235,11 @@ class SqlResultBackend:
         key = table.c[self.layout.task.id_column].name
         out: list[TaskResult] = []
         # dated first, newest first (the date_done index serves it), then those without a date
-        parts = [stmt.where(done.isnot(None)).order_by(done.desc())]
+        # the row id breaks ties: MySQL keeps whole seconds; ids grow with the first write of a task
+        tie = [table.c.id.desc()] if "id" in table.c else []
+        parts = [stmt.where(done.isnot(None)).order_by(done.desc(), *tie)]
         if query.since is None:
-            parts.append(stmt.where(done.is_(None)))
+            parts.append(stmt.where(done.is_(None)).order_by(*tie))
         with self.errors():
             for part in parts:
                 left = query.limit - len(out)
