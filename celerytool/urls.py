@@ -111,10 +111,12 @@ def _parse_single(raw: str) -> BrokerURL:
     if "://" not in raw:
         raise UsageError(f"not a URL (expected e.g. redis://localhost:6379/0): {shown!r}")
     scheme = raw.split("://", 1)[0].lower()
-    for prefix, sql_kind in SQL_PREFIXES.items():
-        if scheme.startswith(prefix):
-            return _parse_sql(raw, scheme, sql_kind, shown)
-    if scheme in REDIS_SCHEMES:
+    sql_kind = next((k for prefix, k in SQL_PREFIXES.items() if scheme.startswith(prefix)), None)
+    if sql_kind is not None:
+        if scheme.endswith("+"):
+            raise UsageError(f"no database after the prefix in {shown!r} (e.g. db+postgresql://user@host/db)")
+        kind = sql_kind
+    elif scheme in REDIS_SCHEMES:
         kind = "redis"
     elif scheme in AMQP_SCHEMES:
         kind = "amqp"
@@ -178,25 +180,8 @@ def _parse_single(raw: str) -> BrokerURL:
             vhost=vhost,
             query=query,
         )
+    if kind in ("sql", "django"):
+        return BrokerURL(raw=raw, scheme=scheme, kind=kind, host=host, port=port, username=username,
+                         password=password, query=query)
     return BrokerURL(raw=raw, scheme=scheme, kind=kind, query=query)
 
-
-def _parse_sql(raw: str, scheme: str, kind: str, shown: str) -> BrokerURL:
-    if scheme.endswith("+"):
-        raise UsageError(f"no database after the prefix in {shown!r} (e.g. db+postgresql://user@host/db)")
-    try:
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError as exc:
-        raise UsageError(f"malformed URL {shown!r}: {exc}") from None
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    return BrokerURL(
-        raw=raw,
-        scheme=scheme,
-        kind=kind,
-        host=parts.hostname or "localhost",
-        port=port,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else query.get("password"),
-        query=query,
-    )

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from celerytool.backends.decode import EXCEPTION_STATES, decode_value, exception_info, group_result
-from celerytool.backends.layout import Layout, Row, Table, as_bytes, table_name, utc_text
+from celerytool.backends.decode import decode_value, group_result
+from celerytool.backends.layout import (
+    Layout,
+    Row,
+    Table,
+    as_bytes,
+    stored_task,
+    table_name,
+    utc_text,
+)
 from celerytool.codecs.limits import Limits
 from celerytool.errors import DecodeError
 from celerytool.model import TaskResult
@@ -43,28 +51,8 @@ def _decoder(row: Row, limits: Limits, errors: list[str]):
 def task_row(task_id: str, row: Row, limits: Limits) -> TaskResult:
     errors: list[str] = []
     decode = _decoder(row, limits, errors)
-    status = str(row.get("status") or "PENDING")
-    result = decode("result")
-    children = decode("children")
-    args, kwargs = decode("args"), decode("kwargs")
-    return TaskResult(
-        id=task_id,
-        status=status,
-        result=result,
-        traceback=row.get("traceback"),
-        date_done=utc_text(row.get("date_done")),
-        children=children if children is not None else [],  # Celery stores no empty list
-        exception=exception_info(result) if status in EXCEPTION_STATES else None,
-        name=row.get("name"),
-        args=args,
-        kwargs=kwargs,
-        worker=row.get("worker"),
-        retries=row.get("retries"),
-        queue=row.get("queue"),
-        error="; ".join(errors) or None,
-        meta={"status": status, "result": result, "date_done": row.get("date_done"),
-              "traceback": row.get("traceback")},
-    )
+    return stored_task(task_id, row, result=decode("result"), children=decode("children"), errors=errors,
+                       name=row.get("name"), args=decode("args"), kwargs=decode("kwargs"))
 
 
 def group_row(group_id: str, row: Row, limits: Limits) -> TaskResult:

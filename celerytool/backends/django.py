@@ -14,8 +14,8 @@ import base64
 import binascii
 from typing import Any
 
-from celerytool.backends.decode import EXCEPTION_STATES, exception_info, group_result
-from celerytool.backends.layout import Layout, Row, Table, as_bytes, utc_text
+from celerytool.backends.decode import group_result
+from celerytool.backends.layout import Layout, Row, Table, as_bytes, stored_task, utc_text
 from celerytool.codecs.limits import Limits
 from celerytool.codecs.serializers import deserialize
 from celerytool.errors import DecodeError
@@ -70,26 +70,11 @@ def task_row(task_id: str, row: Row, limits: Limits) -> TaskResult:
             errors.append(f"{column}: {exc}")
             return None
 
-    status = str(row.get("status") or "PENDING")
-    result = decode("result")
     meta = decode("meta")
-    children = meta.get("children") if isinstance(meta, dict) else None
-    return TaskResult(
-        id=task_id,
-        status=status,
-        result=result,
-        traceback=row.get("traceback"),
-        date_done=utc_text(row.get("date_done")),
-        children=children if children is not None else [],
-        exception=exception_info(result) if status in EXCEPTION_STATES else None,
-        name=row.get("task_name"),
-        args=_literal(decode("task_args")),
-        kwargs=_literal(decode("task_kwargs")),
-        worker=row.get("worker"),
-        error="; ".join(errors) or None,
-        meta={"status": status, "result": result, "date_done": row.get("date_done"),
-              "traceback": row.get("traceback"), "meta": meta},
-    )
+    return stored_task(task_id, row, result=decode("result"), errors=errors,
+                       children=meta.get("children") if isinstance(meta, dict) else None,
+                       name=row.get("task_name"), args=_literal(decode("task_args")),
+                       kwargs=_literal(decode("task_kwargs")), meta=meta)
 
 
 def group_row(group_id: str, row: Row, limits: Limits) -> TaskResult:

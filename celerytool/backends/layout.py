@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from celerytool.backends.decode import EXCEPTION_STATES, exception_info
 from celerytool.codecs.limits import Limits
 from celerytool.model import TaskResult
 
@@ -64,3 +65,28 @@ def as_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     return bytes(value)
+
+
+def stored_task(task_id: str, row: Row, *, result: Any, children: Any, errors: list[str],
+                name: str | None = None, args: Any = None, kwargs: Any = None,
+                **meta: Any) -> TaskResult:
+    """One task row as a ``TaskResult``, its values already decoded by the layout."""
+    status = str(row.get("status") or "PENDING")
+    return TaskResult(
+        id=task_id,
+        status=status,
+        result=result,
+        traceback=row.get("traceback"),
+        date_done=utc_text(row.get("date_done")),
+        children=children if children is not None else [],  # no empty list is stored
+        exception=exception_info(result) if status in EXCEPTION_STATES else None,
+        name=name,
+        args=args,
+        kwargs=kwargs,
+        worker=row.get("worker"),
+        retries=row.get("retries"),
+        queue=row.get("queue"),
+        error="; ".join(errors) or None,
+        meta={"status": status, "result": result, "date_done": row.get("date_done"),
+              "traceback": row.get("traceback"), **meta},
+    )
