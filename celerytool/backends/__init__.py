@@ -54,4 +54,9 @@ def open_backend(url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAUL
                      "(use redis://, rediss://, db+postgresql://, db+mysql://, db+sqlite:/// or django-db+...)")
 
 
-__all__ = ["open_backend", "parse_table_names"]
+def backend_for_broker(broker: BrokerURL) -> BrokerURL | None:
+    """The result backend a broker URL doubles as when none is given (Redis: the same URL)."""
+    return broker if broker.kind == "redis" else None
+
+
+__all__ = ["backend_for_broker", "open_backend", "parse_table_names"]

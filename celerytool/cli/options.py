@@ -150,8 +150,11 @@ class App:
         raw = self.backend or os.environ.get("CELERY_RESULT_BACKEND")
         if raw:
             return parse_url(raw)
-        if self.broker_url.kind == "redis":
-            return self.broker_url
+        from celerytool.backends import backend_for_broker
+
+        url = backend_for_broker(self.broker_url)
+        if url is not None:
+            return url
         raise UsageError("no result backend: give --backend URL (or CELERY_RESULT_BACKEND)")
 
     def broker_options(self, **extra: Any) -> Any:
@@ -172,7 +175,7 @@ class App:
         from celerytool.brokers import open_broker
 
         broker = open_broker(url or self.broker_url, self.broker_options(**extra))
-        self._opened.append(broker)
+        self.track(broker)
         return broker
 
     def open_backend(self, keyprefix: str | None = None, table_names: dict[str, str] | None = None) -> Any:
@@ -180,8 +183,12 @@ class App:
 
         backend = open_backend(self.backend_url, keyprefix=keyprefix or "", limits=self.limits(),
                                connect_timeout=self.connect_timeout or 5.0, table_names=table_names)
-        self._opened.append(backend)
+        self.track(backend)
         return backend
+
+    def track(self, resource: Any) -> None:
+        """Close ``resource`` (and show its warnings) when the command ends."""
+        self._opened.append(resource)
 
     def limits(self) -> Any:
         return self.broker_options().limits
