@@ -238,7 +238,8 @@ def test_pickle_is_read_inertly(run, tmp_path):
 
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE celery_taskmeta SET result = ? WHERE task_id = 'ok'", (pickle.dumps(Evil()),))
-    r = run("result", "ok", "-o", "json", "--backend", f"db+sqlite:///{path}")
+    # CELERY_RESULT_BACKEND, the app's own setting, names the backend as --backend does
+    r = run("result", "ok", "-o", "json", env={"CELERY_RESULT_BACKEND": f"db+sqlite:///{path}"})
     assert r.exit_code == 0, r
     assert r.json()["result"]["__type__"] == "pickle" and "subprocess.call" in r.stdout
     assert not marker.exists()
