@@ -1,18 +1,21 @@
 """Result-backend readers; ``open_backend`` picks one from the URL.
 
-Every reader offers the same methods: ``get_many(ids)``, ``get(id)``,
-``wait(ids, timeout, on_change)``, ``select(ResultQuery)`` and ``close()``,
+Every reader offers the same methods (``query.ResultBackend``): ``get_many(ids)``,
+``get(id)``, ``wait(ids, timeout, on_change)``, ``select(ResultQuery)`` and ``close()``,
 all returning ``TaskResult`` values, so ``result`` / ``results`` behave the
 same on Redis, Celery's database backend and django-celery-results.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import UsageError
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:
+    from celerytool.backends.query import ResultBackend
 
 TABLE_ROLES = ("task", "group")
 
@@ -32,7 +35,7 @@ def parse_table_names(text: str) -> dict[str, str]:
 
 
 def open_backend(url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAULT_LIMITS,
-                 connect_timeout: float = 5.0, table_names: dict[str, str] | None = None) -> Any:
+                 connect_timeout: float = 5.0, table_names: dict[str, str] | None = None) -> ResultBackend:
     if url.kind == "redis":
         from celerytool.backends.redis import RedisResultBackend
 

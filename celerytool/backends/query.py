@@ -15,6 +15,7 @@ import heapq
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from celerytool.model import TaskResult
 
@@ -40,6 +41,23 @@ class ResultQuery:
             if when is None or when < self.since:
                 return False
         return True
+
+
+class ResultBackend(Protocol):
+    """What every result-backend reader offers (Redis, SQL)."""
+
+    kind: str
+
+    def get_many(self, ids: list[str]) -> list[TaskResult]: ...
+
+    def get(self, task_id: str) -> TaskResult: ...
+
+    def wait(self, ids: list[str], timeout: float | None,
+             on_change: Callable[[TaskResult], None] | None = None) -> tuple[list[TaskResult], bool]: ...
+
+    def select(self, query: ResultQuery) -> list[TaskResult]: ...
+
+    def close(self) -> None: ...
 
 
 def done_at(r: TaskResult) -> dt.datetime | None:
