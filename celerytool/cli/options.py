@@ -61,7 +61,7 @@ class Converted(click.ParamType):
 
 SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-b", "--broker"), dict(metavar="URL", help=f"Broker URL [env CELERY_BROKER_URL; default {DEFAULT_BROKER}].")),
-    (("--backend",), dict(metavar="URL", help="Result backend URL [env CELERY_RESULT_BACKEND; default: the broker when it is Redis].")),
+    (("--backend",), dict(metavar="URL", help="Result backend URL: redis://, db+postgresql://, db+mysql://, db+sqlite:///PATH, django-db+<database URL> [env CELERY_RESULT_BACKEND; default: the broker when it is Redis].")),
     (("-o", "--output"), dict(type=click.Choice(["table", "json", "ndjson"]), help="Output format [default: table].")),
     (("--keyprefix", "global_keyprefix"), dict(metavar="PREFIX", help="kombu Redis transport option global_keyprefix.")),
     (("--priority-steps",), dict(type=Converted("steps", _steps), metavar="0,3,6,9", help="kombu Redis priority_steps.")),
