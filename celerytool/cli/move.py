@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
@@ -17,6 +17,7 @@ from celerytool.cli.selection_options import selection_options
               help="Keep delivery_info as it is (default: point it at DST, so a restore goes to DST).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
 @click.option("--dry-run", is_flag=True, help="Count and list what would move; change nothing.")
+@full_ids_option
 @with_app
 def command(app, src, dst, selection, to_broker, keep_routing, yes, dry_run):
     """Move the selected messages of SRC to the queue DST.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
@@ -15,6 +15,7 @@ from celerytool.cli.selection_options import selection_options
 @click.option("--all", "all_", is_flag=True, help="Every message, streamed in bounded memory.")
 @click.option("--raw", is_flag=True, help="Include the stored bytes of every message (tagged, see README).")
 @selection_options(limit=False)
+@full_ids_option
 @with_app
 def command(app, queue, limit, all_, raw, selection):
     """Show the next messages of QUEUE in the order a worker would get them.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
@@ -13,6 +13,7 @@ from celerytool.cli.selection_options import selection_options
 @selection_options()
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
 @click.option("--dry-run", is_flag=True, help="Count and list what would go; change nothing.")
+@full_ids_option
 @with_app
 def command(app, queue, selection, yes, dry_run):
     """Remove the messages of QUEUE: all of them, or only the selected ones.

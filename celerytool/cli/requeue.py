@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
@@ -15,6 +15,7 @@ from celerytool.cli.selection_options import selection_options
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
 @click.option("--lock-wait", type=click.FloatRange(0, 600), default=10, show_default=True, metavar="S",
               help="Seconds to wait for kombu's unacked_mutex.")
+@full_ids_option
 @with_app
 def command(app, queue, selection, yes, dry_run, lock_wait):
     """Put messages stuck in the unacked hash back at the head of their queue (Redis).

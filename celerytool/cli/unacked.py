@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("unacked")
 @click.argument("queue", required=False)
 @selection_options()
+@full_ids_option
 @with_app
 def command(app, queue, selection):
     """List in-flight messages: delivered to a worker, not yet acknowledged (Redis).
