@@ -37,6 +37,7 @@ def command(app, queue, limit, all_, raw, selection):
       celerytool peek celery --task 'tasks.*' --where 'retries > 0' -n 20
     """
     broker = app.open_broker()
+    tally = selection.tally()
     if selection.is_all:
         messages = broker.peek(queue, None if all_ else limit)
     else:
@@ -45,7 +46,7 @@ def command(app, queue, limit, all_, raw, selection):
         from celerytool.selection import MessageView
 
         selection.require_no_age("queued messages")
-        found = (m for m in broker.peek(queue, None) if selection.matches(MessageView(m)))
+        found = (m for m in broker.peek(queue, None) if tally.matches(MessageView(m)))
         messages = found if all_ else itertools.islice(found, limit)
     if raw and app.fmt != "table":
         messages = (m.to_json(include_raw=True) for m in messages)
@@ -53,4 +54,5 @@ def command(app, queue, limit, all_, raw, selection):
     if count == 0 and app.fmt == "table":
         from celerytool.render import note
 
-        note(f"queue {queue!r} is empty")
+        empty = selection.is_all or not tally.examined
+        note(f"queue {queue!r} is empty" if empty else tally.none_matched(f"examined in {queue!r}"))

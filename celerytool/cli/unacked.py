@@ -33,6 +33,9 @@ def command(app, queue, selection):
 
         raise Unsupported(REDIS_ONLY)
     broker = app.open_broker()
-    count = app.emit(broker.ops().unacked(queue, selection), "unacked")
+    tally = selection.tally()
+    count = app.emit(broker.ops().unacked(queue, tally), "unacked")
     if count == 0 and app.fmt == "table":
-        note("no unacked messages" + (f" for queue {queue!r}" if queue else ""))
+        scope = f" for queue {queue!r}" if queue else ""
+        note(f"no unacked messages{scope}" if not tally.examined
+             else tally.none_matched(f"in flight{scope}"))

@@ -1,0 +1,51 @@
+"""What people see in a terminal: empty selections explained, the JSON shape rule, bad settings refused."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_peek_selection_matching_nothing_says_how_many_were_examined(run, redis_url, celery_app):
+    for i in range(5):
+        celery_app.send_task("tasks.slow", (i,), queue="slow")
+    r = run("peek", "slow", "--task", "nomatch", "-b", redis_url)
+    assert r.exit_code == 0 and r.stdout == "", r
+    assert "none of the 5 message(s) examined in 'slow' matched task nomatch" in r.stderr
+    assert "empty" not in r.stderr
+    r = run("peek", "slow", "--task", "tasks.slow", "-n", "2", "-b", redis_url, "-o", "json")
+    assert len(r.json()) == 2
+
+
+def test_unacked_older_than_with_only_younger_entries(run, redis_url, celery_app):
+    for i in range(4):
+        celery_app.send_task("tasks.young", (i,))
+    with celery_app.connection_for_read() as conn:
+        q = conn.SimpleQueue("celery", no_ack=False)
+        held = [q.get(timeout=5) for _ in range(4)]  # delivered, not acked: kombu's unacked hash
+        r = run("unacked", "--older-than", "1h", "-b", redis_url)
+        assert r.exit_code == 0 and r.stdout == "", r
+        assert "none older than 1h; 4 younger" in r.stderr
+        r = run("unacked", "--older-than", "0s", "-b", redis_url, "-o", "json")
+        assert len(r.json()) == 4
+        for m in held:
+            m.ack()
+        q.close()
+
+
+def test_result_json_is_an_array_even_for_one_id(run, redis_url, celery_app):
+    celery_app.backend.store_result("one", 7, "SUCCESS")
+    r = run("result", "one", "-o", "json", "-b", redis_url)
+    assert r.exit_code == 0 and [x["result"] for x in r.json()] == [7], r
+    assert [x["id"] for x in json.loads(run("result", "one", "one", "-o", "json", "-b", redis_url).stdout)] == \
+        ["one", "one"]
+    r = run("result", "one", "-o", "ndjson", "-b", redis_url)
+    assert [x["id"] for x in r.ndjson()] == ["one"]
+    r = run("result", "one", "-b", redis_url)  # a table for one id: the detail view
+    assert r.stdout.splitlines()[0].split() == ["id", "one"]
+
+
+def test_bad_output_in_the_environment_is_a_usage_error(run, redis_url):
+    r = run("queues", "-b", redis_url, env={"CELERYTOOL_OUTPUT": "csv"})
+    assert r.exit_code == 2 and "CELERYTOOL_OUTPUT='csv'" in r.stderr, r
+    r = run("queues", "-b", redis_url, "-o", "json", env={"CELERYTOOL_OUTPUT": "csv"})
+    assert r.exit_code == 0, r  # the option wins over the environment
