@@ -49,3 +49,28 @@ def test_bad_output_in_the_environment_is_a_usage_error(run, redis_url):
     assert r.exit_code == 2 and "CELERYTOOL_OUTPUT='csv'" in r.stderr, r
     r = run("queues", "-b", redis_url, "-o", "json", env={"CELERYTOOL_OUTPUT": "csv"})
     assert r.exit_code == 0, r  # the option wins over the environment
+
+
+def test_help_lists_own_options_first_then_connection_options(run):
+    from celerytool.cli import COMMANDS, cli
+    from celerytool.cli.options import CONNECTION_SECTION
+
+    for name in [None, *COMMANDS]:
+        if name is not None and cli.get_command(None, name) is None:
+            continue
+        r = run(*([name] if name else []), "--help")
+        assert r.exit_code == 0, (name, r)
+        text = r.stdout
+        own, conn = text.index("\nOptions:"), text.index("\n" + CONNECTION_SECTION + ":")
+        assert own < conn, name
+        assert "--broker" in text[conn:] and "--broker" not in text[own:conn], name
+        assert "--help" in text[own:conn], name
+        if name == "peek":
+            assert "--limit" in text[own:conn] and "--full-ids" in text[own:conn]
+
+
+def test_mistyped_command_gets_a_suggestion(run):
+    r = run("queus")
+    assert r.exit_code == 2 and "Did you mean" in r.stderr and "'queues'" in r.stderr, r
+    r = run("nothinglikeit")
+    assert r.exit_code == 2 and "Did you mean" not in r.stderr

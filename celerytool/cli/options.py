@@ -75,9 +75,40 @@ SHARED_KEYS = ["broker", "backend", "output", "global_keyprefix", "priority_step
                "connect_timeout", "management_url"]
 
 
+class ConnectionOption(click.Option):
+    """One of the shared options: ``--help`` lists these in a section of their own, last."""
+
+
+CONNECTION_SECTION = "Connection options (before or after the command)"
+
+
+def format_sectioned(cmd: click.Command, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    """The command's own options first, then the shared connection options."""
+    own, shared = [], []
+    for param in cmd.get_params(ctx):
+        if not isinstance(param, click.Option):
+            continue
+        record = param.get_help_record(ctx)
+        if record is not None:
+            (shared if isinstance(param, ConnectionOption) else own).append(record)
+    if own:
+        with formatter.section("Options"):
+            formatter.write_dl(own)
+    if shared:
+        with formatter.section(CONNECTION_SECTION):
+            formatter.write_dl(shared)
+
+
+class Command(click.Command):
+    """A celerytool command: its help lists the connection options after its own."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        format_sectioned(self, ctx, formatter)
+
+
 def shared_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for decls, attrs in reversed(SHARED):
-        f = click.option(*decls, default=None, show_envvar=False, **attrs)(f)
+        f = click.option(*decls, cls=ConnectionOption, default=None, show_envvar=False, **attrs)(f)
     return f
 
 
