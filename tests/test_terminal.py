@@ -74,3 +74,30 @@ def test_mistyped_command_gets_a_suggestion(run):
     assert r.exit_code == 2 and "Did you mean" in r.stderr and "'queues'" in r.stderr, r
     r = run("nothinglikeit")
     assert r.exit_code == 2 and "Did you mean" not in r.stderr
+
+
+def test_bindings_hide_celery_plumbing_unless_all(run, redis_url, celery_app):
+    from test_queues import declare
+
+    declare(celery_app, "w1@host.celery.pidbox", exchange="celery.pidbox", routing_key="", type_="fanout")
+    declare(celery_app, "celeryev.4f1c2b9e", exchange="celeryev", routing_key="#", type_="topic")
+    declare(celery_app, "work")
+    queues = {b["queue"] for b in run("bindings", "-b", redis_url, "-o", "json").json()}
+    assert queues == {"work"}
+    queues = {b["queue"] for b in run("bindings", "--all", "-b", redis_url, "-o", "json").json()}
+    assert queues == {"work", "w1@host.celery.pidbox", "celeryev.4f1c2b9e"}
+    named = run("bindings", "-q", "w1@host.celery.pidbox", "-b", redis_url, "-o", "json").json()
+    assert [b["exchange"] for b in named] == ["celery.pidbox"]  # asked for by name: shown
+
+
+def test_requeue_warns_about_live_workers_only_when_it_requeued_something(run, redis_url, celery_app):
+    r = run("requeue", "-y", "-b", redis_url)
+    assert r.exit_code == 0 and "requeued 0" in r.stderr, r
+    assert "still alive" not in r.stderr
+    celery_app.send_task("tasks.held", (1,))
+    with celery_app.connection_for_read() as conn:
+        q = conn.SimpleQueue("celery", no_ack=False)
+        q.get(timeout=5)  # delivered, never acked
+        r = run("requeue", "-y", "-b", redis_url)
+        assert "requeued 1" in r.stderr and "still alive" in r.stderr, r
+        q.close()

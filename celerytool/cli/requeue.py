@@ -44,8 +44,10 @@ def command(app, queue, selection, yes, dry_run, lock_wait):
     ops = broker.ops()
     what = selection.describe()
     scope = f"queue {queue!r}" if queue else "all queues"
+    alive = "a worker that is still alive may be running these tasks: they will run again"
     if not dry_run:
-        warn("a worker that is still alive may be running these tasks: they will run again")
+        if not yes:  # the person answering should know before answering
+            warn(alive)
         confirm(yes, f"Requeue in-flight messages ({what}) of {scope}?")
     result = run_listed(app, "requeueing", None, dry_run,
                         lambda control: ops.requeue(queue, selection, control, lock_wait=lock_wait),
@@ -54,6 +56,8 @@ def command(app, queue, selection, yes, dry_run, lock_wait):
         summary = f"would requeue {result.matched} of {result.examined} in-flight message(s) of {scope}"
     else:
         summary = f"requeued {result.done} in-flight message(s) of {scope}"
+        if result.done and yes:  # only when something was requeued
+            warn(alive)
         if result.vanished:
             summary += f" ({result.vanished} were acked or restored by their worker meanwhile)"
         if result.skipped:
