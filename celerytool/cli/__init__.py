@@ -94,6 +94,15 @@ class LazyGroup(click.Group):
             ctx.exit(rv)
         return rv
 
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
+        if complete_var is None:
+            complete_var = f"_{prog_name}_COMPLETE".replace("-", "_").upper()
+        if os.environ.get(complete_var):  # our bash completion (URLs with ':' on the line)
+            from celerytool.cli.completion import register
+
+            register()
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
+
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         format_sectioned(self, ctx, formatter)
         self.format_commands(ctx, formatter)

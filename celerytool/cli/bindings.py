@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import with_app
 
 
 @click.command("bindings")
-@click.option("-q", "--queue", "queue", metavar="QUEUE", help="Only bindings to this queue.")
+@click.option("-q", "--queue", "queue", metavar="QUEUE", shell_complete=complete_queues, help="Only bindings to this queue.")
 @click.option("-e", "--exchange", "exchange", metavar="NAME", help="Only bindings of this exchange.")
 @click.option("-a", "--all", "include_internal", is_flag=True,
               help="Include the bindings of Celery's own remote-control (*.pidbox) and event (celeryev.*) queues.")

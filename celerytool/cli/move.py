@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("move")
-@click.argument("src")
-@click.argument("dst")
+@click.argument("src", shell_complete=complete_queues)
+@click.argument("dst", shell_complete=complete_queues)
 @selection_options()
 @click.option("--to-broker", metavar="URL", help="Move to DST on another broker (at-least-once).")
 @click.option("--keep-routing", is_flag=True,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("peek")
-@click.argument("queue")
+@click.argument("queue", shell_complete=complete_queues)
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many messages, from the next one.")
 @click.option("--all", "all_", is_flag=True, help="Every message, streamed in bounded memory.")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import with_app
 
 
 @click.command("queues")
-@click.argument("names", nargs=-1, metavar="[QUEUE]...")
+@click.argument("names", nargs=-1, metavar="[QUEUE]...", shell_complete=complete_queues)
 @click.option("-a", "--all", "include_internal", is_flag=True,
               help="Include Celery's own remote-control (*.pidbox) and event (celeryev.*) queues.")
 @click.option("--scan/--no-scan", default=None,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("requeue")
-@click.argument("queue", required=False)
+@click.argument("queue", required=False, shell_complete=complete_queues)
 @selection_options()
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("unacked")
-@click.argument("queue", required=False)
+@click.argument("queue", required=False, shell_complete=complete_queues)
 @selection_options()
 @full_ids_option
 @with_app
