@@ -35,8 +35,8 @@ def command(app, names, include_internal, exact, scan):
       celerytool queues -b redis://:pw@cache:6379/1 -o json | jq '.[] | select(.messages > 0)'
       celerytool queues critical reports   # also show these, even if unknown
     """
-    broker = app.open_broker(include_internal=include_internal, extra={"scan": scan, "exact": exact})
-    infos = broker.queues(names)
+    broker = app.open_broker(include_internal=include_internal)
+    infos = broker.queues(names, scan=scan, exact=exact)
     app.emit(infos, "queue")
     sampled = sum(q.counted == "sample" for q in infos)
     if sampled and app.fmt == "table":
