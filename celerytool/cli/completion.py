@@ -111,7 +111,7 @@ def _queue_names(ctx: click.Context) -> list[str]:
     merged["connect_timeout"] = min(float(merged.get("connect_timeout") or QUEUE_TIMEOUT), QUEUE_TIMEOUT)
     app = App(**merged)
     broker = app.open_broker()
-    try:  # no key scan on Redis, no passive declares on RabbitMQ: names only, quickly
-        return [q.name for q in broker.queues(scan=False, exact=False) if q.exists is not False]
+    try:  # no passive declares on RabbitMQ; Redis scans for lists only in a small database
+        return [q.name for q in broker.queues(exact=False) if q.exists is not False]
     finally:
         broker.close()
