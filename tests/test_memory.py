@@ -18,18 +18,21 @@ N = 200_000
 LIMIT_MB = 150
 ROOT = Path(__file__).resolve().parent.parent
 
-MEASURE = ("import resource, subprocess, sys\n"
+MEASURE = ("import resource, subprocess, sys, time\n"
+           "t = time.monotonic()\n"
            "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+           "t = time.monotonic() - t\n"
            "sys.stderr.buffer.write(rc.stderr[-2000:])\n"
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, rc.returncode)\n")
+           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, rc.returncode, t)\n")
 
 
 def peak_mb(*args, env=None):
-    """Peak RSS (MB) and exit code of `celerytool ARGS` with stdout thrown away."""
+    """Peak RSS (MB), exit code and stderr of `celerytool ARGS` with stdout thrown away."""
     exe = [sys.executable, "-m", "celerytool", *args]
     out = subprocess.run([sys.executable, "-c", MEASURE, *exe], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "COLUMNS": "120", **(env or {})}, cwd=ROOT)
-    mb, rc = out.stdout.split()
+    mb, rc, seconds = out.stdout.split()
+    print(f"\n{' '.join(args[:-2])}: {N:,} messages in {float(seconds):.1f} s, peak {mb} MB", end="")
     return int(mb), int(rc), out.stderr
 
 
@@ -55,14 +58,12 @@ def deep_queue(redis_server):
 @pytest.mark.parametrize("fmt", ["table", "json", "ndjson"])
 def test_peek_all_streams_in_bounded_memory(deep_queue, fmt):
     mb, rc, err = peak_mb("peek", "deep", "--all", "-o", fmt, "-b", deep_queue)
-    print(f"\npeek --all -o {fmt}, {N:,} messages: peak {mb} MB")
     assert rc == 0, err
     assert mb < LIMIT_MB, f"peek --all -o {fmt} peaked at {mb} MB"
 
 
 def test_dry_run_listing_is_bounded(deep_queue):
     mb, rc, err = peak_mb("purge", "deep", "--task", "tasks.deep", "--dry-run", "-b", deep_queue)
-    print(f"\npurge --dry-run (all {N:,} match): peak {mb} MB")
     assert rc == 0, err
     assert f"would remove {N} of {N}" in err
     assert "more" in err  # at most N rows listed, then a count

@@ -86,8 +86,16 @@ def _outcome(r: Any) -> str:
     return short_repr(r.result, 200)
 
 
-def _decoded(m: Any, value: Any) -> str:
-    return short_repr(value, 200) if m.error is None else ""
+def _decoded(m: Any, value: Any, stored: int) -> str:
+    """args / kwargs in one line; as stored when the fast decoder kept plain JSON text of it."""
+    if m.error is not None:
+        return ""
+    texts = m.json_texts
+    if texts is not None:
+        text = texts[stored]
+        if text.isascii() and "\\" not in text and "\n" not in text:
+            return text if len(text) <= 200 else text[:199] + "…"
+    return short_repr(value, 200)
 
 
 KINDS: dict[str, Kind] = {
@@ -111,8 +119,8 @@ KINDS: dict[str, Kind] = {
         Column("prio", lambda m: _opt(m.priority), right=True),
         Column("id", lambda m: _opt(m.id), is_id=True),
         Column("task", lambda m: _opt(m.task), cut_to=16, style="bold"),
-        Column("args", lambda m: _decoded(m, m.args), cut_to=10, cut_first=True, widest=60),
-        Column("kwargs", lambda m: _decoded(m, m.kwargs), cut_to=10, cut_first=True, widest=60),
+        Column("args", lambda m: _decoded(m, m.args, 0), cut_to=10, cut_first=True, widest=60),
+        Column("kwargs", lambda m: _decoded(m, m.kwargs, 1), cut_to=10, cut_first=True, widest=60),
         Column("eta", lambda m: _when(m.eta), hide_empty=True),
         Column("expires", lambda m: _when(m.expires), hide_empty=True),
         Column("retries", lambda m: _opt(m.retries), right=True),
@@ -124,7 +132,7 @@ KINDS: dict[str, Kind] = {
         Column("age", lambda m: _age(m.extra.get("age")), right=True),
         Column("id", lambda m: _opt(m.id), is_id=True),
         Column("task", lambda m: _opt(m.task), cut_to=16, style="bold"),
-        Column("args", lambda m: _decoded(m, m.args), cut_to=10, cut_first=True, widest=60),
+        Column("args", lambda m: _decoded(m, m.args, 0), cut_to=10, cut_first=True, widest=60),
         Column("eta", lambda m: _when(m.eta), hide_empty=True),
         Column("error", lambda m: _opt(m.error), cut_to=16, cut_first=True, style="red", hide_empty=True),
     ), low_value=("delivered", "eta"), then_drop=("args", "queue")),
@@ -205,7 +213,7 @@ def chunk_text(rows: Sequence[Any], kind: Kind, width: int, *, full_ids: bool = 
             cells[i] = [c[:n] for c in cells[i]]
     specs = [Spec(c.name, c.right, c.cut_to, c.cut_first, c.widest) for c in columns]
     layout = fit(specs, cells, width, kind.low_value, kind.then_drop)
-    lines = [_line([(columns[i].name, w, columns[i].right, "head") for i, w in layout], styled)]
+    lines = [_line([(cut(columns[i].name, w), w, columns[i].right, "head") for i, w in layout], styled)]
     for r in range(len(rows)):
         lines.append(_line([(cut(cells[i][r], w), w, columns[i].right, _style(columns[i], cells[i][r]))
                             for i, w in layout], styled))
@@ -229,9 +237,8 @@ def _style(col: Column, text: str) -> str:
 def _line(parts: list[tuple[str, int, bool, str]], styled: bool) -> str:
     out = []
     last = len(parts) - 1
-    for n, (text, w, right, style) in enumerate(parts):
-        shown = cut(text, w)
-        fill = " " * max(0, w - cell_len(shown))
+    for n, (shown, w, right, style) in enumerate(parts):  # each text already cut to its width
+        fill = " " * (w - cell_len(shown))
         code = _SGR.get(style, style) if styled else ""
         body = f"\x1b[{code}m{shown}\x1b[0m" if code and shown else shown
         if right:
