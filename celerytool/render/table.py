@@ -95,7 +95,7 @@ def _decoded(m: Any, value: Any, stored: int) -> str:
         text = texts[stored]
         if text.isascii() and "\\" not in text and "\n" not in text:
             return text if len(text) <= 200 else text[:199] + "…"
-    return short_repr(value, 200)
+    return short_repr(value, 200, spaced=True)  # the same text as the stored JSON's
 
 
 KINDS: dict[str, Kind] = {
