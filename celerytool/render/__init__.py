@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from celerytool import jsonio
+from celerytool import json_records
 
 FORMATS = ("table", "json", "ndjson")
 NDJSON_BATCH = 200
@@ -26,7 +26,7 @@ def _json_of(record: Any) -> Any:
 
 def dumps(obj: Any, *, compact: bool = True) -> str:
     if compact:
-        return jsonio.dumps(obj)
+        return json_records.dumps(obj)
     return json.dumps(obj, ensure_ascii=False, indent=2)
 
 
@@ -37,7 +37,7 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     count = 0
     if fmt == "ndjson":
         # lines go out in small batches: one write per line costs ~10% of peek --all
-        text, batch = jsonio.record_text, []
+        text, batch = json_records.record_text, []
         append = batch.append
         for record in records:
             append(text(record, "\n"))
@@ -51,7 +51,7 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     if fmt == "json":
         out.write("[")
         for record in records:
-            out.write(("\n" if count == 0 else ",\n") + jsonio.record_text(record))
+            out.write(("\n" if count == 0 else ",\n") + json_records.record_text(record))
             count += 1
         out.write("\n]\n" if count else "]\n")
         out.flush()
@@ -67,7 +67,7 @@ def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> 
     if fmt == "json":
         out.write(dumps(_json_of(record), compact=False) + "\n")
     elif fmt == "ndjson":
-        out.write(jsonio.record_text(record) + "\n")
+        out.write(json_records.record_text(record) + "\n")
     elif kind == "result":
         from celerytool.render.results import write_result_detail
 

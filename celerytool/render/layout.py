@@ -1,4 +1,5 @@
-"""Fitting a table into a terminal width: cell widths, cutting with "…", short ids, dropping columns.
+"""Fitting a table into a terminal width (cell widths, cutting with "…", short ids, dropping columns);
+the text of a cell, and the ANSI styles used on a terminal.
 
 Pure text, no rich: ``fit`` decides which columns to show and how wide, given
 the cells of one chunk of rows.  The order of sacrifices is: columns of low
@@ -8,9 +9,11 @@ minimum); then further columns are dropped, in the order the table names.
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TextIO
 
 GAP = 2  # spaces between columns
 ELLIPSIS = "…"
@@ -132,3 +135,30 @@ def fit(specs: Sequence[Spec], cells: Sequence[Sequence[str]], width: int,
     if total(widths) > width:  # a very narrow terminal: cut anything cuttable to a few cells
         widths = squeezed({i: min(3, widths[i]) for i in shown if specs[i].cut_to})
     return [(i, widths[i]) for i in shown]
+
+
+def cell(value: Any) -> str:
+    """The text of one table cell: one line (line breaks and tabs shown as spaces)."""
+    text = value if isinstance(value, str) else str(value)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else " " for c in text)
+    return text
+
+
+# ANSI styles on a terminal: SGR codes
+STATUS_SGR = {"SUCCESS": "32", "FAILURE": "31", "REVOKED": "31", "PENDING": "33", "STARTED": "36", "RETRY": "33"}
+SGR = {"bold": "1", "red": "31", "head": "1;2"}
+
+
+def isatty(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def colours(out: TextIO) -> bool:
+    """ANSI styles on a terminal (NO_COLOR turns them off, FORCE_COLOR on)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(os.environ.get("FORCE_COLOR")) or isatty(out)

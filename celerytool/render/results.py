@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from celerytool.jsonable import short_repr
-from celerytool.render.table import _STATUS, cell, colours
+from celerytool.render.layout import STATUS_SGR, cell, colours
 
 DETAIL_KEYS = ("name", "args", "kwargs", "worker", "queue", "retries", "date_done", "group_id", "parent_id")
 
@@ -33,7 +33,7 @@ def _pairs_text(pairs: list[tuple[str, str, str]], styled: bool) -> str:
 
 
 def result_pairs(r: Any) -> list[tuple[str, str, str]]:
-    pairs = [("id", r.id, ""), ("status", r.status, _STATUS.get(r.status, ""))]
+    pairs = [("id", r.id, ""), ("status", r.status, STATUS_SGR.get(r.status, ""))]
     if r.exception:
         e = r.exception
         pairs.append(("exception", f"{e.get('module')}.{e.get('type')}: {e.get('message')}", "31"))

@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from celerytool.jsonable import short_repr
-from celerytool.render.layout import GAP, Spec, cell_len, cut, fit, pad, short_ids
+from celerytool.render.layout import (
+    GAP,
+    SGR,
+    STATUS_SGR,
+    Spec,
+    cell,
+    cell_len,
+    colours,
+    cut,
+    fit,
+    isatty,
+    short_ids,
+)
 
 CHUNK = 1000
 CHUNK_SECONDS = 1.0
@@ -146,31 +158,13 @@ KINDS: dict[str, Kind] = {
     ), low_value=("worker",), then_drop=("done (UTC)", "task")),
 }
 
-_STATUS = {"SUCCESS": "32", "FAILURE": "31", "REVOKED": "31", "PENDING": "33", "STARTED": "36", "RETRY": "33"}
-_SGR = {"bold": "1", "red": "31", "head": "1;2"}
-
-
 def terminal_width(out: TextIO) -> int:
     env = os.environ.get("COLUMNS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    if _isatty(out):
+    if isatty(out):
         return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
     return DEFAULT_WIDTH
-
-
-def _isatty(out: TextIO) -> bool:
-    try:
-        return out.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def colours(out: TextIO) -> bool:
-    """ANSI styles on a terminal (NO_COLOR turns them off, FORCE_COLOR on)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    return bool(os.environ.get("FORCE_COLOR")) or _isatty(out)
 
 
 def write_table(records: Iterable[Any], kind: str, out: TextIO, *, full_ids: bool = False,
@@ -220,18 +214,10 @@ def chunk_text(rows: Sequence[Any], kind: Kind, width: int, *, full_ids: bool = 
     return "".join(line + "\n" for line in lines)
 
 
-def cell(value: Any) -> str:
-    """The text of one table cell: one line (line breaks and tabs shown as spaces)."""
-    text = value if isinstance(value, str) else str(value)
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else " " for c in text)
-    return text
-
-
 def _style(col: Column, text: str) -> str:
     if col.style == "status":
-        return _STATUS.get(text, "")
-    return _SGR.get(col.style, "")
+        return STATUS_SGR.get(text, "")
+    return SGR.get(col.style, "")
 
 
 def _line(parts: list[tuple[str, int, bool, str]], styled: bool) -> str:
@@ -239,7 +225,7 @@ def _line(parts: list[tuple[str, int, bool, str]], styled: bool) -> str:
     last = len(parts) - 1
     for n, (shown, w, right, style) in enumerate(parts):  # each text already cut to its width
         fill = " " * (w - cell_len(shown))
-        code = _SGR.get(style, style) if styled else ""
+        code = SGR.get(style, style) if styled else ""
         body = f"\x1b[{code}m{shown}\x1b[0m" if code and shown else shown
         if right:
             out.append(fill + body)
@@ -248,4 +234,4 @@ def _line(parts: list[tuple[str, int, bool, str]], styled: bool) -> str:
     return (" " * GAP).join(out).rstrip(" ")
 
 
-__all__ = ["CHUNK", "KINDS", "cell", "chunk_text", "cut", "pad", "write_table"]
+__all__ = ["CHUNK", "KINDS", "chunk_text", "write_table"]
