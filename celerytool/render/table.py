@@ -147,7 +147,7 @@ KINDS: dict[str, Kind] = {
         Column("args", lambda m: _decoded(m, m.args, 0), cut_to=10, cut_first=True, widest=60),
         Column("eta", lambda m: _when(m.eta), hide_empty=True),
         Column("error", lambda m: _opt(m.error), cut_to=16, cut_first=True, style="red", hide_empty=True),
-    ), low_value=("delivered", "eta"), then_drop=("args", "queue")),
+    ), low_value=("delivered",), then_drop=("eta", "args", "queue")),
     "result": Kind((
         Column("id", lambda r: r.id, is_id=True),
         Column("status", lambda r: r.status, style="status"),
