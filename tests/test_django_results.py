@@ -80,7 +80,7 @@ def test_success_and_failure_fields(run, project, serializer):
     ok = project.send(serializer, "add", 2, 3)
     r = run("result", ok.id, "--wait", "--timeout", "30", "-o", "json", "--backend", project.url)
     assert r.exit_code == 0, r
-    out = r.json()
+    out, = r.json()  # one id: still an array
     assert out["status"] == "SUCCESS" and out["result"] == 5 and out["children"] == []
     assert out["name"] == "ctdjango.add" and out["args"] == [2, 3] and out["kwargs"] == {}
     assert out["worker"] == project.workers[serializer].name and out["traceback"] is None
@@ -89,7 +89,7 @@ def test_success_and_failure_fields(run, project, serializer):
     bad = project.send(serializer, "fail", "bad")
     r = run("result", bad.id, "--wait", "--timeout", "30", "-o", "json", "--backend", project.url)
     assert r.exit_code == 1, r
-    out = r.json()
+    out, = r.json()  # one id: still an array
     assert out["status"] == "FAILURE" and "CustomError" in out["traceback"]
     assert out["exception"] == {"type": "CustomError", "module": "ctdjango.tasks", "message": "bad, 42"}
 
@@ -112,7 +112,7 @@ def test_results_failures_since_and_group(run, project):
     project.wait_done(project.send("json", "save_group", g.id, [c.id for c in g.results]), *g.results)
     r = run("result", g.id, "-o", "json", "--backend", project.url)
     assert r.exit_code == 1, r
-    out = r.json()
+    out, = r.json()  # one id: still an array
     assert out["group"] is True and out["children"] == [c.id for c in g.results]
     assert out["result"] == {"tasks": {g.results[0].id: "SUCCESS", g.results[1].id: "FAILURE"}}
 

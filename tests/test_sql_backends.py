@@ -113,7 +113,7 @@ def test_success_fields_as_on_redis(run, flavor):
     res = flavor.send("add", 2, 3)
     r = run("result", res.id, "--wait", "--timeout", "30", "-o", "json", *flavor.options)
     assert r.exit_code == 0, r
-    out = r.json()
+    out, = r.json()  # one id: still an array
     assert out["id"] == res.id and out["status"] == "SUCCESS" and out["result"] == 5
     assert out["traceback"] is None and out["children"] == [] and out["exception"] is None
     assert dt.datetime.fromisoformat(out["date_done"]) > dt.datetime.now(UTC) - dt.timedelta(minutes=5)
@@ -130,7 +130,7 @@ def test_failure_exception_and_traceback(run, flavor):
     res = flavor.send("fail", "bad")
     r = run("result", res.id, "--wait", "--timeout", "30", "-o", "json", *flavor.options)
     assert r.exit_code == 1, r
-    out = r.json()
+    out, = r.json()  # one id: still an array
     assert out["status"] == "FAILURE"
     assert out["exception"] == {"type": "CustomError", "module": "worker_tasks", "message": "bad, 42"}
     assert "Traceback (most recent call last)" in out["traceback"] and "CustomError" in out["traceback"]
@@ -161,7 +161,7 @@ def test_results_failures_since_newest_first(run, flavor):
     assert [x["id"] for x in r.json()] == ([f3.id] if flavor.extended else []), r
     r = run("results", "--task", "WORKER_TASKS.*", "-o", "json", *flavor.options)  # case counts, as on Redis
     assert r.json() == []
-    r = run("results", "--status", "FAILURE", "--since", "1h", *flavor.options)
+    r = run("results", "--status", "FAILURE", "--since", "1h", "--full-ids", *flavor.options)
     assert f3.id in r.stdout and "CustomError: f3, 42" in r.stdout and ok.id not in r.stdout
 
 
@@ -169,7 +169,7 @@ def test_wait_follows_until_done(run, flavor):
     res = flavor.send("slow", 0.5)
     r = run("result", res.id, "--wait", "--timeout", "30", "-o", "json", *flavor.options)
     assert r.exit_code == 0, r
-    assert r.json()["result"] == 0.5
+    assert r.json()[0]["result"] == 0.5
     states = [line.split(": ")[1].split()[0] for line in r.stderr.splitlines()]
     assert states[0] in ("PENDING", "STARTED") and states[-1] == "SUCCESS", r
     if flavor.name != "json":
@@ -177,7 +177,7 @@ def test_wait_follows_until_done(run, flavor):
     r = run("result", "never-sent", "--wait", "--timeout", "0.3", *flavor.options)
     assert r.exit_code == 124 and "timed out" in r.stderr, r
     r = run("result", "never-sent", "-o", "json", *flavor.options)
-    assert r.exit_code == 3 and r.json()["status"] == "PENDING"
+    assert r.exit_code == 3 and r.json()[0]["status"] == "PENDING"
 
 
 def test_group_results(run, flavor):
@@ -187,7 +187,7 @@ def test_group_results(run, flavor):
     flavor.save_group(ok)
     r = run("result", ok.id, "--wait", "--timeout", "30", "-o", "json", *flavor.options)
     assert r.exit_code == 0, r
-    out = r.json()
+    out, = r.json()  # one id: still an array
     assert out["group"] is True and out["status"] == "SUCCESS"
     assert out["children"] == [c.id for c in ok.results]
     assert out["result"] == {"tasks": {c.id: "SUCCESS" for c in ok.results}}
@@ -195,7 +195,7 @@ def test_group_results(run, flavor):
     flavor.save_group(bad)
     flavor.wait_done(*bad.results)
     r = run("result", bad.id, "-o", "json", *flavor.options)
-    assert r.exit_code == 1 and r.json()["status"] == "FAILURE", r
+    assert r.exit_code == 1 and r.json()[0]["status"] == "FAILURE", r
 
 
 def test_corrupt_values_shown_with_their_error(run, flavors):
@@ -210,7 +210,7 @@ def test_corrupt_values_shown_with_their_error(run, flavors):
     assert "not a valid pickle" in rows[bad_pickle.id]["error"]
     assert "not valid JSON" in rows[bad_json.id]["error"]
     assert rows[good.id]["result"] == 10 and "error" not in rows[good.id]
-    r = run("results", "-n", "1000", *flavor.options)
+    r = run("results", "-n", "1000", "--full-ids", *flavor.options)
     assert "undecodable: result: not a valid pickle" in r.stdout and good.id in r.stdout
     r = run("result", bad_json.id, *flavor.options)
     assert r.exit_code == 0 and "not valid JSON" in r.stdout, r
@@ -241,7 +241,7 @@ def test_pickle_is_read_inertly(run, tmp_path):
     # CELERY_RESULT_BACKEND, the app's own setting, names the backend as --backend does
     r = run("result", "ok", "-o", "json", env={"CELERY_RESULT_BACKEND": f"db+sqlite:///{path}"})
     assert r.exit_code == 0, r
-    assert r.json()["result"]["__type__"] == "pickle" and "subprocess.call" in r.stdout
+    assert r.json()[0]["result"]["__type__"] == "pickle" and "subprocess.call" in r.stdout
     assert not marker.exists()
 
 

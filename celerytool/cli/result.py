@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import backend_options, with_app
+from celerytool.cli.options import backend_options, full_ids_option, with_app
 
 EXIT_CODES = """\b
 Exit codes (with several ids the worst decides: 1 > 124 > 3 > 0):
@@ -24,6 +24,7 @@ Exit codes (with several ids the worst decides: 1 > 124 > 3 > 0):
 @click.option("--wait", is_flag=True, help="Wait until every task is ready; progress on stderr.")
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="S", help="With --wait: give up after S seconds.")
 @backend_options
+@full_ids_option
 @with_app
 def command(app, ids, wait, timeout, backend_keyprefix, backend_table_names):
     """Show the stored result of each task ID (or group id).
@@ -48,8 +49,12 @@ def command(app, ids, wait, timeout, backend_keyprefix, backend_table_names):
                         table_names=backend_table_names)
 
 
-def show_results(app, ids, *, wait, timeout, keyprefix="", table_names=None):
-    """Read (or wait for) ``ids``, print them, return the exit code."""
+def show_results(app, ids, *, wait, timeout, keyprefix="", table_names=None, one=False):
+    """Read (or wait for) ``ids``, print them, return the exit code.
+
+    JSON is an array, also for one id (the command takes any number); ``one``
+    (send --wait: always exactly one task) prints an object.
+    """
     from celerytool.backends.outcome import worst_exit_code
 
     backend = app.open_backend(keyprefix, table_names)
@@ -63,7 +68,7 @@ def show_results(app, ids, *, wait, timeout, keyprefix="", table_names=None):
             note(f"timed out after {timeout:g} s waiting for {', '.join(late)}")
     else:
         results = backend.get_many(ids)
-    if len(results) == 1:
+    if len(results) == 1 and (one or app.fmt == "table"):  # one id, for people: every field and the traceback
         app.emit_one(results[0], "result")
     else:
         app.emit(results, "result")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import backend_options, with_app
+from celerytool.cli.options import backend_options, full_ids_option, with_app
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -41,6 +41,7 @@ class Duration(click.ParamType):
 @click.option("--since", type=Duration(), metavar="DURATION", help="Only results done within e.g. 90s, 15m, 1h, 2d.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N results.")
 @backend_options
+@full_ids_option
 @with_app
 def command(app, statuses, task_glob, since, limit, backend_keyprefix, backend_table_names):
     """List the results the backend holds, newest first.
