@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from celerytool.cli.live import open_session, timeout_option
-from celerytool.cli.options import with_app
+from celerytool.cli.options import full_ids_option, with_app
 
 WHAT = ["active", "reserved", "scheduled", "revoked", "registered", "stats", "conf", "active-queues"]
 
@@ -15,6 +15,7 @@ WHAT = ["active", "reserved", "scheduled", "revoked", "registered", "stats", "co
 @click.option("-d", "--destination", "destination", multiple=True, metavar="WORKER",
               help="Ask only this worker (name@host); repeatable.")
 @timeout_option(1.0, "Seconds to wait for replies.")
+@full_ids_option
 @with_app
 def command(app, what, destination, timeout):
     """Ask workers what they hold: tasks running (active), prefetched

@@ -2,90 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any, TextIO
 
-from celerytool.jsonable import short_repr
+
+def write_live(records: Iterable[Any], kind: str, out: TextIO) -> int:
+    """Tables of the kinds that have no fixed columns: ``worker-value`` and ``top``."""
+    rows = list(records)
+    if kind == "top":
+        from rich.console import Console
+
+        from celerytool.render.top import screen
+
+        for snap in rows:
+            Console(file=out, width=None if out.isatty() else 120).print(screen(snap, hint=""))
+        return len(rows)
+    return write_values(rows, out)
 
 
-def _opt(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return ""
-    s = int(seconds)
-    if s >= 86400:
-        return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s"
-
-
-LIVE_COLUMNS: dict[str, list[tuple[str, Any, dict[str, Any]]]] = {
-    "worker": [
-        ("worker", lambda w: w.name, {"style": "bold", "no_wrap": True}),
-        ("status", lambda w: w.status, {}),
-        ("queues", lambda w: ",".join(w.queues), {}),
-        ("pool", lambda w: _opt(w.pool), {}),
-        ("conc", lambda w: _opt(w.concurrency), {"justify": "right"}),
-        ("prefetch", lambda w: _opt(w.prefetch), {"justify": "right"}),
-        ("processed", lambda w: _opt(w.processed), {"justify": "right"}),
-        ("active", lambda w: _opt(w.active), {"justify": "right"}),
-        ("reserved", lambda w: _opt(w.reserved), {"justify": "right"}),
-        ("scheduled", lambda w: _opt(w.scheduled), {"justify": "right"}),
-        ("pid", lambda w: _opt(w.pid), {"justify": "right"}),
-        ("uptime", lambda w: duration(w.uptime), {"justify": "right"}),
-        ("celery", lambda w: _opt(w.version), {}),
-    ],
-    "task": [
-        ("worker", lambda t: t.worker, {"no_wrap": True}),
-        ("state", lambda t: t.state, {}),
-        ("id", lambda t: _opt(t.id), {"no_wrap": True}),
-        ("task", lambda t: _opt(t.task), {"style": "bold"}),
-        ("args", lambda t: short_repr(t.args, 60), {}),
-        ("kwargs", lambda t: short_repr(t.kwargs, 60), {}),
-        ("eta", lambda t: _opt(t.eta), {}),
-        ("started", lambda t: _opt(t.time_started), {}),
-        ("queue", lambda t: _opt(t.queue), {}),
-    ],
-    "revoke": [
-        ("worker", lambda a: a.worker, {"no_wrap": True}),
-        ("ok", lambda a: "yes" if a.ok else "no", {}),
-        ("reply", lambda a: a.reply, {}),
-    ],
-}
-OPTIONAL_COLUMNS = {"eta", "started", "queue", "celery", "prefetch", "pid", "uptime"}
-
-
-def render_values(rows: Sequence[Any], out: TextIO) -> None:
+def write_values(rows: list[Any], out: TextIO) -> int:
     """WorkerValue rows: one table when every value is flat (registered, revoked,
-    active-queues), else a key / value block per worker (stats, conf)."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    active-queues), else key / value lines per worker (stats, conf)."""
+    from celerytool.render.layout import colours
+    from celerytool.render.table import Column, Kind, chunk_text, terminal_width
 
-    width = None if out.isatty() else 200
-    console = Console(file=out, width=width)
     data = [r.to_json() if hasattr(r, "to_json") else r for r in rows]
-    flat = all(not isinstance(v, (dict, list)) for d in data for v in d.values())
-    if flat:
+    if not data:
+        return 0
+    if all(not isinstance(v, (dict, list)) for d in data for v in d.values()):
         keys = list(dict.fromkeys(k for d in data for k in d))
-        table = Table(box=None, pad_edge=False, header_style="bold dim")
-        for k in keys:
-            table.add_column(k, overflow="fold")
-        for d in data:
-            table.add_row(*(Text(_opt(d.get(k))) for k in keys))
-        console.print(table)
-        return
-    for d in data:
-        table = Table(show_header=False, box=None, title=d.get("worker"), title_justify="left",
-                      title_style="bold")
-        for k, v in d.items():
-            if k != "worker":
-                table.add_row(Text(k), Text(v if isinstance(v, str) else short_repr(v, 200)))
-        console.print(table)
+        kind = Kind(tuple(Column(k, (lambda d, k=k: "" if d.get(k) is None else str(d[k])), cut_to=8,
+                                 cut_first=k not in ("worker", "id", "task")) for k in keys))
+        out.write(chunk_text(data, kind, terminal_width(out), full_ids=True, styled=colours(out)))
+        out.flush()
+        return len(data)
+    from celerytool.render.results import write_records
+
+    return write_records(data, "worker-value", out)
 
 
 # -- events ----------------------------------------------------------------------------
