@@ -156,3 +156,30 @@ def test_printable_escapes_every_control_character():
     assert printable("é ü 中") == "é ü 中"
     assert printable("a\nb\tc") == "a\\nb\\tc"
     assert printable_lines("a\nb\x1bc") == "a\nb\\x1bc"
+
+
+def test_live_lines_and_top_escape_control_characters():
+    import io
+
+    from rich.console import Console
+
+    from celerytool.control.top import Failure, QueueRow, TopSnapshot, WorkerRow
+    from celerytool.render.live import event_line
+    from celerytool.render.results import emit_lines
+    from celerytool.render.top import screen
+
+    line = event_line({"type": "task-failed", "timestamp": 0, "uuid": "u\x07", "name": EVIL,
+                       "exception": "E\x1b]0;x\x07", "hostname": "w\x1b[2J"})
+    assert "\x1b" not in line and "\x07" not in line and EVIL_SHOWN in line
+    out = io.StringIO()
+    emit_lines(["id\x1b[2J"], out)
+    assert out.getvalue() == "id\\x1b[2J\n"
+    snap = TopSnapshot("2026-01-01T00:00:00", "redis://h/0",
+                       [QueueRow(EVIL, 1, None, [1]), QueueRow("[/bold]", 2, None, [2])],
+                       [WorkerRow("w\x1b[2J", "online", 0, None, None, 0, ["[red]q"], 1)],
+                       [Failure(None, "t\x1b[31m", "i\x07", "w", "E\x1b[2J")], True)
+    text = io.StringIO()
+    Console(file=text, width=200).print(screen(snap))
+    shown = text.getvalue()
+    assert "\x1b" not in shown and "\x07" not in shown, shown
+    assert EVIL_SHOWN in shown and "[/bold]" in shown and "[red]q" in shown  # not read as markup
