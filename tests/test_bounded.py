@@ -1,17 +1,15 @@
 """Hostile single messages cost bounded time and memory (issue 9: denial of service).
 
-Each bomb runs in a subprocess whose peak memory is read with ``os.wait4``
-(its own rusage, not the test process's) and whose address space is capped, so
-a regression fails here instead of taking the shared machine's memory.
+Each bomb runs in a subprocess that reports its own peak memory (VmHWM) and whose
+address space is capped, so a regression fails here instead of taking the shared
+machine's memory.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import pickle
-import resource
 import subprocess
 import sys
 import tempfile
@@ -48,32 +46,45 @@ class Measured:
     max_rss_mb: float
 
 
+# Runs celerytool in the child with its address space capped, and writes the child's own
+# peak RSS (VmHWM: its memory after exec, not the forking test process's) when it exits.
+RUNNER = """
+import atexit, resource, runpy, sys
+cap, report = int(sys.argv[1]), sys.argv[2]
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+def hwm():
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    with open(report, "w") as f:
+        f.write(str(kb))
+atexit.register(hwm)
+sys.argv = ["celerytool", *sys.argv[3:]]
+runpy.run_module("celerytool", run_name="__main__", alter_sys=True)
+"""
+
+
 def measured(*args: str, stdin: bytes = b"", timeout: float = MAX_SECONDS + 5) -> Measured:
     """Run celerytool in a subprocess; its own wall time and peak RSS."""
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (AS_CAP, AS_CAP))
-
-    with tempfile.TemporaryFile() as i, tempfile.TemporaryFile() as o, tempfile.TemporaryFile() as e:
+    with tempfile.TemporaryFile() as i, tempfile.TemporaryFile() as o, tempfile.TemporaryFile() as e, \
+            tempfile.NamedTemporaryFile("r") as report:
         i.write(stdin)
         i.seek(0)
         start = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-m", "celerytool", *args], stdin=i, stdout=o, stderr=e,
-                             preexec_fn=cap)
-        while True:
-            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - start > timeout:
-                p.kill()
-                _, status, usage = os.wait4(p.pid, 0)
-                break
-            time.sleep(0.02)
-        p.returncode = os.waitstatus_to_exitcode(status)
+        p = subprocess.Popen([sys.executable, "-c", RUNNER, str(AS_CAP), report.name, *args],
+                             stdin=i, stdout=o, stderr=e)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
         seconds = time.monotonic() - start
+        peak_kb = report.read().strip()
+        # killed before it could say: its whole cap is what it may have taken
+        peak_mb = int(peak_kb) / 1024 if peak_kb else AS_CAP / 2**20
         o.seek(0)
         e.seek(0)
         return Measured(p.returncode, o.read().decode("utf-8", "replace"),
-                        e.read().decode("utf-8", "replace"), seconds, usage.ru_maxrss / 1024)
+                        e.read().decode("utf-8", "replace"), seconds, peak_mb)
 
 
 def assert_bounded(m: Measured, what: str) -> None:
