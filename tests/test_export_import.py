@@ -111,3 +111,17 @@ def test_export_fast_lines_equal_the_general_form(redis_url, celery_app, redis_c
         rec = ExportRecord("redis", "celery", 0, raw, {}, message=m)
         general = ExportRecord("redis", "celery", 0, raw, {}, message=decode_envelope(raw, queue="celery", priority=0, fast=False))
         assert json.loads(rec.line()) == general.to_json()
+
+
+def test_export_remove_selects_by_position_among_identical_copies(run, redis_url, redis_client, celery_app,
+                                                                   tmp_path):
+    from msgfactory import push, real_envelope
+
+    g1 = real_envelope(celery_app, redis_client, "tasks.good", (1,))
+    x = real_envelope(celery_app, redis_client, "tasks.x", (2,))
+    push(redis_client, "celery", [g1, x, g1])
+    out = tmp_path / "x.ndjson"
+    r = run("export", "celery", "--task", "tasks.x", "--remove", "-y", "-b", redis_url, "-o", out)
+    assert r.exit_code == 0, r
+    assert [json.loads(line)["task"] for line in out.read_text().splitlines()] == ["tasks.x"]
+    assert all_items(redis_client, "celery") == [g1, g1]
