@@ -1,0 +1,67 @@
+"""Every command gives up within its documented timeouts against a server that never answers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def celerytool(*args, timeout=90):
+    """The real CLI in a subprocess: a hang ends in TimeoutExpired, not a stuck suite."""
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    started = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "celerytool", *map(str, args)], capture_output=True,
+                       text=True, timeout=timeout, env=env)
+    return r, time.monotonic() - started
+
+
+@pytest.fixture
+def silent_port():
+    """A TCP listener that accepts every connection and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(50)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+# interpreter start-up included; before the fix: result 60 s, peek 10 s, send 41 s
+@pytest.mark.parametrize("command, bound", [
+    (("result", "0f0f0f0f-0000-0000-0000-000000000000"), 6),
+    (("results",), 6),
+    (("peek", "celery"), 6),
+    (("queues",), 6),
+    (("purge", "celery", "--task", "x", "-y"), 6),
+    (("send", "tasks.add", "1"), 12),  # 4 attempts (--retry-max 3) of 1 s, plus 0.6 s of intervals
+])
+def test_redis_commands_give_up_within_the_connect_timeout(silent_port, command, bound):
+    r, took = celerytool(*command, "--connect-timeout", "1", "-b", f"redis://127.0.0.1:{silent_port}/0")
+    assert r.returncode == 69, r
+    assert "cannot reach" in r.stderr and "Traceback" not in r.stderr
+    assert took < bound, (command, took)
+
+
+def test_result_backend_url_gives_up_too(silent_port):
+    r, took = celerytool("result", "abc", "--connect-timeout", "1",
+                         "--backend", f"redis://127.0.0.1:{silent_port}/1", "-b", "redis://127.0.0.1:1/0")
+    assert r.returncode == 69 and took < 6, (r, took)
