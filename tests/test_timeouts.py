@@ -65,3 +65,20 @@ def test_result_backend_url_gives_up_too(silent_port):
     r, took = celerytool("result", "abc", "--connect-timeout", "1",
                          "--backend", f"redis://127.0.0.1:{silent_port}/1", "-b", "redis://127.0.0.1:1/0")
     assert r.returncode == 69 and took < 6, (r, took)
+
+
+@pytest.mark.parametrize("command", [("peek", "celery"), ("queues",), ("bindings",)])
+def test_amqp_commands_give_up_within_the_connect_timeout(silent_port, command):
+    r, took = celerytool(*command, "--connect-timeout", "1", "-b", f"amqp://guest:guest@127.0.0.1:{silent_port}//")
+    assert r.returncode == 69, r
+    assert "cannot reach RabbitMQ" in r.stderr
+    assert took < 6, (command, took)
+
+
+def test_amqp_port_that_does_not_answer_is_unreachable_although_the_api_does(rabbit_vhost):
+    """The management API on the same host answers; the broker itself does not: exit 69, not 'no queues'."""
+    r, _ = celerytool("queues", "-b", "amqp://guest:guest@127.0.0.1:1//")
+    assert r.returncode == 69, r
+    assert "cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1//" in r.stderr or \
+        "cannot reach RabbitMQ at amqp://***:***@127.0.0.1:1//" in r.stderr, r.stderr
+    assert "no queues" not in r.stderr

@@ -16,7 +16,7 @@ from typing import Any
 
 from celerytool.brokers.amqp.peek import Peek
 from celerytool.brokers.base import BrokerOptions, is_internal_queue
-from celerytool.clients.amqp import amqp_errors, connect
+from celerytool.clients.amqp import amqp_errors, connect, probe
 from celerytool.clients.management import ManagementAPI, ManagementError
 from celerytool.codecs import decode_payload
 from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound, UsageError
@@ -38,6 +38,7 @@ class AmqpBroker:
         self.warnings: list[str] = []
         self.connected_url = url.without_alternates()
         self._confirmed: dict[int, weakref.ref[OutgoingMessage]] = {}
+        self._answered = False  # the AMQP port was seen to answer (see _management_rows)
 
     # -- connections ------------------------------------------------------------------
     @cached_property
@@ -75,7 +76,13 @@ class AmqpBroker:
                                         self.options.connect_timeout)
 
     def _management_rows(self, what: str) -> list[dict[str, Any]]:
-        """One listing from the management API; ManagementError when it is down."""
+        """One listing from the management API; ManagementError when it is down.
+
+        The broker's own port must answer first (BrokerUnavailable otherwise).
+        """
+        if not self._answered and "connection" not in self.__dict__:
+            probe(self.url, connect_timeout=self.options.connect_timeout)
+            self._answered = True
         vhost = self.url.vhost
         try:
             rows = getattr(self.management, what)(vhost)
