@@ -221,3 +221,4 @@ class OutgoingMessage:
     properties: dict[str, Any]
     exchange: str = ""
     routing_key: str = "celery"
+    exchange_type: str | None = None  # direct / topic / fanout; None: the broker infers it

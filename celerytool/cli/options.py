@@ -131,8 +131,11 @@ class App:
         raw = self.backend or os.environ.get("CELERY_RESULT_BACKEND")
         if raw:
             return parse_url(raw)
-        if self.broker_url.kind == "redis":
-            return self.broker_url
+        from celerytool.backends import backend_for_broker
+
+        url = backend_for_broker(self.broker_url)
+        if url is not None:
+            return url
         raise UsageError("no result backend: give --backend URL (or CELERY_RESULT_BACKEND)")
 
     def broker_options(self, **extra: Any) -> Any:

@@ -212,7 +212,7 @@ class Template:
         message = object.__new__(OutgoingMessage)
         message.__dict__.update(body=data, content_type=content_type, content_encoding=content_encoding,
                                 headers=headers, properties=properties, exchange=self.exchange,
-                                routing_key=self.routing_key)
+                                routing_key=self.routing_key, exchange_type=self.spec.exchange_type)
         return message
 
     def _repr(self, value: Any, maxsize: int) -> str:

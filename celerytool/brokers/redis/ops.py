@@ -29,10 +29,10 @@ from celerytool.brokers.base import Control, ExportRecord, OpResult
 from celerytool.brokers.redis import lua as redis_lua
 from celerytool.brokers.redis.broker import RedisBroker
 from celerytool.brokers.redis.unacked import RedisUnacked
+from celerytool.brokers.transfer import publish_across
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.codecs.message import decode_envelope
 from celerytool.errors import DataError, UsageError
-from celerytool.model import OutgoingMessage
 from celerytool.selection import Selection
 
 BATCH = 1000
@@ -48,7 +48,7 @@ class RedisOps(RedisUnacked):
     def __init__(self, broker: RedisBroker) -> None:
         self.b = broker
         self._scripts: dict[str, Any] = {}
-        self._routes: dict[tuple[str, str], list[str]] = {}
+        self.tables = broker.binding_tables()
 
     def script(self, name: str) -> Any:
         if name not in self._scripts:
@@ -83,14 +83,13 @@ class RedisOps(RedisUnacked):
     def move(self, src: str, dst: str, selection: Selection, control: Control, *,
              target: Any = None, keep_routing: bool = False) -> OpResult:
         selection.require_no_age("queued Redis messages")
-        same = target is None or (target.kind == "redis" and target.url == self.b.url)
+        same = target is None or target.url == self.b.url
         if same and src == dst:
             raise UsageError("source and destination are the same queue")
         lengths = self.b.lengths(src)
         self.b.require_queue(src, lengths)
         dest = self.b if same else target
-        if dest.kind == "redis":
-            dest.lengths(dst)  # DataError when a destination key is not a list
+        dest.check_destination(dst)
         if control.dry_run:
             return self._scan(src, selection, control, "move", lengths)
 
@@ -369,29 +368,11 @@ def reroute(raw: bytes, queue: str) -> bytes:
 
 def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes]) -> None:
     """Publish copies on another broker and return only once it has confirmed them."""
-    if dest.kind == "redis":
+    if isinstance(dest, RedisBroker):  # another Redis: the envelope byte-exact, same bucket
         with dest.errors():
             pipe = dest.client.pipeline(transaction=False)
             for raw in raws:
                 pipe.lpush(dest.bucket_key(queue, bucket), raw)
             pipe.execute()  # the replies are Redis's confirmation
         return
-    dest.publish([envelope_to_outgoing(raw, queue) for raw in raws])
-
-
-def envelope_to_outgoing(raw: bytes, queue: str) -> OutgoingMessage:
-    """A Redis envelope as the message an AMQP broker would have carried."""
-    from celerytool.codecs.message import envelope_body, open_envelope
-    from celerytool.errors import DecodeError
-
-    try:
-        env = open_envelope(raw)
-        body = envelope_body(env)
-    except DecodeError as exc:
-        raise DataError(f"cannot republish a message that is not a kombu envelope: {exc}") from None
-    props = {k: v for k, v in (env.get("properties") or {}).items()
-             if k not in ("delivery_info", "delivery_tag", "body_encoding")}
-    return OutgoingMessage(body=body, content_type=env.get("content-type") or "application/json",
-                           content_encoding=env.get("content-encoding") or "utf-8",
-                           headers=env.get("headers") or {}, properties=props,
-                           exchange="", routing_key=queue)
+    publish_across(dest, queue, [ExportRecord("redis", queue, bucket, raw, {}) for raw in raws])
