@@ -255,7 +255,8 @@ class AmqpBroker:
                 raise UsageError(f"priority {priority} is out of range on RabbitMQ: 0-255")
             props = pika.BasicProperties(
                 content_type=m.content_type, content_encoding=m.content_encoding,
-                headers=m.headers or None, delivery_mode=p.get("delivery_mode", 2),
+                # always a table, empty or not, as kombu sends it (celery-node fails on a missing one)
+                headers=dict(m.headers or {}), delivery_mode=p.get("delivery_mode", 2),
                 priority=priority, correlation_id=p.get("correlation_id"), reply_to=p.get("reply_to"),
                 expiration=None if p.get("expiration") is None else str(p["expiration"]),
                 message_id=p.get("message_id"), type=p.get("type"), app_id=p.get("app_id"))
