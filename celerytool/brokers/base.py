@@ -175,7 +175,7 @@ class ExportRecord:
 
     def line(self) -> str:
         """``dumps(self.to_json())`` and a newline, fast for plain JSON messages."""
-        from celerytool.jsonio import export_line
+        from celerytool.json_records import export_line
 
         return export_line(self)
 

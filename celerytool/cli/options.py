@@ -156,8 +156,12 @@ class App:
         from celerytool.brokers import open_broker
 
         broker = open_broker(url or self.broker_url, self.broker_options(**extra))
-        self._opened.append(broker)
+        self.track(broker)
         return broker
+
+    def track(self, resource: Any) -> None:
+        """Close ``resource`` (and show its warnings) when the command ends."""
+        self._opened.append(resource)
 
     def limits(self) -> Any:
         return self.broker_options().limits

@@ -24,9 +24,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celerytool.brokers.amqp.broker import AmqpBroker
 from celerytool.brokers.amqp.confirm import BatchConfirms
 from celerytool.brokers.amqp.peek import IDLE_SECONDS, Delivery, Peek
 from celerytool.brokers.base import Control, ExportRecord, OpResult
@@ -34,6 +33,9 @@ from celerytool.brokers.transfer import amqp_to_outgoing, record_to_outgoing
 from celerytool.errors import CeleryToolError, DataError, Unsupported, UsageError
 from celerytool.model import Message
 from celerytool.selection import MessageView, Selection
+
+if TYPE_CHECKING:
+    from celerytool.brokers.amqp.broker import AmqpBroker
 
 BATCH = 500
 # every AMQP basic property besides headers, as pika names them
@@ -81,7 +83,7 @@ class AmqpOps:
         def take(matched: list[Delivery]) -> None:
             if same:
                 self._walk_confirms.publish(dst, [(p, body) for _, p, body in matched])
-            elif isinstance(dest, AmqpBroker):
+            elif isinstance(dest, type(self.b)):
                 republish(dest._publisher(), dst, matched, dest)
             else:
                 dest.publish([amqp_to_outgoing(properties_of(props), body, dst) for _, props, body in matched])

@@ -23,17 +23,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celerytool.brokers.base import Control, ExportRecord, OpResult
 from celerytool.brokers.redis import lua as redis_lua
-from celerytool.brokers.redis.broker import RedisBroker
 from celerytool.brokers.redis.unacked import RedisUnacked
 from celerytool.brokers.transfer import publish_across
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.codecs.message import decode_envelope
 from celerytool.errors import DataError, UsageError
 from celerytool.selection import Selection
+
+if TYPE_CHECKING:
+    from celerytool.brokers.redis.broker import RedisBroker
 
 BATCH = 1000
 FINISH_STEP = 5000
@@ -104,7 +106,8 @@ class RedisOps(RedisUnacked):
                 return dest.bucket_key(dst, bucket), args
         else:
             def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
-                publish_copies(dest, dst, bucket, [routed(r) for r in matched])
+                publish_copies(dest, dst, bucket, [routed(r) for r in matched],
+                               byte_exact=isinstance(dest, type(self.b)))
                 return None, matched
 
         result = self._walk(src, selection, control, "move", lengths, act)
@@ -366,9 +369,11 @@ def reroute(raw: bytes, queue: str) -> bytes:
     return json.dumps(env).encode("utf-8")
 
 
-def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes]) -> None:
-    """Publish copies on another broker and return only once it has confirmed them."""
-    if isinstance(dest, RedisBroker):  # another Redis: the envelope byte-exact, same bucket
+def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes], *, byte_exact: bool) -> None:
+    """Publish copies on another broker and return only once it has confirmed them.
+
+    ``byte_exact``: ``dest`` is another Redis, so the envelope is copied as it is, same bucket."""
+    if byte_exact:
         with dest.errors():
             pipe = dest.client.pipeline(transaction=False)
             for raw in raws:
