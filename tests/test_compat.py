@@ -45,3 +45,71 @@ def test_publishing_to_rabbitmq_always_sets_the_headers_table(amqp_url, redis_ur
     [(_, props)] = drain(pika_channel, "celery")
     assert props.headers == {}
     assert redis_client.llen("celery") == 0
+
+
+def celery_ts_envelope(task_id: str, task: str, args: list) -> bytes:
+    """A task as celery-ts stores it on Redis: compressed JSON, base64, labelled content-encoding base64."""
+    import base64
+    import json
+    import zlib
+
+    body = json.dumps([args, {}, {"callbacks": None, "chain": None, "chord": None, "errbacks": None}])
+    headers = {"argsrepr": json.dumps(args), "eta": None, "expires": None, "group": None, "id": task_id,
+               "kwargsrepr": "{}", "lang": "py", "origin": "4242@node", "parent_id": None, "retries": 0,
+               "root_id": task_id, "shadow": None, "task": task, "timelimit": [None, None],
+               "compression": "application/x-gzip"}
+    props = {"body_encoding": "base64", "correlation_id": task_id,
+             "delivery_info": {"exchange": "", "routing_key": "celery"}, "delivery_mode": 2,
+             "delivery_tag": "celery", "priority": 0, "reply_to": "11111111-2222-3333-4444-555555555555"}
+    return json.dumps({"body": base64.b64encode(zlib.compress(body.encode())).decode(),
+                       "content-encoding": "base64", "content-type": "application/json",
+                       "headers": headers, "properties": props}).encode()
+
+
+def test_celery_ts_body_is_decoded(run, redis_url, redis_client):
+    redis_client.lpush("celery", celery_ts_envelope("ts-1", "tasks.add", [2, 3]))
+    r = run("peek", "celery", "-b", redis_url, "-o", "json")
+    assert r.exit_code == 0, r
+    [m] = r.json()
+    assert m["error"] is None, m
+    assert (m["id"], m["task"], m["args"], m["compression"]) == ("ts-1", "tasks.add", [2, 3], "application/x-gzip")
+
+
+def test_text_plain_body_of_a_plain_kombu_message_is_shown(run, redis_url):
+    from kombu import Connection
+
+    with Connection(redis_url) as conn:
+        conn.SimpleQueue("plain").put("hello, kombu")  # a str body: kombu labels it text/plain
+    r = run("peek", "plain", "-b", redis_url, "-o", "json")
+    assert r.exit_code == 0, r
+    [m] = r.json()
+    assert m["content_type"] == "text/plain"
+    assert m["body"] == "hello, kombu"
+    assert "unknown content type" not in (m["error"] or "")
+
+
+def test_a_body_that_is_not_a_task_tuple_is_shown_as_body(run, redis_url, redis_client, tmp_path):
+    import base64
+    import json
+    import os
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    env = {"body": base64.b64encode(pickle.dumps(Evil(), protocol=4)).decode(), "content-encoding": "binary",
+           "content-type": "application/x-python-serialize", "headers": {"task": "tasks.x", "id": "evil-1"},
+           "properties": {"body_encoding": "base64", "delivery_tag": "t", "priority": 0,
+                          "delivery_info": {"exchange": "", "routing_key": "celery"}}}
+    redis_client.lpush("celery", json.dumps(env))
+    r = run("peek", "celery", "-b", redis_url, "-o", "json")
+    assert r.exit_code == 0, r
+    [m] = r.json()
+    assert m["id"] == "evil-1" and "not [args, kwargs, embed]" in m["error"]
+    assert m["body"]["__type__"] == "pickle"
+    assert m["body"]["__value__"]["global"] in ("posix.system", "os.system", "nt.system")
+    assert m["body"]["__value__"]["args"] == [f"touch {marker}"]
+    assert not marker.exists()
