@@ -113,3 +113,24 @@ def test_a_body_that_is_not_a_task_tuple_is_shown_as_body(run, redis_url, redis_
     assert m["body"]["__value__"]["global"] in ("posix.system", "os.system", "nt.system")
     assert m["body"]["__value__"]["args"] == [f"touch {marker}"]
     assert not marker.exists()
+
+
+def test_selected_purge_of_a_stream_queue_is_refused(run, amqp_url, pika_channel):
+    import pika
+
+    pika_channel.queue_declare("events", durable=True, arguments={"x-queue-type": "stream"})
+    pika_channel.queue_declare("elsewhere", durable=True)
+    for i in range(3):
+        pika_channel.basic_publish("", "events", b'{"n": %d}' % i, pika.BasicProperties(delivery_mode=2))
+    for command in (["purge", "events", "--where", "true", "-y"],
+                    ["move", "events", "elsewhere", "-y"]):
+        r = run(*command, "-b", amqp_url)
+        assert r.exit_code == 2, r
+        assert "is a stream" in r.stderr and "Traceback" not in r.stderr
+    bodies = []  # read the stream from its first offset: nothing was appended
+    pika_channel.basic_qos(prefetch_count=100)
+    pika_channel.basic_consume("events", lambda ch, method, props, body: bodies.append(body),
+                               arguments={"x-stream-offset": "first"})
+    pika_channel.connection.process_data_events(time_limit=1)
+    assert bodies == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
+    assert depth(pika_channel, "elsewhere") == 0

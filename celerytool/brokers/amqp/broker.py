@@ -166,6 +166,14 @@ class AmqpBroker:
                            f"{self.connected_url.redacted()} (`celerytool queues` lists the known ones)")
         return counts[queue][0]
 
+    def queue_type(self, queue: str) -> str | None:
+        """classic / quorum / stream from the management API; None when it cannot say."""
+        try:
+            row = self.management.queue(self.url.vhost, queue)
+        except ManagementError:
+            return None
+        return str(row.get("type") or "classic") if isinstance(row, dict) else None
+
     def check_destination(self, queue: str) -> None:
         self.depth(queue)  # NotFound before anything moves
 

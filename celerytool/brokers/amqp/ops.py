@@ -200,6 +200,12 @@ class AmqpOps:
               take: Take | None) -> OpResult:
         """Consume at most ``n0`` messages; ``take`` the selected, re-publish the rest; ack."""
         result = OpResult(action, queue)
+        if self.b.queue_type(queue) == "stream":  # its passive declare counts 0: ask the API
+            raise UsageError(
+                f"queue {queue!r} is a stream: a stream keeps every message whatever consumers do "
+                f"(only its retention limits remove any), so a selected {action} cannot take messages "
+                "out of it, and the kept ones would be appended again; read it with `peek` or "
+                "`export` (without --remove)")
         if n0 > 0:
             walk = _Walk(self, queue, n0)
             self._walk_confirms = walk.confirms
