@@ -134,3 +134,31 @@ def test_selected_purge_of_a_stream_queue_is_refused(run, amqp_url, pika_channel
     pika_channel.connection.process_data_events(time_limit=1)
     assert bodies == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
     assert depth(pika_channel, "elsewhere") == 0
+
+
+def test_a_rabbitmq_export_and_a_celery_ts_message_run_on_a_redis_worker(run, amqp_url, redis_url, redis_client,
+                                                                        tmp_path):
+    from workers import start_worker
+
+    producer = make_app(amqp_url, backend="disabled://")
+    try:
+        sent = [producer.send_task("worker_tasks.add", (2, 3), queue="celery").id,
+                producer.send_task("worker_tasks.add", (20, 30), queue="celery", serializer="pickle",
+                                   compression="zlib", priority=5, time_limit=30.5).id]
+    finally:
+        producer.close()
+    out = tmp_path / "from-rabbit.ndjson"
+    r = run("export", "celery", "-b", amqp_url, "--file", out)
+    assert r.exit_code == 0, r
+    r = run("import", out, "celery", "-b", redis_url, "-y", "-o", "json")
+    assert r.exit_code == 0, r
+    assert r.json()["imported"] == 2
+    redis_client.lpush("celery", celery_ts_envelope("ts-run-1", "worker_tasks.add", [200, 300]))
+    worker = start_worker(redis_url, tmp_path / "worker")
+    results = make_app(redis_url)
+    try:
+        got = [results.AsyncResult(i).get(timeout=30) for i in [*sent, "ts-run-1"]]
+    finally:
+        worker.stop()
+        results.close()
+    assert got == [5, 50, 500], worker.log_tail()

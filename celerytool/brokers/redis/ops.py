@@ -28,14 +28,15 @@ from typing import TYPE_CHECKING, Any
 from celerytool.brokers.base import Control, ExportRecord, OpResult
 from celerytool.brokers.redis import lua as redis_lua
 from celerytool.brokers.redis.unacked import RedisUnacked
-from celerytool.brokers.transfer import publish_across
+from celerytool.brokers.transfer import publish_across, record_to_outgoing
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.codecs.message import decode_envelope
-from celerytool.errors import DataError, UsageError
+from celerytool.errors import UsageError
 from celerytool.selection import Selection
 
 if TYPE_CHECKING:
     from celerytool.brokers.redis.broker import RedisBroker
+    from celerytool.model import OutgoingMessage
 
 BATCH = 1000
 FINISH_STEP = 5000
@@ -143,33 +144,45 @@ class RedisOps(RedisUnacked):
 
     def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
                 keep_routing: bool = False) -> OpResult:
+        """Redis records go in byte-exact; RabbitMQ records as kombu's envelope (see ``transfer``)."""
         self.b.lengths(queue)  # DataError when a key of the queue is not a list
         result = OpResult("import", queue, dry_run=control.dry_run)
         pending: list[tuple[str, bytes]] = []
+        converted: list[OutgoingMessage] = []  # from another broker: published as kombu would
 
         def flush() -> None:
-            if pending and not control.dry_run:
-                with self.b.errors():
-                    pipe = self.b.client.pipeline(transaction=False)
-                    for key, raw in pending:
-                        pipe.lpush(key, raw)
-                    pipe.execute()
-            result.done += len(pending)
-            control.tick(len(pending))
+            if not control.dry_run:
+                if pending:
+                    with self.b.errors():
+                        pipe = self.b.client.pipeline(transaction=False)
+                        for key, raw in pending:
+                            pipe.lpush(key, raw)
+                        pipe.execute()
+                if converted:
+                    self.b.publish(converted)
+            n = len(pending) + len(converted)
+            result.done += n
+            control.tick(n)
             pending.clear()
+            converted.clear()
 
         for rec in records:
             if control.stop():
                 result.interrupted = True
                 break
-            if rec.broker != "redis":
-                raise DataError(f"cannot import a {rec.broker} export into Redis yet")
-            raw = rec.raw if keep_routing else reroute(rec.raw, queue)
-            bucket = rec.priority if rec.priority in self.b.steps else self.b.priority_bucket(rec.priority)
-            pending.append((self.b.bucket_key(queue, bucket), raw))
+            if rec.broker == "redis":
+                if converted:
+                    flush()  # file order
+                raw = rec.raw if keep_routing else reroute(rec.raw, queue)
+                bucket = rec.priority if rec.priority in self.b.steps else self.b.priority_bucket(rec.priority)
+                pending.append((self.b.bucket_key(queue, bucket), raw))
+            else:
+                if pending:
+                    flush()
+                converted.append(record_to_outgoing(rec, queue))  # DataError for an unknown broker
             result.examined += 1
             result.matched += 1
-            if len(pending) >= BATCH:
+            if len(pending) + len(converted) >= BATCH:
                 flush()
         flush()
         return result
