@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import with_app
 
 
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.argument("queue")
+@click.argument("queue", shell_complete=complete_queues)
 @click.option("--keep-routing", is_flag=True,
               help="Keep delivery_info as exported even when it names another queue.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
@@ -28,7 +29,7 @@ def command(app, file, queue, keep_routing, yes, dry_run):
     Examples:
       celerytool import celery.ndjson celery --dry-run
       celerytool import celery.ndjson celery
-      celerytool export celery --task 'tasks.x' --remove -o x.ndjson -y && celerytool import x.ndjson celery -y
+      celerytool export celery --task 'tasks.x' --remove --file x.ndjson -y && celerytool import x.ndjson celery -y
     """
     from celerytool.cli.exportfile import open_export
     from celerytool.cli.guard import confirm, finish, running
