@@ -130,18 +130,21 @@ def probe(url: BrokerURL, *, connect_timeout: float = 5.0) -> None:
 
     The management API answering says nothing about the broker's own port: a
     listing must not report "no queues" for a broker nobody can reach.  One
-    protocol header and the first byte of the server's answer, with neither
-    pika (whose import costs more than a listing) nor a login.  On TLS the
-    TCP connection is the test.
+    protocol header and the first byte of the server's answer (after the TLS
+    handshake on amqps://), with neither pika (whose import costs more than a
+    listing) nor a login.
     """
+    from celerytool.clients.tls import ssl_context, tls_settings
+
     failures: list[str] = []
     for one in (url.without_alternates(), *url.alternates):
         timeout = _seconds(one, "connect_timeout", connect_timeout) or connect_timeout
+        tls = tls_settings(one)
         try:
             with socket.create_connection((one.host, one.port or (5671 if one.tls else 5672)),
-                                          timeout=timeout) as sock:
-                if one.tls:
-                    return
+                                          timeout=timeout) as raw:
+                sock = raw if tls is None else \
+                    ssl_context(tls, one).wrap_socket(raw, server_hostname=tls.server_hostname)
                 sock.sendall(b"AMQP\x00\x00\x09\x01")
                 if sock.recv(1):
                     return
