@@ -115,15 +115,16 @@ def test_a_body_that_is_not_a_task_tuple_is_shown_as_body(run, redis_url, redis_
     assert not marker.exists()
 
 
-def test_selected_purge_of_a_stream_queue_is_refused(run, amqp_url, pika_channel):
+def test_changing_a_stream_queue_is_refused(run, amqp_url, pika_channel, tmp_path):
     import pika
 
     pika_channel.queue_declare("events", durable=True, arguments={"x-queue-type": "stream"})
     pika_channel.queue_declare("elsewhere", durable=True)
     for i in range(3):
         pika_channel.basic_publish("", "events", b'{"n": %d}' % i, pika.BasicProperties(delivery_mode=2))
-    for command in (["purge", "events", "--where", "true", "-y"],
-                    ["move", "events", "elsewhere", "-y"]):
+    for command in (["purge", "events", "--where", "true", "-y"], ["purge", "events", "-y"],
+                    ["move", "events", "elsewhere", "-y"],
+                    ["export", "events", "--remove", "--file", tmp_path / "s.ndjson", "-y"]):
         r = run(*command, "-b", amqp_url)
         assert r.exit_code == 2, r
         assert "is a stream" in r.stderr and "Traceback" not in r.stderr
