@@ -93,3 +93,31 @@ def test_amqps_listing_needs_the_tls_handshake_to_answer(rabbit_vhost, silent_po
                              "-b", f"amqps://guest:guest@{host}:{port}//?ssl_cert_reqs=CERT_NONE")
         assert r.returncode == 69, r
         assert "cannot reach RabbitMQ" in r.stderr and took < 6, (r, took)
+
+
+@pytest.mark.parametrize("scheme", ["db+mysql", "db+postgresql"])
+def test_sql_result_backends_give_up_within_the_connect_timeout(silent_port, scheme):
+    """Before: `result` on db+mysql waited for the server's greeting for ever."""
+    for command in (("result", "0f0f0f0f-0000-0000-0000-000000000000"), ("results",)):
+        r, took = celerytool(*command, "--connect-timeout", "1",
+                             "--backend", f"{scheme}://u:pw@127.0.0.1:{silent_port}/x", timeout=60)
+        assert r.returncode == 69, r
+        assert "cannot reach" in r.stderr and took < 8, (command, took)  # libpq waits 2 s at least
+
+
+def test_mysql_replies_after_the_greeting_get_the_reply_timeout(tmp_path):
+    """The greeting is bounded by --connect-timeout; later replies by the reply timeout (not for ever)."""
+    from sqlservices import new_database
+
+    from celerytool.backends.celerydb import celery_layout
+    from celerytool.backends.sql import SqlResultBackend
+    from celerytool.urls import parse_url
+
+    db = new_database("mysql")
+    try:
+        backend = SqlResultBackend(parse_url("db+" + db.url()), celery_layout({}), connect_timeout=1)
+        raw = backend.conn.connection.dbapi_connection
+        assert (raw._read_timeout, raw._write_timeout) == (10.0, 10.0)
+        backend.conn.close()
+    finally:
+        db.drop()
