@@ -107,11 +107,11 @@ def test_sql_result_backends_give_up_within_the_connect_timeout(silent_port, sch
 
 def test_mysql_replies_after_the_greeting_get_the_reply_timeout(tmp_path):
     """The greeting is bounded by --connect-timeout; later replies by the reply timeout (not for ever)."""
-    from sqlservices import new_database
-
     from celerytool.backends.celerydb import celery_layout
     from celerytool.backends.sql import SqlResultBackend
     from celerytool.urls import parse_url
+
+    from sqlservices import new_database
 
     db = new_database("mysql")
     try:
