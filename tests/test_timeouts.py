@@ -105,7 +105,7 @@ def test_sql_result_backends_give_up_within_the_connect_timeout(silent_port, sch
         assert "cannot reach" in r.stderr and took < 8, (command, took)  # libpq waits 2 s at least
 
 
-def test_mysql_replies_after_the_greeting_get_the_reply_timeout(tmp_path):
+def test_mysql_replies_after_the_greeting_get_the_reply_timeout():
     """The greeting is bounded by --connect-timeout; later replies by the reply timeout (not for ever)."""
     from celerytool.backends.celerydb import celery_layout
     from celerytool.backends.sql import SqlResultBackend
