@@ -177,8 +177,9 @@ def task_fields(headers: dict[str, Any], payload: Any) -> dict[str, Any]:
         elif isinstance(payload, dict) and "args" in payload:  # "hybrid" v2 header + v1 body
             out.update(args=payload.get("args"), kwargs=payload.get("kwargs"),
                        embed={k: payload.get(k) for k in EMBED_KEYS if k in payload})
-        else:
+        else:  # show what it holds (e.g. a hostile pickle's inert description)
             out["error"] = "protocol 2 body is not [args, kwargs, embed]"
+            out["body"] = payload
         return out
     if isinstance(payload, dict) and "task" in payload:
         return {

@@ -28,10 +28,11 @@ CONTENT_TYPES: dict[str, str] = {
     "application/x-python-serialize": "pickle",
     "application/x-msgpack": "msgpack",
     "application/x-yaml": "yaml",
-    "application/data": "raw",
+    "application/data": "raw",  # kombu: bytes published without a serializer
     "application/text": "raw",
+    "text/plain": "raw",  # kombu: text published without a serializer
 }
-SERIALIZER_CONTENT_TYPE = {v: k for k, v in CONTENT_TYPES.items() if k != "application/text"}
+SERIALIZER_CONTENT_TYPE = {v: k for k, v in CONTENT_TYPES.items() if k not in ("application/text", "text/plain")}
 
 
 def serializer_name(content_type: str | None) -> str:
@@ -118,10 +119,27 @@ def _msgpack(body: bytes, limits: Limits) -> Any:
     return value
 
 
+def _raw(body: bytes, content_encoding: str | None) -> Any:
+    """kombu's rule for a content type without a decoder: text in its encoding, else the bytes.
+
+    Only text encodings: ``bytes.decode`` refuses codecs such as zlib or
+    base64, which ``codecs.decode`` (kombu) would run without a size limit.
+    """
+    enc = (content_encoding or "utf-8").lower()
+    if enc in ("binary", "ascii-8bit"):
+        return body
+    try:
+        return body.decode(enc)
+    except (LookupError, UnicodeDecodeError):
+        return body
+
+
 def deserialize(body: bytes, content_type: str | None, content_encoding: str | None, limits: Limits) -> Any:
+    """Like kombu's ``loads``: a type with a decoder ignores the content-encoding label
+    (celery-ts labels compressed JSON ``base64``); json and yaml text is UTF-8."""
     kind = serializer_name(content_type)
     if kind == "json":
-        return loads_json(_text(body, content_encoding), limits)
+        return loads_json(_text(body, None), limits)
     if kind == "pickle":
         from celerytool.codecs.inert_pickle import inert_loads
 
@@ -129,7 +147,5 @@ def deserialize(body: bytes, content_type: str | None, content_encoding: str | N
     if kind == "msgpack":
         return _msgpack(body, limits)
     if kind == "yaml":
-        return _yaml(_text(body, content_encoding), limits)
-    if content_encoding and content_encoding != "binary":
-        return _text(body, content_encoding)
-    return body
+        return _yaml(_text(body, None), limits)
+    return _raw(body, content_encoding)
