@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from celerytool.errors import UsageError
 
-REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "unix"}
+REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "unix", "sentinel"}
 AMQP_SCHEMES = {"amqp", "amqps", "pyamqp"}
 RPC_SCHEMES = {"rpc"}
 MASK = "***"
@@ -34,6 +34,12 @@ class BrokerURL:
     socket_path: str | None = None
     query: dict[str, str] = field(default_factory=dict)
     alternates: tuple[BrokerURL, ...] = ()  # failover hosts after this one
+    master_name: str | None = None  # sentinel://: the name the sentinels know the master by
+    sentinel_password: str | None = None  # sentinel://: AUTH for the sentinels themselves
+
+    @property
+    def is_sentinel(self) -> bool:
+        return self.scheme == "sentinel"
 
     @property
     def tls(self) -> bool:
@@ -53,10 +59,10 @@ class BrokerURL:
 
     def scrub(self, text: str) -> str:
         """Remove every password this URL carries from ``text``."""
-        for u in (self, *self.alternates):
-            if u.password:
-                text = text.replace(u.password, MASK)
-                text = text.replace(quote(u.password, safe=""), MASK)
+        secrets = {s for u in (self, *self.alternates) for s in (u.password, u.sentinel_password) if s}
+        for secret in sorted(secrets, key=len, reverse=True):  # "pw" must not eat into "spw"
+            text = text.replace(secret, MASK)
+            text = text.replace(quote(secret, safe=""), MASK)
         return text
 
 
@@ -70,7 +76,7 @@ _USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:@/]
 def _strip_inline_password(raw: str) -> str:
     raw = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", raw)
     # ?password=... in the query string
-    return re.sub(r"(?i)([?&]password=)[^&]*", rf"\g<1>{MASK}", raw)
+    return re.sub(r"(?i)([?&](?:sentinel_)?password=)[^&]*", rf"\g<1>{MASK}", raw)
 
 
 def redact_text(text: str) -> str:
@@ -92,6 +98,11 @@ def parse_url(raw: str) -> BrokerURL:
     first = parsed[0]
     if any(p.kind != first.kind for p in parsed[1:]):
         raise UsageError(f"failover URLs mix broker kinds: {_strip_inline_password(raw)}")
+    if any(p.is_sentinel != first.is_sentinel for p in parsed[1:]):
+        raise UsageError(f"sentinel:// and other URLs mixed: {_strip_inline_password(raw)}")
+    if first.is_sentinel:  # ?master_name= may end the list, so it sits on the last piece
+        first = replace(first, **{k: next((getattr(p, k) for p in parsed if getattr(p, k)), None)
+                                  for k in ("master_name", "sentinel_password")})
     return replace(first, alternates=tuple(parsed[1:]))
 
 
@@ -109,7 +120,7 @@ def _parse_single(raw: str) -> BrokerURL:
     else:
         raise UsageError(
             f"unsupported URL scheme {scheme!r} in {shown!r} "
-            "(use redis://, rediss://, redis+socket://, amqp://, amqps:// or pyamqp://)"
+            "(use redis://, rediss://, redis+socket://, sentinel://, amqp://, amqps:// or pyamqp://)"
         )
     try:
         parts = urlsplit(raw)
@@ -137,17 +148,20 @@ def _parse_single(raw: str) -> BrokerURL:
         if not db_text.isdigit():
             raise UsageError(f"Redis database must be a number, not {db_text!r} in {shown!r}")
         db = int(db_text)
+        sentinel = scheme == "sentinel"
         return BrokerURL(
             raw=raw,
             scheme=scheme,
             kind=kind,
             host=host,
-            port=port or 6379,
+            port=port or (26379 if sentinel else 6379),
             username=username,
             password=password,
             db=db,
             socket_path=socket_path,
             query=query,
+            master_name=(query.get("master_name") or None) if sentinel else None,
+            sentinel_password=(query.get("sentinel_password") or None) if sentinel else None,
         )
     if kind == "amqp":
         vhost = path[1:] if path.startswith("/") else path

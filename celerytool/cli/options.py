@@ -69,9 +69,11 @@ SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--max-size",), dict(type=Converted("size", _size), metavar="SIZE", help="Largest body to decode or decompress [default 64M].")),
     (("--connect-timeout",), dict(type=click.FloatRange(0.1, 600), metavar="S", help="Seconds to wait for the broker [default 5].")),
     (("--management-url",), dict(metavar="URL", help="RabbitMQ management API [default http://<host>:15672 with the broker's credentials].")),
+    (("--master-name",), dict(metavar="NAME", help="Redis Sentinel master name for sentinel:// URLs [env CELERYTOOL_MASTER_NAME; or ?master_name=].")),
+    (("-P", "--profile"), dict(metavar="NAME", help="Connection profile from the config file [env CELERYTOOL_PROFILE; default: the profile named default].")),
 ]
 SHARED_KEYS = ["broker", "backend", "output", "global_keyprefix", "priority_steps", "sep", "max_size",
-               "connect_timeout", "management_url"]
+               "connect_timeout", "management_url", "master_name", "profile"]
 
 
 def shared_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,11 +91,23 @@ def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         root = ctx.find_root().obj or {}
         merged = {k: (given[k] if given[k] is not None else root.get(k)) for k in SHARED_KEYS}
-        app = App(**merged)
+        app = make_app(merged)
         ctx.call_on_close(app.close)
         return f(app, **kwargs)
 
     return shared_options(wrapper)
+
+
+def make_app(cli_values: dict[str, Any]) -> App:
+    """An App with the effective settings (command line > environment > profile > default)."""
+    from celerytool.cli.settings import resolve
+
+    resolved = resolve(cli_values)
+    for text in resolved.warnings:
+        from celerytool.render import warn
+
+        warn(text)
+    return App(**resolved.values, profile=resolved.profile, sources=resolved.sources)
 
 
 def _unescape(sep: str) -> str:
@@ -111,6 +125,9 @@ class App:
     max_size: int | None = None
     connect_timeout: float | None = None
     management_url: str | None = None
+    master_name: str | None = None
+    profile: Any = None  # the profiles.Profile in use, if any
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     _opened: list[Any] = field(default_factory=list)
 
     @property
@@ -119,9 +136,11 @@ class App:
 
     @functools.cached_property
     def broker_url(self) -> Any:
+        from celerytool.cli.settings import finish_url
         from celerytool.urls import parse_url
 
-        return parse_url(self.broker or os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER)
+        raw = self.broker or os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER
+        return finish_url(parse_url(raw), "broker", self)
 
     @functools.cached_property
     def backend_url(self) -> Any:
@@ -130,7 +149,9 @@ class App:
 
         raw = self.backend or os.environ.get("CELERY_RESULT_BACKEND")
         if raw:
-            return parse_url(raw)
+            from celerytool.cli.settings import finish_url
+
+            return finish_url(parse_url(raw), "backend", self)
         if self.broker_url.kind == "redis":
             return self.broker_url
         raise UsageError("no result backend: give --backend URL (or CELERY_RESULT_BACKEND)")

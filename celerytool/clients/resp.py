@@ -51,6 +51,10 @@ class RespClient:
     # -- connection ---------------------------------------------------------------------
     def _connect(self) -> None:
         u = self.url
+        if u.is_sentinel:
+            from celerytool.clients.sentinel import master_url
+
+            u = master_url(u, self.connect_timeout)
         if u.socket_path:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(self.connect_timeout)

@@ -71,6 +71,7 @@ class RedisOps(RedisUnacked):
             return self._scan(queue, selection, control, "purge", lengths)
         if selection.empty:
             n = self.call("PURGE_ALL", [k for _, k, _ in lengths], [])
+            self.b.confirm_writes()
             control.tick(int(n))
             return OpResult("purge", queue, examined=int(n), matched=int(n), done=int(n), kept=0)
 
@@ -152,6 +153,7 @@ class RedisOps(RedisUnacked):
                     for key, raw in pending:
                         pipe.lpush(key, raw)
                     pipe.execute()
+                self.b.confirm_writes()
             result.done += len(pending)
             control.tick(len(pending))
             pending.clear()
@@ -258,6 +260,7 @@ class RedisOps(RedisUnacked):
                     if ahead > 0:
                         pipe.lrange(key, -ahead, -1)
                     replies = pipe.execute()
+                self.b.confirm_writes()  # a batch the new master may lack is not counted
                 popped, done = (int(x) for x in replies[0])
                 window = replies[1] if ahead > 0 else []
                 rotated += popped
@@ -345,6 +348,7 @@ def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes]) -> Non
             for raw in raws:
                 pipe.lpush(dest.bucket_key(queue, bucket), raw)
             pipe.execute()  # the replies are Redis's confirmation
+        dest.confirm_writes()  # and through Sentinel, a replica's
         return
     dest.publish([envelope_to_outgoing(raw, queue) for raw in raws])
 
