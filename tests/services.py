@@ -229,7 +229,7 @@ class SentinelSet:
                                  password=self.sentinel_password)
             try:
                 return client.execute_command(*args)
-            except redis.RedisError as exc:
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
                 last = exc
             finally:
                 client.close()
@@ -249,23 +249,36 @@ class SentinelSet:
 
         def ready() -> bool:
             replicas = self.ask("SENTINEL", "replicas", self.name)
-            if not replicas:
+            if not replicas or any("down" in r["flags"] or "disconnected" in r["flags"]
+                                   for r in replicas):
                 return False
-            flags = replicas[0]["flags"] if isinstance(replicas[0], dict) else ""
-            if "s_down" in flags or "disconnected" in flags:
-                return False
+            master = self.master_port()
             for server in (self.master, self.replica):
                 info = redis.Redis(port=server.port, password=self.password).info("replication")
-                if info["role"] == "slave" and info.get("master_link_status") != "up":
+                if server.port == master:
+                    if info["role"] != "master" or info["connected_slaves"] < 1:
+                        return False
+                elif info["role"] != "slave" or info.get("master_link_status") != "up" \
+                        or info.get("master_port") != master:
                     return False
             return True
 
         wait_for(ready, timeout, 0.2)
 
-    def failover(self, timeout: float = 30.0) -> int:
+    def failover(self, old: int | None = None, timeout: float = 30.0) -> int:
         """SENTINEL FAILOVER; return the new master's port once the sentinels name it."""
-        old = self.master_port()
-        self.ask("SENTINEL", "FAILOVER", self.name)
+        import redis
+
+        old = old or self.master_port()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.ask("SENTINEL", "FAILOVER", self.name)
+                break
+            except redis.ResponseError:  # INPROG / NOGOODSLAVE: a replica not ready yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         return wait_for(lambda: (p := self.master_port()) != old and p, timeout, 0.1)
 
     def stop(self) -> None:

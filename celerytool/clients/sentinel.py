@@ -39,6 +39,18 @@ def _require_name(url: BrokerURL) -> str:
 
 def master_address(url: BrokerURL, connect_timeout: float = 5.0) -> tuple[str, int]:
     """(host, port) of the master, from the first sentinel that knows it."""
+    reply = _ask(url, connect_timeout, "get-master-addr-by-name")
+    return reply[0].decode(), int(reply[1])
+
+
+def master_run_id(url: BrokerURL, connect_timeout: float = 5.0) -> str:
+    """The run id of the server the sentinels hold to be the master now."""
+    reply = _ask(url, connect_timeout, "master")
+    fields = dict(zip(reply[::2], reply[1::2], strict=False))
+    return fields.get(b"runid", b"").decode()
+
+
+def _ask(url: BrokerURL, connect_timeout: float, what: str) -> Any:
     from celerytool.clients.resp import ReplyError, RespClient
 
     name = _require_name(url)
@@ -48,14 +60,20 @@ def master_address(url: BrokerURL, connect_timeout: float = 5.0) -> tuple[str, i
                         port=port, password=url.sentinel_password)
         client = RespClient(one, connect_timeout=connect_timeout, socket_timeout=connect_timeout)
         try:
-            reply = client.execute("SENTINEL", "get-master-addr-by-name", name)
-        except (OSError, ConnectionError, ReplyError) as exc:
+            reply = client.execute("SENTINEL", what, name)
+        except ReplyError as exc:
+            if "No such master" in str(exc):
+                reply = None
+            else:
+                failures.append(f"{host}:{port}: {exc}")
+                continue
+        except (OSError, ConnectionError) as exc:
             failures.append(f"{host}:{port}: {exc or type(exc).__name__}")
             continue
         finally:
             client.close()
         if reply:
-            return reply[0].decode(), int(reply[1])
+            return reply
         failures.append(f"{host}:{port}: no master named {name!r}")
     if failures and all("no master named" in f for f in failures):
         raise NotFound(f"the sentinels of {url.redacted()} know no master named {name!r}")
@@ -96,23 +114,30 @@ class WriteFence:
         self.timeout = timeout
         self.replicated: set[str] = set()  # master_replid of masters seen with replicas
 
+    def observe(self, client: Any) -> dict[str, Any]:
+        """Note whether the server has replicas; call it before the first write too."""
+        info = client.info("replication")
+        if info.get("role") == "master" and int(info.get("connected_slaves", 0)) > 0:
+            self.replicated.add(str(info.get("master_replid", "")))
+        return info
+
     def confirm(self, client: Any) -> None:
         """Raise BrokerUnavailable unless the writes just made on ``client`` will survive a failover."""
-        info = client.info("replication")
+        info = self.observe(client)
         if info.get("role") != "master":
-            _drop(client)
-            raise BrokerUnavailable(f"the Redis master of {self.url.redacted()} became a replica "
-                                    "(failover under way): the last batch was not counted")
-        replid = str(info.get("master_replid", ""))
-        if int(info.get("connected_slaves", 0)) > 0:
-            self.replicated.add(replid)
-        if replid in self.replicated:
+            self._fail(client, "became a replica (failover under way)")
+        if str(info.get("master_replid", "")) in self.replicated:
             acked = int(client.execute_command("WAIT", 1, int(self.timeout * 1000)))
             if acked < 1:
-                _drop(client)
-                raise BrokerUnavailable(
-                    f"no replica of the Redis master of {self.url.redacted()} confirmed the last "
-                    f"batch within {self.timeout:g} s (failover under way?): it was not counted")
+                self._fail(client, f"had no replica confirm the batch within {self.timeout:g} s "
+                                   "(failover under way?)")
+        elif client.info("server").get("run_id") != master_run_id(self.url, self.timeout):
+            self._fail(client, "is no longer the one the sentinels name (failover under way)")
+
+    def _fail(self, client: Any, why: str) -> None:
+        _drop(client)
+        raise BrokerUnavailable(f"the Redis master of {self.url.redacted()} {why}: "
+                                "the last batch was not counted")
 
 
 def _drop(client: Any) -> None:

@@ -41,7 +41,17 @@ class RedisBroker:
 
     @cached_property
     def client(self) -> Any:
-        return connect(self.url, connect_timeout=self.options.connect_timeout)
+        client = connect(self.url, connect_timeout=self.options.connect_timeout)
+        if self.url.is_sentinel:  # whether the master has replicas, before anything is written
+            with self.errors():
+                self.fence.observe(client)
+        return client
+
+    @cached_property
+    def fence(self) -> Any:
+        from celerytool.clients.sentinel import WriteFence
+
+        return WriteFence(self.url, self.options.connect_timeout)
 
     @cached_property
     def reader(self) -> Any:
@@ -60,12 +70,8 @@ class RedisBroker:
         (a replica acknowledged them; see ``clients.sentinel.WriteFence``)."""
         if not self.url.is_sentinel:
             return
-        if "_fence" not in self.__dict__:
-            from celerytool.clients.sentinel import WriteFence
-
-            self._fence = WriteFence(self.url, self.options.connect_timeout)
         with self.errors():
-            self._fence.confirm(self.client)
+            self.fence.confirm(self.client)
 
     def read(self, fn: Any) -> Any:
         """``fn()`` for a read-only command; through Sentinel it is tried again (on the
