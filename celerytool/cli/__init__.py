@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "requeue": ("celerytool.cli.requeue", "Return in-flight messages to their queue (Redis)."),
     "export": ("celerytool.cli.export", "Write a queue's messages to NDJSON, byte-exact."),
     "import": ("celerytool.cli.import_", "Republish messages from an export file."),
+    "profiles": ("celerytool.cli.profiles", "List connection profiles and where each setting comes from."),
 }
 
 

@@ -20,6 +20,17 @@ def _opt(value: Any) -> str:
 
 
 COLUMNS: dict[str, list[Column]] = {
+    "profile": [
+        ("profile", lambda p: p["name"] + (" *" if p["active"] else ""), {"style": "bold"}),
+        ("broker", lambda p: _opt(p["settings"].get("broker")), {}),
+        ("other settings", lambda p: ", ".join(f"{k}={v}" for k, v in p["settings"].items()
+                                               if k != "broker"), {}),
+    ],
+    "setting": [
+        ("setting", lambda s: s["setting"], {"style": "bold"}),
+        ("value", lambda s: _opt(s["value"]), {}),
+        ("source", lambda s: s["source"], {}),
+    ],
     "queue": [
         ("queue", lambda q: q.name, {"style": "bold"}),
         ("messages", lambda q: q.messages, {"justify": "right"}),
