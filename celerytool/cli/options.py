@@ -102,12 +102,21 @@ def make_app(cli_values: dict[str, Any]) -> App:
     """An App with the effective settings (command line > environment > profile > default)."""
     from celerytool.cli.settings import resolve
 
-    resolved = resolve(cli_values)
+    types = {_dest(decls): attrs.get("type") for decls, attrs in SHARED}
+    resolved = resolve(cli_values, types)
     for text in resolved.warnings:
         from celerytool.render import warn
 
         warn(text)
     return App(**resolved.values, profile=resolved.profile, sources=resolved.sources)
+
+
+def _dest(decls: tuple[str, ...]) -> str:
+    """The parameter name click gives an option: its explicit name, else the longest flag."""
+    for d in decls:
+        if not d.startswith("-"):
+            return d
+    return max(decls, key=len).lstrip("-").replace("-", "_")
 
 
 def _unescape(sep: str) -> str:
@@ -152,8 +161,11 @@ class App:
             from celerytool.cli.settings import finish_url
 
             return finish_url(parse_url(raw), "backend", self)
-        if self.broker_url.kind == "redis":
-            return self.broker_url
+        from celerytool.backends import backend_for_broker
+
+        url = backend_for_broker(self.broker_url)
+        if url is not None:
+            return url
         raise UsageError("no result backend: give --backend URL (or CELERY_RESULT_BACKEND)")
 
     def broker_options(self, **extra: Any) -> Any:
@@ -174,8 +186,12 @@ class App:
         from celerytool.brokers import open_broker
 
         broker = open_broker(url or self.broker_url, self.broker_options(**extra))
-        self._opened.append(broker)
+        self.track(broker)
         return broker
+
+    def track(self, resource: Any) -> None:
+        """Close ``resource`` (and show its warnings) when the command ends."""
+        self._opened.append(resource)
 
     def limits(self) -> Any:
         return self.broker_options().limits

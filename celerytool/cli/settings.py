@@ -40,7 +40,8 @@ class Resolved:
     warnings: list[str] = field(default_factory=list)
 
 
-def resolve(cli: dict[str, Any]) -> Resolved:
+def resolve(cli: dict[str, Any], types: dict[str, Any]) -> Resolved:
+    """``types``: setting -> the click ParamType of its option (None: text), to check profile values."""
     from celerytool.profiles import SETTINGS, select
 
     name, named_by = cli.get("profile"), "-P/--profile"
@@ -56,35 +57,24 @@ def resolve(cli: dict[str, Any]) -> Resolved:
             # the App reads these variables itself; master_name it is given
             values[key], sources[key] = (os.environ[env] if key == "master_name" else None), f"${env}"
         elif profile is not None and pkey in profile.values:
-            values[key] = _convert(profile, key, pkey)
+            values[key] = _convert(profile, key, pkey, types.get(key))
             sources[key] = f"profile {profile.name!r}"
         else:
             values[key], sources[key] = None, "default"
     return Resolved(values, sources, profile, loaded, list(loaded.warnings) if loaded else [])
 
 
-def _convert(profile: Any, key: str, pkey: str) -> Any:
-    from celerytool.cli.options import SHARED
-
+def _convert(profile: Any, key: str, pkey: str, kind: Any) -> Any:
     value = profile.values[pkey]
     if isinstance(value, list):
         value = ",".join(str(v) for v in value)
     elif isinstance(value, (bool, int)) or (isinstance(value, float) and key != "connect_timeout"):
         value = str(value)
-    kind = next(attrs for decls, attrs in SHARED if _dest(decls) == key).get("type")
     try:
         return str(value) if kind is None else kind.convert(value, None, None)
     except click.BadParameter as exc:
         raise UsageError(f"{profile.where(pkey)}: profile {profile.name!r}: {pkey}: "
                          f"{exc.message}") from None
-
-
-def _dest(decls: tuple[str, ...]) -> str:
-    for d in decls:
-        if not d.startswith("-"):
-            return d
-    longest = max(decls, key=len)
-    return longest.lstrip("-").replace("-", "_")
 
 
 def finish_url(url: Any, which: str, app: Any) -> Any:

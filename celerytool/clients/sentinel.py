@@ -37,31 +37,33 @@ def _require_name(url: BrokerURL) -> str:
     return url.master_name
 
 
-def master_address(url: BrokerURL, connect_timeout: float = 5.0) -> tuple[str, int]:
-    """(host, port) of the master, from the first sentinel that knows it."""
-    reply = _ask(url, connect_timeout, "get-master-addr-by-name")
+def master_address(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> tuple[str, int]:
+    """(host, port) of the master, from the first sentinel that knows it.
+
+    ``client_class`` is the light RESP client (``clients.resp.RespClient``), passed in
+    because it also calls back here to resolve sentinel:// URLs.
+    """
+    reply = _ask(url, client_class, connect_timeout, "get-master-addr-by-name")
     return reply[0].decode(), int(reply[1])
 
 
-def master_run_id(url: BrokerURL, connect_timeout: float = 5.0) -> str:
+def master_run_id(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> str:
     """The run id of the server the sentinels hold to be the master now."""
-    reply = _ask(url, connect_timeout, "master")
+    reply = _ask(url, client_class, connect_timeout, "master")
     fields = dict(zip(reply[::2], reply[1::2], strict=False))
     return fields.get(b"runid", b"").decode()
 
 
-def _ask(url: BrokerURL, connect_timeout: float, what: str) -> Any:
-    from celerytool.clients.resp import ReplyError, RespClient
-
+def _ask(url: BrokerURL, client_class: Any, connect_timeout: float, what: str) -> Any:
     name = _require_name(url)
     failures: list[str] = []
     for host, port in sentinels(url):
         one = BrokerURL(raw=f"redis://{host}:{port}", scheme="redis", kind="redis", host=host,
                         port=port, password=url.sentinel_password)
-        client = RespClient(one, connect_timeout=connect_timeout, socket_timeout=connect_timeout)
+        client = client_class(one, connect_timeout=connect_timeout, socket_timeout=connect_timeout)
         try:
             reply = client.execute("SENTINEL", what, name)
-        except ReplyError as exc:
+        except client_class.ReplyError as exc:
             if "No such master" in str(exc):
                 reply = None
             else:
@@ -81,21 +83,21 @@ def _ask(url: BrokerURL, connect_timeout: float, what: str) -> Any:
                                       f"{name!r}: {'; '.join(failures)}"))
 
 
-def master_url(url: BrokerURL, connect_timeout: float = 5.0) -> BrokerURL:
+def master_url(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> BrokerURL:
     """A plain ``redis://`` URL of the current master (same password and database)."""
-    host, port = master_address(url, connect_timeout)
+    host, port = master_address(url, client_class, connect_timeout)
     query = {k: v for k, v in url.query.items() if k not in ("master_name", "sentinel_password")}
     return replace(url, scheme="redis", host=host, port=port, query=query, alternates=())
 
 
-def redis_client(url: BrokerURL, kwargs: dict[str, Any]) -> Any:
+def redis_client(url: BrokerURL, kwargs: dict[str, Any], client_class: Any) -> Any:
     """A redis.Redis whose connections go to whichever server the sentinels name master."""
     from redis import Redis
     from redis.sentinel import Sentinel
 
     name = _require_name(url)
     # asked once here so that a wrong name, password or address is one clear line
-    master_address(url, kwargs.get("socket_connect_timeout") or 5.0)
+    master_address(url, client_class, kwargs.get("socket_connect_timeout") or 5.0)
     sentinel_kwargs: dict[str, Any] = {
         "socket_connect_timeout": kwargs.get("socket_connect_timeout"),
         "socket_timeout": kwargs.get("socket_connect_timeout"),
@@ -109,9 +111,10 @@ def redis_client(url: BrokerURL, kwargs: dict[str, Any]) -> Any:
 class WriteFence:
     """Remembers which masters had replicas, so writes to them must be acknowledged."""
 
-    def __init__(self, url: BrokerURL, timeout: float) -> None:
+    def __init__(self, url: BrokerURL, timeout: float, client_class: Any) -> None:
         self.url = url
         self.timeout = timeout
+        self.client_class = client_class  # the RESP client, to ask the sentinels
         self.replicated: set[str] = set()  # master_replid of masters seen with replicas
 
     def observe(self, client: Any) -> dict[str, Any]:
@@ -131,7 +134,7 @@ class WriteFence:
             if acked < 1:
                 self._fail(client, f"had no replica confirm the batch within {self.timeout:g} s "
                                    "(failover under way?)")
-        elif client.info("server").get("run_id") != master_run_id(self.url, self.timeout):
+        elif client.info("server").get("run_id") != master_run_id(self.url, self.client_class, self.timeout):
             self._fail(client, "is no longer the one the sentinels name (failover under way)")
 
     def _fail(self, client: Any, why: str) -> None:
