@@ -47,11 +47,12 @@ def master_address(url: BrokerURL, client_class: Any, connect_timeout: float = 5
     return reply[0].decode(), int(reply[1])
 
 
-def master_run_id(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> str:
-    """The run id of the server the sentinels hold to be the master now."""
+def master_identity(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> tuple[str, int]:
+    """(run id, port) of the server the sentinels hold to be the master now; the run id is
+    empty until a sentinel has polled a newly promoted master."""
     reply = _ask(url, client_class, connect_timeout, "master")
     fields = dict(zip(reply[::2], reply[1::2], strict=False))
-    return fields.get(b"runid", b"").decode()
+    return fields.get(b"runid", b"").decode(), int(fields.get(b"port", b"0"))
 
 
 def _ask(url: BrokerURL, client_class: Any, connect_timeout: float, what: str) -> Any:
@@ -134,8 +135,12 @@ class WriteFence:
             if acked < 1:
                 self._fail(client, f"had no replica confirm the batch within {self.timeout:g} s "
                                    "(failover under way?)")
-        elif client.info("server").get("run_id") != master_run_id(self.url, self.client_class, self.timeout):
-            self._fail(client, "is no longer the one the sentinels name (failover under way)")
+        else:
+            server = client.info("server")
+            run_id, port = master_identity(self.url, self.client_class, self.timeout)
+            if (run_id and server.get("run_id") != run_id) or \
+                    (not run_id and int(server.get("tcp_port", 0)) != port):
+                self._fail(client, "is no longer the one the sentinels name (failover under way)")
 
     def _fail(self, client: Any, why: str) -> None:
         _drop(client)
