@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 DEFAULT_BROKER = "redis://localhost:6379/0"
+OUTPUTS = ("table", "json", "ndjson")
 
 
 def _steps(value: str) -> tuple[int, ...]:
@@ -62,7 +63,7 @@ class Converted(click.ParamType):
 SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-b", "--broker"), dict(metavar="URL", help=f"Broker URL [env CELERY_BROKER_URL; default {DEFAULT_BROKER}].")),
     (("--backend",), dict(metavar="URL", help="Result backend URL [env CELERY_RESULT_BACKEND; default: the broker when it is Redis].")),
-    (("-o", "--output"), dict(type=click.Choice(["table", "json", "ndjson"]), help="Output format [default: table].")),
+    (("-o", "--output"), dict(type=click.Choice(OUTPUTS), help="Output format [default: table].")),
     (("--keyprefix", "global_keyprefix"), dict(metavar="PREFIX", help="kombu Redis transport option global_keyprefix.")),
     (("--priority-steps",), dict(type=Converted("steps", _steps), metavar="0,3,6,9", help="kombu Redis priority_steps.")),
     (("--sep",), dict(metavar="SEP", help="kombu Redis separator for priority lists and bindings [default \\x06\\x16].")),
@@ -76,10 +77,46 @@ SHARED_KEYS = ["broker", "backend", "output", "global_keyprefix", "priority_step
                "connect_timeout", "management_url", "master_name", "profile"]
 
 
+class ConnectionOption(click.Option):
+    """One of the shared options: ``--help`` lists these in a section of their own, last."""
+
+
+CONNECTION_SECTION = "Connection options (before or after the command)"
+
+
+def format_sectioned(cmd: click.Command, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    """The command's own options first, then the shared connection options."""
+    own, shared = [], []
+    for param in cmd.get_params(ctx):
+        if not isinstance(param, click.Option):
+            continue
+        record = param.get_help_record(ctx)
+        if record is not None:
+            (shared if isinstance(param, ConnectionOption) else own).append(record)
+    if own:
+        with formatter.section("Options"):
+            formatter.write_dl(own)
+    if shared:
+        with formatter.section(CONNECTION_SECTION):
+            formatter.write_dl(shared)
+
+
+class Command(click.Command):
+    """A celerytool command: its help lists the connection options after its own."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        format_sectioned(self, ctx, formatter)
+
+
 def shared_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for decls, attrs in reversed(SHARED):
-        f = click.option(*decls, default=None, show_envvar=False, **attrs)(f)
+        f = click.option(*decls, cls=ConnectionOption, default=None, show_envvar=False, **attrs)(f)
     return f
+
+
+full_ids_option = click.option(
+    "--full-ids", "full_ids", is_flag=True,
+    help="Tables: show whole task ids (default: the first 8 characters, more when needed to tell them apart).")
 
 
 def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,19 +129,22 @@ def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
         root = ctx.find_root().obj or {}
         merged = {k: (given[k] if given[k] is not None else root.get(k)) for k in SHARED_KEYS}
         app = make_app(merged)
+        app.full_ids = bool(kwargs.pop("full_ids", False))
+        app.fmt  # noqa: B018 -- a bad CELERYTOOL_OUTPUT is a usage error before anything runs
         ctx.call_on_close(app.close)
         return f(app, **kwargs)
 
     return shared_options(wrapper)
 
 
-def make_app(cli_values: dict[str, Any]) -> App:
-    """An App with the effective settings (command line > environment > profile > default)."""
+def make_app(cli_values: dict[str, Any], *, quiet: bool = False) -> App:
+    """An App with the effective settings (command line > environment > profile > default);
+    ``quiet``: no warnings (shell completion)."""
     from celerytool.cli.settings import resolve
 
     types = {_dest(decls): attrs.get("type") for decls, attrs in SHARED}
     resolved = resolve(cli_values, types)
-    for text in resolved.warnings:
+    for text in [] if quiet else resolved.warnings:
         from celerytool.render import warn
 
         warn(text)
@@ -137,11 +177,19 @@ class App:
     master_name: str | None = None
     profile: Any = None  # the profiles.Profile in use, if any
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
+    full_ids: bool = False  # tables: whole task ids instead of git-style short ones
     _opened: list[Any] = field(default_factory=list)
 
     @property
     def fmt(self) -> str:
-        return self.output or os.environ.get("CELERYTOOL_OUTPUT") or "table"
+        if self.output:
+            return self.output
+        env = os.environ.get("CELERYTOOL_OUTPUT")
+        if env and env not in OUTPUTS:
+            from celerytool.errors import UsageError
+
+            raise UsageError(f"CELERYTOOL_OUTPUT={env!r} is not one of {', '.join(OUTPUTS)}")
+        return env or "table"
 
     @functools.cached_property
     def broker_url(self) -> Any:
@@ -199,7 +247,7 @@ class App:
     def emit(self, records: Iterable[Any], kind: str) -> int:
         from celerytool.render import emit
 
-        return emit(records, self.fmt, kind)
+        return emit(records, self.fmt, kind, full_ids=self.full_ids)
 
     def emit_one(self, record: Any, kind: str) -> None:
         from celerytool.render import emit_one

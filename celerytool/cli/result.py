@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.options import full_ids_option, with_app
 
 EXIT_CODES = """\b
 Exit codes (with several ids the worst decides: 1 > 124 > 3 > 0):
@@ -23,6 +23,7 @@ Exit codes (with several ids the worst decides: 1 > 124 > 3 > 0):
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="S", help="With --wait: give up after S seconds.")
 @click.option("--backend-keyprefix", metavar="PREFIX",
               help="result_backend_transport_options global_keyprefix of the app.")
+@full_ids_option
 @with_app
 def command(app, ids, wait, timeout, backend_keyprefix):
     """Show the stored result of each task ID (or group id).
@@ -42,8 +43,12 @@ def command(app, ids, wait, timeout, backend_keyprefix):
     return show_results(app, list(ids), wait=wait, timeout=timeout, keyprefix=backend_keyprefix or "")
 
 
-def show_results(app, ids, *, wait, timeout, keyprefix=""):
-    """Read (or wait for) ``ids``, print them, return the exit code."""
+def show_results(app, ids, *, wait, timeout, keyprefix="", one=False):
+    """Read (or wait for) ``ids``, print them, return the exit code.
+
+    JSON is an array, also for one id (the command takes any number); ``one``
+    (send --wait: always exactly one task) prints an object.
+    """
     from celerytool.backends import open_backend
     from celerytool.backends.outcome import worst_exit_code
 
@@ -60,7 +65,7 @@ def show_results(app, ids, *, wait, timeout, keyprefix=""):
             note(f"timed out after {timeout:g} s waiting for {', '.join(late)}")
     else:
         results = backend.get_many(ids)
-    if len(results) == 1:
+    if len(results) == 1 and (one or app.fmt == "table"):  # one id, for people: every field and the traceback
         app.emit_one(results[0], "result")
     else:
         app.emit(results, "result")

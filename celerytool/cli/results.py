@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.options import full_ids_option, with_app
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -42,6 +42,7 @@ class Duration(click.ParamType):
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N results.")
 @click.option("--backend-keyprefix", metavar="PREFIX",
               help="result_backend_transport_options global_keyprefix of the app.")
+@full_ids_option
 @with_app
 def command(app, statuses, task_glob, since, limit, backend_keyprefix):
     """List the results the backend holds, newest first.
