@@ -299,7 +299,9 @@ def start_sentinel_set(data_dir: Path, name: str = "celerytool-test", sentinels:
         conf.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"port {port}", "bind 127.0.0.1", f"dir {conf.parent}",
                  f"sentinel monitor {name} 127.0.0.1 {master.port} 1",
-                 f"sentinel down-after-milliseconds {name} 2000",
+                 # failovers in the tests are asked for (SENTINEL FAILOVER): a master paused
+                 # by a test (CLIENT PAUSE) must not be failed over on its own meanwhile
+                 f"sentinel down-after-milliseconds {name} 30000",
                  f"sentinel failover-timeout {name} 10000",
                  f"sentinel parallel-syncs {name} 1"]
         if password:

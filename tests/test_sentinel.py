@@ -85,7 +85,7 @@ def test_every_kind_of_command_through_sentinel(sentinel):
         {"status": "SUCCESS", "result": 3, "task_id": task_id, "traceback": None, "children": []}))
     result = run(sentinel, "result", task_id, "-o", "json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["result"] == 3
+    assert json.loads(result.stdout)[0]["result"] == 3
 
 
 def test_master_name_from_option_and_passwords_never_shown(sentinel):
@@ -179,7 +179,9 @@ def test_failover_during_filtered_purge(sentinel):
                              "--yes"], env=env_for(sentinel), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     paused = redis.Redis(port=old, password=PASSWORD, decode_responses=True)
-    wait_for(lambda: any(c.get("cmd") in ("lrange", "evalsha") for c in paused.client_list()), 30)
+    wait_for(lambda: proc.poll() is not None
+             or any(c.get("cmd") in ("lrange", "evalsha") for c in paused.client_list()), 60)
+    assert proc.poll() is None, proc.communicate()
     new = sentinel.failover(old)  # while the purge's first script waits
     assert new != old
     out, err = proc.communicate(timeout=120)
