@@ -3,10 +3,20 @@
 # virtualenv, and run a few commands from it (in an empty directory, so nothing of the
 # checkout is importable) against a private redis-server on a free port.
 # Used by .ci/run after the test command; run it by hand with `bash scripts/wheel_check.sh`.
+# With no PYTHON given, it runs once with python3 and once more with Python 3.10 (the oldest
+# supported: no tomllib, no strict base64) when one is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PYTHON=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=python3 bash "$0"
+    for candidate in python3.10 "$HOME"/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do
+        if "$candidate" -c 'import sys, venv; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+            exec env PYTHON="$candidate" bash "$0"
+        fi
+    done
+    exit 0
+fi
 WORK=$(mktemp -d)
 REDIS_PID=
 cleanup() {
@@ -19,7 +29,7 @@ fail() { say "FAILED: $*"; exit 1; }
 
 "$PYTHON" -m pip wheel -q --no-deps -w "$WORK/dist" "$ROOT" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; fail "building the wheel"; }
 WHEEL=$(ls "$WORK"/dist/celerytool-*.whl)
-say "built $(basename "$WHEEL")"
+say "built $(basename "$WHEEL") ($("$PYTHON" -V 2>&1))"
 "$PYTHON" -m venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install -q "$WHEEL" >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log" >&2; fail "installing the wheel"; }
 
