@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,13 +32,14 @@ from celerytool.brokers.redis.unacked import RedisUnacked
 from celerytool.brokers.transfer import publish_across
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.codecs.message import decode_envelope
-from celerytool.errors import DataError, UsageError
+from celerytool.errors import BrokerUnavailable, DataError, UsageError
 from celerytool.selection import Selection
 
 if TYPE_CHECKING:
     from celerytool.brokers.redis.broker import RedisBroker
 
 BATCH = 1000
+FAILOVER_WALKS = 3  # through Sentinel: walks started again after a failover
 FINISH_STEP = 5000
 
 # Given a priority bucket and the selected messages (after any publish / write the
@@ -215,13 +217,30 @@ class RedisOps(RedisUnacked):
 
     def _walk(self, queue: str, selection: Selection, control: Control, action: str,
               lengths: list[tuple[int, str, int]], act: Act) -> OpResult:
-        """Walk each priority list once, dropping or moving what ``act`` says."""
+        """Walk each priority list once, dropping or moving what ``act`` says.
+
+        Through Sentinel, a failover (a batch the new master may lack is refused by
+        ``confirm_writes``) starts the walk again on the new master, counting what was
+        confirmed before: each message is in exactly one list on every master.
+        """
         result = OpResult(action, queue)
-        for bucket, key, n0 in lengths:
-            if n0:
-                self._walk_list(key, bucket, n0, queue, selection, control, act, result)
-            if result.interrupted or _full(selection, result):
+        for attempt in range(FAILOVER_WALKS + 1):
+            try:
+                for bucket, key, n0 in lengths:
+                    if n0:
+                        self._walk_list(key, bucket, n0, queue, selection, control, act, result)
+                    if result.interrupted or _full(selection, result):
+                        break
                 break
+            except BrokerUnavailable as exc:
+                if not self.b.url.is_sentinel or attempt == FAILOVER_WALKS:
+                    raise
+                self.b.warnings.append(f"{exc.message}; walked {queue!r} again on the master the "
+                                       f"sentinels name now ({result.done} counted before)")
+                time.sleep(1.0 + attempt)
+                lengths = self.b.lengths(queue)
+                done = result.done  # what is gone was examined and matched once
+                result = OpResult(action, queue, examined=done, matched=done, done=done)
         with self.b.errors():
             result.kept = sum(n for _, _, n in self.b.lengths(queue))
         return result
