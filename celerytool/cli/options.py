@@ -62,7 +62,7 @@ class Converted(click.ParamType):
 
 SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-b", "--broker"), dict(metavar="URL", help=f"Broker URL [env CELERY_BROKER_URL; default {DEFAULT_BROKER}].")),
-    (("--backend",), dict(metavar="URL", help="Result backend URL [env CELERY_RESULT_BACKEND; default: the broker when it is Redis].")),
+    (("--backend",), dict(metavar="URL", help="Result backend URL: redis://, db+postgresql://, db+mysql://, db+sqlite:///PATH, django-db+<database URL> [env CELERY_RESULT_BACKEND; default: the broker when it is Redis].")),
     (("-o", "--output"), dict(type=click.Choice(OUTPUTS), help="Output format [default: table].")),
     (("--keyprefix", "global_keyprefix"), dict(metavar="PREFIX", help="kombu Redis transport option global_keyprefix.")),
     (("--priority-steps",), dict(type=Converted("steps", _steps), metavar="0,3,6,9", help="kombu Redis priority_steps.")),
@@ -112,6 +112,25 @@ def shared_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for decls, attrs in reversed(SHARED):
         f = click.option(*decls, cls=ConnectionOption, default=None, show_envvar=False, **attrs)(f)
     return f
+
+
+def _table_names(value: str) -> dict[str, str]:
+    from celerytool.backends import parse_table_names
+    from celerytool.errors import UsageError
+
+    try:
+        return parse_table_names(value)
+    except UsageError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+def backend_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--backend-keyprefix (Redis) and --backend-table-names (SQL) for commands that read results."""
+    f = click.option("--backend-table-names", "backend_table_names", type=Converted("tables", _table_names),
+                     metavar="task=T,group=G",
+                     help="database_table_names of a db+ backend [default celery_taskmeta, celery_tasksetmeta].")(f)
+    return click.option("--backend-keyprefix", metavar="PREFIX",
+                        help="result_backend_transport_options global_keyprefix of the app.")(f)
 
 
 full_ids_option = click.option(
@@ -236,6 +255,14 @@ class App:
         broker = open_broker(url or self.broker_url, self.broker_options(**extra))
         self.track(broker)
         return broker
+
+    def open_backend(self, keyprefix: str | None = None, table_names: dict[str, str] | None = None) -> Any:
+        from celerytool.backends import open_backend
+
+        backend = open_backend(self.backend_url, keyprefix=keyprefix or "", limits=self.limits(),
+                               connect_timeout=self.connect_timeout or 5.0, table_names=table_names)
+        self.track(backend)
+        return backend
 
     def track(self, resource: Any) -> None:
         """Close ``resource`` (and show its warnings) when the command ends."""
