@@ -88,6 +88,28 @@ def test_every_kind_of_command_through_sentinel(sentinel):
     assert json.loads(result.stdout)[0]["result"] == 3
 
 
+def test_a_celery_worker_on_sentinel(sentinel, tmp_path):
+    """A real worker configured as Celery users configure Sentinel; celerytool sends, waits for
+    the result, and finds the worker, all through the sentinels."""
+    from workers import launch_worker
+
+    options = {"master_name": sentinel.name, "sentinel_kwargs": {"password": SENTINEL_PASSWORD}}
+    worker = launch_worker(sentinel.url(master_name=False), tmp_path / "worker",
+                           env={"CT_TRANSPORT_OPTIONS": json.dumps(options)})
+    try:
+        worker.wait_ready()
+        sent = run(sentinel, "send", "worker_tasks.add", "2", "3", "--wait", "-o", "json", "--timeout", "60")
+        assert sent.returncode == 0, sent.stderr
+        got = json.loads(sent.stdout)
+        got = got if isinstance(got, list) else [got]
+        assert [(r["status"], r["result"]) for r in got] == [("SUCCESS", 5)]
+        workers = run(sentinel, "workers", "-o", "json", "--timeout", "3")
+        assert workers.returncode == 0, workers.stderr
+        assert [w["name"] for w in json.loads(workers.stdout)] == [worker.name]
+    finally:
+        worker.stop()
+
+
 def test_master_name_from_option_and_passwords_never_shown(sentinel):
     env = env_for(sentinel)
     env["CELERY_BROKER_URL"] = sentinel.url(master_name=False)
