@@ -108,9 +108,10 @@ def parse_url(raw: str) -> BrokerURL:
         raise UsageError(f"failover URLs mix broker kinds: {_strip_inline_password(raw)}")
     if any(p.is_sentinel != first.is_sentinel for p in parsed[1:]):
         raise UsageError(f"sentinel:// and other URLs mixed: {_strip_inline_password(raw)}")
-    if first.is_sentinel:  # ?master_name= may end the list, so it sits on the last piece
-        first = replace(first, **{k: next((getattr(p, k) for p in parsed if getattr(p, k)), None)
-                                  for k in ("master_name", "sentinel_password")})
+    if first.is_sentinel:  # ?master_name=... may end the list, so it sits on the last piece
+        query = {k: v for p in parsed for k, v in p.query.items()}
+        first = replace(first, query=query, **{k: next((getattr(p, k) for p in parsed if getattr(p, k)), None)
+                                               for k in ("master_name", "sentinel_password")})
     return replace(first, alternates=tuple(parsed[1:]))
 
 

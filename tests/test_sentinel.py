@@ -117,6 +117,10 @@ def test_master_name_from_option_and_passwords_never_shown(sentinel):
     assert missing.returncode == 2 and "--master-name" in missing.stderr
     ok = run(sentinel, "queues", "--master-name", sentinel.name, env=env)
     assert ok.returncode == 0, ok.stderr
+    ok = run(sentinel, "peek", "celery", env={**env, "CELERYTOOL_MASTER_NAME": sentinel.name})
+    assert ok.returncode == 66, ok.stderr  # it got as far as the master: no such queue
+    tls = run(sentinel, "queues", env={**env, "CELERY_BROKER_URL": sentinel.url() + "&ssl=true"})
+    assert tls.returncode == 2 and "TLS" in tls.stderr
     wrong = run(sentinel, "queues", "--master-name", "nope", env=env)
     assert wrong.returncode == 66 and "nope" in wrong.stderr
     env.pop("CELERYTOOL_SENTINEL_PASSWORD")

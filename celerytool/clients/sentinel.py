@@ -31,6 +31,8 @@ def sentinels(url: BrokerURL) -> list[tuple[str, int]]:
 
 
 def _require_name(url: BrokerURL) -> str:
+    if url.tls:
+        raise UsageError(f"{url.redacted()}: TLS through Redis Sentinel is not supported yet")
     if not url.master_name:
         raise UsageError(f"{url.redacted()}: a sentinel:// URL needs the master's name: "
                          "--master-name NAME, ?master_name=NAME or master_name in the profile")
