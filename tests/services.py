@@ -243,7 +243,7 @@ class SentinelSet:
 
         return redis.Redis(port=self.master_port(), db=db, password=self.password, socket_timeout=10)
 
-    def wait_synced(self, timeout: float = 30.0) -> None:
+    def wait_synced(self, timeout: float = 60.0) -> None:
         """Until the sentinels see the replica and the replica's link to the master is up."""
         import redis
 
