@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from celerytool.errors import UsageError
 
-REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "unix"}
+REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "unix", "sentinel"}
 AMQP_SCHEMES = {"amqp", "amqps", "pyamqp"}
 RPC_SCHEMES = {"rpc"}
 # Celery's database backend is ``db+<SQLAlchemy URL>``; ``django-db+<URL>`` is celerytool's
@@ -37,6 +37,12 @@ class BrokerURL:
     socket_path: str | None = None
     query: dict[str, str] = field(default_factory=dict)
     alternates: tuple[BrokerURL, ...] = ()  # failover hosts after this one
+    master_name: str | None = None  # sentinel://: the name the sentinels know the master by
+    sentinel_password: str | None = None  # sentinel://: AUTH for the sentinels themselves
+
+    @property
+    def is_sentinel(self) -> bool:
+        return self.scheme == "sentinel"
 
     @property
     def tls(self) -> bool:
@@ -63,9 +69,10 @@ class BrokerURL:
         """Remove every password this URL carries from ``text``; user names stay (``user:***@``)."""
         secrets: set[str] = set()
         for u in (self, *self.alternates):
-            if u.password:
-                secrets.update((u.password, quote(u.password, safe="")))
-        return redact_text(text, sorted(secrets, key=len, reverse=True))
+            for secret in (u.password, u.sentinel_password):
+                if secret:
+                    secrets.update((secret, quote(secret, safe="")))
+        return redact_text(text, sorted(secrets, key=len, reverse=True))  # "pw" must not eat into "spw"
 
 
 def _redact_one(u: BrokerURL) -> str:
@@ -75,7 +82,7 @@ def _redact_one(u: BrokerURL) -> str:
 # scheme://user:password@ up to the LAST '@': an unencoded '@', '/', '?' or '#' in a
 # password must not leave its tail visible (over-masking a query with '@' is the price)
 _USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/?#\s]*):(?P<pw>.*)@", re.S)
-_QUERY_PASSWORD = re.compile(r"(?i)([?&;]password=)[^&;]*")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&;](?:sentinel_)?password=)[^&;]*")
 # a URL in free text ends before whitespace and the punctuation that follows it in a sentence
 _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://\S+?(?=[:,.;)'\"]*(?:\s|$))")
 
@@ -131,6 +138,12 @@ def parse_url(raw: str) -> BrokerURL:
     first = parsed[0]
     if any(p.kind != first.kind for p in parsed[1:]):
         raise UsageError(f"failover URLs mix broker kinds: {_strip_inline_password(raw)}")
+    if any(p.is_sentinel != first.is_sentinel for p in parsed[1:]):
+        raise UsageError(f"sentinel:// and other URLs mixed: {_strip_inline_password(raw)}")
+    if first.is_sentinel:  # ?master_name=... may end the list, so it sits on the last piece
+        query = {k: v for p in parsed for k, v in p.query.items()}
+        first = replace(first, query=query, **{k: next((getattr(p, k) for p in parsed if getattr(p, k)), None)
+                                               for k in ("master_name", "sentinel_password")})
     return replace(first, alternates=tuple(parsed[1:]))
 
 
@@ -156,7 +169,7 @@ def _parse_single(raw: str) -> BrokerURL:
     else:
         raise UsageError(
             f"unsupported URL scheme {scheme!r} in {shown!r} "
-            "(use redis://, rediss://, redis+socket://, amqp://, amqps://, pyamqp://, "
+            "(use redis://, rediss://, redis+socket://, sentinel://, amqp://, amqps://, pyamqp://, "
             "db+postgresql://, db+mysql://, db+sqlite:/// or django-db+postgresql://)"
         )
     try:
@@ -188,17 +201,20 @@ def _parse_single(raw: str) -> BrokerURL:
         if not db_text.isdigit():
             raise UsageError(f"Redis database must be a number, not {db_text!r} in {shown!r}")
         db = int(db_text)
+        sentinel = scheme == "sentinel"
         return BrokerURL(
             raw=raw,
             scheme=scheme,
             kind=kind,
             host=host,
-            port=port or 6379,
+            port=port or (26379 if sentinel else 6379),
             username=username,
             password=password,
             db=db,
             socket_path=socket_path,
             query=query,
+            master_name=(query.get("master_name") or None) if sentinel else None,
+            sentinel_password=(query.get("sentinel_password") or None) if sentinel else None,
         )
     if kind == "amqp":
         vhost = path[1:] if path.startswith("/") else path

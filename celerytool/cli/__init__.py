@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "top": ("celerytool.cli.top", "Live full-screen view: queues, workers, failures (q quits)."),
     "events": ("celerytool.cli.events", "Follow the live event stream (NDJSON when piped)."),
     "revoke": ("celerytool.cli.revoke", "Make workers skip tasks by id (--terminate: kill running ones)."),
+    "profiles": ("celerytool.cli.profiles", "List connection profiles and where each setting comes from."),
 }
 
 

@@ -90,9 +90,11 @@ SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--max-size",), dict(type=Converted("size", _size), metavar="SIZE", help="Largest body to decode or decompress [default 64M].")),
     (("--connect-timeout",), dict(type=Converted("seconds", _seconds), metavar="S", help="Seconds to wait for the broker [default 5].")),
     (("--management-url",), dict(metavar="URL", help="RabbitMQ management API [default http://<host>:15672 with the broker's credentials].")),
+    (("--master-name",), dict(metavar="NAME", help="Redis Sentinel master name for sentinel:// URLs [env CELERYTOOL_MASTER_NAME; or ?master_name=].")),
+    (("-P", "--profile"), dict(metavar="NAME", help="Connection profile from the config file [env CELERYTOOL_PROFILE; default: the profile named default].")),
 ]
 SHARED_KEYS = ["broker", "backend", "output", "global_keyprefix", "priority_steps", "sep", "max_size",
-               "connect_timeout", "management_url"]
+               "connect_timeout", "management_url", "master_name", "profile"]
 
 
 class ConnectionOption(click.Option):
@@ -165,13 +167,35 @@ def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         root = ctx.find_root().obj or {}
         merged = {k: (given[k] if given[k] is not None else root.get(k)) for k in SHARED_KEYS}
-        app = App(**merged)
+        app = make_app(merged)
         app.full_ids = bool(kwargs.pop("full_ids", False))
         app.fmt  # noqa: B018 -- a bad CELERYTOOL_OUTPUT is a usage error before anything runs
         ctx.call_on_close(app.close)
         return f(app, **kwargs)
 
     return shared_options(wrapper)
+
+
+def make_app(cli_values: dict[str, Any], *, quiet: bool = False) -> App:
+    """An App with the effective settings (command line > environment > profile > default);
+    ``quiet``: no warnings (shell completion)."""
+    from celerytool.cli.settings import resolve
+
+    types = {_dest(decls): attrs.get("type") for decls, attrs in SHARED}
+    resolved = resolve(cli_values, types)
+    for text in [] if quiet else resolved.warnings:
+        from celerytool.render import warn
+
+        warn(text)
+    return App(**resolved.values, profile=resolved.profile, sources=resolved.sources)
+
+
+def _dest(decls: tuple[str, ...]) -> str:
+    """The parameter name click gives an option: its explicit name, else the longest flag."""
+    for d in decls:
+        if not d.startswith("-"):
+            return d
+    return max(decls, key=len).lstrip("-").replace("-", "_")
 
 
 @dataclass
@@ -185,6 +209,9 @@ class App:
     max_size: int | None = None
     connect_timeout: float | None = None
     management_url: str | None = None
+    master_name: str | None = None
+    profile: Any = None  # the profiles.Profile in use, if any
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     full_ids: bool = False  # tables: whole task ids instead of git-style short ones
     _opened: list[Any] = field(default_factory=list)
 
@@ -201,9 +228,11 @@ class App:
 
     @functools.cached_property
     def broker_url(self) -> Any:
+        from celerytool.cli.settings import finish_url
         from celerytool.urls import parse_url
 
-        return parse_url(self.broker or os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER)
+        raw = self.broker or os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER
+        return finish_url(parse_url(raw), "broker", self)
 
     @functools.cached_property
     def backend_url(self) -> Any:
@@ -212,7 +241,9 @@ class App:
 
         raw = self.backend or os.environ.get("CELERY_RESULT_BACKEND")
         if raw:
-            return parse_url(raw)
+            from celerytool.cli.settings import finish_url
+
+            return finish_url(parse_url(raw), "backend", self)
         from celerytool.backends import backend_for_broker
 
         url = backend_for_broker(self.broker_url)

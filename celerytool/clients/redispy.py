@@ -43,6 +43,11 @@ def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: flo
         "retry": Retry(NoBackoff(), 0),
         "health_check_interval": 0,
     }
+    if url.is_sentinel:
+        from celerytool.clients.resp import RespClient
+        from celerytool.clients.sentinel import redis_client
+
+        return redis_client(url, kwargs, RespClient)
     if url.socket_path:
         return redis.Redis(unix_socket_path=url.socket_path, **kwargs)
     from celerytool.clients.tls import tls_settings

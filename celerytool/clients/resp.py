@@ -41,6 +41,8 @@ class RespClient:
     (a server that accepts and never answers is unreachable); after it, by
     ``socket_timeout`` (default: twice the connect timeout, at least 10 s)."""
 
+    ReplyError = ReplyError
+
     def __init__(self, url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = None) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
@@ -53,6 +55,10 @@ class RespClient:
     # -- connection ---------------------------------------------------------------------
     def _connect(self) -> None:
         u = self.url
+        if u.is_sentinel:
+            from celerytool.clients.sentinel import master_url
+
+            u = master_url(u, RespClient, self.connect_timeout)
         if u.socket_path:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(self.connect_timeout)

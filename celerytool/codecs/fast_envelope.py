@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import binascii
 import re
+import sys
 from dataclasses import fields
 from typing import Any
 
@@ -33,6 +34,15 @@ from celerytool.model import Message
 _HEAD = re.compile(r'\{"body": "([A-Za-z0-9+/]*={0,2})", "content-encoding": "(utf-8|utf8)", '
                    r'"content-type": "(application/json)", "headers": ')
 _PROPERTIES = ', "properties": '
+if sys.version_info >= (3, 11):
+    def _b64(text: str) -> bytes:
+        return binascii.a2b_base64(text, strict_mode=True)
+else:  # Python 3.10 has no strict_mode: validate=True refuses characters outside the alphabet
+    from base64 import b64decode
+
+    def _b64(text: str) -> bytes:
+        return b64decode(text, validate=True)
+
 _FAILED = (StopIteration, ValueError, RecursionError, binascii.Error, DecodeError)  # NotPlain is a ValueError
 
 
@@ -60,7 +70,7 @@ def decode(raw: bytes, queue: str | None, position: int | None, priority: int | 
         texts = text[start:end], text[end + len(_PROPERTIES):stop]
         if not (shallow(texts[0]) and shallow(texts[1])):
             return None
-        body = binascii.a2b_base64(base64_body, strict_mode=True)
+        body = _b64(base64_body)
         compression = headers.get("compression")
         if len(body) > limits.max_bytes:
             return None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from celerytool.brokers.redis.unacked import RedisUnacked
 from celerytool.brokers.transfer import publish_across, record_to_outgoing
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.codecs.message import decode_envelope
-from celerytool.errors import UsageError
+from celerytool.errors import BrokerUnavailable, DataError, UsageError
 from celerytool.selection import Selection
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from celerytool.model import OutgoingMessage
 
 BATCH = 1000
+FAILOVER_WALKS = 3  # through Sentinel: walks started again after a failover
 FINISH_STEP = 5000
 
 # Given a priority bucket and the selected messages (after any publish / write the
@@ -74,6 +76,7 @@ class RedisOps(RedisUnacked):
             return self._scan(queue, selection, control, "purge", lengths)
         if selection.empty:
             n = self.call("PURGE_ALL", [k for _, k, _ in lengths], [])
+            self.b.confirm_writes()
             control.tick(int(n))
             return OpResult("purge", queue, examined=int(n), matched=int(n), done=int(n), kept=0)
 
@@ -158,6 +161,7 @@ class RedisOps(RedisUnacked):
                         for key, raw in pending:
                             pipe.lpush(key, raw)
                         pipe.execute()
+                    self.b.confirm_writes()
                 if converted:
                     self.b.publish(converted)
             n = len(pending) + len(converted)
@@ -226,13 +230,30 @@ class RedisOps(RedisUnacked):
 
     def _walk(self, queue: str, selection: Selection, control: Control, action: str,
               lengths: list[tuple[int, str, int]], act: Act) -> OpResult:
-        """Walk each priority list once, dropping or moving what ``act`` says."""
+        """Walk each priority list once, dropping or moving what ``act`` says.
+
+        Through Sentinel, a failover (a batch the new master may lack is refused by
+        ``confirm_writes``) starts the walk again on the new master, counting what was
+        confirmed before: each message is in exactly one list on every master.
+        """
         result = OpResult(action, queue)
-        for bucket, key, n0 in lengths:
-            if n0:
-                self._walk_list(key, bucket, n0, queue, selection, control, act, result)
-            if result.interrupted or _full(selection, result):
+        for attempt in range(FAILOVER_WALKS + 1):
+            try:
+                for bucket, key, n0 in lengths:
+                    if n0:
+                        self._walk_list(key, bucket, n0, queue, selection, control, act, result)
+                    if result.interrupted or _full(selection, result):
+                        break
                 break
+            except BrokerUnavailable as exc:
+                if not self.b.url.is_sentinel or attempt == FAILOVER_WALKS:
+                    raise
+                self.b.warnings.append(f"{exc.message}; walked {queue!r} again on the master the "
+                                       f"sentinels name now ({result.done} counted before)")
+                time.sleep(1.0 + attempt)
+                lengths = self.b.lengths(queue)
+                done = result.done  # what is gone was examined and matched once
+                result = OpResult(action, queue, examined=done, matched=done, done=done)
         with self.b.errors():
             result.kept = sum(n for _, _, n in self.b.lengths(queue))
         return result
@@ -285,6 +306,7 @@ class RedisOps(RedisUnacked):
                     if ahead > 0:
                         pipe.lrange(key, -ahead, -1)
                     replies = pipe.execute()
+                self.b.confirm_writes()  # a batch the new master may lack is not counted
                 popped, done = (int(x) for x in replies[0])
                 window = replies[1] if ahead > 0 else []
                 rotated += popped
@@ -393,5 +415,6 @@ def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes], *, byt
             for raw in raws:
                 pipe.lpush(dest.bucket_key(queue, bucket), raw)
             pipe.execute()  # the replies are Redis's confirmation
+        dest.confirm_writes()  # and through Sentinel, a replica's
         return
     publish_across(dest, queue, [ExportRecord("redis", queue, bucket, raw, {}) for raw in raws])
