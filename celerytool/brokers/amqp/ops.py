@@ -24,7 +24,7 @@ from celerytool.brokers.amqp.properties import (
     to_outgoing,
     to_record,
 )
-from celerytool.brokers.amqp.walk import BATCH, Take, Walk
+from celerytool.brokers.amqp.walk import BATCH, Take, Walk, can_hold
 from celerytool.brokers.base import REDIS_ONLY, Control, ExportRecord, OpResult
 from celerytool.errors import CeleryToolError, DataError, Unsupported, UsageError
 from celerytool.model import Message
@@ -217,7 +217,7 @@ class AmqpOps:
         if n0 <= 0:
             result.kept = self.b.depth(queue)
             return result
-        hold = self.hold_kept if self.hold_kept is not None else self.b.queue_type(queue) == "classic"
+        hold = self.hold_kept if self.hold_kept is not None else can_hold(self.b.queue_type(queue), n0)
         walk = Walk(self.b, queue, n0, hold=hold, move_to=move_to, take=take)
         try:
             walk.run(selection, control, result)
