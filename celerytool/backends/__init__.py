@@ -19,4 +19,9 @@ def open_backend(url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAUL
     raise UsageError(f"{url.scheme}:// is not a supported result backend (use redis:// or rediss://)")
 
 
-__all__ = ["open_backend"]
+def backend_for_broker(broker: BrokerURL) -> BrokerURL | None:
+    """The result backend a broker URL doubles as when none is given (Redis: the same URL)."""
+    return broker if broker.kind == "redis" else None
+
+
+__all__ = ["backend_for_broker", "open_backend"]

@@ -28,23 +28,41 @@ class BrokerOptions:
     limits: Limits = DEFAULT_LIMITS
     management_url: str | None = None  # RabbitMQ HTTP API
     include_internal: bool = False  # pidbox / celeryev queues
-    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a broker can do, so that commands ask instead of comparing broker kinds."""
+
+    name: str  # for messages: "Redis", "RabbitMQ"
+    in_flight: bool = False  # in-flight messages can be listed and requeued (`unacked`, `requeue`)
+    in_flight_note: str = ""  # why not, when it cannot
+    max_priority: int | None = None  # highest message priority served; None: set per queue
+    visibility_timeout: bool = False  # a message held past the visibility timeout is redelivered
 
 
 class Broker(Protocol):
     """What every adapter offers. Commands call only these."""
 
     kind: str
+    capabilities: Capabilities
     warnings: list[str]
 
-    def queues(self, names: Iterable[str] = ()) -> list[QueueInfo]:
-        """Known queues with their depth, plus ``names`` even when unknown."""
+    def queues(self, names: Iterable[str] = (), scan: bool | None = None) -> list[QueueInfo]:
+        """Known queues with their depth, plus ``names`` even when unknown.
+
+        ``scan``: also look for queues that have messages but no binding (Redis;
+        None: when the database is small enough)."""
         ...
 
     def bindings(self) -> list[Binding]: ...
 
     def peek(self, queue: str, limit: int | None = 10) -> Iterator[Message]:
         """Messages in consumption order, without changing the queue."""
+        ...
+
+    def check_destination(self, queue: str) -> None:
+        """Raise (NotFound, DataError) when ``queue`` cannot receive messages; before anything moves."""
         ...
 
     def publish(self, messages: Iterable[OutgoingMessage]) -> int:
@@ -157,7 +175,7 @@ class ExportRecord:
 
     def line(self) -> str:
         """``dumps(self.to_json())`` and a newline, fast for plain JSON messages."""
-        from celerytool.jsonio import export_line
+        from celerytool.json_records import export_line
 
         return export_line(self)
 
@@ -183,5 +201,3 @@ class BrokerOps(Protocol):
                 lock_wait: float = 10.0) -> OpResult: ...
 
 
-REDIS_ONLY = ("unacked and requeue are Redis-only: RabbitMQ returns unacknowledged messages "
-              "to their queue itself when the consumer's channel closes")

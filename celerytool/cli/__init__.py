@@ -37,11 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if _available(name)]
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         entry = COMMANDS.get(name)
-        if entry is None or not _available(name):
+        if entry is None:
             return None
         module = importlib.import_module(entry[0])
         return module.command
@@ -84,12 +84,6 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
-
-
-def _available(name: str) -> bool:
-    module = COMMANDS[name][0]
-    path = os.path.join(os.path.dirname(__file__), module.rsplit(".", 1)[1] + ".py")
-    return os.path.exists(path)
 
 
 EPILOG = """\b

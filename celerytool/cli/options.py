@@ -131,8 +131,11 @@ class App:
         raw = self.backend or os.environ.get("CELERY_RESULT_BACKEND")
         if raw:
             return parse_url(raw)
-        if self.broker_url.kind == "redis":
-            return self.broker_url
+        from celerytool.backends import backend_for_broker
+
+        url = backend_for_broker(self.broker_url)
+        if url is not None:
+            return url
         raise UsageError("no result backend: give --backend URL (or CELERY_RESULT_BACKEND)")
 
     def broker_options(self, **extra: Any) -> Any:
@@ -153,8 +156,12 @@ class App:
         from celerytool.brokers import open_broker
 
         broker = open_broker(url or self.broker_url, self.broker_options(**extra))
-        self._opened.append(broker)
+        self.track(broker)
         return broker
+
+    def track(self, resource: Any) -> None:
+        """Close ``resource`` (and show its warnings) when the command ends."""
+        self._opened.append(resource)
 
     def limits(self) -> Any:
         return self.broker_options().limits

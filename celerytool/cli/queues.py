@@ -30,8 +30,8 @@ def command(app, names, include_internal, scan):
       celerytool queues -b redis://:pw@cache:6379/1 -o json | jq '.[] | select(.messages > 0)'
       celerytool queues critical reports   # also show these, even if unknown
     """
-    broker = app.open_broker(include_internal=include_internal, extra={"scan": scan})
-    infos = broker.queues(names)
+    broker = app.open_broker(include_internal=include_internal)
+    infos = broker.queues(names, scan=scan)
     app.emit(infos, "queue")
     if not infos and app.fmt == "table":
         from celerytool.render import note

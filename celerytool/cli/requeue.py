@@ -34,12 +34,11 @@ def command(app, queue, selection, yes, dry_run, lock_wait):
     from celerytool.cli.guard import confirm, finish, run_listed
     from celerytool.render import warn
 
-    if app.broker_url.kind != "redis":
-        from celerytool.brokers.base import REDIS_ONLY
+    broker = app.open_broker()
+    if not broker.capabilities.in_flight:
         from celerytool.errors import Unsupported
 
-        raise Unsupported(REDIS_ONLY)
-    broker = app.open_broker()
+        raise Unsupported(broker.capabilities.in_flight_note)
     ops = broker.ops()
     what = selection.describe()
     scope = f"queue {queue!r}" if queue else "all queues"

@@ -49,7 +49,7 @@ def show_results(app, ids, *, wait, timeout, keyprefix=""):
 
     backend = open_backend(app.backend_url, keyprefix=keyprefix, limits=app.limits(),
                            connect_timeout=app.connect_timeout or 5.0)
-    app._opened.append(backend)
+    app.track(backend)
     timed_out = False
     if wait:
         results, timed_out = backend.wait(ids, timeout, on_change=_progress)

@@ -64,7 +64,7 @@ def command(app, statuses, task_glob, since, limit, backend_keyprefix):
     wanted = {s.strip().upper() for item in statuses for s in item.split(",") if s.strip()}
     backend = open_backend(app.backend_url, keyprefix=backend_keyprefix or "", limits=app.limits(),
                            connect_timeout=app.connect_timeout or 5.0)
-    app._opened.append(backend)
+    app.track(backend)
     cutoff = None if since is None else dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=since)
     floor = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 

@@ -26,12 +26,11 @@ def command(app, queue, selection):
     """
     from celerytool.render import note
 
-    if app.broker_url.kind != "redis":
-        from celerytool.brokers.base import REDIS_ONLY
+    broker = app.open_broker()
+    if not broker.capabilities.in_flight:
         from celerytool.errors import Unsupported
 
-        raise Unsupported(REDIS_ONLY)
-    broker = app.open_broker()
+        raise Unsupported(broker.capabilities.in_flight_note)
     count = app.emit(broker.ops().unacked(queue, selection), "unacked")
     if count == 0 and app.fmt == "table":
         note("no unacked messages" + (f" for queue {queue!r}" if queue else ""))

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from celerytool import jsonio
+from celerytool import json_records
 
 FORMATS = ("table", "json", "ndjson")
 NDJSON_BATCH = 200
@@ -24,7 +24,7 @@ def _json_of(record: Any) -> Any:
 
 def dumps(obj: Any, *, compact: bool = True) -> str:
     if compact:
-        return jsonio.dumps(obj)
+        return json_records.dumps(obj)
     return json.dumps(obj, ensure_ascii=False, indent=2)
 
 
@@ -34,7 +34,7 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     count = 0
     if fmt == "ndjson":
         # lines go out in small batches: one write per line costs ~10% of peek --all
-        text, batch = jsonio.record_text, []
+        text, batch = json_records.record_text, []
         append = batch.append
         for record in records:
             append(text(record, "\n"))
@@ -48,7 +48,7 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     if fmt == "json":
         out.write("[")
         for record in records:
-            out.write(("\n" if count == 0 else ",\n") + jsonio.record_text(record))
+            out.write(("\n" if count == 0 else ",\n") + json_records.record_text(record))
             count += 1
         out.write("\n]\n" if count else "]\n")
         out.flush()
@@ -66,7 +66,7 @@ def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> 
     if fmt == "json":
         out.write(dumps(_json_of(record), compact=False) + "\n")
     elif fmt == "ndjson":
-        out.write(jsonio.record_text(record) + "\n")
+        out.write(json_records.record_text(record) + "\n")
     else:
         from celerytool.render.table import render_table
 

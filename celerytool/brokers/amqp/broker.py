@@ -16,16 +16,20 @@ from typing import Any
 
 from celerytool.brokers.amqp.peek import Peek
 from celerytool.brokers.amqp.properties import from_outgoing, to_message
-from celerytool.brokers.base import BrokerOptions, is_internal_queue
+from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue
 from celerytool.clients.amqp import amqp_errors, connect
 from celerytool.clients.management import ManagementAPI, ManagementError
 from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound
 from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
 from celerytool.urls import BrokerURL
 
+IN_FLIGHT_NOTE = ("unacked and requeue are Redis-only: RabbitMQ returns unacknowledged messages "
+                  "to their queue itself when the consumer's channel closes")
+
 
 class AmqpBroker:
     kind = "amqp"
+    capabilities = Capabilities("RabbitMQ", in_flight_note=IN_FLIGHT_NOTE)
 
     def __init__(self, url: BrokerURL, options: BrokerOptions) -> None:
         self.url = url
@@ -82,7 +86,7 @@ class AmqpBroker:
         return rows
 
     # -- queues -----------------------------------------------------------------------
-    def queues(self, names: Iterable[str] = ()) -> list[QueueInfo]:
+    def queues(self, names: Iterable[str] = (), scan: bool | None = None) -> list[QueueInfo]:
         named = list(dict.fromkeys(names))
         try:
             rows = self._management_rows("queues")
@@ -156,6 +160,9 @@ class AmqpBroker:
             raise NotFound(f"no queue named {queue!r} in vhost {self.url.vhost!r} on "
                            f"{self.connected_url.redacted()} (`celerytool queues` lists the known ones)")
         return counts[queue][0]
+
+    def check_destination(self, queue: str) -> None:
+        self.depth(queue)  # NotFound before anything moves
 
     # -- bindings ---------------------------------------------------------------------
     def bindings(self) -> list[Binding]:

@@ -10,9 +10,8 @@ returned in place at the end, on other queues they are re-published.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celerytool.brokers.amqp.broker import AmqpBroker
 from celerytool.brokers.amqp.confirm import Confirms
 from celerytool.brokers.amqp.consume import Consumer
 from celerytool.brokers.amqp.peek import Peek
@@ -21,14 +20,17 @@ from celerytool.brokers.amqp.properties import (
     from_record,
     task_and_id,
     to_message,
-    to_outgoing,
     to_record,
 )
 from celerytool.brokers.amqp.walk import BATCH, Take, Walk, can_hold
-from celerytool.brokers.base import REDIS_ONLY, Control, ExportRecord, OpResult
+from celerytool.brokers.base import Control, ExportRecord, OpResult
+from celerytool.brokers.transfer import amqp_to_outgoing, record_to_outgoing
 from celerytool.errors import CeleryToolError, DataError, Unsupported, UsageError
 from celerytool.model import Message
 from celerytool.selection import MessageView, Selection
+
+if TYPE_CHECKING:
+    from celerytool.brokers.amqp.broker import AmqpBroker
 
 
 class AmqpOps:
@@ -58,23 +60,20 @@ class AmqpOps:
              target: Any = None, keep_routing: bool = False) -> OpResult:
         """keep_routing has no meaning here: an AMQP message carries no delivery_info."""
         selection.require_no_age("queued RabbitMQ messages")
-        same = target is None or (target.kind == "amqp" and target.url == self.b.url)
+        same = target is None or target.url == self.b.url
         if same and src == dst:
             raise UsageError("source and destination are the same queue")
         dest = self.b if same else target
         n0 = self.b.depth(src)
-        if dest.kind == "amqp":
-            dest.depth(dst)  # NotFound before anything moves
-        elif dest.kind == "redis":
-            dest.lengths(dst)  # DataError when a destination key is not a list
+        dest.check_destination(dst)
         if control.dry_run:
             return self._scan(src, selection, control, "move", n0)
 
         def take(matched: list[Delivery]) -> None:  # another broker: published and confirmed now
-            if dest.kind == "amqp":
+            if isinstance(dest, type(self.b)):
                 republish(dest, dst, matched)
             else:
-                dest.publish([to_outgoing(props, body, dst) for _, props, body in matched])
+                dest.publish([amqp_to_outgoing(to_record(props), body, dst) for _, props, body in matched])
 
         if same:
             result = self._walk(src, selection, control, "move", n0, move_to=dst)
@@ -105,8 +104,6 @@ class AmqpOps:
     def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
                 keep_routing: bool = False) -> OpResult:
         """Publish each record unchanged to ``queue`` (default exchange), with confirms."""
-        from celerytool.brokers.redis.ops import envelope_to_outgoing
-
         self.b.depth(queue)  # NotFound before anything is published
         result = OpResult("import", queue, dry_run=control.dry_run)
         channel = None if control.dry_run else Consumer(self.b, queue, None, f"importing into {queue!r}")
@@ -137,7 +134,7 @@ class AmqpOps:
                 if rec.broker == "amqp":
                     pending.append((from_record(rec.amqp or {}), rec.raw))
                 elif rec.broker == "redis":
-                    outgoing = envelope_to_outgoing(rec.raw, queue)
+                    outgoing = record_to_outgoing(rec, queue)
                     flush(wait=True)  # file order
                     if confirms is not None:
                         self.b.publish([outgoing])
@@ -157,11 +154,11 @@ class AmqpOps:
 
     # -- Redis only ---------------------------------------------------------------------
     def unacked(self, queue: str | None, selection: Selection) -> Iterator[Any]:
-        raise Unsupported(REDIS_ONLY)
+        raise Unsupported(self.b.capabilities.in_flight_note)
 
     def requeue(self, queue: str | None, selection: Selection, control: Control, *,
                 lock_wait: float = 10.0) -> OpResult:
-        raise Unsupported(REDIS_ONLY)
+        raise Unsupported(self.b.capabilities.in_flight_note)
 
     # -- the two ways of reading -----------------------------------------------------------
     def _scan(self, queue: str, selection: Selection, control: Control, action: str, n0: int,

@@ -2,8 +2,8 @@
 
 One list (``PROPERTIES``) and the ways a delivery's properties travel:
 shown in ``Message.properties`` and decoded (``to_message``), kept in an
-export record (``to_record`` / ``from_record``), published again
-(``from_outgoing``), or handed to another broker (``to_outgoing``).
+export record (``to_record``, also what another broker is given: see
+brokers/transfer.py; ``from_record``), or published (``from_outgoing``).
 """
 
 from __future__ import annotations
@@ -87,14 +87,6 @@ def from_outgoing(m: OutgoingMessage) -> Any:
         values["expiration"] = str(values["expiration"])
     return pika.BasicProperties(content_type=m.content_type, content_encoding=m.content_encoding,
                                 headers=m.headers or None, **values)
-
-
-def to_outgoing(props: Any, body: bytes, queue: str) -> OutgoingMessage:
-    """A delivery as the message another broker (Redis) publishes to ``queue``."""
-    return OutgoingMessage(body=body, content_type=props.content_type or "application/json",
-                           content_encoding=props.content_encoding or "utf-8",
-                           headers=dict(props.headers or {}), properties=shown(props),
-                           exchange="", routing_key=queue)
 
 
 def untag(value: Any) -> Any:
