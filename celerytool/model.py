@@ -122,6 +122,7 @@ class QueueInfo:
     type: str | None = None  # RabbitMQ: classic / quorum / stream
     arguments: dict[str, Any] = field(default_factory=dict)
     exists: bool = True
+    counted: str | None = None  # RabbitMQ: "exact" (passive declare) or "sample" (management statistics)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -130,6 +131,8 @@ class QueueInfo:
             "priorities": dict(self.priorities),
             "exists": self.exists,
         }
+        if self.counted is not None:
+            out["counted"] = self.counted
         if self.unacked is not None:
             out["unacked"] = self.unacked
         if self.consumers is not None:

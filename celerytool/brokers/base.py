@@ -48,11 +48,14 @@ class Broker(Protocol):
     capabilities: Capabilities
     warnings: list[str]
 
-    def queues(self, names: Iterable[str] = (), scan: bool | None = None) -> list[QueueInfo]:
+    def queues(self, names: Iterable[str] = (), scan: bool | None = None,
+               exact: bool | None = None) -> list[QueueInfo]:
         """Known queues with their depth, plus ``names`` even when unknown.
 
         ``scan``: also look for queues that have messages but no binding (Redis;
-        None: when the database is small enough)."""
+        None: when the database is small enough).  ``exact``: count now rather
+        than take a statistics sample (RabbitMQ; None: when there are few
+        queues; Redis counts are always exact)."""
         ...
 
     def bindings(self) -> list[Binding]: ...

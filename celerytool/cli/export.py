@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("export")
-@click.argument("queue")
+@click.argument("queue", shell_complete=complete_queues)
 @selection_options()
 @click.option("--remove", is_flag=True, help="Drain: remove each message once its line is on disk.")
 @click.option("-y", "--yes", is_flag=True, help="With --remove: do not ask.")

@@ -116,7 +116,7 @@ class Sender:
             from celerytool.cli.result import show_results
 
             note(f"sent {sent.id}; waiting for its result")
-            return show_results(self.app, [sent.id], wait=True, timeout=timeout)
+            return show_results(self.app, [sent.id], wait=True, timeout=timeout, one=True)
         if self.app.fmt == "table":
             self._emit_sent([sent])
         else:

@@ -142,7 +142,8 @@ class RedisBroker:
                 out.add(key)
         return out
 
-    def queues(self, names: Iterable[str] = (), scan: bool | None = None) -> list[QueueInfo]:
+    def queues(self, names: Iterable[str] = (), scan: bool | None = None,
+               exact: bool | None = None) -> list[QueueInfo]:  # LLEN: always exact
         named = list(dict.fromkeys(names))
         found = {b.queue for b in self.bindings()}
         if scan is None:  # auto: scan unless the database is large

@@ -193,10 +193,11 @@ class RedisOps(RedisUnacked):
                     result.matched += 1
                     if control.on_match:
                         control.on_match(view.message(position))
-                    chunk.append(raw)
-                    if sink and len(chunk) >= BATCH:
-                        sink(bucket, chunk)
-                        chunk = []
+                    if sink:  # a dry run keeps nothing: the listing holds at most SHOW_AT_MOST
+                        chunk.append(raw)
+                        if len(chunk) >= BATCH:
+                            sink(bucket, chunk)
+                            chunk = []
                 position += 1
                 if position % BATCH == 0:
                     control.tick(BATCH)
