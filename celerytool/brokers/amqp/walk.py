@@ -1,7 +1,8 @@
 """One selected purge / move / ``export --remove`` over a RabbitMQ queue: consume, act, confirm, ack.
 
 AMQP cannot take one message out of the middle of a queue, so the walk
-consumes it (manual ack) on one channel in confirm mode and, for each message:
+consumes it (manual ack; copies go out on a channel of their own in confirm
+mode) and, for each message:
 
 - selected: dropped (purge), published to the destination queue (move; the
   confirm is awaited before the ack), or handed to ``take`` (export writes,
