@@ -322,6 +322,10 @@ def bench_ops(url: str, n: int) -> bool:
         print(f"ratio {label}: {rates[label]:,.0f} / {bare:,.0f} = {ratio:.2f}x"
               + (" (target >= 0.6x)" if chosen else " (quorum queues; for comparison)"))
     print(f"peak RSS of the commands: purge {peak:.0f} MB, move {peak_move:.0f} MB")
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    for queue in ("work", "dst"):  # the `queues` benchmark counts every queue of the vhost
+        conn.channel().queue_delete(queue)
+    conn.close()
     return ok
 
 
