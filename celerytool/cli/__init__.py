@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "requeue": ("celerytool.cli.requeue", "Return in-flight messages to their queue (Redis)."),
     "export": ("celerytool.cli.export", "Write a queue's messages to NDJSON, byte-exact."),
     "import": ("celerytool.cli.import_", "Republish messages from an export file."),
+    "workers": ("celerytool.cli.workers", "List live workers: queues, pool, task counts; --wait-for N."),
+    "inspect": ("celerytool.cli.inspect", "Ask workers: active, reserved, scheduled, revoked, stats..."),
+    "top": ("celerytool.cli.top", "Live full-screen view: queues, workers, failures (q quits)."),
+    "events": ("celerytool.cli.events", "Follow the live event stream (NDJSON when piped)."),
+    "revoke": ("celerytool.cli.revoke", "Make workers skip tasks by id (--terminate: kill running ones)."),
 }
 
 
