@@ -124,3 +124,14 @@ def test_header_only_selection_decodes_no_body(run, amqp_url, pika_channel, monk
     r = run("purge", "hdr", "--where", "args[0] >= 30", "-b", amqp_url, "-y", "-o", "json")
     assert r.exit_code == 0 and r.json()["removed"] == 5, r  # the body is read for --where
     assert depth(pika_channel, "hdr") == 14 and depth(pika_channel, "hdr2") == 20
+
+
+def test_stream_queue_refuses_a_selected_purge(run, amqp_url, pika_channel):
+    """A stream keeps every message: nothing can be taken out of it, and nothing is copied into it."""
+    publish(pika_channel, "log", ["tasks.a", "tasks.b"] * 3, {"x-queue-type": "stream"})
+    for args in (["purge", "log", "--task", "tasks.a", "-y"], ["move", "log", "other", "--task", "tasks.a", "-y"]):
+        if args[0] == "move":
+            pika_channel.queue_declare("other", durable=True)
+        r = run(*args, "-b", amqp_url)
+        assert r.exit_code == 2 and "stream queue" in r.stderr, r
+    assert depth(pika_channel, "log") == 6 and depth(pika_channel, "other") == 0

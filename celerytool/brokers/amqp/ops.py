@@ -214,7 +214,12 @@ class AmqpOps:
         if n0 <= 0:
             result.kept = self.b.depth(queue)
             return result
-        hold = self.hold_kept if self.hold_kept is not None else can_hold(self.b.queue_type(queue), n0)
+        qtype = self.b.queue_type(queue)
+        if qtype == "stream":
+            raise Unsupported(f"{queue!r} is a stream queue: it keeps every message whatever its consumers "
+                              f"do, so a {action} can take nothing out of it (--dry-run and export "
+                              "read it)")
+        hold = self.hold_kept if self.hold_kept is not None else can_hold(qtype, n0)
         walk = Walk(self.b, queue, n0, hold=hold, move_to=move_to, take=take)
         try:
             walk.run(selection, control, result)
