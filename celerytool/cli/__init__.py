@@ -69,12 +69,13 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; turn expected failures into one line and an exit code."""
         from celerytool.errors import CeleryToolError, ExitCode
+        from celerytool.render.escape import printable_lines
         from celerytool.urls import redact_text
 
         try:
             rv = super().invoke(ctx)
         except CeleryToolError as exc:
-            click.echo(f"celerytool: error: {redact_text(exc.message)}", err=True)
+            click.echo(f"celerytool: error: {printable_lines(redact_text(exc.message))}", err=True)
             ctx.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("celerytool: interrupted", err=True)
@@ -90,7 +91,7 @@ class LazyGroup(click.Group):
             if os.environ.get("CELERYTOOL_DEBUG"):
                 raise
             click.echo(
-                f"celerytool: internal error: {type(exc).__name__}: {redact_text(str(exc))} "
+                f"celerytool: internal error: {type(exc).__name__}: {printable_lines(redact_text(str(exc)))} "
                 "(set CELERYTOOL_DEBUG=1 for a traceback)",
                 err=True,
             )

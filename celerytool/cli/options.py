@@ -46,6 +46,26 @@ def _size(value: str) -> int:
     return n
 
 
+def _seconds(value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a number of seconds, got {value!r}") from None
+    if not 0.1 <= n <= 600:  # also false for nan
+        raise click.BadParameter(f"{value!r} is not between 0.1 and 600 seconds")
+    return n
+
+
+def _separator(value: str) -> str:
+    """``--sep`` with backslash escapes (``\\x06\\x16``) turned into characters."""
+    if "\\" not in value:
+        return value
+    try:
+        return value.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"bad escape in '{value}': {exc.reason} (e.g. \\x06\\x16)") from None
+
+
 class Converted(click.ParamType):
     def __init__(self, name: str, fn: Callable[[str], Any]) -> None:
         self.name = name
@@ -66,9 +86,9 @@ SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-o", "--output"), dict(type=click.Choice(OUTPUTS), help="Output format [default: table].")),
     (("--keyprefix", "global_keyprefix"), dict(metavar="PREFIX", help="kombu Redis transport option global_keyprefix.")),
     (("--priority-steps",), dict(type=Converted("steps", _steps), metavar="0,3,6,9", help="kombu Redis priority_steps.")),
-    (("--sep",), dict(metavar="SEP", help="kombu Redis separator for priority lists and bindings [default \\x06\\x16].")),
+    (("--sep",), dict(type=Converted("sep", _separator), metavar="SEP", help="kombu Redis separator for priority lists and bindings [default \\x06\\x16].")),
     (("--max-size",), dict(type=Converted("size", _size), metavar="SIZE", help="Largest body to decode or decompress [default 64M].")),
-    (("--connect-timeout",), dict(type=click.FloatRange(0.1, 600), metavar="S", help="Seconds to wait for the broker [default 5].")),
+    (("--connect-timeout",), dict(type=Converted("seconds", _seconds), metavar="S", help="Seconds to wait for the broker [default 5].")),
     (("--management-url",), dict(metavar="URL", help="RabbitMQ management API [default http://<host>:15672 with the broker's credentials].")),
 ]
 SHARED_KEYS = ["broker", "backend", "output", "global_keyprefix", "priority_steps", "sep", "max_size",
@@ -154,10 +174,6 @@ def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
     return shared_options(wrapper)
 
 
-def _unescape(sep: str) -> str:
-    return sep.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in sep else sep
-
-
 @dataclass
 class App:
     broker: str | None = None
@@ -210,10 +226,10 @@ class App:
 
         return BrokerOptions(
             global_keyprefix=self.global_keyprefix or "",
-            sep=_unescape(self.sep) if self.sep else DEFAULT_SEP,
+            sep=self.sep or DEFAULT_SEP,  # unescaped by the option type
             priority_steps=self.priority_steps or DEFAULT_PRIORITY_STEPS,
             connect_timeout=self.connect_timeout or 5.0,
-            limits=Limits(max_bytes=self.max_size) if self.max_size else DEFAULT_LIMITS,
+            limits=Limits.for_size(self.max_size) if self.max_size else DEFAULT_LIMITS,
             management_url=self.management_url,
             **extra,
         )

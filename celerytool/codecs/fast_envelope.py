@@ -22,6 +22,7 @@ import re
 from dataclasses import fields
 from typing import Any
 
+from celerytool.codecs.bounds import check_json_size
 from celerytool.codecs.limits import Limits
 from celerytool.errors import DecodeError
 from celerytool.json_records import scan, shallow
@@ -47,6 +48,7 @@ def decode(raw: bytes, queue: str | None, position: int | None, priority: int | 
         return None
     base64_body, content_encoding, content_type = head.groups()
     try:
+        check_json_size(text, limits, "envelope")
         start = head.end()
         headers, end = scan(text, start)
         if headers.__class__ is not dict or "task" not in headers or not text.startswith(_PROPERTIES, end):
@@ -66,7 +68,9 @@ def decode(raw: bytes, queue: str | None, position: int | None, priority: int | 
             from celerytool.codecs.compression import decompress
 
             body = decompress(body, str(compression), limits.max_bytes)
-        found = _task_body(body.decode("utf-8"))
+        body_text = body.decode("utf-8")
+        check_json_size(body_text, limits)
+        found = _task_body(body_text)
     except _FAILED:
         return None
     if found is None:

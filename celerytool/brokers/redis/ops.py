@@ -335,7 +335,7 @@ def reroute(raw: bytes, queue: str) -> bytes:
         if info.get("routing_key") == queue:
             return raw
         info["exchange"], info["routing_key"] = "", queue
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):  # kept as it is
         return raw
     return json.dumps(env).encode("utf-8")
 

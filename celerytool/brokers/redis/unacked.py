@@ -163,7 +163,7 @@ def _entry_route(raw: bytes) -> tuple[str | None, str]:
     try:
         entry = json.loads(raw)
         return str(entry[1] or ""), str(entry[2] or "")
-    except (ValueError, TypeError, IndexError, KeyError):
+    except (ValueError, TypeError, IndexError, KeyError, RecursionError):
         return None, ""
 
 
