@@ -32,7 +32,7 @@ from celerytool.brokers.redis.unacked import RedisUnacked
 from celerytool.brokers.transfer import publish_across, record_to_outgoing
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.codecs.message import decode_envelope
-from celerytool.errors import BrokerUnavailable, DataError, UsageError
+from celerytool.errors import BrokerUnavailable, UsageError
 from celerytool.selection import Selection
 
 if TYPE_CHECKING:
