@@ -174,3 +174,16 @@ def answer_on_a_terminal(args, answer: str) -> int:
     code = proc.wait(timeout=30)
     os.close(primary)
     return code
+
+
+def test_export_remove_to_dev_null_and_to_an_unwritable_path(run, redis_url, redis_client, celery_app, tmp_path):
+    """/dev/null cannot be fsynced: the user asked to discard, so the messages go (no exit 70);
+    a path that cannot be opened is a usage error and nothing leaves the queue."""
+    celery_app.send_task("tasks.gone")
+    r = run("export", "celery", "--remove", "-y", "--file", "/dev/null", "-b", redis_url)
+    assert r.exit_code == 0, r
+    assert redis_client.llen("celery") == 0
+    celery_app.send_task("tasks.kept")
+    r = run("export", "celery", "--remove", "-y", "--file", tmp_path / "no" / "such" / "dir.ndjson", "-b", redis_url)
+    assert r.exit_code == 2 and "cannot write" in r.stderr, r
+    assert redis_client.llen("celery") == 1

@@ -30,11 +30,10 @@ def command(app, queue, selection, outfile, legacy_outfile, remove, yes, dry_run
       celerytool export celery --task 'tasks.broken' --remove --file broken.ndjson --yes
       celerytool export celery | jq -r .task | sort | uniq -c
     """
-    import os
     import sys
 
     from celerytool.cli.guard import confirm, queue_total, running
-    from celerytool.errors import ExitCode, UsageError
+    from celerytool.errors import CeleryToolError, ExitCode, UsageError
     from celerytool.render import note, warn
 
     if legacy_outfile is not None:
@@ -49,13 +48,20 @@ def command(app, queue, selection, outfile, legacy_outfile, remove, yes, dry_run
     broker = app.open_broker()
     ops = broker.ops()
     to_file = bool(outfile) and outfile != "-"
-    out = open(outfile, "w", encoding="utf-8") if to_file and not dry_run else sys.stdout  # noqa: SIM115
+    try:
+        out = open(outfile, "w", encoding="utf-8") if to_file and not dry_run else sys.stdout  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot write {outfile}: {exc.strerror or exc}") from None
 
     def write(records):
-        out.writelines(r.line() for r in records)
-        out.flush()
-        if to_file and remove:  # a message leaves the queue only once its line is on disk
-            os.fsync(out.fileno())
+        try:
+            out.writelines(r.line() for r in records)
+            out.flush()
+            if to_file and remove:  # a message leaves the queue only once its line is on disk
+                _sync(out)
+        except OSError as exc:  # disk full, I/O error: this batch stays in the queue
+            raise CeleryToolError(f"cannot write {outfile}: {exc.strerror or exc}; the messages "
+                                  "of the batch being written were not removed") from None
 
     try:
         with running(app, "exporting", queue_total(broker, queue), dry_run=dry_run) as control:
@@ -74,6 +80,18 @@ def command(app, queue, selection, outfile, legacy_outfile, remove, yes, dry_run
         note("interrupted")
         return int(ExitCode.INTERRUPTED)
     return 0
+
+
+def _sync(out) -> None:
+    """fsync, where the file can be synced (a pipe or /dev/null cannot: nothing to wait for)."""
+    import errno
+    import os
+
+    try:
+        os.fsync(out.fileno())
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EROFS):
+            raise
 
 
 def _replace_output_option(cmd: click.Command) -> click.Command:
