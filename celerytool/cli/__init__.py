@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "requeue": ("celerytool.cli.requeue", "Return in-flight messages to their queue (Redis)."),
     "export": ("celerytool.cli.export", "Write a queue's messages to NDJSON, byte-exact."),
     "import": ("celerytool.cli.import_", "Republish messages from an export file."),
+    "summary": ("celerytool.cli.summary", "Census of a queue: count, bytes, ETAs per task (or any field)."),
+    "doctor": ("celerytool.cli.doctor", "What uses a Celery Redis, what is wrong, and the fix (exit 1 if any)."),
+    "forget": ("celerytool.cli.forget", "Delete stored results by id, state, task or age."),
+    "expire": ("celerytool.cli.expire", "Set a TTL on stored results (e.g. those stored without one)."),
 }
 
 

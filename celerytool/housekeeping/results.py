@@ -1,0 +1,262 @@
+"""``forget`` and ``expire``: delete stored results, or give them a TTL, selected by id / state /
+task / age.
+
+``ResultStore`` is what a backend offers for this; ``open_result_store``
+picks one from the URL.  Redis walks ``celery-task-meta-*`` (and the group
+metas when no state or task is asked for) with SCAN, reads each batch with
+one MGET, decides in Python, and deletes each batch with one UNLINK (or
+sets TTLs with one script).  A meta is decided from its JSON text without
+building a TaskResult; anything else (pickle, msgpack, compressed) takes the
+general decoder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
+from celerytool.errors import UsageError
+from celerytool.urls import BrokerURL
+
+SCAN_COUNT = 1000
+_STATUS = re.compile(rb'^\{"status": "([A-Z_]+)"')
+
+EXPIRE_LUA = """
+local ms, only = tonumber(ARGV[1]), ARGV[2] == '1'
+local n = 0
+for _, k in ipairs(KEYS) do
+  local ttl = redis.call('PTTL', k)
+  if ttl ~= -2 and (not only or ttl == -1) then
+    redis.call('PEXPIRE', k, ms)
+    n = n + 1
+  end
+end
+return n
+"""
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Which stored results: all of the given conditions (none given: every result)."""
+
+    ids: tuple[str, ...] = ()
+    statuses: frozenset[str] = frozenset()
+    tasks: tuple[str, ...] = ()
+    older_than: float | None = None  # seconds since date_done
+
+    @classmethod
+    def build(cls, ids: Sequence[str] = (), statuses: Sequence[str] = (), tasks: Sequence[str] = (),
+              older_than: float | None = None) -> Criteria:
+        wanted = frozenset(s.strip().upper() for item in statuses for s in item.split(",") if s.strip())
+        return cls(tuple(dict.fromkeys(i.strip() for i in ids if i.strip())), wanted, tuple(tasks), older_than)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.ids or self.statuses or self.tasks or self.older_than is not None)
+
+    @property
+    def needs_value(self) -> bool:
+        return bool(self.statuses or self.tasks or self.older_than is not None)
+
+    def describe(self) -> str:
+        parts = []
+        if self.ids:
+            parts.append(f"{len(self.ids)} id(s)")
+        if self.statuses:
+            parts.append("status " + "/".join(sorted(self.statuses)))
+        if self.tasks:
+            parts.append("task " + " or ".join(self.tasks))
+        if self.older_than is not None:
+            parts.append(f"done more than {self.older_than:g}s ago")
+        return ", ".join(parts) or "every stored result"
+
+    def matches(self, status: str | None, name: str | None, date_done: str | None, now: float) -> bool:
+        if self.statuses and status not in self.statuses:
+            return False
+        if self.tasks and not (name and any(fnmatch.fnmatchcase(name, g) for g in self.tasks)):
+            return False
+        if self.older_than is not None:
+            when = _epoch(date_done)
+            if when is None or now - when < self.older_than:
+                return False
+        return True
+
+
+def _epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
+@dataclass
+class ResultOp:
+    """What forget / expire did; ``to_json`` is the command's JSON summary."""
+
+    action: str  # forget | expire
+    examined: int = 0
+    matched: int = 0
+    done: int = 0
+    undecodable: int = 0
+    interrupted: bool = False
+    dry_run: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        word = "deleted" if self.action == "forget" else "expiry_set"
+        out = {"examined": self.examined, "matched": self.matched, word: self.done}
+        if self.undecodable:
+            out["undecodable"] = self.undecodable
+        return {**out, **self.extra, "dry_run": self.dry_run, "interrupted": self.interrupted}
+
+
+class ResultStore(Protocol):
+    """The housekeeping a result backend offers (Redis now; SQL can add a DELETE-based one)."""
+
+    def forget(self, criteria: Criteria, control: Any) -> ResultOp: ...
+
+    def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool, control: Any) -> ResultOp: ...
+
+    def close(self) -> None: ...
+
+
+def open_result_store(url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAULT_LIMITS,
+                      connect_timeout: float = 5.0) -> ResultStore:
+    if url.kind == "redis":
+        return RedisResults(url, keyprefix=keyprefix, limits=limits, connect_timeout=connect_timeout)
+    if url.kind == "rpc":
+        raise UsageError("rpc:// results are messages, not stored: there is nothing to forget")
+    raise UsageError(f"{url.scheme}:// results cannot be forgotten or expired yet (Redis only)")
+
+
+class RedisResults:
+    def __init__(self, url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAULT_LIMITS,
+                 connect_timeout: float = 5.0) -> None:
+        from celerytool.backends.redis import RedisResultBackend
+
+        self.backend = RedisResultBackend(url, keyprefix=keyprefix, limits=limits,
+                                          connect_timeout=connect_timeout)
+        self.limits = limits
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # -- selection ----------------------------------------------------------------------
+    def _batches(self, criteria: Criteria) -> Iterator[list[bytes]]:
+        """Candidate keys in batches: the ids' keys, or a SCAN of the metas."""
+        from celerytool.backends.redis import GROUP_PREFIX, TASK_PREFIX, _glob_escape
+
+        b = self.backend
+        if criteria.ids:
+            keys = [k.encode() for i in criteria.ids for k in (b.task_key(i), b.group_key(i))]
+            for start in range(0, len(keys), SCAN_COUNT):
+                yield keys[start:start + SCAN_COUNT]
+            return
+        groups = not (criteria.statuses or criteria.tasks)
+        # one pass for both: celery-task-meta-* and celery-taskset-meta-*
+        pattern = _glob_escape(b.prefix) + ("celery-task*-meta-*" if groups else _glob_escape(TASK_PREFIX) + "*")
+        group_head = (b.prefix + GROUP_PREFIX).encode()
+        cursor: Any = b"0"
+        while True:
+            cursor, keys = b.client.execute("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT)
+            if groups:  # not the chord counters (<gid>.j, .t, ...)
+                keys = [k for k in keys if not (k.startswith(group_head) and k[-2:-1] == b".")]
+            if keys:
+                yield keys
+            if cursor == b"0":
+                return
+
+    def _select(self, keys: list[bytes], criteria: Criteria, result: ResultOp, now: float) -> list[bytes]:
+        values = self.backend.client.execute("MGET", *keys)
+        out = []
+        for key, raw in zip(keys, values, strict=True):
+            if raw is None:
+                continue
+            result.examined += 1
+            decided = self._decide(raw, criteria, now)
+            if decided is None:
+                result.undecodable += 1
+            elif decided:
+                out.append(key)
+        return out
+
+    def _decide(self, raw: bytes, criteria: Criteria, now: float) -> bool | None:
+        m = _STATUS.match(raw)
+        if m is not None and criteria.statuses and m.group(1).decode() not in criteria.statuses:
+            return False  # the common rejection, without parsing anything
+        meta: Any = None
+        if m is not None or raw[:1] == b"{":
+            try:
+                meta = json.loads(raw)
+            except ValueError:
+                meta = None
+        if not isinstance(meta, dict):
+            from celerytool.backends.decode import decode_value
+
+            try:
+                meta = decode_value(raw, self.limits)
+            except Exception:
+                return None
+            if not isinstance(meta, dict):
+                return None
+        date = meta.get("date_done")
+        return criteria.matches(meta.get("status"), meta.get("name"),
+                                date if isinstance(date, str) else None, now)
+
+    def _walk(self, criteria: Criteria, control: Any, result: ResultOp, act: Any) -> ResultOp:
+        now = time.time()
+        with self.backend.errors():
+            for keys in self._batches(criteria):
+                if control.stop():
+                    result.interrupted = True
+                    break
+                if criteria.needs_value:
+                    chosen = self._select(keys, criteria, result, now)
+                else:
+                    exists = self.backend.client.pipeline([("EXISTS", k) for k in keys])
+                    chosen = [k for k, n in zip(keys, exists, strict=True) if n == 1]
+                    result.examined += len(chosen)
+                result.matched += len(chosen)
+                if chosen:
+                    act(chosen)
+                control.tick(len(keys))
+        return result
+
+    # -- the two operations -------------------------------------------------------------
+    def forget(self, criteria: Criteria, control: Any) -> ResultOp:
+        result = ResultOp("forget", dry_run=control.dry_run)
+
+        def act(keys: list[bytes]) -> None:
+            if not control.dry_run:
+                result.done += int(self.backend.client.execute("UNLINK", *keys))
+
+        return self._walk(criteria, control, result, act)
+
+    def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool, control: Any) -> ResultOp:
+        if ttl <= 0:
+            raise UsageError("--ttl must be positive")
+        result = ResultOp("expire", dry_run=control.dry_run,
+                          extra={"ttl": ttl, "only_without_ttl": only_without_ttl})
+        client = self.backend.client
+        ms = int(ttl * 1000)
+
+        def act(keys: list[bytes]) -> None:
+            if control.dry_run:
+                if only_without_ttl:
+                    ttls = client.pipeline([("PTTL", k) for k in keys])
+                    result.extra["would_set"] = result.extra.get("would_set", 0) + sum(1 for t in ttls if t == -1)
+                return
+            result.done += int(client.execute("EVAL", EXPIRE_LUA, len(keys), *keys, ms,
+                                              "1" if only_without_ttl else "0"))
+
+        return self._walk(criteria, control, result, act)
