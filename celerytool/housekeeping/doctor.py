@@ -245,18 +245,20 @@ class Doctor:
                 f"{len(orphans)} binding row(s) route to reply queues that no longer exist",
                 "celerytool doctor --fix orphan-bindings",
                 examples=[f"{t} -> {q}" for t, _, q in orphans[:5]]))
+        stuck = self.mutex_ttl is not None and self.mutex_ttl < 0
+        if stuck:
+            out.append(Finding(
+                "stuck-mutex", 1,
+                "unacked_mutex has no TTL: kombu's visibility sweep cannot take it, so stale "
+                "unacked messages are never restored",
+                "celerytool doctor --fix stuck-mutex"))
         stale = fixes.stale_unacked(self.b, client, self.visibility_timeout)
         if stale:
             out.append(Finding(
                 "stale-unacked", stale,
                 f"{stale} unacked message(s) delivered more than {self.visibility_timeout:g}s ago "
                 "(visibility_timeout): their worker is probably gone",
-                f"celerytool doctor --fix stale-unacked   "
+                ("celerytool doctor --fix stuck-mutex, then " if stuck else "")
+                + "celerytool doctor --fix stale-unacked   "
                 f"(or: celerytool requeue --older-than {self.visibility_timeout:g}s)"))
-        if self.mutex_ttl is not None and self.mutex_ttl < 0:
-            out.append(Finding(
-                "stuck-mutex", 1,
-                "unacked_mutex has no TTL: kombu's visibility sweep cannot take it, so stale "
-                "unacked messages are never restored",
-                "celerytool doctor --fix stuck-mutex"))
         return out
