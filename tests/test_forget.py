@@ -24,6 +24,13 @@ def store(app, task_id, state, result, *, age=0.0, name=None):
     return key if isinstance(key, bytes) else key.encode()
 
 
+class _Group:
+    """A GroupResult's tuple form without AsyncResults (they talk to Redis when collected)."""
+
+    def as_tuple(self):
+        return (("grp-1", None), [(("so-0", None), None)])
+
+
 @pytest.fixture
 def filled(redis_url, redis_client):
     """Results of known state, task and age; some with a TTL (result_expires) and some without."""
@@ -38,15 +45,10 @@ def filled(redis_url, redis_client):
                                                                "exc_module": "builtins"}, age=OLD, name="tasks.b")
                         for i in range(4)],
     }
-    group = with_ttl.GroupResult("grp-1", [with_ttl.AsyncResult("so-0")])
-    group.save()
-    del group  # its AsyncResults unsubscribe when collected: while Redis is up
+    with_ttl.backend.save_group("grp-1", _Group())  # what GroupResult("grp-1", [...]).save() stores
     redis_client.set("unrelated", "keep me")
     redis_client.rpush("celery", "a queue item")
     yield keys
-    import gc
-
-    gc.collect()
     for app in (with_ttl, no_ttl, pickled):
         app.close()
 
