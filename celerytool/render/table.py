@@ -70,7 +70,8 @@ def _drop_empty(columns: list[Column], rows: Sequence[Any]) -> list[tuple[Column
     out = []
     for col in columns:
         cells = [str(col[1](r)) for r in rows]
-        if col[0] in ("unacked", "consumers", "type", "error", "eta", "expires", "by priority") and not any(cells):
+        if col[0] in ("unacked", "consumers", "type", "error", "eta", "expires", "by priority",
+                      "oldest eta", "newest eta") and not any(cells):
             continue
         out.append((col, cells))
     return out
@@ -82,8 +83,23 @@ def render_table(rows: Sequence[Any], kind: str, out: TextIO) -> None:
 
         render_results(rows, out)
         return
+    render_columns(rows, COLUMNS.get(kind), out)
+
+
+def census_columns(by: str) -> list[Column]:
+    """``summary``'s table: the --by field's value, then the counts."""
+    return [
+        (by, lambda r: "(none)" if r.value is None else str(r.value), {"style": "bold"}),
+        ("count", lambda r: r.count, {"justify": "right"}),
+        ("bytes", lambda r: r.bytes, {"justify": "right"}),
+        ("oldest eta", lambda r: _opt(r.oldest_eta), {}),
+        ("newest eta", lambda r: _opt(r.newest_eta), {}),
+        ("retries", lambda r: r.retries, {"justify": "right"}),
+    ]
+
+
+def render_columns(rows: Sequence[Any], columns: list[Column] | None, out: TextIO) -> None:
     width = None if out.isatty() else int(os.environ.get("COLUMNS", "200"))
-    columns = COLUMNS.get(kind)
     if columns is not None and not rows:
         return
     kept = _drop_empty(columns, rows) if columns is not None else []

@@ -230,6 +230,16 @@ class RedisBroker:
             if limit is not None and position >= limit:
                 return
 
+    def census(self, queue: str, by: str, selection: Any, tick: Any = None) -> Any:
+        """``summary``: counts per value of ``by``, read with LRANGE, header-only where it can."""
+        from celerytool.brokers.census import census_of_envelopes
+
+        selection.require_no_age("queued Redis messages")
+        lengths = self.lengths(queue)
+        self.require_queue(queue, lengths)
+        items = ((bucket, raw) for bucket, key, n in lengths for raw in self.iter_list(key, n, None))
+        return census_of_envelopes(items, queue, by, selection, self.options.limits, tick)
+
     def iter_list(self, key: str, length: int, limit: int | None) -> Iterator[bytes]:
         """Raw items of one list from the right end (next first), chunked."""
         want = length if limit is None else min(length, limit)
