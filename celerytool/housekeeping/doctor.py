@@ -1,11 +1,12 @@
 """``doctor``: one SCAN pass over a Celery Redis database, a census per key class, and findings.
 
 Each SCAN batch goes to the server in one Lua call that returns, per key,
-its type, its PTTL and (for result keys) the ``date_done`` of the stored
-meta, as one text: the per-key work stays in C on both sides.  ``MEMORY
-USAGE`` is asked for the first ``sample`` keys of each class (SCAN order is
-hash order, so that is a fair sample); a class with more keys gets an
-estimate (mean x count), and says so.  Nothing is kept per key except the
+its type, its PTTL, for lists their idle time and memory, and for result
+keys the ``date_done`` of the stored meta, as one text: the per-key work
+stays in C on both sides.  For other keys ``MEMORY USAGE`` is asked for the
+first ``sample`` keys of each class (SCAN order is hash order, so that is a
+fair sample); a class with more keys gets an estimate (mean x count), and
+says so.  Nothing is kept per key except the
 TTLs (8 bytes each) and the few lists that need a second look.
 """
 
@@ -29,12 +30,16 @@ local out = {}
 local rp = ARGV[1]
 for i, k in ipairs(KEYS) do
   local t = redis.call('TYPE', k)['ok']
-  local d = ''
+  local d, idle, mem = '', -1, -1
   if t == 'string' and string.sub(k, 1, #rp) == rp then
     local v = redis.call('GET', k)
     if v then d = string.match(v, '"date_done": ?"([^"]*)"') or '' end
+  elseif t == 'list' then
+    local got = redis.pcall('OBJECT', 'IDLETIME', k)
+    if type(got) == 'number' then idle = got end
+    mem = redis.call('MEMORY', 'USAGE', k) or -1
   end
-  out[i] = t .. ' ' .. redis.call('PTTL', k) .. ' ' .. d
+  out[i] = t .. ' ' .. redis.call('PTTL', k) .. ' ' .. idle .. ' ' .. mem .. ' ' .. d
 end
 return table.concat(out, '\\n')
 """
@@ -123,8 +128,8 @@ class Doctor:
         self.visibility_timeout = visibility_timeout
         self.tick = tick or (lambda n: None)
         self.stats = {name: ClassStats(name) for name in CLASSES}
-        self.lists: dict[bytes, list[tuple[bytes, int]]] = {}  # queue name -> [(key, ttl)] to decide
-        self.reply_keys: list[bytes] = []
+        self.lists: dict[bytes, list[tuple[bytes, int, int]]] = {}  # queue -> [(key, ttl, memory)]
+        self.reply_keys: list[tuple[bytes, int, int]] = []  # (key, idle seconds, memory)
         self.mutex_ttl: int | None = None
 
     # -- the pass -----------------------------------------------------------------------
@@ -151,11 +156,10 @@ class Doctor:
     def _batch(self, client: Any, sha: bytes, keys: list[bytes]) -> None:
         layout = self.layout
         reply = client.execute("EVALSHA", sha, len(keys), *keys, layout.result_prefix)
-        lines = reply.split(b"\n")
         stats = self.stats
         measure: list[tuple[bytes, ClassStats]] = []
-        for key, line in zip(keys, lines, strict=True):
-            type_, ttl_text, date_done = line.split(b" ", 2)
+        for key, line in zip(keys, reply.split(b"\n"), strict=True):
+            type_, ttl_text, idle_text, mem_text, date_done = line.split(b" ", 4)
             ttl = int(ttl_text)
             if ttl == -2:  # gone between SCAN and the script
                 continue
@@ -163,10 +167,10 @@ class Doctor:
             if cls is None:
                 cls, queue = layout.by_type(key, type_.decode())
                 if cls in ("queue", "queue_priority"):  # Celery's or not: decided at the end
-                    self.lists.setdefault(queue or key, []).append((key, ttl))
+                    self.lists.setdefault(queue or key, []).append((key, ttl, int(mem_text)))
                     continue
                 if cls == "reply_list":
-                    self.reply_keys.append(key)
+                    self.reply_keys.append((key, int(idle_text), int(mem_text)))
             elif cls == "unacked_mutex":
                 self.mutex_ttl = ttl
             s = stats[cls]
@@ -179,7 +183,10 @@ class Doctor:
                 text = date_done.decode("utf-8", "replace")
                 if s.oldest_date_done is None or text < s.oldest_date_done:
                     s.oldest_date_done = text
-            if s.memory_sampled + len(measure) < self.sample:
+            if type_ == b"list":
+                s.memory_sampled += 1
+                s.memory_measured += max(0, int(mem_text))
+            elif s.memory_sampled + len(measure) < self.sample:
                 measure.append((key, s))
         self._measure(client, measure)
 
@@ -200,9 +207,8 @@ class Doctor:
         heads = client.pipeline([("LINDEX", self.lists[n][0][0], -1) for n in unknown]) if unknown else []
         foreign = {n for n, head in zip(unknown, heads, strict=True)
                    if not (isinstance(head, bytes) and head.startswith(b"{") and b'"properties"' in head)}
-        measure: list[tuple[bytes, ClassStats]] = []
         for name, entries in self.lists.items():
-            for key, ttl in entries:
+            for key, ttl, memory in entries:
                 cls = "other" if name in foreign else \
                     ("queue" if self.layout.split_priority(key[len(self.layout.prefix):])[1] == 0
                      else "queue_priority")
@@ -212,9 +218,8 @@ class Doctor:
                     s.ttl_none += 1
                 else:
                     s.ttls.append(ttl)
-                if s.memory_sampled + len(measure) < self.sample:
-                    measure.append((key, s))
-        self._measure(client, measure)
+                s.memory_sampled += 1
+                s.memory_measured += max(0, memory)
 
     # -- findings -----------------------------------------------------------------------
     def _findings(self, client: Any) -> list[Finding]:
@@ -229,7 +234,7 @@ class Doctor:
                 "(result_expires=None or 0, or written by an old Celery)",
                 "celerytool doctor --fix results-without-ttl --ttl 1d   "
                 "(or: celerytool expire --ttl 1d --only-without-ttl)"))
-        replies = fixes.abandoned_replies(self.b, client, self.reply_keys, self.idle)
+        replies = [(k, m) for k, idle, m in self.reply_keys if idle >= self.idle]
         if replies:
             memory = sum(n for _, n in replies)
             out.append(Finding(
