@@ -52,6 +52,16 @@ def _store_meta(app, task_id, state, result, *, age=0.0, name=None):
     backend.set(backend.get_key_for_task(task_id), backend.encode(meta))
 
 
+class _Group:
+    """A GroupResult's tuple form, without AsyncResults."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def as_tuple(self):
+        return (("g-doctor", None), [((i, None), None) for i in self.ids])
+
+
 @pytest.fixture(scope="module")
 def dirty(redis_server, tmp_path_factory):
     """A database where Celery did what the findings describe; the worker ends with SIGKILL."""
@@ -61,13 +71,10 @@ def dirty(redis_server, tmp_path_factory):
     app = make_app(url)
     no_ttl = make_app(url, result_expires=None)
     try:
-        done = [app.send_task("worker_tasks.add", (i, i)) for i in range(6)]
-        for r in done:
-            assert r.get(timeout=30) is not None
-        group = app.GroupResult("g-doctor", [app.AsyncResult(r.id) for r in done[:2]])
-        group.save()
-        ids = [r.id for r in done]
-        del done, group, r  # AsyncResults unsubscribe when collected: while Redis is still up
+        ids = [app.send_task("worker_tasks.add", (i, i)).id for i in range(6)]
+        for tid in ids:  # polled, not AsyncResult.get(): those talk to Redis when collected
+            wait_for(lambda tid=tid: app.backend.get_task_meta(tid)["status"] == "SUCCESS", timeout=30)
+        app.backend.save_group("g-doctor", _Group(ids[:2]))  # what GroupResult.save() stores
         for i in range(4):  # results stored without TTL (result_expires=None)
             no_ttl.backend.store_result(f"nottl-{i}", i, "SUCCESS")
         # a reply list leaked by a client killed while the (solo) worker was busy
