@@ -147,9 +147,28 @@ class RedisResults:
         self.backend = RedisResultBackend(url, keyprefix=keyprefix, limits=limits,
                                           connect_timeout=connect_timeout)
         self.limits = limits
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """redis-py (with hiredis when installed): MGET of a thousand values parses in C."""
+        if self._client is None:
+            from celerytool.clients.redispy import connect
+
+            self._client = connect(self.url, connect_timeout=self.connect_timeout)
+        return self._client
+
+    def errors(self) -> Any:
+        from celerytool.clients.redispy import redis_errors
+
+        return redis_errors(self.url, "Redis result backend")
 
     def close(self) -> None:
         self.backend.close()
+        if self._client is not None:
+            self._client.close()
 
     # -- selection ----------------------------------------------------------------------
     def _batches(self, criteria: Criteria) -> Iterator[list[bytes]]:
@@ -166,18 +185,18 @@ class RedisResults:
         # one pass for both: celery-task-meta-* and celery-taskset-meta-*
         pattern = _glob_escape(b.prefix) + ("celery-task*-meta-*" if groups else _glob_escape(TASK_PREFIX) + "*")
         group_head = (b.prefix + GROUP_PREFIX).encode()
-        cursor: Any = b"0"
+        cursor: Any = 0
         while True:
-            cursor, keys = b.client.execute("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT)
+            cursor, keys = self.client.scan(cursor, match=pattern, count=SCAN_COUNT)
             if groups:  # not the chord counters (<gid>.j, .t, ...)
                 keys = [k for k in keys if not (k.startswith(group_head) and k[-2:-1] == b".")]
             if keys:
                 yield keys
-            if cursor == b"0":
+            if not cursor:
                 return
 
     def _select(self, keys: list[bytes], criteria: Criteria, result: ResultOp, now: float) -> list[bytes]:
-        values = self.backend.client.execute("MGET", *keys)
+        values = self.client.mget(keys)
         out = []
         for key, raw in zip(keys, values, strict=True):
             if raw is None:
@@ -197,8 +216,8 @@ class RedisResults:
         meta: Any = None
         if m is not None or raw[:1] == b"{":
             try:
-                meta = json.loads(raw)
-            except ValueError:
+                meta = json.loads(raw.decode("utf-8"))
+            except ValueError:  # UnicodeDecodeError included
                 meta = None
         if not isinstance(meta, dict):
             from celerytool.backends.decode import decode_value
@@ -215,7 +234,7 @@ class RedisResults:
 
     def _walk(self, criteria: Criteria, control: Any, result: ResultOp, act: Any) -> ResultOp:
         now = time.time()
-        with self.backend.errors():
+        with self.errors():
             for keys in self._batches(criteria):
                 if control.stop():
                     result.interrupted = True
@@ -223,8 +242,10 @@ class RedisResults:
                 if criteria.needs_value:
                     chosen = self._select(keys, criteria, result, now)
                 else:
-                    exists = self.backend.client.pipeline([("EXISTS", k) for k in keys])
-                    chosen = [k for k, n in zip(keys, exists, strict=True) if n == 1]
+                    pipe = self.client.pipeline(transaction=False)
+                    for k in keys:
+                        pipe.exists(k)
+                    chosen = [k for k, n in zip(keys, pipe.execute(), strict=True) if n == 1]
                     result.examined += len(chosen)
                 result.matched += len(chosen)
                 if chosen:
@@ -238,7 +259,7 @@ class RedisResults:
 
         def act(keys: list[bytes]) -> None:
             if not control.dry_run:
-                result.done += int(self.backend.client.execute("UNLINK", *keys))
+                result.done += int(self.client.unlink(*keys))
 
         return self._walk(criteria, control, result, act)
 
@@ -247,16 +268,18 @@ class RedisResults:
             raise UsageError("--ttl must be positive")
         result = ResultOp("expire", dry_run=control.dry_run,
                           extra={"ttl": ttl, "only_without_ttl": only_without_ttl})
-        client = self.backend.client
+        client = self.client
         ms = int(ttl * 1000)
 
         def act(keys: list[bytes]) -> None:
             if control.dry_run:
                 if only_without_ttl:
-                    ttls = client.pipeline([("PTTL", k) for k in keys])
+                    pipe = client.pipeline(transaction=False)
+                    for k in keys:
+                        pipe.pttl(k)
+                    ttls = pipe.execute()
                     result.extra["would_set"] = result.extra.get("would_set", 0) + sum(1 for t in ttls if t == -1)
                 return
-            result.done += int(client.execute("EVAL", EXPIRE_LUA, len(keys), *keys, ms,
-                                              "1" if only_without_ttl else "0"))
+            result.done += int(client.eval(EXPIRE_LUA, len(keys), *keys, ms, "1" if only_without_ttl else "0"))
 
         return self._walk(criteria, control, result, act)
