@@ -237,8 +237,41 @@ class RedisBroker:
         selection.require_no_age("queued Redis messages")
         lengths = self.lengths(queue)
         self.require_queue(queue, lengths)
-        items = ((bucket, raw) for bucket, key, n in lengths for raw in self.iter_list(key, n, None))
-        return census_of_envelopes(items, queue, by, selection, self.options.limits, tick)
+        chunks = ((bucket, chunk) for bucket, key, n in lengths for chunk in self.iter_chunks(key, n))
+        return census_of_envelopes(chunks, queue, by, selection, self.options.limits, tick)
+
+    def iter_chunks(self, key: str, length: int) -> Iterator[list[bytes]]:
+        """``iter_list`` in its chunks (next message first in each), one read ahead.
+
+        The next LRANGE is sent before the current chunk is handed out, so
+        Redis builds it while the caller works on this one.
+        """
+        ranges = [(-(off + min(PEEK_CHUNK, length - off)), -(off + 1)) for off in range(0, length, PEEK_CHUNK)]
+        if not ranges:
+            return
+        pool = self.client.connection_pool
+        with self.errors():
+            conn = pool.get_connection()
+        pending = False
+        try:
+            with self.errors():
+                conn.send_command("LRANGE", key, *ranges[0])
+                pending = True
+            for i in range(len(ranges)):
+                with self.errors():
+                    chunk = conn.read_response()
+                    pending = False
+                    if chunk and i + 1 < len(ranges):
+                        conn.send_command("LRANGE", key, *ranges[i + 1])
+                        pending = True
+                if not chunk:
+                    return
+                chunk.reverse()
+                yield chunk
+        finally:
+            if pending:  # an unread reply: this connection cannot be reused
+                conn.disconnect()
+            pool.release(conn)
 
     def iter_list(self, key: str, length: int, limit: int | None) -> Iterator[bytes]:
         """Raw items of one list from the right end (next first), chunked."""
