@@ -26,22 +26,36 @@ DEFAULT_IDLE = 60.0  # seconds a reply list must be untouched to count as abando
 DEFAULT_VISIBILITY = 3600.0  # kombu's visibility_timeout
 
 INSPECT = """
+local r = tonumber(ARGV[1])
 local out = {}
-local rp = ARGV[1]
+local n = 0
 for i, k in ipairs(KEYS) do
-  local t = redis.call('TYPE', k)['ok']
-  local d, idle, mem = '', -1, -1
-  if t == 'string' and string.sub(k, 1, #rp) == rp then
-    local v = redis.call('GET', k)
-    if v then d = string.match(v, '"date_done": ?"([^"]*)"') or '' end
-  elseif t == 'list' then
-    local got = redis.pcall('OBJECT', 'IDLETIME', k)
-    if type(got) == 'number' then idle = got end
-    mem = redis.call('MEMORY', 'USAGE', k) or -1
+  if i <= r then
+    local v = redis.pcall('GET', k)
+    local d = ''
+    if type(v) == 'string' then
+      local p = string.find(v, '"date_done": "', 1, true)
+      if p then d = string.sub(v, p + 14, p + 49) end
+    end
+    out[n + 1] = redis.call('PTTL', k)
+    out[n + 2] = d
+    n = n + 2
+  else
+    local t = redis.call('TYPE', k)['ok']
+    local idle, mem = -1, -1
+    if t == 'list' then
+      local got = redis.pcall('OBJECT', 'IDLETIME', k)
+      if type(got) == 'number' then idle = got end
+      mem = redis.call('MEMORY', 'USAGE', k) or -1
+    end
+    out[n + 1] = t
+    out[n + 2] = redis.call('PTTL', k)
+    out[n + 3] = idle
+    out[n + 4] = mem
+    n = n + 4
   end
-  out[i] = t .. ' ' .. redis.call('PTTL', k) .. ' ' .. idle .. ' ' .. mem .. ' ' .. d
 end
-return table.concat(out, '\\n')
+return out
 """
 
 
@@ -131,61 +145,87 @@ class Doctor:
         self.lists: dict[bytes, list[tuple[bytes, int, int]]] = {}  # queue -> [(key, ttl, memory)]
         self.reply_keys: list[tuple[bytes, int, int]] = []  # (key, idle seconds, memory)
         self.mutex_ttl: int | None = None
+        self.binding_keys: list[bytes] = []
 
     # -- the pass -----------------------------------------------------------------------
     def scan(self) -> Report:
-        client = self.b.reader
+        client = self.b.client  # redis-py: hiredis parses the script's replies in C
         started = time.monotonic()
         total = 0
-        with self.b.read_errors():
-            sha = client.execute("SCRIPT", "LOAD", INSPECT)
-            cursor: Any = b"0"
-            while True:
-                cursor, keys = client.execute("SCAN", cursor, "COUNT", SCAN_COUNT)
+        with self.b.errors():
+            sha = client.script_load(INSPECT)
+            cursor, keys = client.scan(0, count=SCAN_COUNT)
+            while keys or cursor:
+                # this batch's script and the next SCAN: one round trip
+                results = [k for k in keys if self.layout.by_name(k) in RESULT_CLASSES]
+                others = [k for k in keys if self.layout.by_name(k) not in RESULT_CLASSES] \
+                    if results else keys
+                pipe = client.pipeline(transaction=False)
                 if keys:
-                    self._batch(client, sha, keys)
+                    pipe.evalsha(sha, len(keys), *results, *others, len(results))
+                if cursor:
+                    pipe.scan(cursor, count=SCAN_COUNT)
+                replies = pipe.execute()
+                if keys:
+                    self._batch(client, results, others, replies[0])
                     total += len(keys)
                     self.tick(len(keys))
-                if cursor == b"0":
+                if not cursor:
                     break
+                cursor, keys = replies[-1]
             self._decide_lists(client)
-            findings = self._findings(client)
+        with self.b.read_errors():
+            findings = self._findings(self.b.reader)
         classes = [self.stats[name] for name in CLASSES]
         return Report(self.b.url.redacted(), total, time.monotonic() - started, self.sample, classes, findings)
 
-    def _batch(self, client: Any, sha: bytes, keys: list[bytes]) -> None:
-        layout = self.layout
-        reply = client.execute("EVALSHA", sha, len(keys), *keys, layout.result_prefix)
-        stats = self.stats
+    def _batch(self, client: Any, results: list[bytes], others: list[bytes], reply: list[Any]) -> None:
+        layout, stats = self.layout, self.stats
         measure: list[tuple[bytes, ClassStats]] = []
-        for key, line in zip(keys, reply.split(b"\n"), strict=True):
-            type_, ttl_text, idle_text, mem_text, date_done = line.split(b" ", 4)
-            ttl = int(ttl_text)
+        i = 0
+        for key in results:
+            ttl, date_done = reply[i], reply[i + 1]
+            i += 2
             if ttl == -2:  # gone between SCAN and the script
                 continue
-            cls = layout.by_name(key)
-            if cls is None:
-                cls, queue = layout.by_type(key, type_.decode())
-                if cls in ("queue", "queue_priority"):  # Celery's or not: decided at the end
-                    self.lists.setdefault(queue or key, []).append((key, ttl, int(mem_text)))
-                    continue
-                if cls == "reply_list":
-                    self.reply_keys.append((key, int(idle_text), int(mem_text)))
-            elif cls == "unacked_mutex":
-                self.mutex_ttl = ttl
-            s = stats[cls]
+            s = stats[layout.by_name(key) or "other"]
             s.count += 1
             if ttl < 0:
                 s.ttl_none += 1
             else:
                 s.ttls.append(ttl)
             if date_done:
-                text = date_done.decode("utf-8", "replace")
+                text = date_done.split(b'"', 1)[0].decode("utf-8", "replace")
                 if s.oldest_date_done is None or text < s.oldest_date_done:
                     s.oldest_date_done = text
+            if s.memory_sampled + len(measure) < self.sample:
+                measure.append((key, s))
+        for key in others:
+            type_, ttl, idle, memory = reply[i:i + 4]
+            i += 4
+            if ttl == -2:
+                continue
+            cls = layout.by_name(key)
+            if cls is None:
+                cls, queue = layout.by_type(key, type_.decode())
+                if cls in ("queue", "queue_priority"):  # Celery's or not: decided at the end
+                    self.lists.setdefault(queue or key, []).append((key, ttl, memory))
+                    continue
+                if cls == "reply_list":
+                    self.reply_keys.append((key, idle, memory))
+            elif cls == "unacked_mutex":
+                self.mutex_ttl = ttl
+            elif cls == "binding":
+                self.binding_keys.append(key)
+            s = stats[cls]
+            s.count += 1
+            if ttl < 0:
+                s.ttl_none += 1
+            else:
+                s.ttls.append(ttl)
             if type_ == b"list":
                 s.memory_sampled += 1
-                s.memory_measured += max(0, int(mem_text))
+                s.memory_measured += max(0, memory)
             elif s.memory_sampled + len(measure) < self.sample:
                 measure.append((key, s))
         self._measure(client, measure)
@@ -193,20 +233,33 @@ class Doctor:
     def _measure(self, client: Any, measure: list[tuple[bytes, ClassStats]]) -> None:
         if not measure:
             return
-        replies = client.pipeline([("MEMORY", "USAGE", key) for key, _ in measure])
-        for (_, s), n in zip(measure, replies, strict=True):
+        pipe = client.pipeline(transaction=False)
+        for key, _ in measure:
+            pipe.memory_usage(key)
+        for (_, s), n in zip(measure, pipe.execute(raise_on_error=False), strict=True):
             if isinstance(n, int):
                 s.memory_sampled += 1
                 s.memory_measured += n
 
     def _decide_lists(self, client: Any) -> None:
         """A list is a Celery queue when bound, or when its next item is a kombu envelope."""
-        bound = {b.queue.encode() for b in self.b.bindings()}
-        self.bound = bound
+        tables = [k for k in self.binding_keys if k.startswith(self.layout.prefix + b"_kombu.binding.")
+                  or k.startswith(self.layout.prefix + b"_kombu.binding_permanent.")]
+        pipe = client.pipeline(transaction=False)
+        for key in tables:
+            pipe.smembers(key)
+        bound: set[bytes] = set()
+        sep = self.layout.sep
+        for members in pipe.execute(raise_on_error=False) if tables else []:
+            if isinstance(members, set):
+                bound |= {sep.join(m.split(sep)[2:]) for m in members if m.count(sep) >= 2}
         unknown = [name for name in self.lists if name not in bound]
-        heads = client.pipeline([("LINDEX", self.lists[n][0][0], -1) for n in unknown]) if unknown else []
-        foreign = {n for n, head in zip(unknown, heads, strict=True)
-                   if not (isinstance(head, bytes) and head.startswith(b"{") and b'"properties"' in head)}
+        pipe = client.pipeline(transaction=False)
+        for name in unknown:
+            pipe.lindex(self.lists[name][0][0], -1)
+        heads = pipe.execute(raise_on_error=False) if unknown else []
+        foreign = {n for n, first in zip(unknown, heads, strict=True)
+                   if not (isinstance(first, bytes) and first.startswith(b"{") and b'"properties"' in first)}
         for name, entries in self.lists.items():
             for key, ttl, memory in entries:
                 cls = "other" if name in foreign else \

@@ -25,7 +25,7 @@ from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import UsageError
 from celerytool.urls import BrokerURL
 
-SCAN_COUNT = 1000
+SCAN_COUNT = 5000  # keys per round trip (SCAN COUNT, MGET, UNLINK)
 _STATUS = re.compile(rb'^\{"status": "([A-Z_]+)"')
 
 EXPIRE_LUA = """
@@ -171,38 +171,60 @@ class RedisResults:
             self._client.close()
 
     # -- selection ----------------------------------------------------------------------
-    def _batches(self, criteria: Criteria) -> Iterator[list[bytes]]:
-        """Candidate keys in batches: the ids' keys, or a SCAN of the metas."""
+    def _batches(self, criteria: Criteria) -> Iterator[tuple[list[bytes], list[Any] | None]]:
+        """Candidate keys in batches, with their values when the criteria need them.
+
+        A SCAN walk sends each batch's MGET together with the next SCAN: one
+        round trip per batch.  Given ids: their task and group keys.
+        """
         from celerytool.backends.redis import GROUP_PREFIX, TASK_PREFIX, _glob_escape
 
-        b = self.backend
+        b, client, need = self.backend, self.client, criteria.needs_value
         if criteria.ids:
             keys = [k.encode() for i in criteria.ids for k in (b.task_key(i), b.group_key(i))]
             for start in range(0, len(keys), SCAN_COUNT):
-                yield keys[start:start + SCAN_COUNT]
+                batch = keys[start:start + SCAN_COUNT]
+                values = client.mget(batch)
+                if need:
+                    yield batch, values
+                else:
+                    yield [k for k, v in zip(batch, values, strict=True) if v is not None], None
             return
         groups = not (criteria.statuses or criteria.tasks)
         # one pass for both: celery-task-meta-* and celery-taskset-meta-*
         pattern = _glob_escape(b.prefix) + ("celery-task*-meta-*" if groups else _glob_escape(TASK_PREFIX) + "*")
         group_head = (b.prefix + GROUP_PREFIX).encode()
-        cursor: Any = 0
-        while True:
-            cursor, keys = self.client.scan(cursor, match=pattern, count=SCAN_COUNT)
+
+        def metas(keys: list[bytes]) -> list[bytes]:
             if groups:  # not the chord counters (<gid>.j, .t, ...)
-                keys = [k for k in keys if not (k.startswith(group_head) and k[-2:-1] == b".")]
+                return [k for k in keys if not (k.startswith(group_head) and k[-2:-1] == b".")]
+            return keys
+
+        cursor, found = client.scan(0, match=pattern, count=SCAN_COUNT)
+        keys = metas(found)
+        while keys or cursor:
+            pipe = client.pipeline(transaction=False)
+            if keys and need:
+                pipe.mget(keys)
+            if cursor:
+                pipe.scan(cursor, match=pattern, count=SCAN_COUNT)
+            replies = pipe.execute() if len(pipe) else []
             if keys:
-                yield keys
+                yield keys, (replies.pop(0) if need else None)
             if not cursor:
                 return
+            cursor, found = replies[0]
+            keys = metas(found)
 
-    def _select(self, keys: list[bytes], criteria: Criteria, result: ResultOp, now: float) -> list[bytes]:
-        values = self.client.mget(keys)
+    def _select(self, keys: list[bytes], values: list[Any], criteria: Criteria, result: ResultOp,
+                now: float) -> list[bytes]:
         out = []
+        decide = self._decide
         for key, raw in zip(keys, values, strict=True):
-            if raw is None:
+            if raw is None:  # expired or deleted since the SCAN
                 continue
             result.examined += 1
-            decided = self._decide(raw, criteria, now)
+            decided = decide(raw, criteria, now)
             if decided is None:
                 result.undecodable += 1
             elif decided:
@@ -235,18 +257,15 @@ class RedisResults:
     def _walk(self, criteria: Criteria, control: Any, result: ResultOp, act: Any) -> ResultOp:
         now = time.time()
         with self.errors():
-            for keys in self._batches(criteria):
+            for keys, values in self._batches(criteria):
                 if control.stop():
                     result.interrupted = True
                     break
-                if criteria.needs_value:
-                    chosen = self._select(keys, criteria, result, now)
+                if values is not None:
+                    chosen = self._select(keys, values, criteria, result, now)
                 else:
-                    pipe = self.client.pipeline(transaction=False)
-                    for k in keys:
-                        pipe.exists(k)
-                    chosen = [k for k, n in zip(keys, pipe.execute(), strict=True) if n == 1]
-                    result.examined += len(chosen)
+                    chosen = keys
+                    result.examined += len(keys)
                 result.matched += len(chosen)
                 if chosen:
                     act(chosen)
