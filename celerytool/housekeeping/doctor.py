@@ -286,7 +286,7 @@ class Doctor:
                 f"{no_ttl} stored result(s) have no TTL and stay until deleted "
                 "(result_expires=None or 0, or written by an old Celery)",
                 "celerytool doctor --fix results-without-ttl --ttl 1d   "
-                "(or: celerytool expire --ttl 1d --only-without-ttl)"))
+                "(or: celerytool expire --ttl 1d --only-without-ttl --all)"))
         replies = [(k, m) for k, idle, m in self.reply_keys if idle >= self.idle]
         if replies:
             memory = sum(n for _, n in replies)
