@@ -103,8 +103,8 @@ def run(url: str, n: int, tmp: Path) -> None:
 
     s, mb = timed(["peek", "celery", "--all", "-o", "ndjson", *b])
     peek_rate = report("peek --all -o ndjson", s, mb, n, "(baseline)")
-    s, mb = timed(["export", "celery", "-o", str(tmp / "all.ndjson"), *b])
-    export_rate = report("export -o FILE", s, mb, n, ">= 70% of peek")
+    s, mb = timed(["export", "celery", "--file", str(tmp / "all.ndjson"), *b])
+    export_rate = report("export --file FILE", s, mb, n, ">= 70% of peek")
     (tmp / "all.ndjson").unlink()
 
     s, mb = timed(["purge", "celery", "--task", "tasks.bad", "-y", *b])

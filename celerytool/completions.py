@@ -1,6 +1,7 @@
 """Shell completion scripts for bash, zsh and fish, generated from the click app.
 
-The scripts are click's own: each calls ``celerytool`` back with
+The scripts are click's own (bash's with the word splitting fixed, see
+cli/completion.py): each calls ``celerytool`` back with
 ``_CELERYTOOL_COMPLETE`` set, so commands and options complete as the
 installed version defines them.  Regenerate the copies in ``completions/``
 when click changes (tests/test_completions.py notices)::
@@ -23,6 +24,9 @@ def script(shell: str) -> str:
     from click.shell_completion import get_completion_class
 
     from celerytool.cli import cli
+    from celerytool.cli.completion import register
+
+    register()  # bash: our script, which sends the line as typed (URLs hold ':')
 
     cls = get_completion_class(shell)
     if cls is None:

@@ -48,6 +48,11 @@ class BrokerUnavailable(CeleryToolError):
     exit_code = ExitCode.UNAVAILABLE
 
 
+class BrokerRefused(BrokerUnavailable):
+    """The server answered but will not do this (read-only replica, out of memory, credentials):
+    retrying the same request cannot help."""
+
+
 class NotFound(CeleryToolError):
     exit_code = ExitCode.NOT_FOUND
 

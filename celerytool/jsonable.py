@@ -103,12 +103,13 @@ def _key(k: Any) -> str:
     return repr(k)
 
 
-def short_repr(value: Any, limit: int = 80) -> str:
-    """A compact one-line text of a decoded value, for tables."""
+def short_repr(value: Any, limit: int = 80, *, spaced: bool = False) -> str:
+    """A one-line text of a decoded value, for tables (``spaced``: as Celery writes JSON, ``[1, 2]``)."""
     import json
 
     try:
-        text = json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(to_jsonable(value), ensure_ascii=False,
+                          separators=(", ", ": ") if spaced else (",", ":"))
     except Exception:
         text = repr(value)
     if len(text) > limit:

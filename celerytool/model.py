@@ -40,8 +40,8 @@ class Message:
     redelivered: bool | None = None  # RabbitMQ only
     extra: dict[str, Any] = field(default_factory=dict)  # adapter-specific fields
     # the JSON texts of args, kwargs, embed, headers and properties as stored,
-    # kept by the fast decoder (codecs.kombu_json) when they hold plain JSON
-    # values only: to_json need not convert them and jsonio.record_text writes
+    # kept by the fast decoder (codecs.fast_envelope) when they hold plain JSON
+    # values only: to_json need not convert them and json_records.record_text writes
     # these texts as they are.  Not an init argument: replace() drops it.
     json_texts: tuple[str, str, str, str, str] | None = field(
         default=None, init=False, compare=False, repr=False)
@@ -122,6 +122,7 @@ class QueueInfo:
     type: str | None = None  # RabbitMQ: classic / quorum / stream
     arguments: dict[str, Any] = field(default_factory=dict)
     exists: bool = True
+    counted: str | None = None  # RabbitMQ: "exact" (passive declare) or "sample" (management statistics)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -130,6 +131,8 @@ class QueueInfo:
             "priorities": dict(self.priorities),
             "exists": self.exists,
         }
+        if self.counted is not None:
+            out["counted"] = self.counted
         if self.unacked is not None:
             out["unacked"] = self.unacked
         if self.consumers is not None:
@@ -221,3 +224,4 @@ class OutgoingMessage:
     properties: dict[str, Any]
     exchange: str = ""
     routing_key: str = "celery"
+    exchange_type: str | None = None  # direct / topic / fanout; None: the broker infers it

@@ -25,7 +25,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from celerytool.errors import UsageError
@@ -398,8 +398,49 @@ class Selection:
         if self.where:
             parts.append(f"where {self.where.text}")
         if self.older_than is not None:
-            parts.append(f"older than {self.older_than:g}s")
+            parts.append(f"older than {format_duration(self.older_than)}")
         return ", ".join(parts) or "all messages"
+
+    def tally(self) -> Tally:
+        """This selection, counting what it is asked about (for "none of N matched")."""
+        return Tally(self)
+
+
+class Tally:
+    """A Selection that counts: ``examined``, ``matched``, and ``younger`` (refused for age only)."""
+
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+        self.examined = self.matched = self.younger = 0
+        self._ageless = replace(selection, older_than=None) if selection.older_than is not None else None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.selection, name)
+
+    def matches(self, view: View) -> bool:
+        self.examined += 1
+        if self.selection.matches(view):
+            self.matched += 1
+            return True
+        if self._ageless is not None and self._ageless.matches(view):
+            self.younger += 1
+        return False
+
+    def none_matched(self, where: str) -> str:
+        """'none of the 12 messages examined in X matched task t.*' (or: none older than 1h; 4 younger)."""
+        sel = self.selection
+        if sel.older_than is not None and self.younger and self.younger == self.examined:
+            return f"none older than {format_duration(sel.older_than)}; {self.younger} younger"
+        text = f"none of the {self.examined} message(s) {where} matched {sel.describe()}"
+        return text + (f" ({self.younger} younger)" if self.younger else "")
+
+
+def format_duration(seconds: float) -> str:
+    """3600 -> '1h', 90 -> '90s', 5400 -> '90m': the largest unit that divides it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 class MessageView(View):

@@ -15,12 +15,15 @@ from celerytool.errors import UsageError
 REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "unix"}
 AMQP_SCHEMES = {"amqp", "amqps", "pyamqp"}
 RPC_SCHEMES = {"rpc"}
+# Celery's database backend is ``db+<SQLAlchemy URL>``; ``django-db+<URL>`` is celerytool's
+# own spelling for the database that django-celery-results writes to (Celery says only "django-db").
+SQL_PREFIXES = {"db+": "sql", "django-db+": "django"}
 MASK = "***"
 
 
 @dataclass(frozen=True)
 class BrokerURL:
-    """One parsed URL.  ``kind`` is ``redis``, ``amqp`` or ``rpc``."""
+    """One parsed URL.  ``kind`` is ``redis``, ``amqp``, ``rpc``, ``sql`` or ``django``."""
 
     raw: str
     scheme: str
@@ -47,6 +50,11 @@ class BrokerURL:
         """The URL as text with the password masked; safe for any output."""
         parts = [_redact_one(self)] + [_redact_one(a) for a in self.alternates]
         return ";".join(parts)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """For ``sql`` / ``django`` kinds: the database URL after ``db+`` / ``django-db+``."""
+        return self.raw.split("+", 1)[1] if self.kind in ("sql", "django") else ""
 
     def without_alternates(self) -> BrokerURL:
         return replace(self, alternates=())
@@ -97,10 +105,18 @@ def parse_url(raw: str) -> BrokerURL:
 
 def _parse_single(raw: str) -> BrokerURL:
     shown = _strip_inline_password(raw)
+    if raw.lower() in ("django-db", "django-db://"):
+        raise UsageError("give the Django database's URL as django-db+postgresql://user@host/dbname "
+                         "(celerytool's spelling of CELERY_RESULT_BACKEND='django-db')")
     if "://" not in raw:
         raise UsageError(f"not a URL (expected e.g. redis://localhost:6379/0): {shown!r}")
     scheme = raw.split("://", 1)[0].lower()
-    if scheme in REDIS_SCHEMES:
+    sql_kind = next((k for prefix, k in SQL_PREFIXES.items() if scheme.startswith(prefix)), None)
+    if sql_kind is not None:
+        if scheme.endswith("+"):
+            raise UsageError(f"no database after the prefix in {shown!r} (e.g. db+postgresql://user@host/db)")
+        kind = sql_kind
+    elif scheme in REDIS_SCHEMES:
         kind = "redis"
     elif scheme in AMQP_SCHEMES:
         kind = "amqp"
@@ -109,7 +125,8 @@ def _parse_single(raw: str) -> BrokerURL:
     else:
         raise UsageError(
             f"unsupported URL scheme {scheme!r} in {shown!r} "
-            "(use redis://, rediss://, redis+socket://, amqp://, amqps:// or pyamqp://)"
+            "(use redis://, rediss://, redis+socket://, amqp://, amqps://, pyamqp://, "
+            "db+postgresql://, db+mysql://, db+sqlite:/// or django-db+postgresql://)"
         )
     try:
         parts = urlsplit(raw)
@@ -163,4 +180,8 @@ def _parse_single(raw: str) -> BrokerURL:
             vhost=vhost,
             query=query,
         )
+    if kind in ("sql", "django"):
+        return BrokerURL(raw=raw, scheme=scheme, kind=kind, host=host, port=port, username=username,
+                         password=password, query=query)
     return BrokerURL(raw=raw, scheme=scheme, kind=kind, query=query)
+

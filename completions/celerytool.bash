@@ -2,7 +2,9 @@ _celerytool_completion() {
     local IFS=$'\n'
     local response
 
-    response=$(env COMP_WORDS="${COMP_WORDS[*]}" COMP_CWORD=$COMP_CWORD _CELERYTOOL_COMPLETE=bash_complete $1)
+    # COMP_LINE: the line as typed, up to the cursor (COMP_WORDS is split at ':' and '=').
+    response=$(env COMP_LINE="${COMP_LINE:0:COMP_POINT}" COMP_CUR="${COMP_WORDS[COMP_CWORD]}" \
+        COMP_WORDS="${COMP_WORDS[*]}" COMP_CWORD=$COMP_CWORD _CELERYTOOL_COMPLETE=bash_complete $1)
 
     for completion in $response; do
         IFS=',' read type value <<< "$completion"

@@ -24,7 +24,7 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-if ! .venv/bin/python -m pip install -q -e ".[test]" >.venv/pip.log 2>&1; then
+if ! .venv/bin/python -m pip install -q -e ".[test,db]" >.venv/pip.log 2>&1; then
     cat .venv/pip.log >&2
     exit 1
 fi

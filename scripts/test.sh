@@ -5,5 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# The layer contract (ARCHITECTURE.md, [tool.importlinter] in pyproject.toml): a cycle or an
+# upward import fails the test command before any test runs.  Then the linter.
+if ! out=$(.venv/bin/lint-imports --no-cache 2>&1); then
+    printf '%s\n' "$out" | sed -n '/Contracts/,$p' >&2
+    exit 1
+fi
+echo "layer contract: kept ($(printf '%s\n' "$out" | grep -c ' KEPT$') contracts)" >&2
+.venv/bin/ruff check -q celerytool tests benchmarks
 export C_FORCE_ROOT=1
 exec .venv/bin/python -m pytest -q "$@"

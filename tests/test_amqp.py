@@ -50,7 +50,7 @@ def test_queues_from_the_management_api(amqp_url, pika_channel, run):
     assert set(rows) == {"prio", "quorum", "held"}  # pidbox hidden without --all
     assert rows["held"] | {"arguments": None} == {"name": "held", "messages": 2, "priorities": {}, "exists": True,
                                                   "unacked": 2, "consumers": 1, "type": "classic",
-                                                  "arguments": None}
+                                                  "arguments": None, "counted": "exact"}
     assert rows["prio"]["messages"] == 3 and rows["prio"]["consumers"] == 0
     assert rows["prio"]["arguments"] == {"x-max-priority": 10, "x-dead-letter-exchange": "dlx"}
     assert rows["quorum"]["type"] == "quorum" and rows["quorum"]["arguments"]["x-queue-type"] == "quorum"
@@ -92,7 +92,8 @@ def test_queues_fallback_without_management_api(amqp_url, pika_channel, run):
     down = f"http://127.0.0.1:{free_port()}"
     r = run("queues", "-b", amqp_url, "--management-url", down, "-o", "json")
     assert r.exit_code == 0, r
-    assert r.json() == [{"name": "celery", "messages": 2, "priorities": {}, "exists": True, "consumers": 0}]
+    assert r.json() == [{"name": "celery", "messages": 2, "priorities": {}, "exists": True, "consumers": 0,
+                         "counted": "exact"}]
     assert f"management API at {down} unavailable" in r.stderr
     assert "cannot list the queues" in r.stderr and "'celery'" in r.stderr
     named = run("queues", "other", "nope", "-b", amqp_url, "--management-url", down, "-o", "json")
@@ -294,3 +295,21 @@ def test_stopping_early_returns_the_rest_too(amqp_url, pika_channel):
     broker.close()
     assert broker.warnings == []
     assert drain_ids(pika_channel, "early") == [f"m{i}" for i in range(30)]
+
+
+def test_queues_count_exactly_right_after_publishing(amqp_url, rabbit_vhost, pika_channel, run):
+    """40 sends, then `queues` at once: the statistics sample still says 0; --exact (and the
+    default for a vhost with few queues) counts by passive declare; --sampled says it is a sample."""
+    pika_channel.queue_declare("burst", durable=True)
+    from services import rabbit_api
+
+    wait_for(lambda: "messages_ready" in rabbit_api("GET", f"/queues/{rabbit_vhost.quoted}/burst"),
+             timeout=20)  # sampled once
+    publish_plain(pika_channel, "burst", [b"m"] * 40)
+    sampled = run("queues", "--sampled", "-b", amqp_url)
+    exact = run("queues", "--exact", "-b", amqp_url, "-o", "json")
+    default = run("queues", "-b", amqp_url, "-o", "json")
+    assert [(q["name"], q["messages"], q["counted"]) for q in exact.json()] == [("burst", 40, "exact")]
+    assert [(q["messages"], q["counted"]) for q in default.json()] == [(40, "exact")]
+    assert "last statistics sample" in sampled.stderr and "up to ~5 s old" in sampled.stderr, sampled
+    assert "--exact" in sampled.stderr

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -65,6 +66,11 @@ def test_priority_queue_order(amqp_url, pika_channel, run):
     finally:
         app.close()
     expected = [ids[i] for i in sorted(range(len(ids)), key=lambda i: (-priorities[i], i))]
+    # send_task does not wait for confirms: let every message reach the queue before reading it
+    deadline = time.monotonic() + 10
+    while pika_channel.queue_declare("prio", passive=True).method.message_count < len(ids):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     msgs = peek_json(run, amqp_url, "prio", "-n", "100")
     assert [m["id"] for m in msgs] == expected
     assert [m["priority"] for m in msgs] == sorted(priorities, reverse=True)

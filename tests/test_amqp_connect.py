@@ -123,7 +123,7 @@ def test_tls_options_from_the_query():
 def test_missing_ca_file_is_a_usage_error(run):
     r = run("peek", "celery", "-b", "amqps://h:5671//?ssl_ca_certs=/nonexistent/ca.pem")
     assert r.exit_code == 2, r
-    assert "bad connection options" in one_line_error(r.stderr)
+    assert "bad TLS options" in one_line_error(r.stderr)
 
 
 @pytest.mark.parametrize("scheme", ["amqp", "pyamqp"])

@@ -103,7 +103,7 @@ def test_export_purge_import_round_trip(run, amqp_url, pika_channel, tmp_path):
         app.close()
     before = snapshot(amqp_url, "celery")
     out = tmp_path / "q.ndjson"
-    r = run("export", "celery", "-b", amqp_url, "-o", out)
+    r = run("export", "celery", "-b", amqp_url, "--file", out)
     assert r.exit_code == 0, r
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["id"] for x in lines] == ids and all(x["broker"] == "amqp" for x in lines)
@@ -121,7 +121,7 @@ def test_export_remove_selected(run, amqp_url, amqp_celery_app, pika_channel, tm
     names = ["tasks.keep", "tasks.take"] * 5
     ids = send(amqp_celery_app, names)
     out = tmp_path / "take.ndjson"
-    r = run("export", "celery", "--task", "tasks.take", "--remove", "-y", "-b", amqp_url, "-o", out)
+    r = run("export", "celery", "--task", "tasks.take", "--remove", "-y", "-b", amqp_url, "--file", out)
     assert r.exit_code == 0, r
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ids[1::2]
     assert drain_ids(pika_channel, "celery") == ids[0::2]
@@ -139,7 +139,7 @@ def test_dry_run_changes_nothing(run, amqp_url, amqp_celery_app, pika_channel, t
     r = run("purge", "celery", "--dry-run", "-b", amqp_url)
     assert r.exit_code == 0 and "would remove 3 of 3" in r.stderr, r
     assert run("move", "celery", "other", "--dry-run", "-b", amqp_url).exit_code == 0
-    r = run("export", "celery", "--remove", "--dry-run", "-b", amqp_url, "-o", tmp_path / "x")
+    r = run("export", "celery", "--remove", "--dry-run", "-b", amqp_url, "--file", tmp_path / "x")
     assert r.exit_code == 0 and "would export 3" in r.stderr, r
     assert not (tmp_path / "x").exists()
     assert snapshot(amqp_url, "celery") == before and depth(pika_channel, "other") == 0
@@ -215,7 +215,7 @@ def test_filtered_purge_while_producing_and_consuming(run, amqp_url, amqp_celery
 def test_redis_export_imports_into_rabbitmq(run, redis_url, celery_app, amqp_url, pika_channel, tmp_path):
     ids = [celery_app.send_task("tasks.r", (i,), {"k": "v"}).id for i in range(4)]
     out = tmp_path / "r.ndjson"
-    assert run("export", "celery", "-b", redis_url, "-o", out).exit_code == 0
+    assert run("export", "celery", "-b", redis_url, "--file", out).exit_code == 0
     pika_channel.queue_declare("celery", durable=True)
     r = run("import", out, "celery", "-b", amqp_url, "-o", "json")
     assert r.exit_code == 0 and r.json()["imported"] == 4, r

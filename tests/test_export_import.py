@@ -27,7 +27,7 @@ def test_export_purge_import_round_trip_is_byte_identical(run, redis_url, redis_
     redis_client.lpush("celery", b"\xff\xfe not json at all")  # kept byte-exact too
     before = snapshot(redis_client)
     out = tmp_path / "q.ndjson"
-    r = run("export", "celery", "-b", redis_url, "-o", out)
+    r = run("export", "celery", "-b", redis_url, "--file", out)
     assert r.exit_code == 0, r
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 7
@@ -47,18 +47,18 @@ def test_export_selected_with_remove(run, redis_url, redis_client, celery_app, t
     keep = [celery_app.send_task("tasks.keep", (i,)).id for i in range(5)]
     take = [celery_app.send_task("tasks.take", (i,)).id for i in range(4)]
     out = tmp_path / "take.ndjson"
-    r = run("export", "celery", "--task", "tasks.take", "--remove", "-y", "-b", redis_url, "-o", out)
+    r = run("export", "celery", "--task", "tasks.take", "--remove", "-y", "-b", redis_url, "--file", out)
     assert r.exit_code == 0, r
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == take
     assert ids_of(all_items(redis_client, "celery")) == keep
     r = run("export", "celery", "--remove", "-y", "-b", redis_url)
-    assert r.exit_code == 2 and "-o FILE" in r.stderr
+    assert r.exit_code == 2 and "--file FILE" in r.stderr
 
 
 def test_import_into_another_queue_points_routing_there(run, redis_url, redis_client, celery_app, tmp_path):
     celery_app.send_task("tasks.x", (1,))
     out = tmp_path / "x.ndjson"
-    run("export", "celery", "-b", redis_url, "-o", out)
+    run("export", "celery", "-b", redis_url, "--file", out)
     assert run("import", out, "elsewhere", "-b", redis_url).exit_code == 0
     env = json.loads(redis_client.lindex("elsewhere", 0))
     assert env["properties"]["delivery_info"]["routing_key"] == "elsewhere"
@@ -69,7 +69,7 @@ def test_a_file_that_is_not_ndjson_names_the_line_and_imports_nothing(run, redis
                                                                       celery_app, tmp_path):
     celery_app.send_task("tasks.x", (1,))
     good = tmp_path / "good.ndjson"
-    run("export", "celery", "-b", redis_url, "-o", good)
+    run("export", "celery", "-b", redis_url, "--file", good)
     line = good.read_text()
     bad = tmp_path / "bad.ndjson"
     bad.write_text(line + line + "this is not json\n" + line)
@@ -111,3 +111,12 @@ def test_export_fast_lines_equal_the_general_form(redis_url, celery_app, redis_c
         rec = ExportRecord("redis", "celery", 0, raw, {}, message=m)
         general = ExportRecord("redis", "celery", 0, raw, {}, message=decode_envelope(raw, queue="celery", priority=0, fast=False))
         assert json.loads(rec.line()) == general.to_json()
+
+
+def test_legacy_dash_o_names_the_file_with_a_deprecation_line(run, redis_url, celery_app, tmp_path):
+    tid = celery_app.send_task("tasks.old").id
+    out = tmp_path / "old.ndjson"
+    r = run("export", "celery", "-b", redis_url, "-o", out)
+    assert r.exit_code == 0, r
+    assert "deprecated" in r.stderr and "--file" in r.stderr
+    assert json.loads(out.read_text())["id"] == tid

@@ -135,7 +135,7 @@ def test_table_output(run, redis_url, celery_app):
     celery_app.send_task("tasks.add", args=[2, 3], kwargs={"z": 1}, task_id="abc")
     r = run("peek", "celery", "-b", redis_url)
     assert r.exit_code == 0
-    assert "tasks.add" in r.stdout and "abc" in r.stdout and "[2,3]" in r.stdout
+    assert "tasks.add" in r.stdout and "abc" in r.stdout and "[2, 3]" in r.stdout
     assert r.stderr == ""
 
 

@@ -46,7 +46,7 @@ def test_success_with_extended_fields(run, worker, wapp):
     res = wapp.send_task("worker_tasks.add", (2, 3))
     r = run("result", res.id, "--wait", "--timeout", "30", "-o", "json", "-b", worker.broker_url)
     assert r.exit_code == 0, r
-    out = r.json()
+    out, = r.json()  # one id: still an array
     assert out["id"] == res.id and out["status"] == "SUCCESS" and out["result"] == 5
     assert out["traceback"] is None and out["children"] == [] and out["date_done"]
     assert out["name"] == "worker_tasks.add" and out["args"] == [2, 3] and out["kwargs"] == {}
@@ -58,7 +58,7 @@ def test_failure_shows_exception_and_traceback(run, worker, wapp):
     res = wapp.send_task("worker_tasks.fail", ("bad",))
     r = run("result", res.id, "--wait", "--timeout", "30", "-o", "json", "-b", worker.broker_url)
     assert r.exit_code == 1, r
-    out = r.json()
+    out, = r.json()  # one id: still an array
     assert out["status"] == "FAILURE"
     assert out["exception"] == {"type": "CustomError", "module": "worker_tasks", "message": "bad, 42"}
     assert "CustomError" in out["traceback"]
@@ -74,8 +74,8 @@ def test_revoked(run, worker, wapp):
     wapp.send_task("worker_tasks.add", (1, 1), task_id=task_id)
     r = run("result", task_id, "--wait", "--timeout", "30", "-o", "json", "-b", worker.broker_url)
     assert r.exit_code == 1, r
-    assert r.json()["status"] == "REVOKED"
-    assert r.json()["exception"]["message"] == "revoked"
+    assert r.json()[0]["status"] == "REVOKED"
+    assert r.json()[0]["exception"]["message"] == "revoked"
 
 
 def test_progress_state_then_wait(run, worker, wapp):
@@ -84,14 +84,14 @@ def test_progress_state_then_wait(run, worker, wapp):
     wait_for(lambda: wapp.backend.get_task_meta(res.id)["status"] == "PROGRESS")
     r = run("result", res.id, "-o", "json", "-b", worker.broker_url)
     assert r.exit_code == 3, r
-    assert r.json()["status"] == "PROGRESS" and r.json()["result"] == {"p": 40}
+    assert r.json()[0]["status"] == "PROGRESS" and r.json()[0]["result"] == {"p": 40}
 
     timer = threading.Timer(0.5, lambda: wapp.backend.client.set(go_key, 1))
     timer.start()
     r = run("result", res.id, "--wait", "--timeout", "30", "-o", "json", "-b", worker.broker_url)
     timer.join()
     assert r.exit_code == 0, r
-    assert r.json()["result"] == "done"
+    assert r.json()[0]["result"] == "done"
     assert f"{res.id}: PROGRESS" in r.stderr and '"p":40' in r.stderr
 
 
@@ -102,7 +102,7 @@ def test_wait_timeout_and_not_ready(run, worker):
     assert time.monotonic() - started < 5
     assert "timed out" in r.stderr
     r = run("result", "never-sent", "-o", "json", "-b", worker.broker_url)
-    assert r.exit_code == 3 and r.json()["status"] == "PENDING"
+    assert r.exit_code == 3 and r.json()[0]["status"] == "PENDING"
 
 
 def test_worst_of_several_ids_decides(run, worker, wapp):
@@ -147,13 +147,13 @@ def test_group_result(run, url3):
     GroupResult("g1", [AsyncResult("c1", app=app), AsyncResult("c2", app=app)], app=app).save(backend=app.backend)
     app.backend.store_result("c1", 1, "SUCCESS")
     r = run("result", "g1", "-o", "json", "-b", url3)
-    assert r.exit_code == 3 and r.json()["group"] is True and r.json()["children"] == ["c1", "c2"], r
+    assert r.exit_code == 3 and r.json()[0]["group"] is True and r.json()[0]["children"] == ["c1", "c2"], r
     app.backend.store_result("c2", 2, "SUCCESS")
     assert run("result", "g1", "-b", url3).exit_code == 0
     GroupResult("g2", [AsyncResult("c1", app=app), AsyncResult("c3", app=app)], app=app).save(backend=app.backend)
     app.backend.mark_as_failure("c3", ValueError("x"))
     r = run("result", "g2", "-o", "json", "-b", url3)
-    assert r.exit_code == 1 and r.json()["status"] == "FAILURE", r
+    assert r.exit_code == 1 and r.json()[0]["status"] == "FAILURE", r
     app.close()
 
 
@@ -218,7 +218,7 @@ def test_password_and_db(run, tmp_path):
         app.backend.store_result("p1", 7, "SUCCESS")
         app.close()
         r = run("result", "p1", "-o", "json", "-b", url)
-        assert r.exit_code == 0 and r.json()["result"] == 7, r
+        assert r.exit_code == 0 and r.json()[0]["result"] == 7, r
         r = run("result", "p1", "-b", f"redis://:wrong@127.0.0.1:{server.port}/5")
         assert r.exit_code == 69 and "wrong" not in r.stderr and "***" in r.stderr, r
     finally:
@@ -250,7 +250,7 @@ def test_tls(run, tmp_path):
         app.close()
         base = f"rediss://127.0.0.1:{tls_port}/0?ssl_cert_reqs=required"
         r = run("result", "t1", "-o", "json", "-b", f"{base}&ssl_ca_certs={cert}")
-        assert r.exit_code == 0 and r.json()["result"] == "secure", r
+        assert r.exit_code == 0 and r.json()[0]["result"] == "secure", r
         r = run("result", "t1", "-b", base)  # the self-signed certificate is not trusted
         assert r.exit_code == 69 and "certificate" in r.stderr.lower(), r
     finally:

@@ -346,7 +346,7 @@ def test_expired_task_ends_revoked(run, wurl):
     assert r.exit_code == 0, r
     r = run("result", r.stdout.strip(), "--wait", "--timeout", "30", "-o", "json", "-b", wurl)
     assert r.exit_code == 1, r
-    out = r.json()
+    out, = r.json()
     assert out["status"] == "REVOKED"
     assert out["exception"] == {"type": "TaskRevokedError", "module": "celery.exceptions", "message": "expired"}
 

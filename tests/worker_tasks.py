@@ -1,7 +1,9 @@
 """The test suite's own Celery tasks, run by a real ``celery worker`` (see workers.py).
 
-Configured from the environment the fixture sets: CT_BROKER_URL, CT_READY_FILE.
-Tasks that must leave a trace append to the Redis list ``ct:record``.
+Configured from the environment the fixture sets: CT_BROKER_URL, CT_READY_FILE, and
+for other result backends CT_RESULT_BACKEND, CT_RESULT_SERIALIZER, CT_RESULT_EXTENDED (0/1),
+CT_TABLE_NAMES (task,group: Celery's database_table_names).
+Tasks that must leave a trace append to the Redis list ``ct:record`` (Redis backend only).
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from celery.signals import worker_ready
 BROKER = os.environ.get("CT_BROKER_URL", "redis://127.0.0.1:6379/15")
 ALL = ["json", "pickle", "msgpack", "yaml"]
 
-app = Celery("worker_tasks", broker=BROKER, backend=BROKER)
+app = Celery("worker_tasks", broker=BROKER, backend=os.environ.get("CT_RESULT_BACKEND") or BROKER)
+if os.environ.get("CT_TABLE_NAMES"):
+    _task_table, _group_table = os.environ["CT_TABLE_NAMES"].split(",")
+    app.conf.database_table_names = {"task": _task_table, "group": _group_table}
 app.conf.update(
     accept_content=ALL,
     result_accept_content=ALL,
-    result_extended=True,
+    result_serializer=os.environ.get("CT_RESULT_SERIALIZER", "json"),
+    result_extended=os.environ.get("CT_RESULT_EXTENDED", "1") == "1",
     task_track_started=True,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
@@ -97,3 +103,12 @@ def progress(self, go_key, limit=20.0):
 @app.task(name="worker_tasks.on_error")
 def on_error(request, exc, traceback):
     record({"errback": request.id, "exc": type(exc).__name__})
+
+
+@app.task(name="worker_tasks.save_group")
+def save_group(group_id, child_ids):
+    """GroupResult.save() with this worker's result backend settings."""
+    from celery.result import AsyncResult, GroupResult
+
+    GroupResult(group_id, [AsyncResult(c, app=app) for c in child_ids], app=app).save(backend=app.backend)
+    return group_id

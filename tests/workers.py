@@ -19,6 +19,18 @@ class Worker:
     log: Path
     broker_url: str
     name: str
+    ready: Path
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ready.exists():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited ({self.proc.returncode}):\n{self.log_tail()}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"celery worker not ready after {timeout} s:\n{self.log_tail()}")
 
     def log_tail(self, n: int = 4000) -> str:
         try:
@@ -36,30 +48,31 @@ class Worker:
                 self.proc.wait(5)
 
 
-def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: float = 60) -> Worker:
+def launch_worker(broker_url: str, tmp: Path, queues: str = "celery", env: dict[str, str] | None = None,
+                  app: str = "worker_tasks", cwd: Path = HERE) -> Worker:
+    """Start a worker without waiting for it (start several at once, then ``wait_ready`` each)."""
     tmp.mkdir(parents=True, exist_ok=True)
     ready = tmp / "ready"
     ready.unlink(missing_ok=True)
     log = tmp / "worker.log"
     name = f"ct-{uuid.uuid4().hex[:8]}@localhost"
-    env = {
+    full_env = {
         **os.environ,
         "C_FORCE_ROOT": "1",
         "CT_BROKER_URL": broker_url,
         "CT_READY_FILE": str(ready),
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(cwd), str(HERE), os.environ.get("PYTHONPATH", "")]),
+        **(env or {}),
     }
-    cmd = [sys.executable, "-m", "celery", "-A", "worker_tasks", "worker", "-P", "solo", "-Q", queues,
+    cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-P", "solo", "-Q", queues,
            "-n", name, "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=HERE, stdout=fh, stderr=subprocess.STDOUT, env=env)
-    worker = Worker(proc, log, broker_url, name)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready.exists():
-            return worker
-        if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited ({proc.returncode}):\n{worker.log_tail()}")
-        time.sleep(0.05)
-    worker.stop()
-    raise RuntimeError(f"celery worker not ready after {timeout} s:\n{worker.log_tail()}")
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=full_env)
+    return Worker(proc, log, broker_url, name, ready)
+
+
+def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: float = 60,
+                 env: dict[str, str] | None = None) -> Worker:
+    worker = launch_worker(broker_url, tmp, queues, env)
+    worker.wait_ready(timeout)
+    return worker

@@ -13,7 +13,7 @@ from typing import Any
 from celerytool.codecs.compression import decompress
 from celerytool.codecs.inert_pickle import Opaque
 from celerytool.codecs.limits import Limits
-from celerytool.codecs.serializers import deserialize
+from celerytool.codecs.serializers import deserialize, loads_json
 from celerytool.errors import DecodeError
 from celerytool.model import TaskResult
 
@@ -33,7 +33,15 @@ def decode_value(raw: bytes, limits: Limits) -> Any:
         if not sep:
             raise DecodeError("compressed result has no content type")
         raw = decompress(data, mime.decode("ascii", "replace"), limits.max_bytes)
-    return deserialize(raw, _content_type(raw), None, limits)
+    content_type = _content_type(raw)
+    if content_type == "application/x-yaml":
+        # a database column holds the result alone, and a JSON scalar (5, true, 1e3) has no
+        # telling first byte; YAML would read some of them differently (1e3 as a string)
+        try:
+            return loads_json(raw)
+        except (DecodeError, UnicodeDecodeError):
+            pass
+    return deserialize(raw, content_type, None, limits)
 
 
 def _content_type(raw: bytes) -> str:
@@ -104,8 +112,11 @@ def group_result(group_id: str, meta: dict[str, Any]) -> TaskResult:
     stored = meta.get("result")
     children: list[str] = []
     try:
-        for child in stored[1]:
-            children.append(child[0][0])
+        if isinstance(stored, Opaque):  # pickle stores the GroupResult itself: (id, [AsyncResult(id, ...)])
+            children.extend(c.args[0] for c in stored.args[1] if isinstance(c, Opaque) and c.args)
+        else:
+            for child in stored[1]:
+                children.append(child[0][0])
     except (TypeError, IndexError, KeyError):
         pass
     return TaskResult(id=group_id, status="GROUP", result=stored, children=children,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
 from celerytool.backends.decode import result_from_meta
+from celerytool.backends.query import READY_STATES, ResultQuery, newest_matching, with_group_status
 from celerytool.clients.resp import RespClient, resp_errors
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.model import TaskResult
@@ -23,7 +23,6 @@ from celerytool.urls import BrokerURL
 
 TASK_PREFIX = "celery-task-meta-"
 GROUP_PREFIX = "celery-taskset-meta-"
-READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 SCAN_CHUNK = 500
 
 
@@ -84,21 +83,7 @@ class RedisResultBackend:
                 out.append(result_from_meta(task_id, group_raw, self.limits, group=True))
             else:
                 out.append(TaskResult(id=task_id, status="PENDING"))
-        return [self._with_group_status(r) if r.group else r for r in out]
-
-    def _with_group_status(self, group: TaskResult) -> TaskResult:
-        """A group is SUCCESS when all its tasks are, FAILURE when one failed, else PENDING."""
-        children = [c for c in (group.children or []) if isinstance(c, str)]
-        if not children:
-            return replace(group, status="SUCCESS")
-        states = [r.status for r in self.get_many(children)]
-        if any(s in ("FAILURE", "REVOKED") for s in states):
-            status = "FAILURE"
-        elif all(s == "SUCCESS" for s in states):
-            status = "SUCCESS"
-        else:
-            status = "PENDING"
-        return replace(group, status=status, result={"tasks": dict(zip(children, states, strict=True))})
+        return [with_group_status(r, self.get_many) if r.group else r for r in out]
 
     def get(self, task_id: str) -> TaskResult:
         return self.get_many([task_id])[0]
@@ -145,6 +130,10 @@ class RedisResultBackend:
         return [current[i] for i in ids], False
 
     # -- scanning -----------------------------------------------------------------------
+    def select(self, query: ResultQuery) -> list[TaskResult]:
+        """``results``: every key is read (SCAN), only the newest ``limit`` matches are kept."""
+        return newest_matching(self.scan(), query)
+
     def scan(self) -> Iterator[TaskResult]:
         """Every stored task result, in SCAN order (never KEYS), fetched in chunks."""
         pattern = _glob_escape(self.prefix + TASK_PREFIX) + "*"

@@ -1,4 +1,6 @@
-"""Broker adapters behind one interface; ``open_broker`` picks one from the URL."""
+"""Broker adapters behind one interface (``base``); ``open_broker`` picks one from the URL.
+
+The only module that imports both implementations."""
 
 from __future__ import annotations
 
@@ -14,10 +16,8 @@ def open_broker(url: BrokerURL, options: BrokerOptions | None = None) -> Broker:
 
         return RedisBroker(url, options)
     if url.kind == "amqp":
-        try:
-            from celerytool.brokers.amqp.broker import AmqpBroker  # type: ignore[import-not-found]
-        except ImportError:
-            raise UsageError("RabbitMQ (amqp://) brokers are not supported yet") from None
+        from celerytool.brokers.amqp.broker import AmqpBroker
+
         return AmqpBroker(url, options)
     raise UsageError(f"{url.scheme}:// is not a broker URL")
 

@@ -28,17 +28,35 @@ class BrokerOptions:
     limits: Limits = DEFAULT_LIMITS
     management_url: str | None = None  # RabbitMQ HTTP API
     include_internal: bool = False  # pidbox / celeryev queues
-    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a broker can do, so that commands ask instead of comparing broker kinds."""
+
+    name: str  # for messages: "Redis", "RabbitMQ"
+    in_flight: bool = False  # in-flight messages can be listed and requeued (`unacked`, `requeue`)
+    in_flight_note: str = ""  # why not, when it cannot
+    max_priority: int | None = None  # highest message priority served; None: set per queue
+    visibility_timeout: bool = False  # a message held past the visibility timeout is redelivered
+    keyspace: bool = False  # a database of keys that can be walked and classified (`doctor`)
 
 
 class Broker(Protocol):
     """What every adapter offers. Commands call only these."""
 
     kind: str
+    capabilities: Capabilities
     warnings: list[str]
 
-    def queues(self, names: Iterable[str] = ()) -> list[QueueInfo]:
-        """Known queues with their depth, plus ``names`` even when unknown."""
+    def queues(self, names: Iterable[str] = (), scan: bool | None = None,
+               exact: bool | None = None) -> list[QueueInfo]:
+        """Known queues with their depth, plus ``names`` even when unknown.
+
+        ``scan``: also look for queues that have messages but no binding (Redis;
+        None: when the database is small enough).  ``exact``: count now rather
+        than take a statistics sample (RabbitMQ; None: when there are few
+        queues; Redis counts are always exact)."""
         ...
 
     def bindings(self) -> list[Binding]: ...
@@ -47,12 +65,20 @@ class Broker(Protocol):
         """Messages in consumption order, without changing the queue."""
         ...
 
+    def check_destination(self, queue: str) -> None:
+        """Raise (NotFound, DataError) when ``queue`` cannot receive messages; before anything moves."""
+        ...
+
     def publish(self, messages: Iterable[OutgoingMessage]) -> int:
         """Publish as kombu would (routing included); return how many were sent.
 
         Raises CeleryToolError (exit 1) for an unroutable message and
         BrokerUnavailable (exit 69) when the broker cannot be reached.
         """
+        ...
+
+    def census(self, queue: str, by: str, selection: Selection, tick: Tick | None = None) -> Any:
+        """``summary``: a ``brokers.census.Census`` of ``queue`` grouped by the field path ``by``."""
         ...
 
     def ops(self) -> BrokerOps:
@@ -157,7 +183,7 @@ class ExportRecord:
 
     def line(self) -> str:
         """``dumps(self.to_json())`` and a newline, fast for plain JSON messages."""
-        from celerytool.jsonio import export_line
+        from celerytool.json_records import export_line
 
         return export_line(self)
 
@@ -183,5 +209,3 @@ class BrokerOps(Protocol):
                 lock_wait: float = 10.0) -> OpResult: ...
 
 
-REDIS_ONLY = ("unacked and requeue are Redis-only: RabbitMQ returns unacknowledged messages "
-              "to their queue itself when the consumer's channel closes")

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from celerytool import __version__
-from celerytool.cli.options import shared_options
+from celerytool.cli.options import Command, format_sectioned, shared_options
 
 # name -> (module, one-line help).  The help is here so that `--help` imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -41,14 +41,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if _available(name)]
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         entry = COMMANDS.get(name)
-        if entry is None or not _available(name):
+        if entry is None:
             return None
         module = importlib.import_module(entry[0])
-        return module.command
+        command = module.command
+        if type(command) is click.Command:  # every command lists its own options first in --help
+            command.__class__ = Command
+        return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        """As click's, with "did you mean" for a mistyped command name (as for options)."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.6)
+            if close:
+                hint = repr(close[0]) if len(close) == 1 else "one of: " + ", ".join(map(repr, close))
+                ctx.fail(f"No such command {name!r}. (Did you mean {hint}?)")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; turn expected failures into one line and an exit code."""
@@ -83,17 +98,24 @@ class LazyGroup(click.Group):
             ctx.exit(rv)
         return rv
 
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
+        if complete_var is None:
+            complete_var = f"_{prog_name}_COMPLETE".replace("-", "_").upper()
+        if os.environ.get(complete_var):  # our bash completion (URLs with ':' on the line)
+            from celerytool.cli.completion import register
+
+            register()
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        format_sectioned(self, ctx, formatter)
+        self.format_commands(ctx, formatter)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
-
-
-def _available(name: str) -> bool:
-    module = COMMANDS[name][0]
-    path = os.path.join(os.path.dirname(__file__), module.rsplit(".", 1)[1] + ".py")
-    return os.path.exists(path)
 
 
 EPILOG = """\b

@@ -46,11 +46,11 @@ def command(app, fix, yes, dry_run, ttl, idle, visibility_timeout, sample, backe
       celerytool doctor --fix results-without-ttl --ttl 1d --yes
     """
     broker = app.open_broker()
-    if broker.kind != "redis":
+    if not broker.capabilities.keyspace:
         from celerytool.errors import UsageError
 
-        raise UsageError("doctor reads a Redis database (the broker and/or result backend); "
-                         f"{app.broker_url.scheme}:// is not one")
+        raise UsageError(f"doctor walks a Redis database (broker and/or result backend); "
+                         f"{broker.capabilities.name} is not one")
     if fix:
         return _fix(app, broker, fix, yes, dry_run, ttl, idle, visibility_timeout, backend_keyprefix)
     from celerytool.housekeeping.doctor import Doctor

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("export")
-@click.argument("queue")
+@click.argument("queue", shell_complete=complete_queues)
 @selection_options()
 @click.option("--remove", is_flag=True, help="Drain: remove each message once its line is on disk.")
 @click.option("-y", "--yes", is_flag=True, help="With --remove: do not ask.")
 @click.option("--dry-run", is_flag=True, help="Count what would be exported; write nothing.")
 @with_app
-def command(app, queue, selection, outfile, remove, yes, dry_run):
+def command(app, queue, selection, outfile, legacy_outfile, remove, yes, dry_run):
     """Write the messages of QUEUE as NDJSON, one line each, in consumption order.
 
     Each line holds the stored envelope byte-exact ("raw", re-importable with
@@ -25,8 +26,8 @@ def command(app, queue, selection, outfile, remove, yes, dry_run):
 
     \b
     Examples:
-      celerytool export celery -o celery.ndjson
-      celerytool export celery --task 'tasks.broken' --remove -o broken.ndjson --yes
+      celerytool export celery --file celery.ndjson
+      celerytool export celery --task 'tasks.broken' --remove --file broken.ndjson --yes
       celerytool export celery | jq -r .task | sort | uniq -c
     """
     import os
@@ -34,11 +35,15 @@ def command(app, queue, selection, outfile, remove, yes, dry_run):
 
     from celerytool.cli.guard import confirm, queue_total, running
     from celerytool.errors import ExitCode, UsageError
-    from celerytool.render import note
+    from celerytool.render import note, warn
 
+    if legacy_outfile is not None:
+        warn("`export -o FILE` is deprecated and goes away in the next release: use `--file FILE` "
+             "(-o will be the output format, as in every other command)")
+        outfile = outfile or legacy_outfile
     if remove and not dry_run:
         if not outfile or outfile == "-":
-            raise UsageError("--remove needs -o FILE: a message leaves the queue only once its "
+            raise UsageError("--remove needs --file FILE: a message leaves the queue only once its "
                              "line is safely in a file")
         confirm(yes, f"Export and REMOVE {selection.describe()} from queue {queue!r}?")
     broker = app.open_broker()
@@ -72,10 +77,13 @@ def command(app, queue, selection, outfile, remove, yes, dry_run):
 
 
 def _replace_output_option(cmd: click.Command) -> click.Command:
-    """export writes NDJSON only, so -o names the file (not the shared format option)."""
+    """export writes NDJSON only: --file names the file; -o FILE is the old spelling, kept for one
+    release (it is not the shared format option here)."""
     cmd.params = [p for p in cmd.params if p.name != "output"]
-    cmd.params.append(click.Option(["-o", "--output", "outfile"], metavar="FILE",
+    cmd.params.append(click.Option(["-f", "--file", "outfile"], metavar="FILE",
                                    help="Write to FILE instead of stdout."))
+    cmd.params.append(click.Option(["-o", "--output", "legacy_outfile"], metavar="FILE",
+                                   help="Deprecated spelling of --file."))
     return cmd
 
 

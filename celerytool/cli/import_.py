@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import with_app
 
 
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.argument("queue")
+@click.argument("queue", shell_complete=complete_queues)
 @click.option("--keep-routing", is_flag=True,
               help="Keep delivery_info as exported even when it names another queue.")
 @click.option("--dry-run", is_flag=True, help="Check the file and count; publish nothing.")

@@ -27,6 +27,6 @@ class Shown:
             return
         from celerytool.render import emit, note
 
-        emit(self.rows, "table", kind)
+        emit(self.rows, "table", kind, full_ids=self.app.full_ids)
         if self.more:
             note(f"... and {self.more} more")

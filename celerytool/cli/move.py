@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.completion import complete_queues
+from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("move")
-@click.argument("src")
-@click.argument("dst")
+@click.argument("src", shell_complete=complete_queues)
+@click.argument("dst", shell_complete=complete_queues)
 @selection_options()
 @click.option("--to-broker", metavar="URL", help="Move to DST on another broker (at-least-once).")
 @click.option("--keep-routing", is_flag=True,
               help="Keep delivery_info as it is (default: point it at DST, so a restore goes to DST).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
 @click.option("--dry-run", is_flag=True, help="Count and list what would move; change nothing.")
+@full_ids_option
 @with_app
 def command(app, src, dst, selection, to_broker, keep_routing, yes, dry_run):
     """Move the selected messages of SRC to the queue DST.

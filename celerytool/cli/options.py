@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 DEFAULT_BROKER = "redis://localhost:6379/0"
+OUTPUTS = ("table", "json", "ndjson")
 
 
 def _steps(value: str) -> tuple[int, ...]:
@@ -61,8 +62,8 @@ class Converted(click.ParamType):
 
 SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-b", "--broker"), dict(metavar="URL", help=f"Broker URL [env CELERY_BROKER_URL; default {DEFAULT_BROKER}].")),
-    (("--backend",), dict(metavar="URL", help="Result backend URL [env CELERY_RESULT_BACKEND; default: the broker when it is Redis].")),
-    (("-o", "--output"), dict(type=click.Choice(["table", "json", "ndjson"]), help="Output format [default: table].")),
+    (("--backend",), dict(metavar="URL", help="Result backend URL: redis://, db+postgresql://, db+mysql://, db+sqlite:///PATH, django-db+<database URL> [env CELERY_RESULT_BACKEND; default: the broker when it is Redis].")),
+    (("-o", "--output"), dict(type=click.Choice(OUTPUTS), help="Output format [default: table].")),
     (("--keyprefix", "global_keyprefix"), dict(metavar="PREFIX", help="kombu Redis transport option global_keyprefix.")),
     (("--priority-steps",), dict(type=Converted("steps", _steps), metavar="0,3,6,9", help="kombu Redis priority_steps.")),
     (("--sep",), dict(metavar="SEP", help="kombu Redis separator for priority lists and bindings [default \\x06\\x16].")),
@@ -74,10 +75,65 @@ SHARED_KEYS = ["broker", "backend", "output", "global_keyprefix", "priority_step
                "connect_timeout", "management_url"]
 
 
+class ConnectionOption(click.Option):
+    """One of the shared options: ``--help`` lists these in a section of their own, last."""
+
+
+CONNECTION_SECTION = "Connection options (before or after the command)"
+
+
+def format_sectioned(cmd: click.Command, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    """The command's own options first, then the shared connection options."""
+    own, shared = [], []
+    for param in cmd.get_params(ctx):
+        if not isinstance(param, click.Option):
+            continue
+        record = param.get_help_record(ctx)
+        if record is not None:
+            (shared if isinstance(param, ConnectionOption) else own).append(record)
+    if own:
+        with formatter.section("Options"):
+            formatter.write_dl(own)
+    if shared:
+        with formatter.section(CONNECTION_SECTION):
+            formatter.write_dl(shared)
+
+
+class Command(click.Command):
+    """A celerytool command: its help lists the connection options after its own."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        format_sectioned(self, ctx, formatter)
+
+
 def shared_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for decls, attrs in reversed(SHARED):
-        f = click.option(*decls, default=None, show_envvar=False, **attrs)(f)
+        f = click.option(*decls, cls=ConnectionOption, default=None, show_envvar=False, **attrs)(f)
     return f
+
+
+def _table_names(value: str) -> dict[str, str]:
+    from celerytool.backends import parse_table_names
+    from celerytool.errors import UsageError
+
+    try:
+        return parse_table_names(value)
+    except UsageError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+def backend_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--backend-keyprefix (Redis) and --backend-table-names (SQL) for commands that read results."""
+    f = click.option("--backend-table-names", "backend_table_names", type=Converted("tables", _table_names),
+                     metavar="task=T,group=G",
+                     help="database_table_names of a db+ backend [default celery_taskmeta, celery_tasksetmeta].")(f)
+    return click.option("--backend-keyprefix", metavar="PREFIX",
+                        help="result_backend_transport_options global_keyprefix of the app.")(f)
+
+
+full_ids_option = click.option(
+    "--full-ids", "full_ids", is_flag=True,
+    help="Tables: show whole task ids (default: the first 8 characters, more when needed to tell them apart).")
 
 
 def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -90,6 +146,8 @@ def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
         root = ctx.find_root().obj or {}
         merged = {k: (given[k] if given[k] is not None else root.get(k)) for k in SHARED_KEYS}
         app = App(**merged)
+        app.full_ids = bool(kwargs.pop("full_ids", False))
+        app.fmt  # noqa: B018 -- a bad CELERYTOOL_OUTPUT is a usage error before anything runs
         ctx.call_on_close(app.close)
         return f(app, **kwargs)
 
@@ -111,11 +169,19 @@ class App:
     max_size: int | None = None
     connect_timeout: float | None = None
     management_url: str | None = None
+    full_ids: bool = False  # tables: whole task ids instead of git-style short ones
     _opened: list[Any] = field(default_factory=list)
 
     @property
     def fmt(self) -> str:
-        return self.output or os.environ.get("CELERYTOOL_OUTPUT") or "table"
+        if self.output:
+            return self.output
+        env = os.environ.get("CELERYTOOL_OUTPUT")
+        if env and env not in OUTPUTS:
+            from celerytool.errors import UsageError
+
+            raise UsageError(f"CELERYTOOL_OUTPUT={env!r} is not one of {', '.join(OUTPUTS)}")
+        return env or "table"
 
     @functools.cached_property
     def broker_url(self) -> Any:
@@ -131,8 +197,11 @@ class App:
         raw = self.backend or os.environ.get("CELERY_RESULT_BACKEND")
         if raw:
             return parse_url(raw)
-        if self.broker_url.kind == "redis":
-            return self.broker_url
+        from celerytool.backends import backend_for_broker
+
+        url = backend_for_broker(self.broker_url)
+        if url is not None:
+            return url
         raise UsageError("no result backend: give --backend URL (or CELERY_RESULT_BACKEND)")
 
     def broker_options(self, **extra: Any) -> Any:
@@ -153,8 +222,20 @@ class App:
         from celerytool.brokers import open_broker
 
         broker = open_broker(url or self.broker_url, self.broker_options(**extra))
-        self._opened.append(broker)
+        self.track(broker)
         return broker
+
+    def open_backend(self, keyprefix: str | None = None, table_names: dict[str, str] | None = None) -> Any:
+        from celerytool.backends import open_backend
+
+        backend = open_backend(self.backend_url, keyprefix=keyprefix or "", limits=self.limits(),
+                               connect_timeout=self.connect_timeout or 5.0, table_names=table_names)
+        self.track(backend)
+        return backend
+
+    def track(self, resource: Any) -> None:
+        """Close ``resource`` (and show its warnings) when the command ends."""
+        self._opened.append(resource)
 
     def limits(self) -> Any:
         return self.broker_options().limits
@@ -162,7 +243,7 @@ class App:
     def emit(self, records: Iterable[Any], kind: str) -> int:
         from celerytool.render import emit
 
-        return emit(records, self.fmt, kind)
+        return emit(records, self.fmt, kind, full_ids=self.full_ids)
 
     def emit_one(self, record: Any, kind: str) -> None:
         from celerytool.render import emit_one

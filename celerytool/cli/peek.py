@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.completion import complete_queues
+from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("peek")
-@click.argument("queue")
+@click.argument("queue", shell_complete=complete_queues)
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many messages, from the next one.")
 @click.option("--all", "all_", is_flag=True, help="Every message, streamed in bounded memory.")
 @click.option("--raw", is_flag=True, help="Include the stored bytes of every message (tagged, see README).")
 @selection_options(limit=False)
+@full_ids_option
 @with_app
 def command(app, queue, limit, all_, raw, selection):
     """Show the next messages of QUEUE in the order a worker would get them.
@@ -36,6 +38,7 @@ def command(app, queue, limit, all_, raw, selection):
       celerytool peek celery --task 'tasks.*' --where 'retries > 0' -n 20
     """
     broker = app.open_broker()
+    tally = selection.tally()
     if selection.is_all:
         messages = broker.peek(queue, None if all_ else limit)
     else:
@@ -44,7 +47,7 @@ def command(app, queue, limit, all_, raw, selection):
         from celerytool.selection import MessageView
 
         selection.require_no_age("queued messages")
-        found = (m for m in broker.peek(queue, None) if selection.matches(MessageView(m)))
+        found = (m for m in broker.peek(queue, None) if tally.matches(MessageView(m)))
         messages = found if all_ else itertools.islice(found, limit)
     if raw and app.fmt != "table":
         messages = (m.to_json(include_raw=True) for m in messages)
@@ -52,4 +55,5 @@ def command(app, queue, limit, all_, raw, selection):
     if count == 0 and app.fmt == "table":
         from celerytool.render import note
 
-        note(f"queue {queue!r} is empty")
+        empty = selection.is_all or not tally.examined
+        note(f"queue {queue!r} is empty" if empty else tally.none_matched(f"examined in {queue!r}"))

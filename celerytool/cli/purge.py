@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.completion import complete_queues
+from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("purge")
-@click.argument("queue")
+@click.argument("queue", shell_complete=complete_queues)
 @selection_options()
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
 @click.option("--dry-run", is_flag=True, help="Count and list what would go; change nothing.")
+@full_ids_option
 @with_app
 def command(app, queue, selection, yes, dry_run):
     """Remove the messages of QUEUE: all of them, or only the selected ones.

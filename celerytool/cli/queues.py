@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import with_app
 
 
 @click.command("queues")
-@click.argument("names", nargs=-1, metavar="[QUEUE]...")
+@click.argument("names", nargs=-1, metavar="[QUEUE]...", shell_complete=complete_queues)
 @click.option("-a", "--all", "include_internal", is_flag=True,
               help="Include Celery's own remote-control (*.pidbox) and event (celeryev.*) queues.")
+@click.option("--exact/--sampled", "exact", default=None,
+              help="RabbitMQ: count ready messages and consumers now, by passive declare (one round trip "
+                   "a queue), or take the management API's last statistics sample (up to ~5 s old) "
+                   "[default: exact for at most 50 queues].")
 @click.option("--scan/--no-scan", default=None,
               help="Also find queues that hold messages but have no binding, by scanning for list "
                    "keys [default: only when the database has at most 200,000 keys].")
 @with_app
-def command(app, names, include_internal, scan):
+def command(app, names, include_internal, exact, scan):
     """List queues with their depth.
 
     On Redis, queues are found from kombu's _kombu.binding.* sets (an empty
@@ -30,9 +35,15 @@ def command(app, names, include_internal, scan):
       celerytool queues -b redis://:pw@cache:6379/1 -o json | jq '.[] | select(.messages > 0)'
       celerytool queues critical reports   # also show these, even if unknown
     """
-    broker = app.open_broker(include_internal=include_internal, extra={"scan": scan})
-    infos = broker.queues(names)
+    broker = app.open_broker(include_internal=include_internal)
+    infos = broker.queues(names, scan=scan, exact=exact)
     app.emit(infos, "queue")
+    sampled = sum(q.counted == "sample" for q in infos)
+    if sampled and app.fmt == "table":
+        from celerytool.render import note
+
+        note(f"counts of {sampled} queue(s) are the management API's last statistics sample, which "
+             "RabbitMQ takes every 5 s by default (so up to ~5 s old); --exact counts them now")
     if not infos and app.fmt == "table":
         from celerytool.render import note
 

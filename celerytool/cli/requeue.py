@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.completion import complete_queues
+from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("requeue")
-@click.argument("queue", required=False)
+@click.argument("queue", required=False, shell_complete=complete_queues)
 @selection_options()
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
 @click.option("--lock-wait", type=click.FloatRange(0, 600), default=10, show_default=True, metavar="S",
               help="Seconds to wait for kombu's unacked_mutex.")
+@full_ids_option
 @with_app
 def command(app, queue, selection, yes, dry_run, lock_wait):
     """Put messages stuck in the unacked hash back at the head of their queue (Redis).
@@ -34,17 +36,18 @@ def command(app, queue, selection, yes, dry_run, lock_wait):
     from celerytool.cli.guard import confirm, finish, run_listed
     from celerytool.render import warn
 
-    if app.broker_url.kind != "redis":
-        from celerytool.brokers.base import REDIS_ONLY
+    broker = app.open_broker()
+    if not broker.capabilities.in_flight:
         from celerytool.errors import Unsupported
 
-        raise Unsupported(REDIS_ONLY)
-    broker = app.open_broker()
+        raise Unsupported(broker.capabilities.in_flight_note)
     ops = broker.ops()
     what = selection.describe()
     scope = f"queue {queue!r}" if queue else "all queues"
+    alive = "a worker that is still alive may be running these tasks: they will run again"
     if not dry_run:
-        warn("a worker that is still alive may be running these tasks: they will run again")
+        if not yes:  # the person answering should know before answering
+            warn(alive)
         confirm(yes, f"Requeue in-flight messages ({what}) of {scope}?")
     result = run_listed(app, "requeueing", None, dry_run,
                         lambda control: ops.requeue(queue, selection, control, lock_wait=lock_wait),
@@ -53,6 +56,8 @@ def command(app, queue, selection, yes, dry_run, lock_wait):
         summary = f"would requeue {result.matched} of {result.examined} in-flight message(s) of {scope}"
     else:
         summary = f"requeued {result.done} in-flight message(s) of {scope}"
+        if result.done and yes:  # only when something was requeued
+            warn(alive)
         if result.vanished:
             summary += f" ({result.vanished} were acked or restored by their worker meanwhile)"
         if result.skipped:

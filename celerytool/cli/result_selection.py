@@ -62,5 +62,5 @@ def open_store(app: Any, keyprefix: str | None) -> Any:
 
     store = open_result_store(app.backend_url, keyprefix=keyprefix or "", limits=app.limits(),
                               connect_timeout=app.connect_timeout or 5.0)
-    app._opened.append(store)
+    app.track(store)
     return store

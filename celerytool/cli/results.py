@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.options import backend_options, full_ids_option, with_app
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -40,56 +40,32 @@ class Duration(click.ParamType):
 @click.option("--task", "task_glob", metavar="GLOB", help="Only task names matching GLOB (needs result_extended).")
 @click.option("--since", type=Duration(), metavar="DURATION", help="Only results done within e.g. 90s, 15m, 1h, 2d.")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N results.")
-@click.option("--backend-keyprefix", metavar="PREFIX",
-              help="result_backend_transport_options global_keyprefix of the app.")
+@backend_options
+@full_ids_option
 @with_app
-def command(app, statuses, task_glob, since, limit, backend_keyprefix):
+def command(app, statuses, task_glob, since, limit, backend_keyprefix, backend_table_names):
     """List the results the backend holds, newest first.
 
-    Walks the keys with SCAN (never KEYS), so it is safe on a busy Redis;
-    only the newest N are kept in memory. Results not yet done (no date)
-    come last.
+    On Redis, walks the keys with SCAN (never KEYS), so it is safe on a busy
+    server; only the newest N are kept in memory. On a database backend
+    (db+..., django-db+...) the filters are the query's WHERE, ORDER BY
+    date_done DESC and LIMIT N. Results not yet done (no date) come last.
 
     \b
     Examples:
       celerytool results --status FAILURE --since 1h
       celerytool results --task 'billing.*' -n 10 -o json | jq -r '.[].id'
+      celerytool results --status FAILURE --backend db+postgresql://app@db/app
     """
     import datetime as dt
-    import fnmatch
-    import heapq
 
-    from celerytool.backends import open_backend
+    from celerytool.backends.query import ResultQuery
 
-    wanted = {s.strip().upper() for item in statuses for s in item.split(",") if s.strip()}
-    backend = open_backend(app.backend_url, keyprefix=backend_keyprefix or "", limits=app.limits(),
-                           connect_timeout=app.connect_timeout or 5.0)
-    app._opened.append(backend)
+    wanted = frozenset(s.strip().upper() for item in statuses for s in item.split(",") if s.strip())
+    backend = app.open_backend(backend_keyprefix, backend_table_names)
     cutoff = None if since is None else dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=since)
-    floor = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-
-    def done_at(r):
-        if not r.date_done:
-            return None
-        try:
-            value = dt.datetime.fromisoformat(r.date_done)
-        except ValueError:
-            return None
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-    def selected():
-        for r in backend.scan():
-            if wanted and r.status not in wanted:
-                continue
-            if task_glob and not (r.name and fnmatch.fnmatchcase(r.name, task_glob)):
-                continue
-            when = done_at(r)
-            if cutoff is not None and (when is None or when < cutoff):
-                continue
-            yield (when or floor), r
-
-    newest = heapq.nlargest(limit, selected(), key=lambda pair: pair[0])
-    count = app.emit((r for _, r in newest), "result")
+    rows = backend.select(ResultQuery(statuses=wanted, task_glob=task_glob, since=cutoff, limit=limit))
+    count = app.emit(rows, "result")
     if count == 0 and app.fmt == "table":
         from celerytool.render import note
 

@@ -35,7 +35,6 @@ class Sender:
         self.visibility_timeout = visibility_timeout
         self._broker: Any = None
         self._builder: MessageBuilder | None = None
-        self.exchange_type: str | None = None
         self.on_batch: Any = None  # called with the running total after each batch
 
     # -- pieces ----------------------------------------------------------------------------
@@ -48,12 +47,10 @@ class Sender:
     @property
     def broker(self) -> Any:
         if self._broker is None:
-            extra = {"exchange_type": self.exchange_type} if self.exchange_type else {}
-            self._broker = self.app.open_broker(extra=extra)
+            self._broker = self.app.open_broker()
         return self._broker
 
     def defaults(self, options: dict[str, Any], headers: Iterable[str]) -> TaskSpec:
-        self.exchange_type = options.get("exchange_type")
         spec = TaskSpec(name="", headers=dict(parse_pair(h, "--header") for h in headers), **options)
         return self._normalize(spec)
 
@@ -76,11 +73,13 @@ class Sender:
         return spec
 
     def check(self, spec: TaskSpec) -> None:
-        """Broker-kind limits and warnings that Celery would not give."""
-        if self.app.broker_url.kind != "redis":
+        """Limits and warnings of the broker that Celery would not give."""
+        caps = self.broker.capabilities
+        top = caps.max_priority
+        if spec.priority is not None and top is not None and spec.priority > top:
+            raise UsageError(f"priority {spec.priority} is out of range on {caps.name}: 0-{top} (0 is served first)")
+        if not caps.visibility_timeout:
             return
-        if spec.priority is not None and spec.priority > 9:
-            raise UsageError(f"priority {spec.priority} is out of range on Redis: 0-9 (0 is served first)")
         ahead = spec.countdown or 0.0
         if spec.eta is not None:
             ahead = (spec.eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
@@ -117,7 +116,7 @@ class Sender:
             from celerytool.cli.result import show_results
 
             note(f"sent {sent.id}; waiting for its result")
-            return show_results(self.app, [sent.id], wait=True, timeout=timeout)
+            return show_results(self.app, [sent.id], wait=True, timeout=timeout, one=True)
         if self.app.fmt == "table":
             self._emit_sent([sent])
         else:

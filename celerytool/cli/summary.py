@@ -46,9 +46,9 @@ def command(app, queue, by, selection):
         import sys
 
         from celerytool.render import note
-        from celerytool.render.table import census_columns, render_columns
+        from celerytool.render.table import write_census
 
-        render_columns(rows, census_columns(by), sys.stdout)
+        write_census(rows, by, sys.stdout)
         note(f"{census.examined} message(s) in {len(rows)} group(s) by {by}"
              + ("" if selection.is_all else f" ({selection.describe()})"))
     else:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.completion import complete_queues
+from celerytool.cli.options import full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("unacked")
-@click.argument("queue", required=False)
+@click.argument("queue", required=False, shell_complete=complete_queues)
 @selection_options()
+@full_ids_option
 @with_app
 def command(app, queue, selection):
     """List in-flight messages: delivered to a worker, not yet acknowledged (Redis).
@@ -26,12 +28,14 @@ def command(app, queue, selection):
     """
     from celerytool.render import note
 
-    if app.broker_url.kind != "redis":
-        from celerytool.brokers.base import REDIS_ONLY
+    broker = app.open_broker()
+    if not broker.capabilities.in_flight:
         from celerytool.errors import Unsupported
 
-        raise Unsupported(REDIS_ONLY)
-    broker = app.open_broker()
-    count = app.emit(broker.ops().unacked(queue, selection), "unacked")
+        raise Unsupported(broker.capabilities.in_flight_note)
+    tally = selection.tally()
+    count = app.emit(broker.ops().unacked(queue, tally), "unacked")
     if count == 0 and app.fmt == "table":
-        note("no unacked messages" + (f" for queue {queue!r}" if queue else ""))
+        scope = f" for queue {queue!r}" if queue else ""
+        note(f"no unacked messages{scope}" if not tally.examined
+             else tally.none_matched(f"in flight{scope}"))

@@ -17,13 +17,6 @@ from typing import Any
 from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound, UsageError
 from celerytool.urls import BrokerURL
 
-_TRUE = {"1", "true", "yes", "on"}
-_CERT_REQS = {
-    "cert_none": ssl.CERT_NONE, "none": ssl.CERT_NONE, "verify_none": ssl.CERT_NONE, "false": ssl.CERT_NONE,
-    "cert_optional": ssl.CERT_OPTIONAL, "optional": ssl.CERT_OPTIONAL,
-    "cert_required": ssl.CERT_REQUIRED, "required": ssl.CERT_REQUIRED, "verify_peer": ssl.CERT_REQUIRED,
-}
-
 
 def _q(url: BrokerURL, *names: str) -> str | None:
     query = {k.lower(): v for k, v in url.query.items()}
@@ -44,29 +37,15 @@ def _seconds(url: BrokerURL, name: str, default: float | None) -> float | None:
 
 
 def ssl_options(url: BrokerURL) -> Any:
-    """pika SSLOptions from kombu-style query options, or None for plain AMQP."""
-    if not url.tls:
+    """pika SSLOptions from the URL's TLS options (``clients.tls``), or None for plain AMQP."""
+    from celerytool.clients.tls import ssl_context, tls_settings
+
+    settings = tls_settings(url)
+    if settings is None:
         return None
     import pika
 
-    cafile = _q(url, "ssl_ca_certs", "ca_certs", "cacertfile")
-    context = ssl.create_default_context(cafile=cafile or None)
-    reqs = _q(url, "ssl_cert_reqs", "cert_reqs", "verify")
-    check = _q(url, "ssl_check_hostname", "check_hostname")
-    if reqs is not None:
-        key = reqs.lower()
-        if key not in _CERT_REQS:
-            raise UsageError(f"ssl_cert_reqs={reqs!r}: use CERT_NONE, CERT_OPTIONAL or CERT_REQUIRED")
-        if _CERT_REQS[key] == ssl.CERT_NONE:
-            context.check_hostname = False
-        context.verify_mode = _CERT_REQS[key]
-    if check is not None:
-        context.check_hostname = check.lower() in _TRUE and context.verify_mode != ssl.CERT_NONE
-    certfile = _q(url, "ssl_certfile", "certfile")
-    if certfile:
-        context.load_cert_chain(certfile, _q(url, "ssl_keyfile", "keyfile") or None)
-    server_hostname = _q(url, "server_hostname", "ssl_server_hostname") or url.host
-    return pika.SSLOptions(context, server_hostname)
+    return pika.SSLOptions(ssl_context(settings, url), settings.server_hostname)
 
 
 def parameters(url: BrokerURL, connect_timeout: float) -> Any:

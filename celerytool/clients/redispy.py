@@ -1,4 +1,4 @@
-"""One place that opens a Redis connection from a URL and translates its errors.
+"""Open a redis-py connection from a URL; its errors go through ``redis_errors``.
 
 Used by the Redis broker adapter and the Redis result backend alike.
 """
@@ -9,17 +9,13 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from celerytool.errors import BrokerUnavailable, DataError
+from celerytool.clients.redis_errors import connection_error, reply_error
+from celerytool.errors import BrokerUnavailable
 from celerytool.urls import BrokerURL
 
-_CERT_REQS = {
-    "cert_none": "none",
-    "none": "none",
-    "cert_optional": "optional",
-    "optional": "optional",
-    "cert_required": "required",
-    "required": "required",
-}
+# redis-py strips the code from an error reply; older releases keep no ``status_code``
+_CLASS_CODES = {"ReadOnlyError": "READONLY", "OutOfMemoryError": "OOM", "BusyLoadingError": "LOADING",
+                "NoPermissionError": "NOPERM", "MasterDownError": "MASTERDOWN"}
 
 
 def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = None) -> Any:
@@ -45,37 +41,31 @@ def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: flo
     }
     if url.socket_path:
         return redis.Redis(unix_socket_path=url.socket_path, **kwargs)
-    q = {k.lower(): v for k, v in url.query.items()}
-    if url.tls:
-        kwargs["ssl"] = True
-        reqs = q.get("ssl_cert_reqs")
-        if reqs:
-            kwargs["ssl_cert_reqs"] = _CERT_REQS.get(reqs.lower(), reqs.lower())
-        for key in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"):
-            if key in q:
-                kwargs[key] = q[key] if key != "ssl_check_hostname" else q[key].lower() in {"1", "true", "yes"}
+    from celerytool.clients.tls import tls_settings
+
+    tls = tls_settings(url)
+    if tls is not None:
+        kwargs.update(ssl=True, ssl_cert_reqs=tls.cert_reqs_name, ssl_check_hostname=tls.check_hostname,
+                      ssl_ca_certs=tls.ca_certs, ssl_certfile=tls.certfile, ssl_keyfile=tls.keyfile)
     return redis.Redis(host=url.host, port=url.port or 6379, **kwargs)
+
+
+def _reply_text(exc: Exception) -> str:
+    code = getattr(exc, "status_code", None) or _CLASS_CODES.get(type(exc).__name__)
+    text = str(exc)
+    return f"{code} {text}" if code and not text.startswith(code) else text
 
 
 @contextlib.contextmanager
 def redis_errors(url: BrokerURL, what: str = "Redis") -> Iterator[None]:
-    """Turn redis-py exceptions into one-line CeleryToolErrors (passwords masked)."""
+    """redis-py exceptions -> one-line CeleryToolErrors (see ``redis_errors``)."""
     import redis.exceptions as rex
 
-    where = f"{what} at {url.redacted()}"
     try:
         yield
-    except rex.AuthenticationError as exc:
-        raise BrokerUnavailable(url.scrub(f"authentication failed for {where}: {exc}")) from None
-    except rex.ResponseError as exc:
-        text = str(exc)
-        if text.startswith("WRONGTYPE"):
-            raise DataError(url.scrub(f"{where}: a key has the wrong type for this operation ({text})")) from None
-        if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
-            raise BrokerUnavailable(url.scrub(f"{where} refused us: {text}")) from None
-        raise
+    except (rex.ResponseError, rex.BusyLoadingError, rex.AuthenticationError) as exc:
+        raise reply_error(url, what, _reply_text(exc)) from None
     except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise BrokerUnavailable(url.scrub(f"cannot reach {where}: {reason}")) from None
+        raise connection_error(url, what, exc) from None
     except rex.RedisError as exc:  # e.g. InvalidResponse: something else answers there
-        raise BrokerUnavailable(url.scrub(f"{where} did not answer like Redis: {exc}")) from None
+        raise BrokerUnavailable(url.scrub(f"{what} at {url.redacted()} did not answer like Redis: {exc}")) from None

@@ -5,7 +5,7 @@ and the ``queues`` / ``bindings`` listings).
 more than everything else ``celerytool result`` does.  The result reader
 needs only GET, pipelined GETs, SCAN, MGET and SUBSCRIBE, so it speaks the
 protocol itself over a plain (or TLS / unix) socket.  Everything else uses
-redis-py through ``redisconn``.
+redis-py through ``clients.redispy``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-from celerytool.errors import BrokerUnavailable, DataError
+from celerytool.clients.redis_errors import connection_error, reply_error
 from celerytool.urls import BrokerURL
-
-_CERT_REQS = {"none": "CERT_NONE", "cert_none": "CERT_NONE", "optional": "CERT_OPTIONAL",
-              "cert_optional": "CERT_OPTIONAL", "required": "CERT_REQUIRED", "cert_required": "CERT_REQUIRED"}
 
 
 class ReplyError(Exception):
@@ -68,18 +65,11 @@ class RespClient:
             self.execute("SELECT", u.db)
 
     def _wrap_tls(self, sock: socket.socket) -> Any:
-        import ssl
+        from celerytool.clients.tls import ssl_context, tls_settings
 
-        q = {k.lower(): v for k, v in self.url.query.items()}
-        ctx = ssl.create_default_context(cafile=q.get("ssl_ca_certs"))
-        reqs = _CERT_REQS.get((q.get("ssl_cert_reqs") or "required").lower(), "CERT_REQUIRED")
-        check = q.get("ssl_check_hostname", "").lower() in {"1", "true", "yes"} if "ssl_check_hostname" in q \
-            else reqs != "CERT_NONE"
-        ctx.check_hostname = check and reqs != "CERT_NONE"
-        ctx.verify_mode = getattr(ssl, reqs)
-        if q.get("ssl_certfile"):
-            ctx.load_cert_chain(q["ssl_certfile"], q.get("ssl_keyfile"))
-        return ctx.wrap_socket(sock, server_hostname=self.url.host)
+        settings = tls_settings(self.url)
+        assert settings is not None
+        return ssl_context(settings, self.url).wrap_socket(sock, server_hostname=settings.server_hostname)
 
     def close(self) -> None:
         if self.sock is not None:
@@ -193,17 +183,10 @@ class RespClient:
 
 @contextlib.contextmanager
 def resp_errors(url: BrokerURL, what: str) -> Iterator[None]:
-    """Socket and server errors -> one-line CeleryToolErrors (passwords masked)."""
-    where = f"{what} at {url.redacted()}"
+    """Socket and server errors -> one-line CeleryToolErrors (see ``redis_errors``)."""
     try:
         yield
     except ReplyError as exc:
-        text = str(exc)
-        if text.startswith("WRONGTYPE"):
-            raise DataError(url.scrub(f"{where}: a key has the wrong type ({text})")) from None
-        if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM", "ERR invalid password", "ERR AUTH")):
-            raise BrokerUnavailable(url.scrub(f"authentication failed for {where}: {text}")) from None
-        raise BrokerUnavailable(url.scrub(f"{where} answered with an error: {text}")) from None
+        raise reply_error(url, what, str(exc)) from None
     except (OSError, ConnectionError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise BrokerUnavailable(url.scrub(f"cannot reach {where}: {reason}")) from None
+        raise connection_error(url, what, exc) from None

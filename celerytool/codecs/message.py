@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from celerytool.codecs import kombu_json
+from celerytool.codecs import fast_envelope
 from celerytool.codecs.compression import decompress, sniff
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.codecs.serializers import SERIALIZER_CONTENT_TYPE, deserialize
@@ -59,11 +59,11 @@ def decode_envelope(
 ) -> Message:
     """Decode one Redis-stored message; never raises for bad data.
 
-    ``fast``: try ``kombu_json.decode`` first, the common case (the same
+    ``fast``: try ``fast_envelope.decode`` first, the common case (the same
     Message, with its JSON texts); False decodes the general way only.
     """
     if fast and extra is None and raw.__class__ is bytes:
-        message = kombu_json.decode(raw, queue, position, priority, limits)
+        message = fast_envelope.decode(raw, queue, position, priority, limits)
         if message is not None:
             return message
     try:

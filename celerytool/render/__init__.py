@@ -1,8 +1,10 @@
 """The only place that formats output: tables for people, JSON / NDJSON for machines.
 
-stdout carries data only.  ``json`` is one array (or one object for a single
-record), ``ndjson`` one compact object per line, streamed as records come;
-``table`` is a rich table.  Words for people go to stderr via ``note``.
+stdout carries data only.  ``json`` is one array (one object only for a
+command that always returns exactly one record), ``ndjson`` one compact object
+per line; ``table`` is text tables in chunks that fit the terminal
+(render/table.py).  All three stream: records are written as they come, in
+bounded memory.  Words for people go to stderr via ``note``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from celerytool import jsonio
+from celerytool import json_records
 
 FORMATS = ("table", "json", "ndjson")
 NDJSON_BATCH = 200
@@ -24,17 +26,18 @@ def _json_of(record: Any) -> Any:
 
 def dumps(obj: Any, *, compact: bool = True) -> str:
     if compact:
-        return jsonio.dumps(obj)
+        return json_records.dumps(obj)
     return json.dumps(obj, ensure_ascii=False, indent=2)
 
 
-def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = None) -> int:
+def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = None,
+         full_ids: bool = False) -> int:
     """Write records in ``fmt``; return how many were written."""
     out = out or sys.stdout
     count = 0
     if fmt == "ndjson":
         # lines go out in small batches: one write per line costs ~10% of peek --all
-        text, batch = jsonio.record_text, []
+        text, batch = json_records.record_text, []
         append = batch.append
         for record in records:
             append(text(record, "\n"))
@@ -48,16 +51,14 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     if fmt == "json":
         out.write("[")
         for record in records:
-            out.write(("\n" if count == 0 else ",\n") + jsonio.record_text(record))
+            out.write(("\n" if count == 0 else ",\n") + json_records.record_text(record))
             count += 1
         out.write("\n]\n" if count else "]\n")
         out.flush()
         return count
-    from celerytool.render.table import render_table
+    from celerytool.render.table import write_table
 
-    rows = list(records)
-    render_table(rows, kind, out)
-    return len(rows)
+    return write_table(records, kind, out, full_ids=full_ids)
 
 
 def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> None:
@@ -66,11 +67,15 @@ def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> 
     if fmt == "json":
         out.write(dumps(_json_of(record), compact=False) + "\n")
     elif fmt == "ndjson":
-        out.write(jsonio.record_text(record) + "\n")
-    else:
-        from celerytool.render.table import render_table
+        out.write(json_records.record_text(record) + "\n")
+    elif kind == "result":
+        from celerytool.render.results import write_result_detail
 
-        render_table([record], kind, out)
+        write_result_detail(record, out)
+    else:
+        from celerytool.render.table import write_table
+
+        write_table([record], kind, out, full_ids=True)
     out.flush()
 
 

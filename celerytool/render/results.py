@@ -1,15 +1,15 @@
-"""Tables for task results (one result in detail, with its traceback) and plain id lines."""
+"""Records shown one by one as key / value lines: a task result in detail (with its
+traceback), any record kind without a table of its own; and plain id lines."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from celerytool.jsonable import short_repr
+from celerytool.render.layout import STATUS_SGR, cell, colours
 
-_STYLE = {"SUCCESS": "green", "FAILURE": "red", "REVOKED": "red", "PENDING": "yellow",
-          "STARTED": "cyan", "RETRY": "yellow"}
+DETAIL_KEYS = ("name", "args", "kwargs", "worker", "queue", "retries", "date_done", "group_id", "parent_id")
 
 
 def emit_lines(lines: Iterable[str], out: TextIO) -> int:
@@ -22,59 +22,52 @@ def emit_lines(lines: Iterable[str], out: TextIO) -> int:
     return count
 
 
-def _outcome(r: Any) -> str:
+def _paint(text: str, code: str, styled: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if styled and code and text else text
+
+
+def _pairs_text(pairs: list[tuple[str, str, str]], styled: bool) -> str:
+    width = max(len(k) for k, _, _ in pairs)
+    return "".join((_paint(k.ljust(width), "1;2", styled) + "  " + _paint(cell(v), code, styled)).rstrip(" ")
+                   + "\n" for k, v, code in pairs)
+
+
+def result_pairs(r: Any) -> list[tuple[str, str, str]]:
+    pairs = [("id", r.id, ""), ("status", r.status, STATUS_SGR.get(r.status, ""))]
     if r.exception:
         e = r.exception
-        return f"{e.get('type')}: {e.get('message')}"
+        pairs.append(("exception", f"{e.get('module')}.{e.get('type')}: {e.get('message')}", "31"))
+    elif r.status != "PENDING" or r.result is not None:
+        pairs.append(("result", short_repr(r.result, 2000), ""))
+    for key in DETAIL_KEYS:
+        value = getattr(r, key)
+        if value is not None:
+            pairs.append((key, value if isinstance(value, str) else short_repr(value, 500), ""))
+    if r.children:
+        pairs.append(("children", short_repr(r.children, 500), ""))
     if r.error:
-        return f"undecodable: {r.error}"
-    return short_repr(r.result, 60)
+        pairs.append(("error", r.error, "31"))
+    return pairs
 
 
-def _short_date(text: str | None) -> str:
-    # '2026-11-23T10:08:15.823034+00:00' -> '2026-11-23 10:08:15' (Celery stores UTC)
-    if not text:
-        return ""
-    return text[:19].replace("T", " ") if text.endswith(("+00:00", "Z")) else text
+def write_result_detail(r: Any, out: TextIO) -> None:
+    """One task result: its fields, then its traceback as stored."""
+    styled = colours(out)
+    out.write(_pairs_text(result_pairs(r), styled))
+    if r.traceback:
+        out.write("".join(_paint(line.rstrip(" "), "2", styled) + "\n"
+                          for line in str(r.traceback).rstrip("\n").split("\n")))
+    out.flush()
 
 
-def render_results(rows: Sequence[Any], out: TextIO) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(file=out, width=None if out.isatty() else int(os.environ.get("COLUMNS", "200")))
-    if len(rows) == 1:
-        r = rows[0]
-        table = Table(show_header=False, box=None, pad_edge=False)
-        table.add_column(style="bold dim")
-        table.add_column(overflow="fold")
-        table.add_row("id", Text(r.id))
-        table.add_row("status", Text(r.status, style=_STYLE.get(r.status, "")))
-        if r.exception:
-            e = r.exception
-            table.add_row("exception", Text(f"{e.get('module')}.{e.get('type')}: {e.get('message')}", style="red"))
-        elif r.status != "PENDING" or r.result is not None:
-            table.add_row("result", Text(short_repr(r.result, 2000)))
-        for key in ("name", "args", "kwargs", "worker", "queue", "retries", "date_done",
-                    "group_id", "parent_id"):
-            value = getattr(r, key)
-            if value is not None:
-                table.add_row(key, Text(value if isinstance(value, str) else short_repr(value, 500)))
-        if r.children:
-            table.add_row("children", Text(short_repr(r.children, 500)))
-        if r.error:
-            table.add_row("error", Text(r.error, style="red"))
-        console.print(table)
-        if r.traceback:
-            console.print(Text(str(r.traceback).rstrip("\n"), style="dim"))
-        return
-    if not rows:
-        return
-    table = Table(box=None, pad_edge=False, header_style="bold dim")
-    for name in ("id", "status", "task", "done (UTC)", "worker", "result"):
-        table.add_column(name, overflow="fold", no_wrap=name in ("id", "status", "done (UTC)"))
-    for r in rows:
-        table.add_row(Text(r.id), Text(r.status, style=_STYLE.get(r.status, "")), Text(r.name or ""),
-                      Text(_short_date(r.date_done)), Text(r.worker or ""), Text(_outcome(r)))
-    console.print(table)
+def write_records(records: Iterable[Any], kind: str, out: TextIO) -> int:
+    """Any other record: its JSON fields as key / value lines, a blank line between records."""
+    styled = colours(out)
+    count = 0
+    for record in records:
+        data = record.to_json() if hasattr(record, "to_json") else record
+        pairs = [(str(k), v if isinstance(v, str) else short_repr(v, 200), "") for k, v in data.items()]
+        out.write(("\n" if count else "") + (_pairs_text(pairs, styled) if pairs else ""))
+        count += 1
+    out.flush()
+    return count

@@ -1,62 +1,86 @@
-"""Rich tables for each kind of record; the column choices live here."""
+"""Tables for people: the columns of each kind of record, streamed in chunks that fit the terminal.
+
+Rows are written in chunks of at most ``CHUNK`` (or whatever arrived within
+``CHUNK_SECONDS``), each laid out on its own and headed by the column names:
+memory stays flat however many rows come, and the first rows show at once.
+Every row is one line of at most the terminal's width (``COLUMNS``, else the
+terminal, else 200): ids are shortened as git shortens hashes (``--full-ids``
+shows them whole), low-value columns go first, then long values are cut with
+"…", then more columns go.  No line ends in spaces.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from celerytool.jsonable import short_repr
+from celerytool.render.layout import (
+    GAP,
+    SGR,
+    STATUS_SGR,
+    Spec,
+    cell,
+    cell_len,
+    colours,
+    cut,
+    fit,
+    isatty,
+    short_ids,
+)
 
-Column = tuple[str, Callable[[Any], Any], dict[str, Any]]
+CHUNK = 1000
+CHUNK_SECONDS = 1.0
+DEFAULT_WIDTH = 200
 
 
-def _prio(counts: dict[str, int]) -> str:
-    return " ".join(f"{k}:{v}" for k, v in counts.items() if v) or "-"
+@dataclass(frozen=True)
+class Column:
+    name: str
+    get: Callable[[Any], Any]
+    right: bool = False
+    cut_to: int = 0  # minimum width when long values are cut; 0: never cut
+    cut_first: bool = False  # a value column (args, result): cut before the name columns
+    widest: int = 0  # the most it asks for (0: as wide as its widest cell)
+    style: str = ""  # "bold", "red", "status" (colour by task state) on a terminal
+    is_id: bool = False  # shortened like git hashes unless --full-ids
+    hide_empty: bool = False  # left out of a chunk where it is empty in every row
+
+
+@dataclass(frozen=True)
+class Kind:
+    columns: tuple[Column, ...]
+    low_value: tuple[str, ...] = ()  # dropped first, before any value is cut
+    then_drop: tuple[str, ...] = ()  # dropped when cutting every value is not enough
 
 
 def _opt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-COLUMNS: dict[str, list[Column]] = {
-    "queue": [
-        ("queue", lambda q: q.name, {"style": "bold"}),
-        ("messages", lambda q: q.messages, {"justify": "right"}),
-        ("by priority", lambda q: _prio(q.priorities) if q.priorities else "", {}),
-        ("unacked", lambda q: _opt(q.unacked), {"justify": "right"}),
-        ("consumers", lambda q: _opt(q.consumers), {"justify": "right"}),
-        ("type", lambda q: _opt(q.type), {}),
-    ],
-    "binding": [
-        ("exchange", lambda b: b.exchange or '""', {}),
-        ("routing key", lambda b: b.routing_key, {}),
-        ("pattern", lambda b: b.pattern, {}),
-        ("queue", lambda b: b.queue, {"style": "bold"}),
-    ],
-    "message": [
-        ("#", lambda m: _opt(m.position), {"justify": "right"}),
-        ("prio", lambda m: _opt(m.priority), {"justify": "right"}),
-        ("id", lambda m: _opt(m.id), {"no_wrap": True}),
-        ("task", lambda m: _opt(m.task), {"style": "bold"}),
-        ("args", lambda m: short_repr(m.args, 60) if m.error is None else "", {}),
-        ("kwargs", lambda m: short_repr(m.kwargs, 60) if m.error is None else "", {}),
-        ("eta", lambda m: _opt(m.eta), {}),
-        ("expires", lambda m: _opt(m.expires), {}),
-        ("retries", lambda m: _opt(m.retries), {"justify": "right"}),
-        ("error", lambda m: _opt(m.error), {"style": "red"}),
-    ],
-    "unacked": [
-        ("queue", lambda m: _opt(m.queue), {}),
-        ("delivered", lambda m: _opt(m.extra.get("delivered_at")), {}),
-        ("age", lambda m: _age(m.extra.get("age")), {"justify": "right"}),
-        ("id", lambda m: _opt(m.id), {"no_wrap": True}),
-        ("task", lambda m: _opt(m.task), {"style": "bold"}),
-        ("args", lambda m: short_repr(m.args, 40) if m.error is None else "", {}),
-        ("eta", lambda m: _opt(m.eta), {}),
-        ("error", lambda m: _opt(m.error), {"style": "red"}),
-    ],
-}
+def _prio(counts: dict[str, int]) -> str:
+    return " ".join(f"{k}:{v}" for k, v in counts.items() if v) or "-"
+
+
+def _when(text: Any) -> str:
+    """'2026-11-23T10:08:15.823034+00:00' -> '2026-11-23T10:08:15Z'; other offsets as stored."""
+    if not text:
+        return ""
+    text = str(text)
+    if text.endswith("+00:00") and len(text) >= 19:
+        return text[:19] + "Z"
+    return text
+
+
+def _short_date(text: str | None) -> str:
+    # '2026-11-23T10:08:15.823034+00:00' -> '2026-11-23 10:08:15' (Celery stores UTC)
+    if not text:
+        return ""
+    return text[:19].replace("T", " ") if text.endswith(("+00:00", "Z")) else text
 
 
 def _age(seconds: Any) -> str:
@@ -66,91 +90,166 @@ def _age(seconds: Any) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _drop_empty(columns: list[Column], rows: Sequence[Any]) -> list[tuple[Column, list[str]]]:
-    out = []
-    for col in columns:
-        cells = [str(col[1](r)) for r in rows]
-        if col[0] in ("unacked", "consumers", "type", "error", "eta", "expires", "by priority",
-                      "oldest eta", "newest eta") and not any(cells):
-            continue
-        out.append((col, cells))
-    return out
+def _outcome(r: Any) -> str:
+    if r.exception:
+        return f"{r.exception.get('type')}: {r.exception.get('message')}"
+    if r.error:
+        return f"undecodable: {r.error}"
+    return short_repr(r.result, 200)
 
 
-def render_table(rows: Sequence[Any], kind: str, out: TextIO) -> None:
-    if kind == "result":
-        from celerytool.render.results import render_results
+def _decoded(m: Any, value: Any, stored: int) -> str:
+    """args / kwargs in one line; as stored when the fast decoder kept plain JSON text of it."""
+    if m.error is not None:
+        return ""
+    texts = m.json_texts
+    if texts is not None:
+        text = texts[stored]
+        if text.isascii() and "\\" not in text and "\n" not in text:
+            return text if len(text) <= 200 else text[:199] + "…"
+    return short_repr(value, 200, spaced=True)  # the same text as the stored JSON's
 
-        render_results(rows, out)
-        return
-    render_columns(rows, COLUMNS.get(kind), out)
 
+KINDS: dict[str, Kind] = {
+    "queue": Kind((
+        Column("queue", lambda q: q.name, cut_to=12, style="bold"),
+        Column("messages", lambda q: q.messages, right=True),
+        Column("by priority", lambda q: _prio(q.priorities) if q.priorities else "", cut_to=11, cut_first=True,
+               hide_empty=True),
+        Column("unacked", lambda q: _opt(q.unacked), right=True, hide_empty=True),
+        Column("consumers", lambda q: _opt(q.consumers), right=True, hide_empty=True),
+        Column("type", lambda q: _opt(q.type), hide_empty=True),
+    ), low_value=("type", "consumers")),
+    "binding": Kind((
+        Column("exchange", lambda b: b.exchange or '""', cut_to=10),
+        Column("routing key", lambda b: b.routing_key, cut_to=11),
+        Column("pattern", lambda b: b.pattern, cut_to=7, cut_first=True),
+        Column("queue", lambda b: b.queue, cut_to=10, style="bold"),
+    ), then_drop=("pattern",)),
+    "message": Kind((
+        Column("#", lambda m: _opt(m.position), right=True),
+        Column("prio", lambda m: _opt(m.priority), right=True),
+        Column("id", lambda m: _opt(m.id), is_id=True),
+        Column("task", lambda m: _opt(m.task), cut_to=16, style="bold"),
+        Column("args", lambda m: _decoded(m, m.args, 0), cut_to=10, cut_first=True, widest=60),
+        Column("kwargs", lambda m: _decoded(m, m.kwargs, 1), cut_to=10, cut_first=True, widest=60),
+        Column("eta", lambda m: _when(m.eta), hide_empty=True),
+        Column("expires", lambda m: _when(m.expires), hide_empty=True),
+        Column("retries", lambda m: _opt(m.retries), right=True),
+        Column("error", lambda m: _opt(m.error), cut_to=16, cut_first=True, style="red", hide_empty=True),
+    ), low_value=("expires", "retries", "prio"), then_drop=("kwargs", "eta", "#", "args")),
+    "unacked": Kind((
+        Column("queue", lambda m: _opt(m.queue), cut_to=8),
+        Column("delivered", lambda m: _when(m.extra.get("delivered_at"))),
+        Column("age", lambda m: _age(m.extra.get("age")), right=True),
+        Column("id", lambda m: _opt(m.id), is_id=True),
+        Column("task", lambda m: _opt(m.task), cut_to=16, style="bold"),
+        Column("args", lambda m: _decoded(m, m.args, 0), cut_to=10, cut_first=True, widest=60),
+        Column("eta", lambda m: _when(m.eta), hide_empty=True),
+        Column("error", lambda m: _opt(m.error), cut_to=16, cut_first=True, style="red", hide_empty=True),
+    ), low_value=("delivered",), then_drop=("eta", "args", "queue")),
+    "result": Kind((
+        Column("id", lambda r: r.id, is_id=True),
+        Column("status", lambda r: r.status, style="status"),
+        Column("task", lambda r: r.name or "", cut_to=16, style="bold"),
+        Column("done (UTC)", lambda r: _short_date(r.date_done)),
+        Column("worker", lambda r: r.worker or "", cut_to=10),
+        Column("result", _outcome, cut_to=16, cut_first=True),
+    ), low_value=("worker",), then_drop=("done (UTC)", "task")),
+}
 
-def census_columns(by: str) -> list[Column]:
+def census_kind(by: str) -> Kind:
     """``summary``'s table: the --by field's value, then the counts."""
-    return [
-        (by, lambda r: "(none)" if r.value is None else str(r.value), {"style": "bold"}),
-        ("count", lambda r: r.count, {"justify": "right"}),
-        ("bytes", lambda r: r.bytes, {"justify": "right"}),
-        ("oldest eta", lambda r: _opt(r.oldest_eta), {}),
-        ("newest eta", lambda r: _opt(r.newest_eta), {}),
-        ("retries", lambda r: r.retries, {"justify": "right"}),
-    ]
+    return Kind((
+        Column(by, lambda r: "(none)" if r.value is None else str(r.value), cut_to=16, style="bold"),
+        Column("count", lambda r: r.count, right=True),
+        Column("bytes", lambda r: r.bytes, right=True),
+        Column("oldest eta", lambda r: _when(r.oldest_eta), hide_empty=True),
+        Column("newest eta", lambda r: _when(r.newest_eta), hide_empty=True),
+        Column("retries", lambda r: r.retries, right=True),
+    ), low_value=("newest eta",))
 
 
-def render_columns(rows: Sequence[Any], columns: list[Column] | None, out: TextIO) -> None:
-    width = None if out.isatty() else int(os.environ.get("COLUMNS", "200"))
-    if columns is not None and not rows:
-        return
-    kept = _drop_empty(columns, rows) if columns is not None else []
-    if kept and width is not None and _plain_output():
-        lines = plain_lines(kept, len(rows), width)
-        if lines is not None:  # what rich would print, without importing it (~30 ms)
-            out.write("".join(line + "\n" for line in lines))
-            return
-
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(file=out, width=width)
-    if columns is None:  # a record kind with no table of its own: key / value
-        table = Table(show_header=False, box=None)
-        for r in rows:
-            data = r.to_json() if hasattr(r, "to_json") else r
-            for k, v in data.items():
-                table.add_row(Text(k), Text(v if isinstance(v, str) else short_repr(v, 200)))
-        console.print(table)
-        return
-    table = Table(box=None, pad_edge=False, header_style="bold dim")
-    for (name, _, style), _cells in kept:
-        table.add_column(name, overflow="fold", **style)
-    for i in range(len(rows)):
-        table.add_row(*(Text(cells[i]) for _, cells in kept))
-    console.print(table)
+def write_census(rows: Sequence[Any], by: str, out: TextIO) -> None:
+    if rows:
+        out.write(chunk_text(rows, census_kind(by), terminal_width(out), styled=colours(out)))
+    out.flush()
 
 
-def _plain_output() -> bool:
-    """Whether rich would write plain text (no colours) to a stream that is not a terminal."""
-    return "FORCE_COLOR" not in os.environ and os.environ.get("TTY_COMPATIBLE") != "1"
+def terminal_width(out: TextIO) -> int:
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if isatty(out):
+        return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    return DEFAULT_WIDTH
 
 
-def plain_lines(kept: list[tuple[Column, list[str]]], count: int, width: int) -> list[str] | None:
-    """The lines rich prints for this table when nothing needs wrapping; else None.
+def write_table(records: Iterable[Any], kind: str, out: TextIO, *, full_ids: bool = False,
+                width: int | None = None) -> int:
+    """Write ``records`` as chunks of table rows; return how many rows were written."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        from celerytool.render.results import write_records
 
-    That case is common and simple: printable ASCII cells whose widest
-    values fit ``width``; columns two spaces apart, each as wide as its
-    widest cell or header, justified as the column says.
-    """
-    if not all(cell.isascii() and cell.isprintable() for _, cells in kept for cell in cells):
-        return None
-    heads = [col[0] for col, _ in kept]
-    widths = [max(len(head), *map(len, cells)) for head, (_, cells) in zip(heads, kept, strict=True)]
-    if sum(widths) + 2 * (len(widths) - 1) > width:
-        return None
-    right = [col[2].get("justify") == "right" for col, _ in kept]
+        return write_records(records, kind, out)
+    width = width or terminal_width(out)
+    styled = colours(out)
+    count, chunk, started = 0, [], 0.0
+    for record in records:
+        if not chunk:
+            started = time.monotonic()
+        chunk.append(record)
+        if len(chunk) >= CHUNK or time.monotonic() - started >= CHUNK_SECONDS:
+            out.write(chunk_text(chunk, spec, width, full_ids=full_ids, styled=styled))
+            out.flush()
+            count += len(chunk)
+            chunk = []
+    if chunk:
+        out.write(chunk_text(chunk, spec, width, full_ids=full_ids, styled=styled))
+        count += len(chunk)
+    out.flush()
+    return count
 
-    def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True))
 
-    return [line(heads)] + [line([cells[i] for _, cells in kept]) for i in range(count)]
+def chunk_text(rows: Sequence[Any], kind: Kind, width: int, *, full_ids: bool = False,
+               styled: bool = False) -> str:
+    """A header and one line per row, every line at most ``width`` cells, none ending in a space."""
+    columns = list(kind.columns)
+    cells = [[cell(col.get(r)) for r in rows] for col in columns]
+    keep = [i for i, col in enumerate(columns) if not (col.hide_empty and not any(cells[i]))]
+    columns, cells = [columns[i] for i in keep], [cells[i] for i in keep]
+    for i, col in enumerate(columns):
+        if col.is_id and not full_ids:
+            n = short_ids(cells[i])
+            cells[i] = [c[:n] for c in cells[i]]
+    specs = [Spec(c.name, c.right, c.cut_to, c.cut_first, c.widest) for c in columns]
+    layout = fit(specs, cells, width, kind.low_value, kind.then_drop)
+    lines = [_line([(cut(columns[i].name, w), w, columns[i].right, "head") for i, w in layout], styled)]
+    for r in range(len(rows)):
+        lines.append(_line([(cut(cells[i][r], w), w, columns[i].right, _style(columns[i], cells[i][r]))
+                            for i, w in layout], styled))
+    return "".join(line + "\n" for line in lines)
+
+
+def _style(col: Column, text: str) -> str:
+    if col.style == "status":
+        return STATUS_SGR.get(text, "")
+    return SGR.get(col.style, "")
+
+
+def _line(parts: list[tuple[str, int, bool, str]], styled: bool) -> str:
+    out = []
+    last = len(parts) - 1
+    for n, (shown, w, right, style) in enumerate(parts):  # each text already cut to its width
+        fill = " " * (w - cell_len(shown))
+        code = SGR.get(style, style) if styled else ""
+        body = f"\x1b[{code}m{shown}\x1b[0m" if code and shown else shown
+        if right:
+            out.append(fill + body)
+        else:
+            out.append(body if n == last else body + fill)
+    return (" " * GAP).join(out).rstrip(" ")
+
+
+__all__ = ["CHUNK", "KINDS", "chunk_text", "write_table"]

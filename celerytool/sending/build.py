@@ -17,8 +17,8 @@ from typing import Any
 
 from celerytool.errors import UsageError
 from celerytool.ids import uuid4
-from celerytool.jsonfast import make_dumps
-from celerytool.jsonfast import quote as _quote
+from celerytool.json_encoder import make_dumps
+from celerytool.json_encoder import quote as _quote
 from celerytool.model import OutgoingMessage
 from celerytool.sending.spec import TaskSpec
 
@@ -212,7 +212,7 @@ class Template:
         message = object.__new__(OutgoingMessage)
         message.__dict__.update(body=data, content_type=content_type, content_encoding=content_encoding,
                                 headers=headers, properties=properties, exchange=self.exchange,
-                                routing_key=self.routing_key)
+                                routing_key=self.routing_key, exchange_type=self.spec.exchange_type)
         return message
 
     def _repr(self, value: Any, maxsize: int) -> str:

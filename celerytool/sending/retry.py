@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from celerytool.errors import BrokerUnavailable
+from celerytool.errors import BrokerRefused, BrokerUnavailable
 
 T = TypeVar("T")
 
@@ -27,7 +27,8 @@ def with_retry(fn: Callable[[], T], policy: RetryPolicy,
     """Call ``fn``; while the broker is unreachable, retry on kombu's schedule.
 
     When the policy is spent the last ``BrokerUnavailable`` (exit 69) is raised
-    with the number of attempts added.
+    with the number of attempts added.  A ``BrokerRefused`` (read-only replica,
+    out of memory, bad credentials) is raised at once: retrying cannot help.
     """
     if not policy.enabled or policy.max_retries <= 0:
         return fn()
@@ -39,11 +40,24 @@ def with_retry(fn: Callable[[], T], policy: RetryPolicy,
             on_retry(exc, wait, retries + 1)
         return wait
 
+    def attempt() -> T:
+        try:
+            return fn()
+        except BrokerRefused as exc:
+            raise _Final(exc) from None
+
     try:
-        return retry_over_time(fn, (BrokerUnavailable,), errback=errback,
+        return retry_over_time(attempt, (BrokerUnavailable,), errback=errback,
                                max_retries=policy.max_retries,
                                interval_start=policy.interval_start,
                                interval_step=policy.interval_step,
                                interval_max=policy.interval_max)
+    except _Final as final:
+        raise final.error from None
     except BrokerUnavailable as exc:
         raise BrokerUnavailable(f"{exc.message} (gave up after {policy.max_retries} retries)") from None
+
+
+class _Final(Exception):
+    def __init__(self, error: BrokerRefused) -> None:
+        self.error = error

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from celerytool.brokers.amqp.peek import Peek
-from celerytool.brokers.base import BrokerOptions, is_internal_queue
+from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue
 from celerytool.clients.amqp import amqp_errors, connect
 from celerytool.clients.management import ManagementAPI, ManagementError
 from celerytool.codecs import decode_payload
@@ -23,14 +23,21 @@ from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound, Usag
 from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
 from celerytool.urls import BrokerURL
 
+EXACT_AUTO_MAX_QUEUES = 50  # up to this many queues, `queues` counts by passive declare by default
+
 # BasicProperties fields shown in Message.properties (content type/encoding
 # and headers have fields of their own), as kombu names them.
 PROPERTY_NAMES = ("correlation_id", "reply_to", "delivery_mode", "priority", "expiration",
                   "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
 
 
+IN_FLIGHT_NOTE = ("unacked and requeue are Redis-only: RabbitMQ returns unacknowledged messages "
+                  "to their queue itself when the consumer's channel closes")
+
+
 class AmqpBroker:
     kind = "amqp"
+    capabilities = Capabilities("RabbitMQ", in_flight_note=IN_FLIGHT_NOTE)
 
     def __init__(self, url: BrokerURL, options: BrokerOptions) -> None:
         self.url = url
@@ -87,7 +94,8 @@ class AmqpBroker:
         return rows
 
     # -- queues -----------------------------------------------------------------------
-    def queues(self, names: Iterable[str] = ()) -> list[QueueInfo]:
+    def queues(self, names: Iterable[str] = (), scan: bool | None = None,
+               exact: bool | None = None) -> list[QueueInfo]:
         named = list(dict.fromkeys(names))
         try:
             rows = self._management_rows("queues")
@@ -96,9 +104,13 @@ class AmqpBroker:
         listed = {str(r.get("name")): r for r in rows}
         keep = [n for n in sorted(listed) if self.options.include_internal or not is_internal_queue(n)
                 or n in named]
-        # a queue created after the plugin's last statistics sample has no counts yet
-        fresh = [n for n in keep if "messages_ready" not in listed[n]]
-        live = self._passive_counts(fresh) if fresh else {}
+        # The API's counts are its last statistics sample (taken every 5 s by default): exact
+        # counts by passive declare when asked (--exact), or by default when there are few queues.
+        # A queue created after the last sample has no counts in it at all: declared in any case.
+        if exact is None:
+            exact = len(keep) <= EXACT_AUTO_MAX_QUEUES
+        declare = keep if exact else [n for n in keep if "messages_ready" not in listed[n]]
+        live = self._passive_counts(declare) if declare else {}
         out = [self._queue_info(listed[n], live.get(n)) for n in keep]
         out += [QueueInfo(name=n, messages=0, exists=False) for n in named if n not in listed]
         return out
@@ -106,15 +118,17 @@ class AmqpBroker:
     @staticmethod
     def _queue_info(row: dict[str, Any], live: tuple[int, int] | None) -> QueueInfo:
         arguments = row.get("arguments") if isinstance(row.get("arguments"), dict) else {}
+        sampled = row.get("messages_unacknowledged")
+        unacked = None if sampled is None else int(sampled or 0)  # only the API knows it: sampled
         if live is not None:
-            messages, unacked, consumers = live[0], None, live[1]
+            messages, consumers, counted = live[0], live[1], "exact"
         else:
             messages = int(row.get("messages_ready") or 0)
-            unacked = int(row.get("messages_unacknowledged") or 0)
             consumers = int(row.get("consumers") or 0)
+            counted = "sample"
         return QueueInfo(name=str(row.get("name")), messages=messages, unacked=unacked,
                          consumers=consumers, type=str(row.get("type") or "classic"),
-                         arguments=dict(arguments or {}))
+                         arguments=dict(arguments or {}), counted=counted)
 
     def _queues_by_declare(self, names: list[str], exc: ManagementError) -> list[QueueInfo]:
         counts = self._passive_counts(names)  # first: if AMQP fails too, its error is the one line
@@ -123,7 +137,7 @@ class AmqpBroker:
             f"management API at {self.management} unavailable ({exc}): cannot list the queues of "
             f"vhost {self.url.vhost!r}; showing only {shown} by passive declare (ready messages and "
             "consumers; no unacked counts, types or arguments). Give --management-url if it runs elsewhere.")
-        return [QueueInfo(name=n, messages=counts[n][0], consumers=counts[n][1]) if n in counts
+        return [QueueInfo(name=n, messages=counts[n][0], consumers=counts[n][1], counted="exact") if n in counts
                 else QueueInfo(name=n, messages=0, exists=False) for n in names]
 
     def _passive_counts(self, names: list[str]) -> dict[str, tuple[int, int]]:
@@ -153,6 +167,9 @@ class AmqpBroker:
             raise NotFound(f"no queue named {queue!r} in vhost {self.url.vhost!r} on "
                            f"{self.connected_url.redacted()} (`celerytool queues` lists the known ones)")
         return counts[queue][0]
+
+    def check_destination(self, queue: str) -> None:
+        self.depth(queue)  # NotFound before anything moves
 
     # -- bindings ---------------------------------------------------------------------
     def bindings(self) -> list[Binding]:

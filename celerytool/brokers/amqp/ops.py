@@ -24,15 +24,18 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celerytool.brokers.amqp.broker import AmqpBroker
 from celerytool.brokers.amqp.confirm import BatchConfirms
 from celerytool.brokers.amqp.peek import IDLE_SECONDS, Delivery, Peek
-from celerytool.brokers.base import REDIS_ONLY, Control, ExportRecord, OpResult
+from celerytool.brokers.base import Control, ExportRecord, OpResult
+from celerytool.brokers.transfer import amqp_to_outgoing, record_to_outgoing
 from celerytool.errors import CeleryToolError, DataError, Unsupported, UsageError
-from celerytool.model import Message, OutgoingMessage
+from celerytool.model import Message
 from celerytool.selection import MessageView, Selection
+
+if TYPE_CHECKING:
+    from celerytool.brokers.amqp.broker import AmqpBroker
 
 BATCH = 500
 # every AMQP basic property besides headers, as pika names them
@@ -68,25 +71,22 @@ class AmqpOps:
              target: Any = None, keep_routing: bool = False) -> OpResult:
         """keep_routing has no meaning here: an AMQP message carries no delivery_info."""
         selection.require_no_age("queued RabbitMQ messages")
-        same = target is None or (target.kind == "amqp" and target.url == self.b.url)
+        same = target is None or target.url == self.b.url
         if same and src == dst:
             raise UsageError("source and destination are the same queue")
         dest = self.b if same else target
         n0 = self.b.depth(src)
-        if dest.kind == "amqp":
-            dest.depth(dst)  # NotFound before anything moves
-        elif dest.kind == "redis":
-            dest.lengths(dst)  # DataError when a destination key is not a list
+        dest.check_destination(dst)
         if control.dry_run:
             return self._scan(src, selection, control, "move", n0)
 
         def take(matched: list[Delivery]) -> None:
             if same:
                 self._walk_confirms.publish(dst, [(p, body) for _, p, body in matched])
-            elif dest.kind == "amqp":
+            elif isinstance(dest, type(self.b)):
                 republish(dest._publisher(), dst, matched, dest)
             else:
-                dest.publish([to_outgoing(props, body, dst) for _, props, body in matched])
+                dest.publish([amqp_to_outgoing(properties_of(props), body, dst) for _, props, body in matched])
 
         result = self._walk(src, selection, control, "move", n0, take)
         result.extra = {"to": dst, **({"to_broker": dest.url.redacted()} if not same else {})}
@@ -114,8 +114,6 @@ class AmqpOps:
     def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
                 keep_routing: bool = False) -> OpResult:
         """Publish each record unchanged to ``queue`` (default exchange), with confirms."""
-        from celerytool.brokers.redis.ops import envelope_to_outgoing
-
         self.b.depth(queue)  # NotFound before anything is published
         result = OpResult("import", queue, dry_run=control.dry_run)
         confirms = None if control.dry_run else BatchConfirms(self.b, self.b.channel())
@@ -138,7 +136,7 @@ class AmqpOps:
                 if rec.broker == "amqp":
                     pending.append((basic_properties(rec.amqp or {}), rec.raw))
                 elif rec.broker == "redis":
-                    outgoing = envelope_to_outgoing(rec.raw, queue)
+                    outgoing = record_to_outgoing(rec, queue)
                     flush()  # file order
                     if confirms is not None:
                         self.b.publish([outgoing])
@@ -155,11 +153,11 @@ class AmqpOps:
 
     # -- Redis only ---------------------------------------------------------------------
     def unacked(self, queue: str | None, selection: Selection) -> Iterator[Any]:
-        raise Unsupported(REDIS_ONLY)
+        raise Unsupported(self.b.capabilities.in_flight_note)
 
     def requeue(self, queue: str | None, selection: Selection, control: Control, *,
                 lock_wait: float = 10.0) -> OpResult:
-        raise Unsupported(REDIS_ONLY)
+        raise Unsupported(self.b.capabilities.in_flight_note)
 
     # -- the two walks ------------------------------------------------------------------
     def _scan(self, queue: str, selection: Selection, control: Control, action: str, n0: int,
@@ -387,14 +385,6 @@ def untag(value: Any) -> Any:
     if kind == "float":
         return float(v)
     return value
-
-
-def to_outgoing(props: Any, body: bytes, queue: str) -> OutgoingMessage:
-    """An AMQP delivery as the message another broker (Redis) publishes."""
-    p = {k: getattr(props, k) for k in PROPERTIES[2:] if getattr(props, k, None) is not None}
-    return OutgoingMessage(body=body, content_type=props.content_type or "application/json",
-                           content_encoding=props.content_encoding or "utf-8",
-                           headers=dict(props.headers or {}), properties=p, exchange="", routing_key=queue)
 
 
 def _full(selection: Selection, result: OpResult) -> bool:

@@ -12,23 +12,20 @@ from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
-from celerytool.brokers.base import BrokerOptions, is_internal_queue
+from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue
+from celerytool.brokers.redis.routing import BINDING_PREFIX, BindingTables, parse_member, text
 from celerytool.clients.redispy import connect, redis_errors
 from celerytool.errors import DataError, NotFound
 from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
 from celerytool.urls import BrokerURL
 
-BINDING_PREFIX = "_kombu.binding."
 PEEK_CHUNK = 1000
 SCAN_AUTO_MAX_KEYS = 200_000
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
 class RedisBroker:
     kind = "redis"
+    capabilities = Capabilities("Redis", in_flight=True, max_priority=9, visibility_timeout=True, keyspace=True)
 
     def __init__(self, url: BrokerURL, options: BrokerOptions) -> None:
         self.url = url
@@ -99,7 +96,7 @@ class RedisBroker:
     def _binding_keys(self) -> list[str]:
         pattern = _glob_escape(self.prefix + BINDING_PREFIX) + "*"
         with self.read_errors():
-            return sorted(_text(k) for k in self.reader.scan_iter(match=pattern, count=1000))
+            return sorted(text(k) for k in self.reader.scan_iter(match=pattern, count=1000))
 
     def bindings(self) -> list[Binding]:
         keys = self._binding_keys()
@@ -114,14 +111,22 @@ class RedisBroker:
                 self.warnings.append(f"skipped {key!r}: not a set ({members})")
                 continue
             exchange = key[head:]
-            for member in sorted(_text(m) for m in members):
-                parts = member.split(self.sep)
-                if len(parts) < 3:
+            for member in sorted(text(m) for m in members):
+                row = parse_member(member, self.sep)
+                if row is None:
                     self.warnings.append(f"skipped odd binding {member!r} in {key!r}")
                     continue
-                out.append(Binding(exchange=exchange, routing_key=parts[0], pattern=parts[1],
-                                   queue=self.sep.join(parts[2:])))
+                out.append(Binding(exchange=exchange, routing_key=row.routing_key, pattern=row.pattern,
+                                   queue=row.queue))
         return out
+
+    def binding_tables(self) -> BindingTables:
+        """kombu's routing tables, read on demand and cached by the returned object."""
+        return BindingTables(self._smembers, self.prefix, self.sep)
+
+    def _smembers(self, key: str) -> Any:
+        with self.errors():
+            return self.client.smembers(key)
 
     # -- queues -----------------------------------------------------------------------
     def scan_queue_lists(self) -> set[str]:
@@ -130,17 +135,17 @@ class RedisBroker:
         pattern = _glob_escape(self.prefix) + "*"
         with self.read_errors():
             for raw in self.reader.scan_iter(match=pattern, count=1000, type_="list"):
-                key = _text(raw)[len(self.prefix):]
+                key = text(raw)[len(self.prefix):]
                 base, sep, suffix = key.rpartition(self.sep)
                 if sep and suffix.isdigit() and int(suffix) in self.steps:
                     key = base
                 out.add(key)
         return out
 
-    def queues(self, names: Iterable[str] = ()) -> list[QueueInfo]:
+    def queues(self, names: Iterable[str] = (), scan: bool | None = None,
+               exact: bool | None = None) -> list[QueueInfo]:  # LLEN: always exact
         named = list(dict.fromkeys(names))
         found = {b.queue for b in self.bindings()}
-        scan = self.options.extra.get("scan")
         if scan is None:  # auto: scan unless the database is large
             with self.read_errors():
                 size = int(self.reader.execute("DBSIZE"))
@@ -178,7 +183,7 @@ class RedisBroker:
 
     def _type_of(self, key: str) -> str:
         with self.read_errors():
-            return _text(self.reader.execute("TYPE", key))
+            return text(self.reader.execute("TYPE", key))
 
     def lengths(self, queue: str) -> list[tuple[int, str, int]]:
         """(bucket, key, LLEN) for each priority list; DataError on a non-list key."""
@@ -194,6 +199,9 @@ class RedisBroker:
                 raise DataError(f"{key!r} is a {self._type_of(key)}, not a list: not a Celery queue")
             out.append((bucket, key, int(n)))
         return out
+
+    def check_destination(self, queue: str) -> None:
+        self.lengths(queue)  # DataError when a key of the queue is not a list
 
     def require_queue(self, queue: str, lengths: list[tuple[int, str, int]]) -> None:
         """NotFound when the queue has neither messages nor a binding."""

@@ -23,17 +23,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celerytool.brokers.base import Control, ExportRecord, OpResult
 from celerytool.brokers.redis import lua as redis_lua
-from celerytool.brokers.redis.broker import RedisBroker
 from celerytool.brokers.redis.unacked import RedisUnacked
+from celerytool.brokers.transfer import publish_across
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.codecs.message import decode_envelope
 from celerytool.errors import DataError, UsageError
-from celerytool.model import OutgoingMessage
 from celerytool.selection import Selection
+
+if TYPE_CHECKING:
+    from celerytool.brokers.redis.broker import RedisBroker
 
 BATCH = 1000
 FINISH_STEP = 5000
@@ -48,7 +50,7 @@ class RedisOps(RedisUnacked):
     def __init__(self, broker: RedisBroker) -> None:
         self.b = broker
         self._scripts: dict[str, Any] = {}
-        self._routes: dict[tuple[str, str], list[str]] = {}
+        self.tables = broker.binding_tables()
 
     def script(self, name: str) -> Any:
         if name not in self._scripts:
@@ -83,14 +85,13 @@ class RedisOps(RedisUnacked):
     def move(self, src: str, dst: str, selection: Selection, control: Control, *,
              target: Any = None, keep_routing: bool = False) -> OpResult:
         selection.require_no_age("queued Redis messages")
-        same = target is None or (target.kind == "redis" and target.url == self.b.url)
+        same = target is None or target.url == self.b.url
         if same and src == dst:
             raise UsageError("source and destination are the same queue")
         lengths = self.b.lengths(src)
         self.b.require_queue(src, lengths)
         dest = self.b if same else target
-        if dest.kind == "redis":
-            dest.lengths(dst)  # DataError when a destination key is not a list
+        dest.check_destination(dst)
         if control.dry_run:
             return self._scan(src, selection, control, "move", lengths)
 
@@ -105,7 +106,8 @@ class RedisOps(RedisUnacked):
                 return dest.bucket_key(dst, bucket), args
         else:
             def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
-                publish_copies(dest, dst, bucket, [routed(r) for r in matched])
+                publish_copies(dest, dst, bucket, [routed(r) for r in matched],
+                               byte_exact=isinstance(dest, type(self.b)))
                 return None, matched
 
         result = self._walk(src, selection, control, "move", lengths, act)
@@ -191,10 +193,11 @@ class RedisOps(RedisUnacked):
                     result.matched += 1
                     if control.on_match:
                         control.on_match(view.message(position))
-                    chunk.append(raw)
-                    if sink and len(chunk) >= BATCH:
-                        sink(bucket, chunk)
-                        chunk = []
+                    if sink:  # a dry run keeps nothing: the listing holds at most SHOW_AT_MOST
+                        chunk.append(raw)
+                        if len(chunk) >= BATCH:
+                            sink(bucket, chunk)
+                            chunk = []
                 position += 1
                 if position % BATCH == 0:
                     control.tick(BATCH)
@@ -337,31 +340,15 @@ def reroute(raw: bytes, queue: str) -> bytes:
     return json.dumps(env).encode("utf-8")
 
 
-def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes]) -> None:
-    """Publish copies on another broker and return only once it has confirmed them."""
-    if dest.kind == "redis":
+def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes], *, byte_exact: bool) -> None:
+    """Publish copies on another broker and return only once it has confirmed them.
+
+    ``byte_exact``: ``dest`` is another Redis, so the envelope is copied as it is, same bucket."""
+    if byte_exact:
         with dest.errors():
             pipe = dest.client.pipeline(transaction=False)
             for raw in raws:
                 pipe.lpush(dest.bucket_key(queue, bucket), raw)
             pipe.execute()  # the replies are Redis's confirmation
         return
-    dest.publish([envelope_to_outgoing(raw, queue) for raw in raws])
-
-
-def envelope_to_outgoing(raw: bytes, queue: str) -> OutgoingMessage:
-    """A Redis envelope as the message an AMQP broker would have carried."""
-    from celerytool.codecs.message import envelope_body, open_envelope
-    from celerytool.errors import DecodeError
-
-    try:
-        env = open_envelope(raw)
-        body = envelope_body(env)
-    except DecodeError as exc:
-        raise DataError(f"cannot republish a message that is not a kombu envelope: {exc}") from None
-    props = {k: v for k, v in (env.get("properties") or {}).items()
-             if k not in ("delivery_info", "delivery_tag", "body_encoding")}
-    return OutgoingMessage(body=body, content_type=env.get("content-type") or "application/json",
-                           content_encoding=env.get("content-encoding") or "utf-8",
-                           headers=env.get("headers") or {}, properties=props,
-                           exchange="", routing_key=queue)
+    publish_across(dest, queue, [ExportRecord("redis", queue, bucket, raw, {}) for raw in raws])

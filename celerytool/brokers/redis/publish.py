@@ -2,8 +2,8 @@
 
 The envelope is ``Channel.prepare_message`` + ``_inplace_augment_message``;
 routing is ``Channel._lookup`` over the ``_kombu.binding.<exchange>``
-tables (direct: routing-key equality, topic: the stored regex, fanout:
-PUBLISH on kombu's fanout channel); a message lands in the priority list
+tables (``routing``), except that a fanout exchange is a PUBLISH on kombu's
+fanout channel; a message lands in the priority list
 ``_q_for_pri`` names.  Messages are pipelined, consecutive ones for the same
 list joined into one LPUSH (the same order as one LPUSH each).
 """
@@ -11,23 +11,23 @@ list joined into one LPUSH (the same order as one LPUSH each).
 from __future__ import annotations
 
 import json
-import re
 from base64 import b64encode
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from celerytool.brokers.redis.routing import (
+    BINDING_PERMANENT_PREFIX,
+    BINDING_PREFIX,
+    binding_member,
+)
 from celerytool.errors import CeleryToolError, ExitCode
 from celerytool.ids import uuid4_strings
-from celerytool.jsonfast import dumps as _dumps
+from celerytool.json_encoder import dumps as _dumps
 from celerytool.model import OutgoingMessage
 
 if TYPE_CHECKING:
     from celerytool.brokers.redis.broker import RedisBroker
 
-BINDING = "_kombu.binding."
-BINDING_PERMANENT = "_kombu.binding_permanent."
-# Celery declares these as fanout on Redis (remote control; events are forced to fanout).
-FANOUT_EXCHANGES = frozenset({"celery.pidbox", "celeryev"})
 BATCH = 2000
 
 
@@ -110,8 +110,7 @@ class RedisPublisher:
         self.broker = broker
         self.prefix = broker.prefix
         self.sep = broker.sep
-        self.exchange_type: str | None = broker.options.extra.get("exchange_type")  # type: ignore[assignment]
-        self.tables: dict[str, list[tuple[str, str, str]]] = {}
+        self.tables = broker.binding_tables()
         self.declared: set[str] = set()
         self.tags = uuid4_strings()
         self.keys: dict[tuple[str, Any], str] = {}  # (queue, priority) -> list key
@@ -133,7 +132,7 @@ class RedisPublisher:
                     queues = [m.routing_key]
                     self._declare(state.pipe, m.routing_key)
                 else:
-                    kind = self.exchange_type or self._infer_type(m.exchange)
+                    kind = self.tables.kind(m.exchange, m.exchange_type)
                     if kind == "fanout":  # PUB/SUB: nothing stored, say when nobody got it
                         sent += state.execute()
                         if not client.publish(self._fanout_topic(m.exchange, m.routing_key), text):
@@ -143,7 +142,7 @@ class RedisPublisher:
                                 "before it were published, it and any after it were not", sent)
                         sent += 1
                         continue
-                    queues = self._lookup(m.exchange, m.routing_key, kind)
+                    queues = self.tables.route(m.exchange, m.routing_key, kind)
                     if not queues:
                         sent += state.execute()
                         raise Unroutable(
@@ -168,34 +167,9 @@ class RedisPublisher:
         if queue in self.declared:
             return
         self.declared.add(queue)
-        member = self.sep.join([queue, "", queue])
-        pipe.sadd(self.prefix + BINDING + queue, member)
-        pipe.sadd(self.prefix + BINDING_PERMANENT + queue, member)
-
-    def _table(self, exchange: str) -> list[tuple[str, str, str]]:
-        table = self.tables.get(exchange)
-        if table is None:
-            members = self.broker.client.smembers(self.prefix + BINDING + exchange)
-            table = []
-            for raw in members:
-                parts = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).split(self.sep)
-                if len(parts) >= 3:
-                    table.append((parts[0], parts[1], self.sep.join(parts[2:])))
-            self.tables[exchange] = table
-        return table
-
-    def _infer_type(self, exchange: str) -> str:
-        if exchange in FANOUT_EXCHANGES:
-            return "fanout"
-        return "topic" if any(pattern for _, pattern, _ in self._table(exchange)) else "direct"
-
-    def _lookup(self, exchange: str, routing_key: str, kind: str) -> list[str]:
-        table = self._table(exchange)
-        if kind == "topic":
-            found = {q for _, pattern, q in table if re.match(pattern, routing_key, re.U)}
-        else:
-            found = {q for rk, _, q in table if rk == routing_key}
-        return sorted(found)
+        member = binding_member(queue, self.sep)
+        pipe.sadd(self.prefix + BINDING_PREFIX + queue, member)
+        pipe.sadd(self.prefix + BINDING_PERMANENT_PREFIX + queue, member)
 
     def _fanout_topic(self, exchange: str, routing_key: str) -> str:
         # keyprefix_fanout '/{db}.' + exchange [+ '/' + routing_key] (fanout_patterns=True)

@@ -8,13 +8,12 @@ Mixed into ``RedisOps``, which provides ``b`` (the RedisBroker) and ``call``.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from celerytool.brokers.base import Control, OpResult
-from celerytool.brokers.redis.broker import BINDING_PREFIX, _text
+from celerytool.brokers.redis.routing import BindingTables, text
 from celerytool.codecs.lazy import EnvelopeView
 from celerytool.errors import CeleryToolError
 from celerytool.model import Message
@@ -27,7 +26,7 @@ PAGE = 1000
 
 class RedisUnacked:
     b: Any
-    _routes: dict[tuple[str, str], list[str]]
+    tables: BindingTables
 
     def call(self, name: str, keys: list[str], args: list[Any]) -> Any: ...  # pragma: no cover
 
@@ -68,7 +67,7 @@ class RedisUnacked:
                                            f"{extra.get('exchange')!r} routes {extra.get('routing_key')!r} nowhere")
                     result.skipped += 1
                     continue
-                env, ex, rk = loads(_text(view.raw))
+                env, ex, rk = loads(text(view.raw))
                 try:  # kombu's _do_restore_message, verbatim in effect
                     env["headers"]["redelivered"] = True
                     env["properties"]["delivery_info"]["redelivered"] = True
@@ -118,7 +117,7 @@ class RedisUnacked:
                 targets = self.route(ex, rk) if ex is not None else []
                 if queue is not None and queue not in targets:
                     continue
-                extra = {"delivery_tag": _text(tag), "exchange": ex, "routing_key": rk,
+                extra = {"delivery_tag": text(tag), "exchange": ex, "routing_key": rk,
                          "delivered_at": _iso(score), "age": round(now - score, 3), "queues": targets}
                 yield EnvelopeView(raw, targets[0] if targets else None, None,
                                    self.b.options.limits, age=now - score, extra=extra)
@@ -129,25 +128,8 @@ class RedisUnacked:
                                    "(not listed; kombu's visibility sweep never restores them)")
 
     def route(self, exchange: str, routing_key: str) -> list[str]:
-        """kombu's ``_lookup``: the queues a (exchange, routing key) pair reaches."""
-        if not exchange:
-            return [routing_key] if routing_key else []
-        cached = self._routes.get((exchange, routing_key))
-        if cached is not None:
-            return cached
-        with self.b.errors():
-            members = self.b.client.smembers(self._key(BINDING_PREFIX + exchange))
-        out = []
-        for member in sorted(_text(m) for m in members):
-            parts = member.split(self.b.sep)
-            if len(parts) < 3:
-                continue
-            key, pattern, q = parts[0], parts[1], self.b.sep.join(parts[2:])
-            hit = re.match(pattern, routing_key) if pattern else key == routing_key
-            if hit and q not in out:
-                out.append(q)
-        self._routes[(exchange, routing_key)] = out
-        return out
+        """The queues kombu's restore would push to (its ``_lookup``; see ``routing``)."""
+        return self.tables.route(exchange, routing_key)
 
 
 class _Mutex:

@@ -1,0 +1,288 @@
+"""Read result tables with SQLAlchemy Core: Celery's database backend and django-celery-results.
+
+No ORM models: each table is declared with exactly the columns its
+``Layout`` names that the table really has (one ``SELECT * ... WHERE 1=0``
+tells which).  ``results`` filters become the query's ``WHERE``,
+``ORDER BY date_done DESC`` and ``LIMIT``; ``--wait`` polls every 0.5 s as
+Celery does.  SQLAlchemy and the drivers are the optional ``db`` extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+from celerytool.backends.layout import Layout, Table
+from celerytool.backends.query import ResultQuery, poll_wait, with_group_status
+from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
+from celerytool.errors import BrokerUnavailable, CeleryToolError, DataError, NotFound, UsageError
+from celerytool.model import TaskResult
+from celerytool.urls import BrokerURL
+
+EXTRA = "pip install 'celerytool[db]'"
+CHUNK = 500
+# a dialect without a driver named -> the driver the db extra installs (else SQLAlchemy's default)
+DEFAULT_DRIVERS = {"postgresql": ("psycopg", "psycopg2"), "mysql": ("pymysql", "MySQLdb"),
+                   "mariadb": ("pymysql", "MySQLdb")}
+DRIVER_MODULES = {"psycopg": "psycopg", "psycopg2": "psycopg2", "pymysql": "pymysql", "mysqldb": "MySQLdb",
+                  "mysqlconnector": "mysql.connector", "asyncpg": "asyncpg", "pg8000": "pg8000"}
+
+
+def _sqlalchemy() -> Any:
+    try:
+        import sqlalchemy
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "sqlalchemy":
+            raise
+        raise UsageError(f"database result backends need SQLAlchemy and a driver: {EXTRA}") from None
+    return sqlalchemy
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def engine_url(url: BrokerURL) -> Any:
+    """The SQLAlchemy URL, with the db extra's driver when the URL names none."""
+    sa = _sqlalchemy()
+    try:
+        target = sa.engine.make_url(url.sqlalchemy_url)
+    except Exception as exc:  # ArgumentError, ValueError
+        raise UsageError(f"not a database URL: {url.redacted()} ({exc})") from None
+    backend, _, driver = target.drivername.partition("+")
+    if backend == "postgres":
+        backend = "postgresql"
+    if not driver and backend in DEFAULT_DRIVERS:
+        ours, theirs = DEFAULT_DRIVERS[backend]
+        if _installed(ours):
+            driver = ours
+        elif not _installed(theirs):
+            raise UsageError(f"no {backend} driver installed: {EXTRA}")
+    module = DRIVER_MODULES.get(driver)
+    if module and not _installed(module):
+        raise UsageError(f"the {driver} driver is not installed: {EXTRA}")
+    return target.set(drivername=f"{backend}+{driver}" if driver else backend)
+
+
+class SqlResultBackend:
+    def __init__(self, url: BrokerURL, layout: Layout, *, limits: Limits = DEFAULT_LIMITS,
+                 connect_timeout: float = 5.0, readonly: bool = True) -> None:
+        self.url = url
+        self.kind = url.kind
+        self.layout = layout
+        self.limits = limits
+        self.connect_timeout = connect_timeout
+        self.readonly = readonly
+        self.target = engine_url(url)  # a missing extra is a usage error before anything else
+        self.sa = _sqlalchemy()
+        self._tables: dict[str, Any] = {}
+
+    # -- connection ----------------------------------------------------------------------
+    @cached_property
+    def engine(self) -> Any:
+        sa, target = self.sa, self.target
+        backend = target.get_backend_name()
+        timeout = max(1, round(self.connect_timeout))
+        if backend == "sqlite":
+            return sa.create_engine("sqlite://", creator=self._sqlite_creator(target), poolclass=sa.pool.NullPool)
+        args: dict[str, Any] = {}
+        if backend == "postgresql":
+            args = {"connect_timeout": timeout, "application_name": "celerytool"}
+            if target.get_driver_name() in ("psycopg", "psycopg2"):
+                args["options"] = "-c TimeZone=UTC"  # naive bounds compare as UTC, as Celery stores them
+        elif backend in ("mysql", "mariadb"):
+            args = {"connect_timeout": timeout}
+        return sa.create_engine(target, connect_args=args, poolclass=sa.pool.NullPool)
+
+    def _sqlite_creator(self, target: Any) -> Any:
+        import sqlite3
+        from urllib.parse import quote
+
+        path = target.database
+        if not path or path == ":memory:":
+            raise UsageError("db+sqlite:/// needs the path of the database file, e.g. db+sqlite:///results.sqlite")
+        if not os.path.exists(path):
+            raise NotFound(f"no SQLite database at {path}")
+        mode = "ro" if self.readonly else "rw"
+        uri = f"file:{quote(os.path.abspath(path))}?mode={mode}"
+        return lambda: sqlite3.connect(uri, uri=True, timeout=self.connect_timeout, check_same_thread=False)
+
+    @cached_property
+    def conn(self) -> Any:
+        try:
+            return self.engine.connect()
+        except self.sa.exc.DBAPIError as exc:
+            raise BrokerUnavailable(f"cannot reach the {self.layout.what} at {self.url.redacted()}: "
+                                    f"{self._reason(exc)}") from None
+
+    def _reason(self, exc: Any) -> str:
+        orig = getattr(exc, "orig", None) or exc
+        text = str(orig).strip().splitlines()
+        return self.url.scrub(text[0].strip() if text else type(orig).__name__)
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        try:
+            yield
+        except self.sa.exc.DBAPIError as exc:
+            with contextlib.suppress(Exception):
+                self.conn.rollback()
+            if exc.connection_invalidated or isinstance(exc, (self.sa.exc.InterfaceError,)):
+                raise BrokerUnavailable(f"lost the {self.layout.what} at {self.url.redacted()}: "
+                                        f"{self._reason(exc)}") from None
+            raise CeleryToolError(f"{self.layout.what} query failed: {self._reason(exc)}") from None
+
+    def close(self) -> None:
+        if "conn" in self.__dict__:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+    # -- tables --------------------------------------------------------------------------
+    def table(self, role: str) -> Any:
+        """The ``task`` or ``group`` table with the layout's columns it has (probed once)."""
+        if role in self._tables:
+            return self._tables[role]
+        sa = self.sa
+        spec: Table = getattr(self.layout, role)
+        bare = sa.table(spec.name, schema=spec.schema)
+        conn = self.conn
+        try:
+            present = set(conn.execute(sa.select(sa.text("*")).select_from(bare).where(sa.false())).keys())
+        except self.sa.exc.DBAPIError as exc:
+            conn.rollback()
+            if not self._has_table(spec):
+                raise NotFound(f"table {spec.shown} does not exist in {self.url.redacted()} "
+                               f"({self.layout.missing_hint})") from None
+            raise CeleryToolError(f"cannot read table {spec.shown}: {self._reason(exc)}") from None
+        for needed in (spec.id_column, "status") if role == "task" else (spec.id_column,):
+            if needed not in present:
+                raise DataError(f"table {spec.shown} is not a {self.layout.what} table (no column {needed})")
+        types = {"int": sa.Integer, "str": sa.String, "text": sa.Text, "binary": sa.LargeBinary,
+                 "datetime": sa.DateTime}
+        columns = [sa.column(name, types[kind]()) for name, kind in spec.columns.items() if name in present]
+        self._tables[role] = sa.table(spec.name, *columns, schema=spec.schema)
+        return self._tables[role]
+
+    def _has_table(self, spec: Table) -> bool:
+        try:
+            return bool(self.sa.inspect(self.conn).has_table(spec.name, schema=spec.schema))
+        except self.sa.exc.DBAPIError:
+            self.conn.rollback()
+            return True  # cannot tell: report the original error
+
+    # -- reading -------------------------------------------------------------------------
+    def _rows(self, role: str, ids: list[str]) -> dict[str, Any]:
+        table = self.table(role)
+        key = table.c[getattr(self.layout, role).id_column]
+        found: dict[str, Any] = {}
+        with self.errors():
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start:start + CHUNK]
+                for row in self.conn.execute(self.sa.select(table).where(key.in_(chunk))).mappings():
+                    found[row[key.name]] = row
+            self.conn.rollback()  # end the read transaction: --wait must see new commits
+        return found
+
+    def get_many(self, ids: list[str]) -> list[TaskResult]:
+        """One result per id: the task row, else the group row, else PENDING."""
+        if not ids:
+            return []
+        unique = list(dict.fromkeys(ids))
+        tasks = self._rows("task", unique)
+        missing = [i for i in unique if i not in tasks]
+        groups = self._rows("group", missing) if missing else {}
+        out: dict[str, TaskResult] = {}
+        for i in unique:
+            if i in tasks:
+                out[i] = self.layout.task_row(i, tasks[i], self.limits)
+            elif i in groups:
+                out[i] = with_group_status(self.layout.group_row(i, groups[i], self.limits), self.get_many)
+            else:
+                out[i] = TaskResult(id=i, status="PENDING")
+        return [out[i] for i in ids]
+
+    def get(self, task_id: str) -> TaskResult:
+        return self.get_many([task_id])[0]
+
+    def wait(self, ids: list[str], timeout: float | None, on_change: Any = None) -> tuple[list[TaskResult], bool]:
+        return poll_wait(self.get_many, ids, timeout, on_change)
+
+    def select(self, query: ResultQuery) -> list[TaskResult]:
+        """``results``: WHERE status / name / date_done, ORDER BY date_done DESC, LIMIT n."""
+        sa = self.sa
+        table = self.table("task")
+        done = table.c.date_done
+        stmt = sa.select(table)
+        if query.statuses:
+            stmt = stmt.where(table.c.status.in_(sorted(query.statuses)))
+        exact = True
+        if query.task_glob:
+            if self.layout.name_column not in table.c:
+                return []  # a table without result_extended has no task names
+            like, exact = glob_to_like(query.task_glob, self.target.get_backend_name())
+            stmt = stmt.where(table.c[self.layout.name_column].like(like, escape="\\"))
+        if query.since is not None:
+            stmt = stmt.where(done >= query.since.replace(tzinfo=None))  # naive UTC, as Celery stores
+        key = table.c[self.layout.task.id_column].name
+        out: list[TaskResult] = []
+        # dated first, newest first (the date_done index serves it), then those without a date
+        # the row id breaks ties: MySQL keeps whole seconds; ids grow with the first write of a task
+        tie = [table.c.id.desc()] if "id" in table.c else []
+        parts = [stmt.where(done.isnot(None)).order_by(done.desc(), *tie)]
+        if query.since is None:
+            parts.append(stmt.where(done.is_(None)).order_by(*tie))
+        with self.errors():
+            for part in parts:
+                left = query.limit - len(out)
+                if left <= 0:
+                    break
+                if exact:
+                    rows = self.conn.execute(part.limit(left)).mappings()
+                else:  # LIKE only narrows (case, [...] classes): stream and match exactly
+                    rows = self.conn.execution_options(stream_results=True, yield_per=CHUNK).execute(part).mappings()
+                for row in rows:
+                    result = self.layout.task_row(row[key], row, self.limits)
+                    if exact or query.matches(result):
+                        out.append(result)
+                        if len(out) >= query.limit:
+                            break
+                rows.close()
+            self.conn.rollback()
+        return out
+
+
+def glob_to_like(glob: str, backend: str) -> tuple[str, bool]:
+    """fnmatch glob -> (LIKE pattern, whether LIKE matches exactly what fnmatchcase does)."""
+    out, exact, i, n = [], backend == "postgresql", 0, len(glob)  # LIKE ignores case on MySQL, SQLite
+    while i < n:
+        ch = glob[i]
+        if ch == "*":
+            out.append("%")
+        elif ch == "?":
+            out.append("_")
+        elif ch == "[":
+            j = i + 1
+            j += glob[j:j + 1] == "!"
+            j += glob[j:j + 1] == "]"
+            end = glob.find("]", j)
+            if end < 0:
+                out.append("[")  # no closing bracket: fnmatch takes it literally
+            else:
+                out.append("_")  # one character of a class: narrows, matched exactly afterwards
+                exact = False
+                i = end
+        elif ch in "%_\\":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out), exact
