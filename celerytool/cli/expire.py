@@ -15,7 +15,8 @@ from celerytool.cli.results import Duration
 @click.option("--only-without-ttl", is_flag=True, help="Leave results that already have a TTL as they are.")
 @result_selection
 @with_app
-def command(app, ttl, only_without_ttl, criteria, every, backend_keyprefix, yes, dry_run):
+def command(app, ttl, only_without_ttl, criteria, every, backend_keyprefix, backend_table_names, yes,
+            dry_run):
     """Give stored results a TTL, the fix for results stored without one.
 
     Results written with result_expires=None (or by workers whose setting
@@ -30,7 +31,7 @@ def command(app, ttl, only_without_ttl, criteria, every, backend_keyprefix, yes,
     """
     from celerytool.cli.guard import confirm, finish, running
 
-    store = open_store(app, backend_keyprefix)
+    store = open_store(app, backend_keyprefix, backend_table_names)
     what = criteria.describe() + (" without a TTL" if only_without_ttl else "")
     if not dry_run:
         confirm(yes, f"Set a TTL of {ttl:g}s on {what} in {app.backend_url.redacted()}?")

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from celerytool.cli.options import backend_options
 from celerytool.cli.results import Duration
 
 
@@ -47,20 +48,18 @@ def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--from", "from_file", type=click.File("r"), metavar="FILE|-",
                      help="Task ids, one a line, from FILE or stdin (-)."),
         click.option("--all", "every", is_flag=True, help="Every stored result (when nothing else selects)."),
-        click.option("--backend-keyprefix", metavar="PREFIX",
-                     help="result_backend_transport_options global_keyprefix of the app."),
         click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal)."),
         click.option("--dry-run", is_flag=True, help="Count what would change; change nothing."),
     ]
     for opt in reversed(opts):
         wrapper = opt(wrapper)
-    return wrapper
+    return backend_options(wrapper)
 
 
-def open_store(app: Any, keyprefix: str | None) -> Any:
+def open_store(app: Any, keyprefix: str | None, table_names: dict[str, str] | None) -> Any:
     from celerytool.housekeeping.results import open_result_store
 
     store = open_result_store(app.backend_url, keyprefix=keyprefix or "", limits=app.limits(),
-                              connect_timeout=app.connect_timeout or 5.0)
+                              connect_timeout=app.connect_timeout or 5.0, table_names=table_names)
     app.track(store)
     return store

@@ -2,7 +2,7 @@
 task / age.
 
 ``ResultStore`` is what a backend offers for this; ``open_result_store``
-picks one from the URL.  Redis walks ``celery-task-meta-*`` (and the group
+picks one from the URL (databases: ``sql_results.py``).  Redis walks ``celery-task-meta-*`` (and the group
 metas when no state or task is asked for) with SCAN, reads each batch with
 one MGET, decides in Python, and deletes each batch with one UNLINK (or
 sets TTLs with one script).  A meta is decided from its JSON text without
@@ -131,12 +131,16 @@ class ResultStore(Protocol):
 
 
 def open_result_store(url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAULT_LIMITS,
-                      connect_timeout: float = 5.0) -> ResultStore:
+                      connect_timeout: float = 5.0, table_names: dict[str, str] | None = None) -> ResultStore:
     if url.kind == "redis":
         return RedisResults(url, keyprefix=keyprefix, limits=limits, connect_timeout=connect_timeout)
+    if url.kind in ("sql", "django"):
+        from celerytool.housekeeping.sql_results import SqlResults
+
+        return SqlResults(url, table_names=table_names, limits=limits, connect_timeout=connect_timeout)
     if url.kind == "rpc":
         raise UsageError("rpc:// results are messages, not stored: there is nothing to forget")
-    raise UsageError(f"{url.scheme}:// results cannot be forgotten or expired yet (Redis only)")
+    raise UsageError(f"{url.scheme}:// is not a result backend forget knows (Redis or a database)")
 
 
 class RedisResults:
