@@ -1,7 +1,7 @@
 """``@result_selection()``: which stored results forget / expire act on.
 
 [ID...] --status S --task GLOB --older-than D --from FILE|- ; the command
-receives ``criteria`` (a ``housekeeping.results.Criteria``) and ``every``
+receives ``criteria`` (a ``housekeeping.criteria.Criteria``) and ``every``
 (True when --all was given: the only way to act on every result).
 """
 
@@ -21,7 +21,7 @@ def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from celerytool.errors import UsageError
-        from celerytool.housekeeping.results import Criteria
+        from celerytool.housekeeping.criteria import Criteria
 
         ids = list(kwargs.pop("ids"))
         source = kwargs.pop("from_file")
@@ -57,7 +57,7 @@ def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_store(app: Any, keyprefix: str | None, table_names: dict[str, str] | None) -> Any:
-    from celerytool.housekeeping.results import open_result_store
+    from celerytool.housekeeping.stores import open_result_store
 
     store = open_result_store(app.backend_url, keyprefix=keyprefix or "", limits=app.limits(),
                               connect_timeout=app.connect_timeout or 5.0, table_names=table_names)

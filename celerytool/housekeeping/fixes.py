@@ -133,7 +133,8 @@ def _fix_replies(b: Any, client: Any, dry_run: bool, idle: float) -> dict[str, A
 
 
 def _fix_ttl(b: Any, dry_run: bool, ttl: float | None, result_prefix: str, control: Any) -> dict[str, Any]:
-    from celerytool.housekeeping.results import Criteria, RedisResults
+    from celerytool.housekeeping.criteria import Criteria
+    from celerytool.housekeeping.redis_results import RedisResults
 
     if ttl is None:
         raise UsageError("--fix results-without-ttl needs --ttl DURATION (Celery's default result_expires is 1d)")

@@ -16,7 +16,7 @@ from typing import Any
 
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import UsageError
-from celerytool.housekeeping.results import Criteria, ResultOp
+from celerytool.housekeeping.criteria import Criteria, ResultOp
 from celerytool.urls import BrokerURL
 
 BATCH = 5000
