@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("summary")
-@click.argument("queue")
+@click.argument("queue", shell_complete=complete_queues)
 @click.option("--by", "by", default="task", show_default=True, metavar="FIELD",
               help="Group by this field path: task, priority, retries, eta (by hour), kwargs.tenant, "
                    "headers.x-tenant, ... (the --where fields).")
