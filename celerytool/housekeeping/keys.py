@@ -17,17 +17,17 @@ UNACKED_KEYS = {b"unacked": "unacked", b"unacked_index": "unacked_index", b"unac
 
 # class name -> what it is (the order is the order of the report)
 CLASSES: dict[str, str] = {
-    "queue": "queue lists (priority 0)",
-    "queue_priority": "queue priority sub-lists",
-    "binding": "kombu binding tables",
-    "unacked": "unacked hash (in-flight messages)",
-    "unacked_index": "unacked_index sorted set",
-    "unacked_mutex": "unacked_mutex lock",
+    "queue": "queues",
+    "queue_priority": "queue priority lists",
+    "binding": "bindings",
+    "unacked": "unacked",
+    "unacked_index": "unacked_index",
+    "unacked_mutex": "unacked_mutex",
     "task_result": "task results",
     "group_result": "group results",
     "chord_counter": "chord counters",
-    "reply_list": "remote-control reply lists",
-    "control_queue": "worker remote-control lists",
+    "reply_list": "reply lists",
+    "control_queue": "worker pidbox lists",
     "event_queue": "event queues",
     "other": "not Celery's",
 }

@@ -30,6 +30,13 @@ def human_seconds(s: float | None) -> str:
     return f"{s / 86400:.1f}d"
 
 
+def _utc(text: str | None) -> str:
+    # '2026-11-23T10:08:15.823034+00:00' -> '2026-11-23 10:08:15Z' (Celery stores UTC)
+    if not text:
+        return ""
+    return text[:19].replace("T", " ") + "Z" if text.endswith(("+00:00", "Z")) else text
+
+
 def render_report(report: Any, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     data = report.to_json()
@@ -37,15 +44,15 @@ def render_report(report: Any, out: TextIO | None = None) -> None:
     for c in data["classes"]:
         mem = human_bytes(c["memory"])
         if c["memory_estimated"]:
-            mem = f"~{mem} (sample {c['memory_sample']})"
+            mem = f"~{mem}"
         ttl = "-" if c["ttl_none"] == c["count"] else \
-            f"{human_seconds(c['ttl_min'])} / {human_seconds(c['ttl_median'])} / {human_seconds(c['ttl_max'])}"
+            f"{human_seconds(c['ttl_min'])}/{human_seconds(c['ttl_median'])}/{human_seconds(c['ttl_max'])}"
         rows.append({"class": c["what"], "keys": c["count"], "memory": mem,
-                     "no ttl": c["ttl_none"], "ttl min / median / max": ttl,
-                     "oldest date_done": c.get("oldest_date_done") or ""})
+                     "no ttl": c["ttl_none"], "ttl min/median/max": ttl,
+                     "oldest date_done": _utc(c.get("oldest_date_done"))})
     _table(rows, out)
     out.write(f"\n{data['keys']} keys scanned in {data['seconds']:.2f}s; memory measured on up to "
-              f"{data['memory_sample_size']} keys per class (~ = estimated from that sample)\n")
+              f"{data['memory_sample_size']} keys per class (~: estimated from that sample)\n")
     if not data["findings"]:
         out.write("\nno findings\n")
     for f in data["findings"]:
@@ -58,18 +65,14 @@ def render_report(report: Any, out: TextIO | None = None) -> None:
 
 
 def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
-    heads = list(rows[0]) if rows else []
     if not rows:
         out.write("(empty database)\n")
         return
+    from celerytool.render.layout import colours
+    from celerytool.render.table import Column, Kind, chunk_text, terminal_width
+
     right = {"keys", "no ttl"}
-    cells = [[str(r[h]) for h in heads] for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(heads)]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if h in right else v.ljust(w)
-                         for v, w, h in zip(values, widths, heads, strict=True)).rstrip()
-
-    out.write(line(heads) + "\n")
-    for c in cells:
-        out.write(line(c) + "\n")
+    kind = Kind(tuple(Column(name, lambda r, name=name: r[name], right=name in right, cut_to=12 if name == "class" else 0,
+                             style="bold" if name == "class" else "", hide_empty=name == "oldest date_done")
+                      for name in rows[0]), low_value=("oldest date_done",))
+    out.write(chunk_text(rows, kind, terminal_width(out), styled=colours(out)))
