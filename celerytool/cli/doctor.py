@@ -56,7 +56,11 @@ def command(app, fix, yes, dry_run, ttl, idle, visibility_timeout, sample, backe
     from celerytool.housekeeping.doctor import Doctor
     from celerytool.render.progress import progress
 
-    with progress(None, "scanning") as bar:
+    total = None
+    if app.stderr_is_tty():
+        with broker.read_errors():
+            total = int(broker.reader.execute("DBSIZE"))
+    with progress(total, "scanning") as bar:
         report = Doctor(broker, result_prefix=backend_keyprefix or "", sample=sample, idle=idle,
                         visibility_timeout=visibility_timeout, tick=bar.advance).scan()
     if app.fmt == "table":
