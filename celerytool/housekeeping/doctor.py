@@ -143,7 +143,9 @@ class Doctor:
         self.tick = tick or (lambda n: None)
         self.stats = {name: ClassStats(name) for name in CLASSES}
         self.lists: dict[bytes, list[tuple[bytes, int, int]]] = {}  # queue -> [(key, ttl, memory)]
-        self.reply_keys: list[tuple[bytes, int, int]] = []  # (key, idle seconds, memory)
+        # abandoned reply lists: how many, their bytes, the first few (a leak can be 100,000s)
+        self.abandoned = [0, 0]
+        self.abandoned_examples: list[bytes] = []
         self.mutex_ttl: int | None = None
         self.binding_keys: list[bytes] = []
 
@@ -157,9 +159,9 @@ class Doctor:
             cursor, keys = client.scan(0, count=SCAN_COUNT)
             while keys or cursor:
                 # this batch's script and the next SCAN: one round trip
-                results = [k for k in keys if self.layout.by_name(k) in RESULT_CLASSES]
-                others = [k for k in keys if self.layout.by_name(k) not in RESULT_CLASSES] \
-                    if results else keys
+                named = [self.layout.by_name(k) in RESULT_CLASSES for k in keys]
+                results = [k for k, r in zip(keys, named, strict=True) if r]
+                others = [k for k, r in zip(keys, named, strict=True) if not r] if results else keys
                 pipe = client.pipeline(transaction=False)
                 if keys:
                     pipe.evalsha(sha, len(keys), *results, *others, len(results))
@@ -212,7 +214,11 @@ class Doctor:
                     self.lists.setdefault(queue or key, []).append((key, ttl, memory))
                     continue
                 if cls == "reply_list":
-                    self.reply_keys.append((key, idle, memory))
+                    if idle >= self.idle:
+                        self.abandoned[0] += 1
+                        self.abandoned[1] += max(0, memory)
+                        if len(self.abandoned_examples) < 5:
+                            self.abandoned_examples.append(key)
             elif cls == "unacked_mutex":
                 self.mutex_ttl = ttl
             elif cls == "binding":
@@ -287,15 +293,14 @@ class Doctor:
                 "(result_expires=None or 0, or written by an old Celery)",
                 "celerytool doctor --fix results-without-ttl --ttl 1d   "
                 "(or: celerytool expire --ttl 1d --only-without-ttl --all)"))
-        replies = [(k, m) for k, idle, m in self.reply_keys if idle >= self.idle]
-        if replies:
-            memory = sum(n for _, n in replies)
+        count, memory = self.abandoned
+        if count:
             out.append(Finding(
-                "reply-lists", len(replies),
-                f"{len(replies)} remote-control reply list(s) untouched for {self.idle:g}s or more: "
+                "reply-lists", count,
+                f"{count} remote-control reply list(s) untouched for {self.idle:g}s or more: "
                 "replies to a client that is gone (celery#6089)",
                 "celerytool doctor --fix reply-lists", memory=memory,
-                examples=[k.decode("utf-8", "replace") for k, _ in replies[:5]]))
+                examples=[k.decode("utf-8", "replace") for k in self.abandoned_examples]))
         orphans = fixes.orphan_bindings(self.b, client)
         if orphans:
             out.append(Finding(
