@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 
@@ -38,41 +39,52 @@ class Worker:
         except OSError:
             return ""
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 20) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()  # warm shutdown
             try:
-                self.proc.wait(20)
+                self.proc.wait(wait)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
 
 
 def launch_worker(broker_url: str, tmp: Path, queues: str = "celery", env: dict[str, str] | None = None,
-                  app: str = "worker_tasks", cwd: Path = HERE) -> Worker:
+                  app: str = "worker_tasks", cwd: Path = HERE, *, pool: str = "solo",
+                  concurrency: int | None = None, events: bool = False, backend_url: str | None = None,
+                  prefix: str = "ct", heartbeat: bool = False, extra: tuple[str, ...] = ()) -> Worker:
     """Start a worker without waiting for it (start several at once, then ``wait_ready`` each)."""
     tmp.mkdir(parents=True, exist_ok=True)
     ready = tmp / "ready"
     ready.unlink(missing_ok=True)
     log = tmp / "worker.log"
-    name = f"ct-{uuid.uuid4().hex[:8]}@localhost"
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}@localhost"
     full_env = {
         **os.environ,
         "C_FORCE_ROOT": "1",
         "CT_BROKER_URL": broker_url,
         "CT_READY_FILE": str(ready),
         "PYTHONPATH": os.pathsep.join([str(cwd), str(HERE), os.environ.get("PYTHONPATH", "")]),
+        **({"CT_RESULT_BACKEND": backend_url} if backend_url else {}),
         **(env or {}),
     }
-    cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-P", "solo", "-Q", queues,
-           "-n", name, "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-P", pool, "-Q", queues,
+           "-n", name, "-l", "INFO", "--without-gossip", "--without-mingle"]
+    if not heartbeat:  # with it, the worker has an event dispatcher even without -E
+        cmd.append("--without-heartbeat")
+    if concurrency:
+        cmd += ["-c", str(concurrency)]
+    if events:
+        cmd.append("-E")
+    cmd += list(extra)
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=full_env)
     return Worker(proc, log, broker_url, name, ready)
 
 
 def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: float = 60,
-                 env: dict[str, str] | None = None) -> Worker:
-    worker = launch_worker(broker_url, tmp, queues, env)
+                 env: dict[str, str] | None = None, **options: Any) -> Worker:
+    """``launch_worker`` (options: pool, concurrency, events, backend_url, ...), then wait until ready."""
+    worker = launch_worker(broker_url, tmp, queues, env, **options)
     worker.wait_ready(timeout)
     return worker

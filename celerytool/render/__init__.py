@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from celerytool import json_records
 
 FORMATS = ("table", "json", "ndjson")
+LIVE_KINDS = ("worker-value", "top")  # tables without fixed columns (render/live.py)
 NDJSON_BATCH = 200
 
 
@@ -56,6 +57,10 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
         out.write("\n]\n" if count else "]\n")
         out.flush()
         return count
+    if kind in LIVE_KINDS:
+        from celerytool.render.live import write_live
+
+        return write_live(records, kind, out)
     from celerytool.render.table import write_table
 
     return write_table(records, kind, out, full_ids=full_ids)
@@ -72,6 +77,10 @@ def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> 
         from celerytool.render.results import write_result_detail
 
         write_result_detail(record, out)
+    elif kind in LIVE_KINDS:
+        from celerytool.render.live import write_live
+
+        write_live([record], kind, out)
     else:
         from celerytool.render.table import write_table
 

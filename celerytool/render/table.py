@@ -156,7 +156,50 @@ KINDS: dict[str, Kind] = {
         Column("worker", lambda r: r.worker or "", cut_to=10),
         Column("result", _outcome, cut_to=16, cut_first=True),
     ), low_value=("worker",), then_drop=("done (UTC)", "task")),
+    # the live commands (workers, inspect, revoke)
+    "worker": Kind((
+        Column("worker", lambda w: w.name, cut_to=12, style="bold"),
+        Column("status", lambda w: w.status),
+        Column("queues", lambda w: ",".join(w.queues), cut_to=8, cut_first=True),
+        Column("pool", lambda w: _opt(w.pool)),
+        Column("conc", lambda w: _opt(w.concurrency), right=True),
+        Column("prefetch", lambda w: _opt(w.prefetch), right=True),
+        Column("processed", lambda w: _opt(w.processed), right=True),
+        Column("active", lambda w: _opt(w.active), right=True),
+        Column("reserved", lambda w: _opt(w.reserved), right=True),
+        Column("scheduled", lambda w: _opt(w.scheduled), right=True),
+        Column("pid", lambda w: _opt(w.pid), right=True, hide_empty=True),
+        Column("uptime", lambda w: _duration(w.uptime), right=True, hide_empty=True),
+        Column("celery", lambda w: _opt(w.version), hide_empty=True),
+    ), low_value=("pid", "celery", "prefetch"), then_drop=("uptime", "reserved", "scheduled", "pool")),
+    "task": Kind((
+        Column("worker", lambda t: t.worker, cut_to=10),
+        Column("state", lambda t: t.state),
+        Column("id", lambda t: _opt(t.id), is_id=True),
+        Column("task", lambda t: _opt(t.task), cut_to=16, style="bold"),
+        Column("args", lambda t: short_repr(t.args, 200, spaced=True), cut_to=10, cut_first=True, widest=60),
+        Column("kwargs", lambda t: short_repr(t.kwargs, 200, spaced=True), cut_to=10, cut_first=True,
+               widest=60),
+        Column("eta", lambda t: _when(t.eta), hide_empty=True),
+        Column("started", lambda t: _when(t.time_started), hide_empty=True),
+        Column("queue", lambda t: _opt(t.queue), cut_to=8, hide_empty=True),
+    ), low_value=("queue", "state"), then_drop=("kwargs", "started", "worker")),
+    "revoke": Kind((
+        Column("worker", lambda a: a.worker, cut_to=12, style="bold"),
+        Column("ok", lambda a: "yes" if a.ok else "no"),
+        Column("reply", lambda a: a.reply, cut_to=16, cut_first=True),
+    )),
 }
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return ""
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    return _age(s)
+
 
 def census_kind(by: str) -> Kind:
     """``summary``'s table: the --by field's value, then the counts."""

@@ -1,0 +1,59 @@
+"""What the live commands (workers, inspect, revoke, events, top) share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def timeout_option(default: float, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("-t", "--timeout", type=click.FloatRange(0.05, 3600), default=default,
+                        show_default=True, metavar="S", help=what)
+
+
+def open_session(app: Any) -> Any:
+    """A ControlSession for the broker, closed (and its warnings printed) when the command ends."""
+    from celerytool.control.session import ControlOptions, ControlSession
+
+    session = ControlSession(app.broker_url, ControlOptions.of(app.broker_options()))
+
+    restore = _terminate_like_ctrl_c()
+
+    def close() -> None:
+        try:
+            session.close()
+        finally:
+            restore()
+            flush(session)
+
+    click.get_current_context().call_on_close(close)
+    return session
+
+
+def _terminate_like_ctrl_c() -> Callable[[], None]:
+    """SIGTERM (``timeout``, ``kill``, a supervisor) cleans up as Ctrl-C does, instead of
+    leaving the reply or event queue bound.  Returns what puts the old handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def flush(session: Any) -> None:
+    from celerytool.render import warn
+
+    for w in session.warnings:
+        warn(w)
+    session.warnings.clear()

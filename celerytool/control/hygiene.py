@@ -1,0 +1,35 @@
+"""Remove a queue kombu's Redis transport made for us: its binding rows and its lists.
+
+kombu removes them itself when all goes well.  A client stopped in between
+(Ctrl-C while collecting replies, SIGTERM, a lost connection) leaves the
+reply queue's row in ``_kombu.binding.reply.celery.pidbox``, and late replies
+then land in a ``<oid>.reply.celery.pidbox`` list with no TTL (celery#6089);
+an event receiver leaves its ``celeryev.<id>`` row (events are pub/sub on
+Redis, so no list grows there).  Rows are removed first, so nothing new is
+routed there, then the lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def drop_redis_queue(client: Any, options: Any, exchange: str | None, queue: str) -> None:
+    """SREM ``queue``'s rows from ``exchange``'s binding sets (when given); DEL its lists.
+
+    ``options`` gives ``global_keyprefix``, ``sep`` and ``priority_steps`` (a ControlOptions).
+    """
+    prefix, sep = options.global_keyprefix, options.sep
+    if exchange is not None:
+        table = f"{prefix}_kombu.binding.{exchange}"
+        permanent = f"{prefix}_kombu.binding_permanent.{exchange}"
+        wanted = queue.encode()
+        for key in (table, permanent):
+            rows = [r for r in client.smembers(key) if r.split(sep.encode("latin-1"))[-1] == wanted]
+            if rows:
+                client.srem(key, *rows)
+        if not client.exists(table):
+            # kombu's sweep would drop this deadline later; the table it guards is gone
+            client.zrem(f"{prefix}_kombu.binding_deadlines", exchange)
+    lists = [f"{prefix}{queue}"] + [f"{prefix}{queue}{sep}{step}" for step in options.priority_steps if step]
+    client.delete(*lists)

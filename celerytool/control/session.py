@@ -1,0 +1,281 @@
+"""One remote-control session: a bare Celery app, whom to expect, calls, and clean-up.
+
+Celery's ``broadcast`` waits out its whole timeout unless told how many
+replies to expect.  ``expected()`` reads that from the broker (Redis: the
+workers' own ``celery.pidbox`` bindings; RabbitMQ: the ``*.celery.pidbox``
+queues the management API lists), so a call returns as soon as every
+expected worker answered.  ``close()`` removes what the session created on
+Redis (reply and event lists, their binding rows), also after Ctrl-C.
+RabbitMQ deletes our exclusive reply and event queues when the connection
+closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from celerytool.errors import BrokerUnavailable, CeleryToolError
+from celerytool.urls import BrokerURL
+
+NAMESPACE = "celery"  # Celery's control_exchange default
+PIDBOX_SUFFIX = f".{NAMESPACE}.pidbox"
+REPLY_EXCHANGE = f"reply.{NAMESPACE}.pidbox"
+ACCEPT = ["json", "msgpack", "yaml"]  # never pickle: replies are data, not code
+
+
+@dataclass(frozen=True)
+class ControlOptions:
+    """The broker options the live commands need (kombu's Redis layout, timeouts, the API)."""
+
+    global_keyprefix: str = ""
+    sep: str = "\x06\x16"
+    priority_steps: tuple[int, ...] = (0, 3, 6, 9)
+    connect_timeout: float = 5.0
+    management_url: str | None = None
+
+    @classmethod
+    def of(cls, options: Any) -> ControlOptions:
+        """From any object with these attributes (the CLI passes its BrokerOptions)."""
+        return cls(options.global_keyprefix, options.sep, tuple(options.priority_steps),
+                   options.connect_timeout, options.management_url)
+
+
+class ControlSession:
+    """Talk to workers through ``app.control``; use as a context manager."""
+
+    def __init__(self, url: BrokerURL, options: ControlOptions) -> None:
+        if url.kind not in ("redis", "amqp"):
+            from celerytool.errors import UsageError
+
+            raise UsageError(f"{url.scheme}:// is not a broker URL")
+        self.url = url
+        self.options = options
+        self.warnings: list[str] = []
+        self._event_queues: list[str] = []
+        self._closed = False
+
+    # -- set-up -----------------------------------------------------------------------
+    @cached_property
+    def app(self) -> Any:
+        from celery import Celery
+
+        app = Celery("celerytool", broker=self.url.raw, set_as_current=False)
+        transport: dict[str, Any] = {}
+        if self.url.kind == "redis":
+            if self.options.global_keyprefix:
+                transport["global_keyprefix"] = self.options.global_keyprefix
+            transport["priority_steps"] = list(self.options.priority_steps)
+        app.conf.update(
+            accept_content=ACCEPT,
+            result_accept_content=ACCEPT,
+            task_serializer="json",
+            event_serializer="json",
+            broker_connection_timeout=self.options.connect_timeout,
+            broker_connection_retry=False,
+            broker_connection_max_retries=1,
+            broker_connection_retry_on_startup=False,
+            broker_transport_options=transport,
+            broker_heartbeat=0,
+            enable_utc=True,
+        )
+        return app
+
+    @cached_property
+    def connection(self) -> Any:
+        conn = self.app.connection_for_write()
+        with self.errors("connecting"):
+            conn.ensure_connection(max_retries=0, timeout=self.options.connect_timeout)
+            if self.url.kind == "redis":
+                conn.default_channel.client.ping()  # kombu's Redis connects lazily
+        return conn
+
+    @cached_property
+    def mailbox(self) -> Any:
+        """``app.control``'s mailbox bound once, so every call uses one reply queue."""
+        bound = self.app.control.mailbox(self.connection)
+        # publish on our own connection, not kombu's process-wide producer pool (which
+        # would outlive the session and keep a connection per URL)
+        bound.producer_pool = None
+        return bound
+
+    @cached_property
+    def redis(self) -> Any:
+        """Our own redis-py client (not kombu's): expected workers and clean-up."""
+        from celerytool.clients.redispy import connect
+
+        return connect(self.url.without_alternates(), connect_timeout=self.options.connect_timeout)
+
+    def rkey(self, key: str) -> str:
+        return self.options.global_keyprefix + key
+
+    @contextlib.contextmanager
+    def errors(self, doing: str) -> Iterator[None]:
+        """kombu / redis / amqp failures as one line, exit 69."""
+        try:
+            yield
+        except CeleryToolError:
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            from kombu.exceptions import ContentDisallowed, DecodeError
+
+            if isinstance(exc, (ContentDisallowed, DecodeError)):
+                raise CeleryToolError(f"a worker reply could not be decoded: {exc}") from None
+            reason = str(exc) or type(exc).__name__
+            raise BrokerUnavailable(self.url.scrub(
+                f"{doing} {self.url.redacted()} failed: {reason}")) from None
+
+    # -- whom to expect ---------------------------------------------------------------
+    @cached_property
+    def expected(self) -> list[str] | None:
+        """Names of the workers bound to the control exchange, or None when unknown."""
+        if self.url.kind == "redis":
+            from celerytool.clients.redispy import redis_errors
+
+            with redis_errors(self.url, "Redis broker"):
+                rows = self.redis.smembers(self.rkey(f"_kombu.binding.{NAMESPACE}.pidbox"))
+            sep = self.options.sep.encode("latin-1")
+            names = set()
+            for row in rows:
+                queue = row.split(sep)[-1].decode("utf-8", "replace")
+                if queue.endswith(PIDBOX_SUFFIX):
+                    names.add(queue[: -len(PIDBOX_SUFFIX)])
+            return sorted(names)
+        if self.url.kind == "amqp":
+            from celerytool.clients.management import ManagementAPI, ManagementError
+
+            api = ManagementAPI.for_broker(self.url.without_alternates(), self.options.management_url,
+                                           self.options.connect_timeout)
+            try:
+                queues = api.queues(self.url.vhost)
+            except ManagementError as exc:
+                self.warnings.append(f"management API at {api} did not answer ({exc}): "
+                                     "waiting the whole timeout for replies")
+                return None
+            return sorted(q["name"][: -len(PIDBOX_SUFFIX)] for q in queues
+                          if q.get("name", "").endswith(PIDBOX_SUFFIX)
+                          and not q["name"].endswith("." + REPLY_EXCHANGE))
+        return None
+
+    # -- calls ------------------------------------------------------------------------
+    def call(self, command: str, arguments: dict[str, Any] | None = None,
+             destination: list[str] | None = None, timeout: float = 1.0,
+             limit: int | None = None) -> dict[str, Any]:
+        """``{worker: reply}`` from the workers that answered within ``timeout``.
+
+        Without ``destination`` or ``limit``, the expected workers set the
+        limit; with neither known, Celery waits the whole timeout.
+        """
+        if destination is not None and not destination:
+            return {}
+        mailbox = self.mailbox  # connect first: an unreachable broker is the error to report
+        if limit is None and destination is None and self.expected:
+            limit = len(self.expected)
+        timeout = max(timeout, 0.01)
+        with self.errors(f"{command} on"):
+            if destination:  # kombu expects exactly len(destination) replies
+                replies = mailbox.call(destination, command, arguments or {}, timeout=timeout)
+            else:
+                replies = mailbox.multi_call(command, arguments or {}, timeout=timeout, limit=limit)
+        out: dict[str, Any] = {}
+        for reply in replies or []:
+            if isinstance(reply, dict):
+                out.update(reply)
+        return out
+
+    def cast(self, command: str, arguments: dict[str, Any] | None = None,
+             destination: list[str] | None = None) -> None:
+        """Send a command without waiting for replies."""
+        mailbox = self.mailbox
+        with self.errors(f"{command} on"):
+            if destination:
+                mailbox.cast(destination, command, arguments or {})
+            else:
+                mailbox.abcast(command, arguments or {})
+
+    def ping(self, timeout: float, wait_for: int | None = None) -> tuple[list[str], float]:
+        """Workers answering a ping; with ``wait_for``, retry until that many or ``timeout``.
+
+        Returns the names and the seconds spent.
+        """
+        start = time.monotonic()
+        deadline = start + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if wait_for is not None:
+                # ask again at least every second: new workers bind as they start
+                self.__dict__.pop("expected", None)
+            per_call = remaining if wait_for is None else min(max(remaining, 0.01), 1.0)
+            names = sorted(self.call("ping", timeout=per_call))
+            if wait_for is None or len(names) >= wait_for or time.monotonic() >= deadline - 0.05:
+                return names, time.monotonic() - start
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    def register_event_queue(self, name: str) -> None:
+        self._event_queues.append(name)
+
+    # -- clean-up ---------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with _sigint_deferred():
+            try:
+                if self.url.kind == "redis" and "app" in self.__dict__:
+                    self._redis_cleanup()
+            finally:
+                if "connection" in self.__dict__:
+                    with contextlib.suppress(Exception):
+                        self.connection.release()
+                if "app" in self.__dict__:
+                    self.app.close()
+                if "redis" in self.__dict__:
+                    with contextlib.suppress(Exception):
+                        self.redis.close()
+
+    def _redis_cleanup(self) -> None:
+        from celerytool.control.hygiene import drop_redis_queue
+
+        targets = []
+        if "mailbox" in self.__dict__:
+            targets.append((REPLY_EXCHANGE, self.mailbox.reply_queue.name))
+        targets += [(self.app.conf.event_exchange, name) for name in self._event_queues]
+        try:
+            for exchange, queue in targets:
+                drop_redis_queue(self.redis, self.options, exchange, queue)
+        except Exception as exc:  # the broker went away: say what may be left
+            self.warnings.append(f"could not remove {', '.join(q for _, q in targets)}: {exc}")
+
+    def __enter__(self) -> ControlSession:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Ctrl-C during clean-up waits until the clean-up is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    asked: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: asked.append(signum))
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if asked:
+            raise KeyboardInterrupt

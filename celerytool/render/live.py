@@ -1,0 +1,97 @@
+"""Tables and lines for the live commands: workers, inspect, revoke, events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+
+def write_live(records: Iterable[Any], kind: str, out: TextIO) -> int:
+    """Tables of the kinds that have no fixed columns: ``worker-value`` and ``top``."""
+    rows = list(records)
+    if kind == "top":
+        from rich.console import Console
+
+        from celerytool.render.top import screen
+
+        for snap in rows:
+            Console(file=out, width=None if out.isatty() else 120).print(screen(snap, hint=""))
+        return len(rows)
+    return write_values(rows, out)
+
+
+def write_values(rows: list[Any], out: TextIO) -> int:
+    """WorkerValue rows: one table when every value is flat (registered, revoked,
+    active-queues), else key / value lines per worker (stats, conf)."""
+    from celerytool.render.layout import colours
+    from celerytool.render.table import Column, Kind, chunk_text, terminal_width
+
+    data = [r.to_json() if hasattr(r, "to_json") else r for r in rows]
+    if not data:
+        return 0
+    if all(not isinstance(v, (dict, list)) for d in data for v in d.values()):
+        keys = list(dict.fromkeys(k for d in data for k in d))
+        kind = Kind(tuple(Column(k, (lambda d, k=k: "" if d.get(k) is None else str(d[k])), cut_to=8,
+                                 cut_first=k not in ("worker", "id", "task")) for k in keys))
+        out.write(chunk_text(data, kind, terminal_width(out), full_ids=True, styled=colours(out)))
+        out.flush()
+        return len(data)
+    from celerytool.render.results import write_records
+
+    return write_records(data, "worker-value", out)
+
+
+# -- events ----------------------------------------------------------------------------
+def event_line(event: dict[str, Any]) -> str:
+    """One readable line for a terminal."""
+    from datetime import datetime
+
+    ts = event.get("timestamp")
+    when = datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3] if isinstance(ts, (int, float)) else "--"
+    kind = str(event.get("type", "?"))
+    host = event.get("hostname") or ""
+    if kind.startswith("task-"):
+        name = event.get("name") or ""
+        detail = ""
+        if kind == "task-failed":
+            detail = f" {event.get('exception', '')}"
+        elif kind == "task-succeeded":
+            runtime = event.get("runtime")
+            detail = f" in {runtime:.3f}s" if isinstance(runtime, (int, float)) else ""
+        elif kind in ("task-received", "task-sent"):
+            detail = f" args={event.get('args', '')} kwargs={event.get('kwargs', '')}"
+        elif kind == "task-retried":
+            detail = f" {event.get('exception', '')}"
+        elif kind == "task-revoked":
+            detail = " terminated" if event.get("terminated") else ""
+        return f"{when} {kind:<15} {event.get('uuid', '')} {name}{detail} [{host}]".rstrip()
+    return f"{when} {kind:<15} {host}"
+
+
+class EventWriter:
+    """Events to ``out`` as they come: NDJSON lines, a JSON array, or readable lines."""
+
+    def __init__(self, fmt: str, out: TextIO) -> None:
+        self.fmt, self.out = fmt, out
+        self.count = 0
+        if fmt == "json":
+            out.write("[")
+
+    def write(self, event: dict[str, Any]) -> None:
+        from celerytool import json_records as jsonio
+
+        if self.fmt == "ndjson":
+            self.out.write(jsonio.dumps(event) + "\n")
+        elif self.fmt == "json":
+            self.out.write(("\n" if self.count == 0 else ",\n") + jsonio.dumps(event))
+        else:
+            self.out.write(event_line(event) + "\n")
+        self.count += 1
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.count else "]\n")
+        self.out.flush()

@@ -1,0 +1,70 @@
+"""The ``top`` screen: a rich renderable made from a ``TopSnapshot``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int], width: int = 40) -> str:
+    values = values[-width:]
+    if not values:
+        return ""
+    top = max(values)
+    if top <= 0:
+        return BARS[0] * len(values)
+    return "".join(BARS[min(len(BARS) - 1, int(v * (len(BARS) - 1) / top + 0.5))] for v in values)
+
+
+def _rate(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+def screen(snap: Any, *, hint: str = "q or Ctrl-C quits") -> Any:
+    """The whole screen: header, queues, workers, latest failures."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    header = Text.assemble(("celerytool top", "bold"), "  ", snap.broker, "  ", snap.taken_at[11:19],
+                           " UTC  ", (hint, "dim"))
+    queues = Table(title="queues", title_justify="left", title_style="bold", box=None,
+                   header_style="bold dim", expand=True)
+    queues.add_column("queue", no_wrap=True)
+    queues.add_column("messages", justify="right")
+    queues.add_column("change/s", justify="right")
+    queues.add_column("consumers", justify="right")
+    queues.add_column("last minutes", no_wrap=True, ratio=1)
+    for q in snap.queues:
+        queues.add_row(q.name, str(q.messages), _rate(q.change_per_s, signed=True),
+                       "" if q.consumers is None else str(q.consumers), Text(sparkline(q.history), "cyan"))
+    if not snap.queues:
+        queues.add_row(Text("no queues", "dim"), "", "", "", "")
+
+    workers = Table(title="workers", title_justify="left", title_style="bold", box=None,
+                    header_style="bold dim", expand=True)
+    for name, justify in (("worker", "left"), ("status", "left"), ("active", "right"),
+                          ("tasks/s", "right"), ("from", "left"), ("processed", "right"),
+                          ("concurrency", "right"), ("queues", "left")):
+        workers.add_column(name, justify=justify, no_wrap=name == "worker")
+    for w in snap.workers:
+        workers.add_row(w.name, Text(w.status, "green" if w.status == "online" else "red"),
+                        "" if w.active is None else str(w.active), _rate(w.tasks_per_s),
+                        w.rate_from or "", "" if w.processed is None else str(w.processed),
+                        "" if w.concurrency is None else str(w.concurrency), ",".join(w.queues))
+    if not snap.workers:
+        workers.add_row(Text("no worker answered", "red"), "", "", "", "", "", "", "")
+
+    failures = Table(title="latest failures" + ("" if snap.events_seen else
+                     "  (from task events: none seen; start workers with -E or use --enable)"),
+                     title_justify="left", title_style="bold", box=None, header_style="bold dim",
+                     expand=True)
+    for name in ("time", "task", "id", "worker", "exception"):
+        failures.add_column(name, no_wrap=name in ("time", "id"), overflow="ellipsis")
+    for f in snap.failures:
+        failures.add_row((f.time or "")[11:19], f.task or "", f.id or "", f.worker or "",
+                         Text(f.exception or "", "red"))
+    return Group(header, Text(""), queues, Text(""), workers, Text(""), failures)

@@ -1,0 +1,82 @@
+"""workers, inspect, events, revoke, top on RabbitMQ against a real worker, in a vhost of our own.
+
+Whom to expect comes from the management API (the worker's *.celery.pidbox
+queue), and every command must leave the vhost's queue list as it was: the
+reply and event queues are exclusive, gone with our connection.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from conftest import make_app
+from services import new_vhost, start_redis, wait_for
+from workers import start_worker
+
+
+@pytest.fixture(scope="module")
+def rabbit(tmp_path_factory):
+    vhost = new_vhost("celerytool-live")
+    server = start_redis(tmp_path_factory.mktemp("live-amqp-redis"))
+    worker = None
+    try:
+        worker = start_worker(vhost.url(), tmp_path_factory.mktemp("live-amqp-worker"), queues="qa",
+                              pool="threads", concurrency=2, events=True, backend_url=server.url(0),
+                              prefix="wr")
+        app = make_app(vhost.url(), backend=server.url(0))
+        yield {"url": vhost.url(), "vhost": vhost, "worker": worker, "app": app}
+        app.close()
+    finally:
+        if worker is not None:
+            worker.stop(wait=5)
+        server.stop()
+        vhost.delete()
+
+
+def queue_names(rabbit):
+    return sorted(rabbit["vhost"].queue_names())
+
+
+@pytest.mark.parametrize("args", [
+    ("workers", "-o", "json"),
+    ("inspect", "active", "-o", "json"),
+    ("inspect", "registered", "-o", "json"),
+    ("top", "--once", "-o", "json"),
+    ("events", "--timeout", "1", "-o", "ndjson"),
+    ("revoke", "no-such-task", "--yes", "-o", "json"),
+])
+def test_commands_leave_the_queue_list_as_it_was(run, rabbit, args):
+    before = queue_names(rabbit)
+    assert f"{rabbit['worker'].name}.celery.pidbox" in before
+    start = time.monotonic()
+    r = run(*args, "-b", rabbit["url"])
+    assert r.exit_code in (0, 124), r
+    if args[0] == "workers":
+        rows = r.json()
+        assert [(w["name"], w["status"], w["queues"], w["concurrency"]) for w in rows] == [
+            (rabbit["worker"].name, "online", ["qa"], 2)]
+        assert time.monotonic() - start < 2.5, "the management API said whom to expect"
+    if args[0] == "revoke":
+        assert r.json()["acknowledged_by"] == [rabbit["worker"].name]
+    # the management API lists a deleted queue for a moment at most
+    wait_for(lambda: queue_names(rabbit) == before, timeout=10)
+
+
+def test_inspect_active_and_events_on_rabbitmq(run, rabbit):
+    app = rabbit["app"]
+    task_id = f"slow-{uuid.uuid4()}"
+    app.send_task("worker_tasks.slow", args=[3], queue="qa", task_id=task_id)
+
+    def active():
+        rows = run("inspect", "active", "-b", rabbit["url"], "-o", "json").json()
+        return [t for t in rows if t["id"] == task_id]
+
+    rows = wait_for(active, timeout=15)
+    assert rows[0]["args"] == [3] and rows[0]["worker"] == rabbit["worker"].name
+    r = run("events", "-b", rabbit["url"], "--type", "task-succeeded", "-n", "1", "--timeout", "15",
+            "-o", "ndjson")
+    assert r.exit_code == 0, r
+    assert r.ndjson()[0]["uuid"] == task_id
