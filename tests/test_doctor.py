@@ -65,7 +65,7 @@ class _Group:
 @pytest.fixture(scope="module")
 def dirty(redis_server, tmp_path_factory):
     """A database where Celery did what the findings describe; the worker ends with SIGKILL."""
-    url = clean_db_url(redis_server, 5)
+    url = clean_db_url(redis_server, 13)  # a db no other test sends to: kombu declares once per URL
     client = redis.Redis.from_url(url)
     worker = start_worker(url, tmp_path_factory.mktemp("doctor-worker"))
     app = make_app(url)
@@ -214,7 +214,7 @@ def test_doctor_fixes_each_finding_exactly(run, dirty):
 
 
 def test_doctor_clean_database_has_no_findings(run, redis_server, tmp_path_factory):
-    url = clean_db_url(redis_server, 6)
+    url = clean_db_url(redis_server, 14)
     worker = start_worker(url, tmp_path_factory.mktemp("doctor-clean"))
     app = make_app(url)
     try:
