@@ -39,19 +39,6 @@ def _classes(report):
     return {c["class"]: c for c in report["classes"]}
 
 
-def _store_meta(app, task_id, state, result, *, age=0.0, name=None):
-    """What Celery's backend stores for a task, with date_done ``age`` seconds ago."""
-    import datetime as dt
-
-    backend = app.backend
-    meta = backend._get_result_meta(result=result, state=state, traceback=None, request=None)
-    meta["date_done"] = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=age)).isoformat()
-    if name:
-        meta["name"] = name
-    meta["task_id"] = task_id
-    backend.set(backend.get_key_for_task(task_id), backend.encode(meta))
-
-
 class _Group:
     """A GroupResult's tuple form, without AsyncResults."""
 

@@ -6,8 +6,7 @@ import click
 
 from celerytool.cli.options import with_app
 from celerytool.cli.results import Duration
-
-FIX_NAMES = ("results-without-ttl", "reply-lists", "orphan-bindings", "stale-unacked", "stuck-mutex")
+from celerytool.housekeeping.fixes import FIXES as FIX_NAMES
 
 
 @click.command("doctor")

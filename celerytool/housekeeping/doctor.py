@@ -69,6 +69,14 @@ class ClassStats:
     memory_measured: int = 0  # their bytes
     oldest_date_done: str | None = None
 
+    def add(self, ttl: int) -> None:
+        """One more key of this class, with its PTTL (negative: none)."""
+        self.count += 1
+        if ttl < 0:
+            self.ttl_none += 1
+        else:
+            self.ttls.append(ttl)
+
     def to_json(self) -> dict[str, Any]:
         ttls = sorted(self.ttls)
         exact = self.memory_sampled >= self.count
@@ -191,11 +199,7 @@ class Doctor:
             if ttl == -2:  # gone between SCAN and the script
                 continue
             s = stats[layout.by_name(key) or "other"]
-            s.count += 1
-            if ttl < 0:
-                s.ttl_none += 1
-            else:
-                s.ttls.append(ttl)
+            s.add(ttl)
             if date_done:
                 text = date_done.split(b'"', 1)[0].decode("utf-8", "replace")
                 if s.oldest_date_done is None or text < s.oldest_date_done:
@@ -224,11 +228,7 @@ class Doctor:
             elif cls == "binding":
                 self.binding_keys.append(key)
             s = stats[cls]
-            s.count += 1
-            if ttl < 0:
-                s.ttl_none += 1
-            else:
-                s.ttls.append(ttl)
+            s.add(ttl)
             if type_ == b"list":
                 s.memory_sampled += 1
                 s.memory_measured += max(0, memory)
@@ -272,11 +272,7 @@ class Doctor:
                     ("queue" if self.layout.split_priority(key[len(self.layout.prefix):])[1] == 0
                      else "queue_priority")
                 s = self.stats[cls]
-                s.count += 1
-                if ttl < 0:
-                    s.ttl_none += 1
-                else:
-                    s.ttls.append(ttl)
+                s.add(ttl)
                 s.memory_sampled += 1
                 s.memory_measured += max(0, memory)
 
