@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from celerytool.errors import UsageError
 
-REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "unix"}
+REDIS_SCHEMES = {"redis", "rediss", "redis+socket", "unix", "sentinel"}
 AMQP_SCHEMES = {"amqp", "amqps", "pyamqp"}
 RPC_SCHEMES = {"rpc"}
 # Celery's database backend is ``db+<SQLAlchemy URL>``; ``django-db+<URL>`` is celerytool's
@@ -37,6 +37,12 @@ class BrokerURL:
     socket_path: str | None = None
     query: dict[str, str] = field(default_factory=dict)
     alternates: tuple[BrokerURL, ...] = ()  # failover hosts after this one
+    master_name: str | None = None  # sentinel://: the name the sentinels know the master by
+    sentinel_password: str | None = None  # sentinel://: AUTH for the sentinels themselves
+
+    @property
+    def is_sentinel(self) -> bool:
+        return self.scheme == "sentinel"
 
     @property
     def tls(self) -> bool:
@@ -60,34 +66,66 @@ class BrokerURL:
         return replace(self, alternates=())
 
     def scrub(self, text: str) -> str:
-        """Remove every password this URL carries from ``text``."""
+        """Remove every password this URL carries from ``text``; user names stay (``user:***@``)."""
+        secrets: set[str] = set()
         for u in (self, *self.alternates):
-            if u.password:
-                text = text.replace(u.password, MASK)
-                text = text.replace(quote(u.password, safe=""), MASK)
-        return text
+            for secret in (u.password, u.sentinel_password):
+                if secret:
+                    secrets.update((secret, quote(secret, safe="")))
+        return redact_text(text, sorted(secrets, key=len, reverse=True))  # "pw" must not eat into "spw"
 
 
 def _redact_one(u: BrokerURL) -> str:
     return _strip_inline_password(u.raw)
 
 
-_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:@/]*):(?P<pw>[^@]*)@")
+# scheme://user:password@ up to the LAST '@': an unencoded '@', '/', '?' or '#' in a
+# password must not leave its tail visible (over-masking a query with '@' is the price)
+_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/?#\s]*):(?P<pw>.*)@", re.S)
+_QUERY_PASSWORD = re.compile(r"(?i)([?&;](?:sentinel_)?password=)[^&;]*")
+# a URL in free text ends before whitespace and the punctuation that follows it in a sentence
+_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://\S+?(?=[:,.;)'\"]*(?:\s|$))")
 
 
 def _strip_inline_password(raw: str) -> str:
     raw = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", raw)
-    # ?password=... in the query string
-    return re.sub(r"(?i)([?&]password=)[^&]*", rf"\g<1>{MASK}", raw)
+    return _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", raw)
 
 
-def redact_text(text: str) -> str:
-    """Mask passwords of every URL found inside free text (error messages)."""
-    return re.sub(
-        r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^:@/\s]*):([^@\s]*)@",
-        rf"\1:{MASK}@",
-        text,
-    )
+def _mask(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _mask_url(token: str, secrets: list[str]) -> str:
+    token = _strip_inline_password(token)
+    head = _USERINFO.match(token)
+    if head is None:
+        return _mask(token, secrets)
+    return head.group() + _mask(token[head.end():], secrets)  # the user name is shown
+
+
+def redact_text(text: str, secrets: list[str] | None = None) -> str:
+    """Mask the passwords of every URL inside free text (error messages), as ``user:***@``;
+    also every occurrence of ``secrets`` outside the user names."""
+    secrets = secrets or []
+    out, last = [], 0
+    for m in _URL_IN_TEXT.finditer(text):
+        out.append(_mask(text[last:m.start()], secrets))
+        out.append(_mask_url(m.group(), secrets))
+        last = m.end()
+    out.append(_mask(text[last:], secrets))
+    return "".join(out)
+
+
+def _check_host(host: str, shown: str) -> None:
+    # what the resolver would refuse later with a UnicodeError
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise UsageError(f"host name in {shown!r} is not valid: each dot-separated part must be "
+                         "1 to 63 characters (253 in all)") from None
 
 
 def parse_url(raw: str) -> BrokerURL:
@@ -100,6 +138,12 @@ def parse_url(raw: str) -> BrokerURL:
     first = parsed[0]
     if any(p.kind != first.kind for p in parsed[1:]):
         raise UsageError(f"failover URLs mix broker kinds: {_strip_inline_password(raw)}")
+    if any(p.is_sentinel != first.is_sentinel for p in parsed[1:]):
+        raise UsageError(f"sentinel:// and other URLs mixed: {_strip_inline_password(raw)}")
+    if first.is_sentinel:  # ?master_name=... may end the list, so it sits on the last piece
+        query = {k: v for p in parsed for k, v in p.query.items()}
+        first = replace(first, query=query, **{k: next((getattr(p, k) for p in parsed if getattr(p, k)), None)
+                                               for k in ("master_name", "sentinel_password")})
     return replace(first, alternates=tuple(parsed[1:]))
 
 
@@ -125,20 +169,23 @@ def _parse_single(raw: str) -> BrokerURL:
     else:
         raise UsageError(
             f"unsupported URL scheme {scheme!r} in {shown!r} "
-            "(use redis://, rediss://, redis+socket://, amqp://, amqps://, pyamqp://, "
+            "(use redis://, rediss://, redis+socket://, sentinel://, amqp://, amqps://, pyamqp://, "
             "db+postgresql://, db+mysql://, db+sqlite:/// or django-db+postgresql://)"
         )
     try:
         parts = urlsplit(raw)
         port = parts.port
-    except ValueError as exc:
-        raise UsageError(f"malformed URL {shown!r}: {exc}") from None
+    except ValueError as exc:  # its text can hold part of a password: never shown
+        what = "the [IPv6] host is not valid" if "IPv6" in str(exc) else "the port is not a number from 0 to 65535"
+        raise UsageError(f"malformed URL {shown!r}: {what} (percent-encode '@', ':', '/', '?' "
+                         "and '#' in a user name or password, e.g. %40 for '@')") from None
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     if "password" in query and password is None:
         password = query["password"]
     host = parts.hostname or "localhost"
+    _check_host(host, shown)
     path = unquote(parts.path or "")
 
     if kind == "redis":
@@ -154,17 +201,20 @@ def _parse_single(raw: str) -> BrokerURL:
         if not db_text.isdigit():
             raise UsageError(f"Redis database must be a number, not {db_text!r} in {shown!r}")
         db = int(db_text)
+        sentinel = scheme == "sentinel"
         return BrokerURL(
             raw=raw,
             scheme=scheme,
             kind=kind,
             host=host,
-            port=port or 6379,
+            port=port or (26379 if sentinel else 6379),
             username=username,
             password=password,
             db=db,
             socket_path=socket_path,
             query=query,
+            master_name=(query.get("master_name") or None) if sentinel else None,
+            sentinel_password=(query.get("sentinel_password") or None) if sentinel else None,
         )
     if kind == "amqp":
         vhost = path[1:] if path.startswith("/") else path

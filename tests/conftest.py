@@ -15,8 +15,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from services import start_redis  # noqa: E402
 
 os.environ.setdefault("C_FORCE_ROOT", "1")
-for var in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERYTOOL_OUTPUT"):
+for var in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERYTOOL_OUTPUT", "CELERYTOOL_PROFILE",
+            "CELERYTOOL_MASTER_NAME", "CELERYTOOL_SENTINEL_PASSWORD"):
     os.environ.pop(var, None)
+# no profile of the person running the tests applies (tests that want one set their own)
+os.environ["CELERYTOOL_CONFIG"] = os.path.join(os.path.dirname(__file__), "no-such-config.toml")
 
 
 @pytest.fixture(scope="session")

@@ -196,3 +196,124 @@ def wait_for(check, timeout: float = 20.0, every: float = 0.1):
             return last
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout} s (last value {last!r})")
+
+
+# --- Redis Sentinel -------------------------------------------------------------------
+
+
+@dataclass
+class SentinelSet:
+    """A master, one replica and sentinels watching them (all private, on free ports)."""
+
+    master: RedisServer
+    replica: RedisServer
+    sentinels: list[RedisServer]
+    name: str
+    password: str | None = None
+    sentinel_password: str | None = None
+
+    def url(self, db: int = 0, master_name: bool = True) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        parts = [f"sentinel://{auth if i == 0 else ''}127.0.0.1:{s.port}/{db}"
+                 for i, s in enumerate(self.sentinels)]
+        text = ";".join(parts)
+        return text + (f"?master_name={self.name}" if master_name else "")
+
+    def ask(self, *args: str):
+        """One command to the first sentinel that answers (redis-py, independent of celerytool)."""
+        import redis
+
+        last = None
+        for s in self.sentinels:
+            client = redis.Redis(port=s.port, socket_timeout=5, decode_responses=True,
+                                 password=self.sentinel_password)
+            try:
+                return client.execute_command(*args)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                last = exc
+            finally:
+                client.close()
+        raise RuntimeError(f"no sentinel answered: {last}")
+
+    def master_port(self) -> int:
+        return int(self.ask("SENTINEL", "get-master-addr-by-name", self.name)[1])
+
+    def master_client(self, db: int = 0):
+        import redis
+
+        return redis.Redis(port=self.master_port(), db=db, password=self.password, socket_timeout=10)
+
+    def wait_synced(self, timeout: float = 60.0) -> None:
+        """Until the sentinels see the replica and the replica's link to the master is up."""
+        import redis
+
+        def ready() -> bool:
+            replicas = self.ask("SENTINEL", "replicas", self.name)
+            if not replicas or any("down" in r["flags"] or "disconnected" in r["flags"]
+                                   for r in replicas):
+                return False
+            master = self.master_port()
+            for server in (self.master, self.replica):
+                info = redis.Redis(port=server.port, password=self.password).info("replication")
+                if server.port == master:
+                    if info["role"] != "master" or info["connected_slaves"] < 1:
+                        return False
+                elif info["role"] != "slave" or info.get("master_link_status") != "up" \
+                        or info.get("master_port") != master:
+                    return False
+            return True
+
+        wait_for(ready, timeout, 0.2)
+
+    def failover(self, old: int | None = None, timeout: float = 30.0) -> int:
+        """SENTINEL FAILOVER; return the new master's port once the sentinels name it."""
+        import redis
+
+        old = old or self.master_port()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.ask("SENTINEL", "FAILOVER", self.name)
+                break
+            except redis.ResponseError:  # INPROG / NOGOODSLAVE: a replica not ready yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        return wait_for(lambda: (p := self.master_port()) != old and p, timeout, 0.1)
+
+    def stop(self) -> None:
+        for s in (*self.sentinels, self.replica, self.master):
+            s.stop()
+
+
+def start_sentinel_set(data_dir: Path, name: str = "celerytool-test", sentinels: int = 2,
+                       password: str | None = None, sentinel_password: str | None = None) -> SentinelSet:
+    auth: tuple[str, ...] = ("--requirepass", password, "--masterauth", password) if password else ()
+    master = start_redis(data_dir / "master", extra=auth)
+    replica = start_redis(data_dir / "replica",
+                          extra=(*auth, "--replicaof", "127.0.0.1", str(master.port)))
+    watchers: list[RedisServer] = []
+    for i in range(sentinels):
+        port = free_port()
+        conf = data_dir / f"sentinel{i}" / "sentinel.conf"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"port {port}", "bind 127.0.0.1", f"dir {conf.parent}",
+                 f"sentinel monitor {name} 127.0.0.1 {master.port} 1",
+                 # failovers in the tests are asked for (SENTINEL FAILOVER): a master paused
+                 # by a test (CLIENT PAUSE) must not be failed over on its own meanwhile
+                 f"sentinel down-after-milliseconds {name} 30000",
+                 f"sentinel failover-timeout {name} 10000",
+                 f"sentinel parallel-syncs {name} 1"]
+        if password:
+            lines.append(f"sentinel auth-pass {name} {password}")
+        if sentinel_password:
+            lines.append(f"requirepass {sentinel_password}")
+            lines.append(f"sentinel sentinel-pass {sentinel_password}")
+        conf.write_text("\n".join(lines) + "\n")
+        proc = subprocess.Popen(
+            [redis_server_binary(), str(conf), "--sentinel", "--daemonize", "no",
+             "--logfile", str(conf.parent / "sentinel.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port("127.0.0.1", port, 20, "redis sentinel")
+        watchers.append(RedisServer(port, proc, conf.parent))
+    return SentinelSet(master, replica, watchers, name, password, sentinel_password)

@@ -111,7 +111,7 @@ def test_export_purge_import_round_trip(run, amqp_url, pika_channel, tmp_path):
     assert snapshot(amqp_url, "celery") == before  # export alone changes nothing
     assert run("purge", "celery", "-b", amqp_url, "-y").exit_code == 0
     assert depth(pika_channel, "celery") == 0
-    r = run("import", out, "celery", "-b", amqp_url, "-o", "json")
+    r = run("import", out, "celery", "-b", amqp_url, "-y", "-o", "json")
     assert r.exit_code == 0, r
     assert r.json()["imported"] == 4
     assert snapshot(amqp_url, "celery") == before
@@ -217,7 +217,7 @@ def test_redis_export_imports_into_rabbitmq(run, redis_url, celery_app, amqp_url
     out = tmp_path / "r.ndjson"
     assert run("export", "celery", "-b", redis_url, "--file", out).exit_code == 0
     pika_channel.queue_declare("celery", durable=True)
-    r = run("import", out, "celery", "-b", amqp_url, "-o", "json")
+    r = run("import", out, "celery", "-b", amqp_url, "-y", "-o", "json")
     assert r.exit_code == 0 and r.json()["imported"] == 4, r
     msgs = run("peek", "celery", "-n", "10", "-b", amqp_url, "-o", "json").json()
     assert [(m["id"], m["task"], m["args"], m["kwargs"]) for m in msgs] == [

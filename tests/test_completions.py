@@ -99,6 +99,16 @@ def test_queue_names_complete_from_the_broker(redis_url, celery_app):
     assert sorted(got) == ["celery", "reindex", "reports"]
 
 
+def test_queue_names_complete_from_a_profile_broker(redis_url, celery_app, tmp_path):
+    celery_app.send_task("tasks.a", queue="reports")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[profiles.work]\nbroker = "{redis_url}"\n')
+    got, err = complete_env("celerytool peek -P work rep", CELERYTOOL_CONFIG=str(config))
+    assert got == ["reports"], err
+    got, _ = complete_env("celerytool peek rep", CELERYTOOL_CONFIG=str(config), CELERYTOOL_PROFILE="work")
+    assert got == ["reports"]
+
+
 def test_queue_completion_is_silent_and_quick_when_the_broker_is_away():
     import time
 

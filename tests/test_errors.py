@@ -170,6 +170,8 @@ def test_compression_bomb_is_capped(run, redis_url, redis_client):
     m = r.json()[0]
     assert "exceeds" in m["error"] and m["id"] == "bomb"
     r = run("peek", "celery", "-b", redis_url, "-o", "json", "--max-size", "64M")
+    assert "holds more than 1048576 values" in r.json()[0]["error"]  # counted, not parsed
+    r = run("peek", "celery", "-b", redis_url, "-o", "json", "--max-size", "1G")  # 16M values
     assert "not [args, kwargs, embed]" in r.json()[0]["error"]  # decoded: a list of 10M zeros
 
 

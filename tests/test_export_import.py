@@ -37,7 +37,7 @@ def test_export_purge_import_round_trip_is_byte_identical(run, redis_url, redis_
     assert snapshot(redis_client) == before  # export alone changes nothing
     assert run("purge", "celery", "-b", redis_url, "-y").exit_code == 0
     assert all(v == [] for v in snapshot(redis_client).values())
-    r = run("import", out, "celery", "-b", redis_url, "-o", "json")
+    r = run("import", out, "celery", "-b", redis_url, "-y", "-o", "json")
     assert r.exit_code == 0, r
     assert r.json()["imported"] == 7
     assert snapshot(redis_client) == before
@@ -59,7 +59,7 @@ def test_import_into_another_queue_points_routing_there(run, redis_url, redis_cl
     celery_app.send_task("tasks.x", (1,))
     out = tmp_path / "x.ndjson"
     run("export", "celery", "-b", redis_url, "--file", out)
-    assert run("import", out, "elsewhere", "-b", redis_url).exit_code == 0
+    assert run("import", out, "elsewhere", "-b", redis_url, "-y").exit_code == 0
     env = json.loads(redis_client.lindex("elsewhere", 0))
     assert env["properties"]["delivery_info"]["routing_key"] == "elsewhere"
     assert env["headers"]["id"] == json.loads(redis_client.lindex("celery", 0))["headers"]["id"]
@@ -120,3 +120,57 @@ def test_legacy_dash_o_names_the_file_with_a_deprecation_line(run, redis_url, ce
     assert r.exit_code == 0, r
     assert "deprecated" in r.stderr and "--file" in r.stderr
     assert json.loads(out.read_text())["id"] == tid
+
+
+def test_export_remove_selects_by_position_among_identical_copies(run, redis_url, redis_client, celery_app,
+                                                                   tmp_path):
+    from msgfactory import push, real_envelope
+
+    g1 = real_envelope(celery_app, redis_client, "tasks.good", (1,))
+    x = real_envelope(celery_app, redis_client, "tasks.x", (2,))
+    push(redis_client, "celery", [g1, x, g1])
+    out = tmp_path / "x.ndjson"
+    r = run("export", "celery", "--task", "tasks.x", "--remove", "-y", "-b", redis_url, "--file", out)
+    assert r.exit_code == 0, r
+    assert [json.loads(line)["task"] for line in out.read_text().splitlines()] == ["tasks.x"]
+    assert all_items(redis_client, "celery") == [g1, g1]
+
+
+def test_import_asks_first_needs_yes_off_a_terminal_and_dry_run_publishes_nothing(run, redis_url, redis_client,
+                                                                                   celery_app, tmp_path):
+    celery_app.send_task("tasks.x", (1,))
+    out = tmp_path / "x.ndjson"
+    run("export", "celery", "-b", redis_url, "--file", out)
+    r = run("import", out, "other", "-b", redis_url)
+    assert r.exit_code == 2 and "--yes" in r.stderr, r
+    r = run("import", out, "other", "-b", redis_url, "--dry-run", "-o", "json")
+    assert r.exit_code == 0 and r.json()["dry_run"] is True, r
+    assert redis_client.llen("other") == 0
+    assert answer_on_a_terminal(["import", out, "other", "-b", redis_url], "n\n") != 0
+    assert redis_client.llen("other") == 0
+    assert answer_on_a_terminal(["import", out, "other", "-b", redis_url], "y\n") == 0
+    assert redis_client.llen("other") == 1
+
+
+def answer_on_a_terminal(args, answer: str) -> int:
+    """Run the CLI with stdin and stderr on a pseudo-terminal and type ``answer`` at the prompt."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    primary, secondary = os.openpty()
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "celerytool", *map(str, args)], stdin=secondary,
+                            stdout=subprocess.DEVNULL, stderr=secondary, env={**os.environ, "PYTHONPATH": str(root)})
+    os.close(secondary)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"[y/N]" not in seen and time.monotonic() < deadline:
+        seen += os.read(primary, 1024)
+    assert b"Publish 1 message(s)" in seen, seen
+    os.write(primary, answer.encode())
+    code = proc.wait(timeout=30)
+    os.close(primary)
+    return code

@@ -89,3 +89,13 @@ def test_kill_9_during_a_move_loses_and_duplicates_nothing(redis_url, redis_clie
     seen = Counter(ids_of(src) + ids_of(dst))
     assert seen == expected  # every message exactly once across the two queues
     assert set(ids_of(dst)) <= {t for t, _ in b}
+
+
+def test_move_selects_by_position_among_identical_copies(run, redis_url, redis_client, celery_app):
+    g1 = real_envelope(celery_app, redis_client, "tasks.good", (1,))
+    x = real_envelope(celery_app, redis_client, "tasks.x", (2,))
+    push(redis_client, "celery", [g1, x, g1])
+    r = run("move", "celery", "slow", "--task", "tasks.x", "--keep-routing", "-b", redis_url, "-y", "-o", "json")
+    assert r.exit_code == 0, r
+    assert r.json()["moved"] == 1, r
+    assert all_items(redis_client, "celery") == [g1, g1] and all_items(redis_client, "slow") == [x]

@@ -160,3 +160,36 @@ def test_ctrl_c_stops_between_batches_and_restores_order(redis_url, redis_client
     gone = set(bad) - set(ids_of(left))
     assert len(gone) == result["removed"]
     assert left == [raw for raw in before if ids_of([raw])[0] not in gone]  # order as before
+
+
+def test_selected_purge_by_position_among_identical_copies(run, redis_url, redis_client, celery_app):
+    # G1, X, G1: the same bytes twice around a match (a message published twice)
+    g1 = real_envelope(celery_app, redis_client, "tasks.good", (1,))
+    x = real_envelope(celery_app, redis_client, "tasks.x", (2,))
+    push(redis_client, "celery", [g1, x, g1])
+    r = run("purge", "celery", "-b", redis_url, "--task", "tasks.x", "-y", "-o", "json")
+    assert r.exit_code == 0, r
+    assert r.json()["removed"] == 1 and "vanished" not in r.json(), r
+    assert all_items(redis_client, "celery") == [g1, g1]
+
+
+def test_selected_purge_past_a_window_of_identical_copies(run, redis_url, redis_client, celery_app):
+    # more identical copies than one batch holds: the walk must not take them for its own kept ones
+    g1 = real_envelope(celery_app, redis_client, "tasks.good", (1,))
+    xs = [raw for _, raw in clones(real_envelope(celery_app, redis_client, "tasks.x", (2,)), 3)]
+    before = [g1] * 1500 + [xs[0]] + [g1] * 1200 + [xs[1]] + [g1] * 10 + [xs[2], xs[2]]
+    push(redis_client, "celery", before)
+    r = run("purge", "celery", "-b", redis_url, "--task", "tasks.x", "-y", "-o", "json")
+    assert r.exit_code == 0, r
+    assert r.json()["removed"] == 4, r
+    assert all_items(redis_client, "celery") == [g1] * 2710
+
+
+def test_limit_among_identical_copies_restores_order(run, redis_url, redis_client, celery_app):
+    g1 = real_envelope(celery_app, redis_client, "tasks.good", (1,))
+    xs = [raw for _, raw in clones(real_envelope(celery_app, redis_client, "tasks.x", (2,)), 2)]
+    h = real_envelope(celery_app, redis_client, "tasks.other", (3,))
+    push(redis_client, "celery", [g1, xs[0], g1] * 700 + [xs[1], g1, h, g1])
+    r = run("purge", "celery", "-b", redis_url, "--task", "tasks.x", "--limit", "1", "-y", "-o", "json")
+    assert r.json()["removed"] == 1, r
+    assert all_items(redis_client, "celery") == [g1, g1] + [g1, xs[0], g1] * 699 + [xs[1], g1, h, g1]

@@ -47,7 +47,7 @@ def write_commands(export_file, tmp_path):
         "purge selected": (["purge", "celery", "--task", "tasks.a", "-y"], True),
         "move": (["move", "celery", "other", "--task", "tasks.a", "-y"], True),
         "export --remove": (["export", "celery", "--remove", "-y", "--file", good], True),
-        "import": (["import", export_file, "celery"], False),
+        "import": (["import", export_file, "celery", "-y"], False),
     }
 
 

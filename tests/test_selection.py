@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from celerytool.errors import ExitCode, UsageError
-from celerytool.selection import Selection, WhereSyntaxError, parse_duration, parse_where
+from celerytool.selection import Selection, parse_duration
+from celerytool.where import WhereSyntaxError, parse_where
 
 MSG = {
     "task": "tasks.add", "id": "abc", "args": [5, "x", [1, 2]], "kwargs": {"name": "bob", "n": 3},

@@ -13,7 +13,6 @@ import pytest
 
 from celerytool.codecs.compression import decompress
 from celerytool.codecs.inert_pickle import inert_loads
-from celerytool.codecs.serializers import check_expansion
 from celerytool.errors import DecodeError, UsageError
 from celerytool.jsonable import to_jsonable
 from celerytool.urls import parse_url
@@ -100,8 +99,8 @@ def test_shared_reference_bomb_is_refused():
         x = [x, x]
     data = pickle.dumps(x, protocol=4)
     assert len(data) < 2000
-    with pytest.raises(DecodeError):
-        check_expansion(inert_loads(data), 2_000_000)
+    with pytest.raises(DecodeError, match="expands to more than"):
+        inert_loads(data)
 
 
 @pytest.mark.parametrize("compress,name", [(zlib.compress, "application/x-gzip"), (bz2.compress, "application/x-bz2"),
@@ -113,3 +112,16 @@ def test_bounded_decompression(compress, name):
         decompress(compress(data), name, 1_000_000)
     with pytest.raises(DecodeError):
         decompress(compress(data)[:-8], name, 10_000_000)
+
+
+def test_sentinel_url_as_celery_writes_it():
+    u = parse_url("sentinel://:m%40ster@h1:26379/3;sentinel://h2/3?master_name=mymaster"
+                  "&sentinel_password=s-pw")
+    assert (u.kind, u.is_sentinel, u.master_name, u.sentinel_password) == ("redis", True, "mymaster", "s-pw")
+    assert (u.host, u.port, u.db, u.password) == ("h1", 26379, 3, "m@ster")
+    assert [(a.host, a.port) for a in u.alternates] == [("h2", 26379)]
+    shown = u.redacted()
+    assert "m%40ster" not in shown and "s-pw" not in shown and "master_name=mymaster" in shown
+    assert u.scrub("auth m@ster s-pw") == "auth *** ***"
+    with pytest.raises(UsageError):
+        parse_url("sentinel://h1:26379/0;redis://h2:6379/0")

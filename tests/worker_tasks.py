@@ -1,6 +1,7 @@
 """The test suite's own Celery tasks, run by a real ``celery worker`` (see workers.py).
 
-Configured from the environment the fixture sets: CT_BROKER_URL, CT_READY_FILE, and
+Configured from the environment the fixture sets: CT_BROKER_URL, CT_READY_FILE,
+CT_TRANSPORT_OPTIONS (JSON: broker and result backend transport options, e.g. Sentinel's), and
 for other result backends CT_RESULT_BACKEND, CT_RESULT_SERIALIZER, CT_RESULT_EXTENDED (0/1),
 CT_TABLE_NAMES (task,group: Celery's database_table_names).
 Tasks that must leave a trace append to the Redis list ``ct:record`` (Redis backend only).
@@ -32,6 +33,9 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )
+if os.environ.get("CT_TRANSPORT_OPTIONS"):
+    app.conf.broker_transport_options = json.loads(os.environ["CT_TRANSPORT_OPTIONS"])
+    app.conf.result_backend_transport_options = json.loads(os.environ["CT_TRANSPORT_OPTIONS"])
 
 
 class CustomError(Exception):

@@ -71,6 +71,14 @@ def engine_url(url: BrokerURL) -> Any:
     return target.set(drivername=f"{backend}+{driver}" if driver else backend)
 
 
+def _after_handshake(reply_timeout: float) -> Any:
+    def raise_timeouts(dbapi_conn: Any, record: Any) -> None:
+        # PyMySQL reads these before every socket read / write; it has no public setter
+        dbapi_conn._read_timeout = dbapi_conn._write_timeout = reply_timeout
+
+    return raise_timeouts
+
+
 class SqlResultBackend:
     def __init__(self, url: BrokerURL, layout: Layout, *, limits: Limits = DEFAULT_LIMITS,
                  connect_timeout: float = 5.0, readonly: bool = True) -> None:
@@ -98,8 +106,14 @@ class SqlResultBackend:
             if target.get_driver_name() in ("psycopg", "psycopg2"):
                 args["options"] = "-c TimeZone=UTC"  # naive bounds compare as UTC, as Celery stores them
         elif backend in ("mysql", "mariadb"):
-            args = {"connect_timeout": timeout}
-        return sa.create_engine(target, connect_args=args, poolclass=sa.pool.NullPool)
+            # PyMySQL reads the server's greeting with read_timeout (None: forever): the first
+            # answer is part of connecting, later replies get the reply timeout (_after_handshake)
+            args = {"connect_timeout": timeout, "read_timeout": self.connect_timeout,
+                    "write_timeout": self.connect_timeout}
+        engine = sa.create_engine(target, connect_args=args, poolclass=sa.pool.NullPool)
+        if backend in ("mysql", "mariadb") and target.get_driver_name() == "pymysql":
+            sa.event.listen(engine, "connect", _after_handshake(max(10.0, 2 * self.connect_timeout)))
+        return engine
 
     def _sqlite_creator(self, target: Any) -> Any:
         import sqlite3

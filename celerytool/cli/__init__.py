@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("celerytool.cli.doctor", "What uses a Celery Redis, what is wrong, and the fix (exit 1 if any)."),
     "forget": ("celerytool.cli.forget", "Delete stored results by id, state, task or age."),
     "expire": ("celerytool.cli.expire", "Set a TTL on stored results (e.g. those stored without one)."),
+    "profiles": ("celerytool.cli.profiles", "List connection profiles and where each setting comes from."),
 }
 
 
@@ -73,12 +74,13 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; turn expected failures into one line and an exit code."""
         from celerytool.errors import CeleryToolError, ExitCode
+        from celerytool.render.escape import printable_lines
         from celerytool.urls import redact_text
 
         try:
             rv = super().invoke(ctx)
         except CeleryToolError as exc:
-            click.echo(f"celerytool: error: {redact_text(exc.message)}", err=True)
+            click.echo(f"celerytool: error: {printable_lines(redact_text(exc.message))}", err=True)
             ctx.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("celerytool: interrupted", err=True)
@@ -94,7 +96,7 @@ class LazyGroup(click.Group):
             if os.environ.get("CELERYTOOL_DEBUG"):
                 raise
             click.echo(
-                f"celerytool: internal error: {type(exc).__name__}: {redact_text(str(exc))} "
+                f"celerytool: internal error: {type(exc).__name__}: {printable_lines(redact_text(str(exc)))} "
                 "(set CELERYTOOL_DEBUG=1 for a traceback)",
                 err=True,
             )

@@ -99,7 +99,7 @@ def complete_queues(ctx: click.Context, param: click.Parameter, incomplete: str)
 
 
 def _queue_names(ctx: click.Context) -> list[str]:
-    from celerytool.cli.options import SHARED_KEYS, App
+    from celerytool.cli.options import SHARED_KEYS, make_app
 
     merged: dict[str, Any] = {}
     node: click.Context | None = ctx
@@ -109,7 +109,7 @@ def _queue_names(ctx: click.Context) -> list[str]:
                 merged[key] = node.params[key]
         node = node.parent
     merged["connect_timeout"] = min(float(merged.get("connect_timeout") or QUEUE_TIMEOUT), QUEUE_TIMEOUT)
-    app = App(**merged)
+    app = make_app(merged, quiet=True)  # the profile too (-P, $CELERYTOOL_PROFILE, default)
     broker = app.open_broker()
     try:  # no passive declares on RabbitMQ; Redis scans for lists only in a small database
         return [q.name for q in broker.queues(exact=False) if q.exists is not False]

@@ -39,6 +39,8 @@ class ExportFile:
 def parse_line(line: bytes, where: str) -> ExportRecord:
     try:
         data = json.loads(line)
+    except RecursionError:
+        raise DataError(f"{where}: nests too deeply to be a line written by `celerytool export`") from None
     except ValueError as exc:
         raise DataError(f"{where}: not JSON ({exc}); expected a line written by `celerytool export`") from None
     if not isinstance(data, dict) or "raw" not in data or "queue" not in data:

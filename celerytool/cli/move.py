@@ -41,9 +41,10 @@ def command(app, src, dst, selection, to_broker, keep_routing, yes, dry_run):
     target = None
     where = "the same broker"
     if to_broker:
+        from celerytool.cli.settings import finish_url
         from celerytool.urls import parse_url
 
-        target_url = parse_url(to_broker)
+        target_url = finish_url(parse_url(to_broker), "to_broker", app)  # sentinel:// settings
         target = app.open_broker(target_url)
         where = target_url.redacted()
     ops = broker.ops()

@@ -46,6 +46,26 @@ def _size(value: str) -> int:
     return n
 
 
+def _seconds(value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a number of seconds, got {value!r}") from None
+    if not 0.1 <= n <= 600:  # also false for nan
+        raise click.BadParameter(f"{value!r} is not between 0.1 and 600 seconds")
+    return n
+
+
+def _separator(value: str) -> str:
+    """``--sep`` with backslash escapes (``\\x06\\x16``) turned into characters."""
+    if "\\" not in value:
+        return value
+    try:
+        return value.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"bad escape in '{value}': {exc.reason} (e.g. \\x06\\x16)") from None
+
+
 class Converted(click.ParamType):
     def __init__(self, name: str, fn: Callable[[str], Any]) -> None:
         self.name = name
@@ -66,13 +86,15 @@ SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-o", "--output"), dict(type=click.Choice(OUTPUTS), help="Output format [default: table].")),
     (("--keyprefix", "global_keyprefix"), dict(metavar="PREFIX", help="kombu Redis transport option global_keyprefix.")),
     (("--priority-steps",), dict(type=Converted("steps", _steps), metavar="0,3,6,9", help="kombu Redis priority_steps.")),
-    (("--sep",), dict(metavar="SEP", help="kombu Redis separator for priority lists and bindings [default \\x06\\x16].")),
+    (("--sep",), dict(type=Converted("sep", _separator), metavar="SEP", help="kombu Redis separator for priority lists and bindings [default \\x06\\x16].")),
     (("--max-size",), dict(type=Converted("size", _size), metavar="SIZE", help="Largest body to decode or decompress [default 64M].")),
-    (("--connect-timeout",), dict(type=click.FloatRange(0.1, 600), metavar="S", help="Seconds to wait for the broker [default 5].")),
+    (("--connect-timeout",), dict(type=Converted("seconds", _seconds), metavar="S", help="Seconds to wait for the broker [default 5].")),
     (("--management-url",), dict(metavar="URL", help="RabbitMQ management API [default http://<host>:15672 with the broker's credentials].")),
+    (("--master-name",), dict(metavar="NAME", help="Redis Sentinel master name for sentinel:// URLs [env CELERYTOOL_MASTER_NAME; or ?master_name=].")),
+    (("-P", "--profile"), dict(metavar="NAME", help="Connection profile from the config file [env CELERYTOOL_PROFILE; default: the profile named default].")),
 ]
 SHARED_KEYS = ["broker", "backend", "output", "global_keyprefix", "priority_steps", "sep", "max_size",
-               "connect_timeout", "management_url"]
+               "connect_timeout", "management_url", "master_name", "profile"]
 
 
 class ConnectionOption(click.Option):
@@ -145,7 +167,7 @@ def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         root = ctx.find_root().obj or {}
         merged = {k: (given[k] if given[k] is not None else root.get(k)) for k in SHARED_KEYS}
-        app = App(**merged)
+        app = make_app(merged)
         app.full_ids = bool(kwargs.pop("full_ids", False))
         app.fmt  # noqa: B018 -- a bad CELERYTOOL_OUTPUT is a usage error before anything runs
         ctx.call_on_close(app.close)
@@ -154,8 +176,26 @@ def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
     return shared_options(wrapper)
 
 
-def _unescape(sep: str) -> str:
-    return sep.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in sep else sep
+def make_app(cli_values: dict[str, Any], *, quiet: bool = False) -> App:
+    """An App with the effective settings (command line > environment > profile > default);
+    ``quiet``: no warnings (shell completion)."""
+    from celerytool.cli.settings import resolve
+
+    types = {_dest(decls): attrs.get("type") for decls, attrs in SHARED}
+    resolved = resolve(cli_values, types)
+    for text in [] if quiet else resolved.warnings:
+        from celerytool.render import warn
+
+        warn(text)
+    return App(**resolved.values, profile=resolved.profile, sources=resolved.sources)
+
+
+def _dest(decls: tuple[str, ...]) -> str:
+    """The parameter name click gives an option: its explicit name, else the longest flag."""
+    for d in decls:
+        if not d.startswith("-"):
+            return d
+    return max(decls, key=len).lstrip("-").replace("-", "_")
 
 
 @dataclass
@@ -169,6 +209,9 @@ class App:
     max_size: int | None = None
     connect_timeout: float | None = None
     management_url: str | None = None
+    master_name: str | None = None
+    profile: Any = None  # the profiles.Profile in use, if any
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     full_ids: bool = False  # tables: whole task ids instead of git-style short ones
     _opened: list[Any] = field(default_factory=list)
 
@@ -185,9 +228,11 @@ class App:
 
     @functools.cached_property
     def broker_url(self) -> Any:
+        from celerytool.cli.settings import finish_url
         from celerytool.urls import parse_url
 
-        return parse_url(self.broker or os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER)
+        raw = self.broker or os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER
+        return finish_url(parse_url(raw), "broker", self)
 
     @functools.cached_property
     def backend_url(self) -> Any:
@@ -196,7 +241,9 @@ class App:
 
         raw = self.backend or os.environ.get("CELERY_RESULT_BACKEND")
         if raw:
-            return parse_url(raw)
+            from celerytool.cli.settings import finish_url
+
+            return finish_url(parse_url(raw), "backend", self)
         from celerytool.backends import backend_for_broker
 
         url = backend_for_broker(self.broker_url)
@@ -210,10 +257,10 @@ class App:
 
         return BrokerOptions(
             global_keyprefix=self.global_keyprefix or "",
-            sep=_unescape(self.sep) if self.sep else DEFAULT_SEP,
+            sep=self.sep or DEFAULT_SEP,  # unescaped by the option type
             priority_steps=self.priority_steps or DEFAULT_PRIORITY_STEPS,
             connect_timeout=self.connect_timeout or 5.0,
-            limits=Limits(max_bytes=self.max_size) if self.max_size else DEFAULT_LIMITS,
+            limits=Limits.for_size(self.max_size) if self.max_size else DEFAULT_LIMITS,
             management_url=self.management_url,
             **extra,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import ssl
 import struct
 from collections.abc import Iterator
@@ -63,7 +64,7 @@ def parameters(url: BrokerURL, connect_timeout: float) -> Any:
             connection_attempts=1,
             retry_delay=0,
             socket_timeout=timeout,
-            stack_timeout=timeout + 1,
+            stack_timeout=timeout,
             blocked_connection_timeout=max(timeout, 10.0),
             heartbeat=None if heartbeat is None else int(heartbeat),
             ssl_options=ssl_options(url),
@@ -122,6 +123,38 @@ def connect(url: BrokerURL, *, connect_timeout: float = 5.0) -> tuple[Any, Broke
     if auth_failed and len(failures) == 1:
         text += " (check the user and password in the URL)"
     raise BrokerUnavailable(url.scrub(text))
+
+
+def probe(url: BrokerURL, *, connect_timeout: float = 5.0) -> None:
+    """BrokerUnavailable unless an AMQP server answers on a host of ``url`` (without logging in).
+
+    The management API answering says nothing about the broker's own port: a
+    listing must not report "no queues" for a broker nobody can reach.  One
+    protocol header and the first byte of the server's answer (after the TLS
+    handshake on amqps://), with neither pika (whose import costs more than a
+    listing) nor a login.
+    """
+    from celerytool.clients.tls import ssl_context, tls_settings
+
+    failures: list[str] = []
+    for one in (url.without_alternates(), *url.alternates):
+        timeout = _seconds(one, "connect_timeout", connect_timeout) or connect_timeout
+        tls = tls_settings(one)
+        try:
+            with socket.create_connection((one.host, one.port or (5671 if one.tls else 5672)),
+                                          timeout=timeout) as raw:
+                sock = raw if tls is None else \
+                    ssl_context(tls, one).wrap_socket(raw, server_hostname=tls.server_hostname)
+                sock.sendall(b"AMQP\x00\x00\x09\x01")
+                if sock.recv(1):
+                    return
+                reason = "the connection was closed without an answer"
+        except TimeoutError:
+            reason = "timed out waiting for the AMQP handshake"
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+        failures.append(f"cannot reach RabbitMQ at {one.redacted()}: {reason}")
+    raise BrokerUnavailable(url.scrub("; ".join(failures)))
 
 
 @contextlib.contextmanager

@@ -21,8 +21,11 @@ _CLASS_CODES = {"ReadOnlyError": "READONLY", "OutOfMemoryError": "OOM", "BusyLoa
 def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = None) -> Any:
     """A redis.Redis for ``url``; nothing is sent until the first command.
 
-    Every command is chunked, so a reply slower than ``socket_timeout``
-    (default: twice the connect timeout, at least 10 s) means a dead peer.
+    Each new connection must answer a PING (after AUTH / SELECT) within
+    ``connect_timeout``: a server that accepts and never answers is
+    unreachable after that long.  Every command is chunked, so a later reply
+    slower than ``socket_timeout`` (default: twice the connect timeout, at
+    least 10 s) means a dead peer.
     """
     if socket_timeout is None:
         socket_timeout = max(10.0, 2 * connect_timeout)
@@ -35,10 +38,16 @@ def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: flo
         "username": url.username or None,
         "password": url.password or None,
         "socket_connect_timeout": connect_timeout,
-        "socket_timeout": socket_timeout,
+        "socket_timeout": connect_timeout,  # until the handshake has answered
+        "redis_connect_func": _handshake(socket_timeout),
         "retry": Retry(NoBackoff(), 0),
         "health_check_interval": 0,
     }
+    if url.is_sentinel:
+        from celerytool.clients.resp import RespClient
+        from celerytool.clients.sentinel import redis_client
+
+        return redis_client(url, kwargs, RespClient)
     if url.socket_path:
         return redis.Redis(unix_socket_path=url.socket_path, **kwargs)
     from celerytool.clients.tls import tls_settings
@@ -48,6 +57,18 @@ def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: flo
         kwargs.update(ssl=True, ssl_cert_reqs=tls.cert_reqs_name, ssl_check_hostname=tls.check_hostname,
                       ssl_ca_certs=tls.ca_certs, ssl_certfile=tls.certfile, ssl_keyfile=tls.keyfile)
     return redis.Redis(host=url.host, port=url.port or 6379, **kwargs)
+
+
+def _handshake(reply_timeout: float) -> Any:
+    """redis-py's on-connect step, then a PING, under the connect timeout; then the reply timeout."""
+    def on_connect(conn: Any) -> None:
+        conn.on_connect()
+        conn.send_command("PING", check_health=False)
+        conn.read_response()
+        conn.socket_timeout = reply_timeout
+        conn.update_current_socket_timeout(reply_timeout)
+
+    return on_connect
 
 
 def _reply_text(exc: Exception) -> str:

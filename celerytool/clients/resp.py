@@ -37,10 +37,17 @@ def _encode(args: tuple[Any, ...]) -> bytes:
 
 
 class RespClient:
-    def __init__(self, url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = 60.0) -> None:
+    """Until the server's first reply, every wait is bounded by ``connect_timeout``
+    (a server that accepts and never answers is unreachable); after it, by
+    ``socket_timeout`` (default: twice the connect timeout, at least 10 s)."""
+
+    ReplyError = ReplyError
+
+    def __init__(self, url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = None) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
-        self.socket_timeout = socket_timeout
+        self.socket_timeout = max(10.0, 2 * connect_timeout) if socket_timeout is None else socket_timeout
+        self.answered = False
         self.sock: Any = None
         self.buf = bytearray()
         self.pos = 0
@@ -48,6 +55,10 @@ class RespClient:
     # -- connection ---------------------------------------------------------------------
     def _connect(self) -> None:
         u = self.url
+        if u.is_sentinel:
+            from celerytool.clients.sentinel import master_url
+
+            u = master_url(u, RespClient, self.connect_timeout)
         if u.socket_path:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(self.connect_timeout)
@@ -57,8 +68,9 @@ class RespClient:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if u.tls:
                 sock = self._wrap_tls(sock)
-        sock.settimeout(self.socket_timeout)
+        sock.settimeout(self.connect_timeout)
         self.sock = sock
+        self.answered = False
         if u.password:
             self.execute(*(["AUTH", u.username, u.password] if u.username else ["AUTH", u.password]))
         if u.db:
@@ -89,7 +101,11 @@ class RespClient:
         if self.sock is None:
             self._connect()
         self.sock.sendall(b"".join(_encode(c) for c in commands))
-        return [self._read() for _ in commands]
+        replies = [self._read() for _ in commands]
+        if not self.answered:
+            self.answered = True
+            self.sock.settimeout(self.socket_timeout)
+        return replies
 
     def scan_iter(self, match: str, count: int = 1000, type_: str | None = None) -> Iterator[bytes]:
         cursor = b"0"
@@ -106,6 +122,9 @@ class RespClient:
         self.sock.sendall(_encode(("SUBSCRIBE", *channels)))
         for _ in channels:
             self._read()  # the subscribe confirmations
+        if not self.answered:
+            self.answered = True
+            self.sock.settimeout(self.socket_timeout)
 
     def get_message(self, timeout: float) -> tuple[bytes, bytes] | None:
         """The next (channel, data) published to a subscribed channel, or None after ``timeout``."""

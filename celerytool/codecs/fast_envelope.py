@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import binascii
 import re
+import sys
 from dataclasses import fields
 from typing import Any
 
+from celerytool.codecs.bounds import check_json_size
 from celerytool.codecs.limits import Limits
 from celerytool.errors import DecodeError
 from celerytool.json_records import scan, shallow
@@ -32,6 +34,15 @@ from celerytool.model import Message
 _HEAD = re.compile(r'\{"body": "([A-Za-z0-9+/]*={0,2})", "content-encoding": "(utf-8|utf8)", '
                    r'"content-type": "(application/json)", "headers": ')
 _PROPERTIES = ', "properties": '
+if sys.version_info >= (3, 11):
+    def _b64(text: str) -> bytes:
+        return binascii.a2b_base64(text, strict_mode=True)
+else:  # Python 3.10 has no strict_mode: validate=True refuses characters outside the alphabet
+    from base64 import b64decode
+
+    def _b64(text: str) -> bytes:
+        return b64decode(text, validate=True)
+
 _FAILED = (StopIteration, ValueError, RecursionError, binascii.Error, DecodeError)  # NotPlain is a ValueError
 
 
@@ -47,6 +58,7 @@ def decode(raw: bytes, queue: str | None, position: int | None, priority: int | 
         return None
     base64_body, content_encoding, content_type = head.groups()
     try:
+        check_json_size(text, limits, "envelope")
         start = head.end()
         headers, end = scan(text, start)
         if headers.__class__ is not dict or "task" not in headers or not text.startswith(_PROPERTIES, end):
@@ -58,7 +70,7 @@ def decode(raw: bytes, queue: str | None, position: int | None, priority: int | 
         texts = text[start:end], text[end + len(_PROPERTIES):stop]
         if not (shallow(texts[0]) and shallow(texts[1])):
             return None
-        body = binascii.a2b_base64(base64_body, strict_mode=True)
+        body = _b64(base64_body)
         compression = headers.get("compression")
         if len(body) > limits.max_bytes:
             return None
@@ -66,7 +78,9 @@ def decode(raw: bytes, queue: str | None, position: int | None, priority: int | 
             from celerytool.codecs.compression import decompress
 
             body = decompress(body, str(compression), limits.max_bytes)
-        found = _task_body(body.decode("utf-8"))
+        body_text = body.decode("utf-8")
+        check_json_size(body_text, limits)
+        found = _task_body(body_text)
     except _FAILED:
         return None
     if found is None:

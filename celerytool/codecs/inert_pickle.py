@@ -8,6 +8,11 @@ whose ``__new__`` returns an :class:`Opaque` record of what the pickle would
 have built.  REDUCE, NEWOBJ, BUILD, APPEND(S) and SETITEM(S) on a
 placeholder only record their arguments.  ``os.system`` therefore becomes
 ``Opaque('posix', 'system', args=('echo pwned',))`` and nothing runs.
+
+Inert is not enough: ``bytearray(1 << 30)`` is harmless code that allocates
+a gigabyte, and a few ``DUP`` opcodes build a value of billions of parts.
+So the opcodes are scanned first, ``bytes`` / ``bytearray`` share one size
+budget, and the result is checked against the limits (``codecs.bounds``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import pickle
 import uuid
 from typing import Any
 
+from celerytool.codecs.bounds import check_value, scan_pickle
+from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import DecodeError
 from celerytool.jsonable import tag, to_jsonable
 
@@ -58,6 +65,9 @@ class Opaque:
 
     def __repr__(self) -> str:
         return f"<opaque {self.qualname} args={self.args!r}>"
+
+    def __celerytool_children__(self) -> list[Any]:  # what codecs.bounds walks
+        return [self.args, self.kwargs, self.state, self.listitems, self.dictitems]
 
     def __celerytool_json__(self, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {"global": self.qualname, "args": to_jsonable(self.args, depth)}
@@ -126,7 +136,27 @@ SAFE: dict[tuple[str, str], Any] = {
 _SAFE_TYPES = {v for v in SAFE.values() if isinstance(v, type) and v is not object}
 
 
+def _sized(base: type, budget: list[int]) -> type:
+    """``base`` (bytes or bytearray) whose size arguments draw on one shared budget."""
+
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
+        for a in (*args, *kwargs.values()):
+            if a.__class__ is int:
+                budget[0] -= a
+                if budget[0] < 0:
+                    raise DecodeError(f"pickle asks for {base.__name__}({a}), over the size limit "
+                                      "(raise with --max-size)")
+        return base(*args, **kwargs)  # a real bytes / bytearray
+
+    return type(base.__name__, (base,), {"__new__": __new__, "__module__": "builtins"})
+
+
 class InertUnpickler(pickle.Unpickler):
+    def __init__(self, file: Any, *, limits: Limits = DEFAULT_LIMITS, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self._budget = [limits.max_bytes]
+        self._sized_types: dict[str, type] = {}
+
     def find_class(self, module: str, name: str) -> Any:  # never imports
         # Python 2 names (protocols 0-2); the keys never collide with py3 names.
         if (module, name) in _compat_pickle.NAME_MAPPING:
@@ -134,6 +164,11 @@ class InertUnpickler(pickle.Unpickler):
         elif module in _compat_pickle.IMPORT_MAPPING:
             module = _compat_pickle.IMPORT_MAPPING[module]
         safe = SAFE.get((module, name))
+        if safe is bytes or safe is bytearray:  # bytearray(1 << 30) is inert but costs 1 GiB
+            sized = self._sized_types.get(name)
+            if sized is None:
+                sized = self._sized_types[name] = _sized(safe, self._budget)
+            return sized
         if safe is not None:
             return safe
         return _opaque_class(module, name)
@@ -142,10 +177,13 @@ class InertUnpickler(pickle.Unpickler):
         return Opaque("persistent_id", "load", (pid,))
 
 
-def inert_loads(data: bytes) -> Any:
-    """Unpickle ``data`` (protocols 0-5) without running any of its code."""
+def inert_loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Unpickle ``data`` (protocols 0-5) without running any of its code, within ``limits``."""
     try:
-        return InertUnpickler(io.BytesIO(data), encoding="latin1").load()
+        scan_pickle(data, limits)
+        value = InertUnpickler(io.BytesIO(data), limits=limits, encoding="latin1").load()
+        check_value(value, limits, "pickle")
+        return value
     except DecodeError:
         raise
     except RecursionError:

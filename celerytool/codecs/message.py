@@ -10,21 +10,29 @@ import re
 from typing import Any
 
 from celerytool.codecs import fast_envelope
+from celerytool.codecs.bounds import check_json_size
 from celerytool.codecs.compression import decompress, sniff
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
-from celerytool.codecs.serializers import SERIALIZER_CONTENT_TYPE, deserialize
+from celerytool.codecs.serializers import SERIALIZER_CONTENT_TYPE, check_depth, deserialize
 from celerytool.errors import DecodeError
 from celerytool.model import Message
 
 EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord")
 
 
-def open_envelope(raw: bytes | str) -> dict[str, Any]:
+def open_envelope(raw: bytes | str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Parse kombu's JSON envelope (or an ``unacked`` entry holding one)."""
+    if len(raw) > 2 * limits.max_bytes:  # a base64 body of --max-size and its headers fit
+        raise DecodeError(f"envelope of {len(raw)} bytes exceeds twice {limits.max_bytes} "
+                          "(raise with --max-size)")
+    check_json_size(raw, limits, "envelope")
     try:
         env = json.loads(raw)
+    except RecursionError:
+        raise DecodeError(f"envelope nests more than {limits.max_depth} levels deep") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"envelope is not valid JSON: {exc}") from None
+    check_depth(raw, env, limits, "envelope")
     if isinstance(env, list) and env and isinstance(env[0], dict):
         env = env[0]  # unacked hash value: [envelope, exchange, routing_key]
     if not isinstance(env, dict) or "body" not in env:
@@ -67,7 +75,7 @@ def decode_envelope(
         if message is not None:
             return message
     try:
-        env = open_envelope(raw)
+        env = open_envelope(raw, limits)
         body = envelope_body(env)
     except DecodeError as exc:
         return Message(queue=queue, position=position, priority=priority, size=len(raw),
@@ -169,8 +177,9 @@ def task_fields(headers: dict[str, Any], payload: Any) -> dict[str, Any]:
         elif isinstance(payload, dict) and "args" in payload:  # "hybrid" v2 header + v1 body
             out.update(args=payload.get("args"), kwargs=payload.get("kwargs"),
                        embed={k: payload.get(k) for k in EMBED_KEYS if k in payload})
-        else:
+        else:  # show what it holds (e.g. a hostile pickle's inert description)
             out["error"] = "protocol 2 body is not [args, kwargs, embed]"
+            out["body"] = payload
         return out
     if isinstance(payload, dict) and "task" in payload:
         return {
@@ -243,8 +252,9 @@ def decode_any(
         text = unquote_redis_cli(text)
     if text[:1] in (b"{", b"["):
         try:
+            check_json_size(text, limits)
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError, DecodeError):  # the general path says what is wrong
             parsed = None
         if isinstance(parsed, list) and len(parsed) == 3 and isinstance(parsed[0], dict) and "body" in parsed[0]:
             return decode_envelope(text, limits=limits,

@@ -2,15 +2,25 @@
 
 json goes through kombu's tagged-type hook only when a tag is present (the
 plain path is much faster); pickle goes through the inert unpickler; yaml
-uses the safe loader with an alias cap; msgpack as kombu reads it.
+uses the safe loader; msgpack as kombu reads it.  Every value comes back
+within ``Limits`` (``codecs.bounds``): JSON cannot share references, so only
+its depth is checked, and only when its text could nest that deep.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import replace
 from typing import Any
 
-from celerytool.codecs.limits import Limits
+from celerytool.codecs.bounds import (
+    check_json_size,
+    check_msgpack_size,
+    check_value,
+    check_yaml_size,
+)
+from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import DecodeError
 
 CONTENT_TYPES: dict[str, str] = {
@@ -18,10 +28,11 @@ CONTENT_TYPES: dict[str, str] = {
     "application/x-python-serialize": "pickle",
     "application/x-msgpack": "msgpack",
     "application/x-yaml": "yaml",
-    "application/data": "raw",
+    "application/data": "raw",  # kombu: bytes published without a serializer
     "application/text": "raw",
+    "text/plain": "raw",  # kombu: text published without a serializer
 }
-SERIALIZER_CONTENT_TYPE = {v: k for k, v in CONTENT_TYPES.items() if k != "application/text"}
+SERIALIZER_CONTENT_TYPE = {v: k for k, v in CONTENT_TYPES.items() if k not in ("application/text", "text/plain")}
 
 
 def serializer_name(content_type: str | None) -> str:
@@ -42,79 +53,99 @@ def _text(body: bytes, encoding: str | None) -> str:
         raise DecodeError(f"body is not valid {enc}: {exc}") from None
 
 
-def loads_json(text: str | bytes) -> Any:
+def loads_json(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8")
+    check_json_size(text, limits)
     try:
         if '"__type__"' in text:
             from kombu.utils.json import loads as kombu_loads
 
-            return kombu_loads(text)
-        return json.loads(text)
-    except ValueError as exc:
+            value = kombu_loads(text)
+        else:
+            value = json.loads(text)
+    except RecursionError:
+        raise DecodeError(f"body nests more than {limits.max_depth} levels deep") from None
+    except ValueError as exc:  # also a number of more than 4300 digits
         raise DecodeError(f"body is not valid JSON: {exc}") from None
+    check_depth(text, value, limits)
+    return value
 
 
-def check_expansion(value: Any, limit: int) -> None:
-    """Refuse values whose shared references expand past ``limit`` nodes.
+def check_depth(text: str | bytes, value: Any, limits: Limits, what: str = "body") -> None:
+    """Nesting past ``max_depth`` in a parsed JSON text.
 
-    YAML aliases and pickle memo references let a few bytes describe a tree
-    of billions of nodes ("billion laughs"); anything that walks it (JSON
-    output, selection) would never finish.  Count without recursion.
+    JSON cannot share references and its numbers and text are as long as the
+    text itself, so only the depth is checked, and only when the text has
+    enough brackets to reach it.
     """
-    seen = 0
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        seen += 1
-        if seen > limit:
-            raise DecodeError(f"body expands to more than {limit} values through shared references")
-        if isinstance(v, dict):
-            stack.extend(v.values())
-            stack.extend(v.keys())
-        elif isinstance(v, (list, tuple, set, frozenset)):
-            stack.extend(v)
+    n = limits.max_depth
+    if len(text) <= 2 * n:
+        return
+    opens = (text.count(b"[") + text.count(b"{") if isinstance(text, bytes)
+             else text.count("[") + text.count("{"))
+    if opens > n:
+        check_value(value, replace(limits, max_nodes=sys.maxsize, max_bytes=sys.maxsize), what)
 
 
 def _yaml(text: str, limits: Limits) -> Any:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    check_yaml_size(text, limits)
     try:
         value = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise DecodeError(f"body is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if "*" in text:  # aliases share nodes: make sure the expanded tree is bounded
-        check_expansion(value, limits.max_nodes)
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise DecodeError(f"body is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise DecodeError(f"yaml body nests more than {limits.max_depth} levels deep") from None
+    check_value(value, limits, "yaml body")  # aliases share nodes: bound the expanded tree
     return value
 
 
-def _msgpack(body: bytes) -> Any:
+def _msgpack(body: bytes, limits: Limits) -> Any:
     try:
         import msgpack
     except ImportError:
         raise DecodeError("msgpack bodies need the 'msgpack' package") from None
+    check_msgpack_size(body, limits)
     try:
-        return msgpack.unpackb(body, raw=False, strict_map_key=False)
+        value = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except Exception as exc:
-        raise DecodeError(f"body is not valid msgpack: {exc}") from None
+        raise DecodeError(f"body is not valid msgpack: {str(exc) or type(exc).__name__}") from None
+    check_value(value, limits, "msgpack body")
+    return value
+
+
+def _raw(body: bytes, content_encoding: str | None) -> Any:
+    """kombu's rule for a content type without a decoder: text in its encoding, else the bytes.
+
+    Only text encodings: ``bytes.decode`` refuses codecs such as zlib or
+    base64, which ``codecs.decode`` (kombu) would run without a size limit.
+    """
+    enc = (content_encoding or "utf-8").lower()
+    if enc in ("binary", "ascii-8bit"):
+        return body
+    try:
+        return body.decode(enc)
+    except (LookupError, UnicodeDecodeError):
+        return body
 
 
 def deserialize(body: bytes, content_type: str | None, content_encoding: str | None, limits: Limits) -> Any:
+    """Like kombu's ``loads``: a type with a decoder ignores the content-encoding label
+    (celery-ts labels compressed JSON ``base64``); json and yaml text is UTF-8."""
     kind = serializer_name(content_type)
     if kind == "json":
-        return loads_json(_text(body, content_encoding))
+        return loads_json(_text(body, None), limits)
     if kind == "pickle":
         from celerytool.codecs.inert_pickle import inert_loads
 
-        value = inert_loads(body)
-        if b"h" in body or b"g" in body or b"j" in body:  # BINGET / GET / LONG_BINGET: memo reuse
-            check_expansion(value, limits.max_nodes)
-        return value
+        return inert_loads(body, limits)
     if kind == "msgpack":
-        return _msgpack(body)
+        return _msgpack(body, limits)
     if kind == "yaml":
-        return _yaml(_text(body, content_encoding), limits)
-    if content_encoding and content_encoding != "binary":
-        return _text(body, content_encoding)
-    return body
+        return _yaml(_text(body, None), limits)
+    return _raw(body, content_encoding)

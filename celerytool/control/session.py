@@ -72,6 +72,10 @@ class ControlSession:
             if self.options.global_keyprefix:
                 transport["global_keyprefix"] = self.options.global_keyprefix
             transport["priority_steps"] = list(self.options.priority_steps)
+            if self.url.is_sentinel:  # as Celery users configure kombu's sentinel:// transport
+                transport["master_name"] = self.url.master_name
+                if self.url.sentinel_password:
+                    transport["sentinel_kwargs"] = {"password": self.url.sentinel_password}
         app.conf.update(
             accept_content=ACCEPT,
             result_accept_content=ACCEPT,

@@ -90,7 +90,9 @@ def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> 
 
 def note(message: str) -> None:
     """A line for people, on stderr."""
-    sys.stderr.write(message.rstrip("\n") + "\n")
+    from celerytool.render.escape import printable_lines
+
+    sys.stderr.write(printable_lines(message.rstrip("\n")) + "\n")
     sys.stderr.flush()
 
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from celerytool.render.escape import printable
+
 GAP = 2  # spaces between columns
 ELLIPSIS = "…"
 COMFORT = 24  # value columns are cut to this before name columns are cut at all
@@ -137,11 +139,17 @@ def fit(specs: Sequence[Spec], cells: Sequence[Sequence[str]], width: int,
     return [(i, widths[i]) for i in shown]
 
 
+_BLANKS = str.maketrans("\t\n\r", "   ")
+
+
 def cell(value: Any) -> str:
-    """The text of one table cell: one line (line breaks and tabs shown as spaces)."""
+    """The text of one table cell: one line (line breaks and tabs shown as spaces), every
+    other control character as an escape (``\\x1b``), never obeyed by the terminal."""
     text = value if isinstance(value, str) else str(value)
     if not text.isprintable():
-        text = "".join(c if c.isprintable() else " " for c in text)
+        text = printable(text.translate(_BLANKS))
+        if not text.isprintable():  # other invisible characters: a space keeps widths right
+            text = "".join(c if c.isprintable() else " " for c in text)
     return text
 
 

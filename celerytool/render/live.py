@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from celerytool.render.escape import printable
+
 
 def write_live(records: Iterable[Any], kind: str, out: TextIO) -> int:
     """Tables of the kinds that have no fixed columns: ``worker-value`` and ``top``."""
@@ -43,7 +45,11 @@ def write_values(rows: list[Any], out: TextIO) -> int:
 
 # -- events ----------------------------------------------------------------------------
 def event_line(event: dict[str, Any]) -> str:
-    """One readable line for a terminal."""
+    """One readable line for a terminal (control characters escaped)."""
+    return printable(_event_line(event))
+
+
+def _event_line(event: dict[str, Any]) -> str:
     from datetime import datetime
 
     ts = event.get("timestamp")

@@ -11,8 +11,10 @@ class Progress:
     """``with progress(total, "purging") as bar: bar.advance(n)``."""
 
     def __init__(self, total: int | None, label: str, *, enabled: bool | None = None) -> None:
+        from celerytool.render.escape import printable
+
         self.total = total
-        self.label = label
+        self.label = printable(label)  # may hold a queue name: shown, never obeyed
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._bar: Any = None
         self._task: Any = None
@@ -37,7 +39,7 @@ class Progress:
                     return Text(f"{speed:,.0f}/s" if speed else "")
 
             self._bar = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                 Rate(""), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                 console=Console(file=sys.stderr), transient=True,
             )

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from celerytool.jsonable import short_repr
+from celerytool.render.escape import printable, printable_lines
 from celerytool.render.layout import STATUS_SGR, cell, colours
 
 DETAIL_KEYS = ("name", "args", "kwargs", "worker", "queue", "retries", "date_done", "group_id", "parent_id")
@@ -16,7 +17,7 @@ def emit_lines(lines: Iterable[str], out: TextIO) -> int:
     """One text line per record (e.g. task ids), streamed."""
     count = 0
     for line in lines:
-        out.write(line + "\n")
+        out.write(printable(line) + "\n")
         count += 1
     out.flush()
     return count
@@ -56,7 +57,7 @@ def write_result_detail(r: Any, out: TextIO) -> None:
     out.write(_pairs_text(result_pairs(r), styled))
     if r.traceback:
         out.write("".join(_paint(line.rstrip(" "), "2", styled) + "\n"
-                          for line in str(r.traceback).rstrip("\n").split("\n")))
+                          for line in printable_lines(str(r.traceback).rstrip("\n")).split("\n")))
     out.flush()
 
 

@@ -156,6 +156,17 @@ KINDS: dict[str, Kind] = {
         Column("worker", lambda r: r.worker or "", cut_to=10),
         Column("result", _outcome, cut_to=16, cut_first=True),
     ), low_value=("worker",), then_drop=("done (UTC)", "task")),
+    "profile": Kind((
+        Column("profile", lambda p: p["name"] + (" *" if p["active"] else ""), cut_to=10, style="bold"),
+        Column("broker", lambda p: _opt(p["settings"].get("broker")), cut_to=20, cut_first=True),
+        Column("other settings", lambda p: ", ".join(f"{k}={v}" for k, v in p["settings"].items()
+                                                     if k != "broker"), cut_to=16, cut_first=True),
+    ), then_drop=("other settings",)),
+    "setting": Kind((
+        Column("setting", lambda s: s["setting"], style="bold"),
+        Column("value", lambda s: _opt(s["value"]), cut_to=16, cut_first=True),
+        Column("source", lambda s: s["source"], cut_to=14),
+    )),
     # the live commands (workers, inspect, revoke)
     "worker": Kind((
         Column("worker", lambda w: w.name, cut_to=12, style="bold"),

@@ -29,6 +29,11 @@ def screen(snap: Any, *, hint: str = "q or Ctrl-C quits") -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from celerytool.render.escape import printable
+
+    def t(value: Any, style: str = "") -> Any:  # stored text: never read as markup or obeyed
+        return Text(printable(value or ""), style)
+
     header = Text.assemble(("celerytool top", "bold"), "  ", snap.broker, "  ", snap.taken_at[11:19],
                            " UTC  ", (hint, "dim"))
     queues = Table(title="queues", title_justify="left", title_style="bold", box=None,
@@ -39,7 +44,7 @@ def screen(snap: Any, *, hint: str = "q or Ctrl-C quits") -> Any:
     queues.add_column("consumers", justify="right")
     queues.add_column("last minutes", no_wrap=True, ratio=1)
     for q in snap.queues:
-        queues.add_row(q.name, str(q.messages), _rate(q.change_per_s, signed=True),
+        queues.add_row(t(q.name), str(q.messages), _rate(q.change_per_s, signed=True),
                        "" if q.consumers is None else str(q.consumers), Text(sparkline(q.history), "cyan"))
     if not snap.queues:
         queues.add_row(Text("no queues", "dim"), "", "", "", "")
@@ -51,10 +56,10 @@ def screen(snap: Any, *, hint: str = "q or Ctrl-C quits") -> Any:
                           ("concurrency", "right"), ("queues", "left")):
         workers.add_column(name, justify=justify, no_wrap=name == "worker")
     for w in snap.workers:
-        workers.add_row(w.name, Text(w.status, "green" if w.status == "online" else "red"),
+        workers.add_row(t(w.name), t(w.status, "green" if w.status == "online" else "red"),
                         "" if w.active is None else str(w.active), _rate(w.tasks_per_s),
-                        w.rate_from or "", "" if w.processed is None else str(w.processed),
-                        "" if w.concurrency is None else str(w.concurrency), ",".join(w.queues))
+                        t(w.rate_from), "" if w.processed is None else str(w.processed),
+                        "" if w.concurrency is None else str(w.concurrency), t(",".join(w.queues)))
     if not snap.workers:
         workers.add_row(Text("no worker answered", "red"), "", "", "", "", "", "", "")
 
@@ -65,6 +70,6 @@ def screen(snap: Any, *, hint: str = "q or Ctrl-C quits") -> Any:
     for name in ("time", "task", "id", "worker", "exception"):
         failures.add_column(name, no_wrap=name in ("time", "id"), overflow="ellipsis")
     for f in snap.failures:
-        failures.add_row((f.time or "")[11:19], f.task or "", f.id or "", f.worker or "",
-                         Text(f.exception or "", "red"))
+        failures.add_row(t((f.time or "")[11:19]), t(f.task), t(f.id), t(f.worker),
+                         t(f.exception, "red"))
     return Group(header, Text(""), queues, Text(""), workers, Text(""), failures)

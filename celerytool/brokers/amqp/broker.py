@@ -16,7 +16,7 @@ from typing import Any
 
 from celerytool.brokers.amqp.peek import Peek
 from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue
-from celerytool.clients.amqp import amqp_errors, connect
+from celerytool.clients.amqp import amqp_errors, connect, probe
 from celerytool.clients.management import ManagementAPI, ManagementError
 from celerytool.codecs import decode_payload
 from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound, UsageError
@@ -45,6 +45,7 @@ class AmqpBroker:
         self.warnings: list[str] = []
         self.connected_url = url.without_alternates()
         self._confirmed: dict[int, weakref.ref[OutgoingMessage]] = {}
+        self._answered = False  # the AMQP port was seen to answer (see _management_rows)
 
     # -- connections ------------------------------------------------------------------
     @cached_property
@@ -82,7 +83,13 @@ class AmqpBroker:
                                         self.options.connect_timeout)
 
     def _management_rows(self, what: str) -> list[dict[str, Any]]:
-        """One listing from the management API; ManagementError when it is down."""
+        """One listing from the management API; ManagementError when it is down.
+
+        The broker's own port must answer first (BrokerUnavailable otherwise).
+        """
+        if not self._answered and "connection" not in self.__dict__:
+            probe(self.url, connect_timeout=self.options.connect_timeout)
+            self._answered = True
         vhost = self.url.vhost
         try:
             rows = getattr(self.management, what)(vhost)
@@ -167,6 +174,14 @@ class AmqpBroker:
             raise NotFound(f"no queue named {queue!r} in vhost {self.url.vhost!r} on "
                            f"{self.connected_url.redacted()} (`celerytool queues` lists the known ones)")
         return counts[queue][0]
+
+    def queue_type(self, queue: str) -> str | None:
+        """classic / quorum / stream from the management API; None when it cannot say."""
+        try:
+            row = self.management.queue(self.url.vhost, queue)
+        except ManagementError:
+            return None
+        return str(row.get("type") or "classic") if isinstance(row, dict) else None
 
     def check_destination(self, queue: str) -> None:
         self.depth(queue)  # NotFound before anything moves
@@ -268,7 +283,8 @@ class AmqpBroker:
                 raise UsageError(f"priority {priority} is out of range on RabbitMQ: 0-255")
             props = pika.BasicProperties(
                 content_type=m.content_type, content_encoding=m.content_encoding,
-                headers=m.headers or None, delivery_mode=p.get("delivery_mode", 2),
+                # always a table, empty or not, as kombu sends it (celery-node fails on a missing one)
+                headers=dict(m.headers or {}), delivery_mode=p.get("delivery_mode", 2),
                 priority=priority, correlation_id=p.get("correlation_id"), reply_to=p.get("reply_to"),
                 expiration=None if p.get("expiration") is None else str(p["expiration"]),
                 message_id=p.get("message_id"), type=p.get("type"), app_id=p.get("app_id"))

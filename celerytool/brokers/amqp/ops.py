@@ -58,6 +58,7 @@ class AmqpOps:
         if control.dry_run:
             return self._scan(queue, selection, control, "purge", n0)
         if selection.empty:
+            self._refuse_stream(queue, "a purge", "RabbitMQ refuses queue.purge on a stream")
             ch = self.b.channel()
             with self.b.errors(f"purging {queue!r}"):
                 n = int(ch.queue_purge(queue).method.message_count)
@@ -196,10 +197,20 @@ class AmqpOps:
         result.kept = n0 - result.done if action in ("purge", "move") else None
         return result
 
+    def _refuse_stream(self, queue: str, what: str, also: str) -> None:
+        """UsageError for a change no stream allows (its passive declare counts 0: ask the API)."""
+        if self.b.queue_type(queue) == "stream":
+            raise UsageError(
+                f"queue {queue!r} is a stream: a stream keeps every message whatever consumers do "
+                f"(only its retention limits remove any), so {what} cannot take messages out of it "
+                f"({also}); read it with `peek` or `export` without --remove")
+
     def _walk(self, queue: str, selection: Selection, control: Control, action: str, n0: int,
               take: Take | None) -> OpResult:
         """Consume at most ``n0`` messages; ``take`` the selected, re-publish the rest; ack."""
         result = OpResult(action, queue)
+        self._refuse_stream(queue, {"purge": "a selected purge", "move": "a move"}.get(action, "export --remove"),
+                            "and the kept ones would be appended again")
         if n0 > 0:
             walk = _Walk(self, queue, n0)
             self._walk_confirms = walk.confirms

@@ -104,13 +104,7 @@ class Peek:
 
     def _is_stream(self) -> bool:
         """Nothing came although messages were ready: a stream queue (needs an offset)?"""
-        from celerytool.clients.management import ManagementError
-
-        try:
-            row = self.broker.management.queue(self.broker.url.vhost, self.queue)
-        except ManagementError:
-            return False
-        return isinstance(row, dict) and row.get("type") == "stream"
+        return self.broker.queue_type(self.queue) == "stream"
 
     def finish(self) -> None:
         """basic.nack(multiple, requeue) of everything delivered, then close the channel.

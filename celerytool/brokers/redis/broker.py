@@ -21,6 +21,7 @@ from celerytool.urls import BrokerURL
 
 PEEK_CHUNK = 1000
 SCAN_AUTO_MAX_KEYS = 200_000
+READ_RETRIES = 8  # through Sentinel: about 15 s, time for a failover
 
 
 class RedisBroker:
@@ -37,7 +38,18 @@ class RedisBroker:
 
     @cached_property
     def client(self) -> Any:
-        return connect(self.url, connect_timeout=self.options.connect_timeout)
+        client = connect(self.url, connect_timeout=self.options.connect_timeout)
+        if self.url.is_sentinel:  # whether the master has replicas, before anything is written
+            with self.errors():
+                self.fence.observe(client)
+        return client
+
+    @cached_property
+    def fence(self) -> Any:
+        from celerytool.clients.resp import RespClient
+        from celerytool.clients.sentinel import WriteFence
+
+        return WriteFence(self.url, self.options.connect_timeout, RespClient)
 
     @cached_property
     def reader(self) -> Any:
@@ -50,6 +62,32 @@ class RedisBroker:
 
     def errors(self) -> Any:
         return redis_errors(self.url, "Redis broker")
+
+    def confirm_writes(self) -> None:
+        """After a batch of writes: through Sentinel, make sure they survive a failover
+        (a replica acknowledged them; see ``clients.sentinel.WriteFence``)."""
+        if not self.url.is_sentinel:
+            return
+        with self.errors():
+            self.fence.confirm(self.client)
+
+    def read(self, fn: Any) -> Any:
+        """``fn()`` for a read-only command; through Sentinel it is tried again (on the
+        master the sentinels name then) while a failover takes place."""
+        from celerytool.errors import BrokerUnavailable
+
+        attempts = 0
+        while True:
+            try:
+                with self.errors():
+                    return fn()
+            except BrokerUnavailable:
+                attempts += 1
+                if not self.url.is_sentinel or attempts > READ_RETRIES:
+                    raise
+                import time
+
+                time.sleep(min(0.1 * 2 ** attempts, 2.0))
 
     def read_errors(self) -> Any:
         from celerytool.clients.resp import resp_errors
@@ -188,11 +226,14 @@ class RedisBroker:
     def lengths(self, queue: str) -> list[tuple[int, str, int]]:
         """(bucket, key, LLEN) for each priority list; DataError on a non-list key."""
         keys = self.bucket_keys(queue)
-        with self.errors():
+
+        def llens() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
             for _, key in keys:
                 pipe.llen(key)
-            replies = pipe.execute(raise_on_error=False)
+            return pipe.execute(raise_on_error=False)
+
+        replies = self.read(llens)
         out = []
         for (bucket, key), n in zip(keys, replies, strict=False):
             if isinstance(n, Exception):
@@ -287,8 +328,8 @@ class RedisBroker:
         offset = 0
         while offset < want:
             n = min(PEEK_CHUNK, want - offset)
-            with self.errors():
-                chunk = self.client.lrange(key, -(offset + n), -(offset + 1))
+            start, end = -(offset + n), -(offset + 1)
+            chunk = self.read(lambda start=start, end=end: self.client.lrange(key, start, end))
             if not chunk:
                 return
             chunk.reverse()

@@ -55,35 +55,40 @@ return {k, reached}
 
 # KEYS[1] list, KEYS[2] destination list (mode 'move'); ARGV[1] the deepest
 # message of the window the caller read from the tail, ARGV[2] the window's
-# size, ARGV[3] 'drop' or 'move', ARGV[4..] the selected messages ('drop') or
-# pairs old, new ('move').  In one step: pop the tail up to and including
-# ARGV[1] (the window, less what consumers took, plus anything RPUSHed there
-# since), push the selected ones to the destination (or nowhere) and the rest
-# back at the head, in order.  Only exact selected bytes leave; a message that
-# arrived unexamined is kept.  Returns {popped, selected ones that left}.
+# size, ARGV[3] 'drop' or 'move', ARGV[4] how many messages of the window have
+# ARGV[1]'s bytes (its rank from the tail), ARGV[5..] for each selected message
+# its position in the window (0 = next) and its bytes ('drop'), plus its new
+# bytes ('move').  In one step: pop the tail up to and including the window's
+# deepest message (the window, less what consumers took, plus anything RPUSHed
+# there since), push the selected ones to the destination (or nowhere) and the
+# rest back at the head, in order.  A message is selected by its position,
+# counted from the deep end of the window, and leaves only if it still has the
+# selected bytes there: identical copies around it stay where they were.
+# Returns {popped, selected ones that left}.
 WALK = _CHECK + """
 local key = KEYS[1]
 local move = ARGV[3] == 'move'
 if move then local err = check(KEYS[2]) if err then return err end end
-local pos = redis.call('LPOS', key, ARGV[1], 'RANK', -1, 'MAXLEN', tonumber(ARGV[2]) + 1000)
+local size = tonumber(ARGV[2])
+local pos = redis.call('LPOS', key, ARGV[1], 'RANK', -tonumber(ARGV[4]), 'MAXLEN', size + 1000)
 if not pos then return {0, 0} end
 local items = redis.call('RPOP', key, redis.call('LLEN', key) - pos)
-local want, new = {}, {}
-local step = move and 2 or 1
-for i = 4, #ARGV, step do
-  want[ARGV[i]] = (want[ARGV[i]] or 0) + 1
-  if move then new[ARGV[i]] = ARGV[i + 1] end
-end
-local keep, out, done = {}, {}, 0
-for i = 1, #items do
-  local v = items[i]
-  local w = want[v]
-  if w and w > 0 then
-    want[v] = w - 1
+local shift = #items - size
+local take, done = {}, 0
+local step = move and 3 or 2
+for i = 5, #ARGV, step do
+  local at = tonumber(ARGV[i]) + 1 + shift
+  if at >= 1 and at <= #items and not take[at] and items[at] == ARGV[i + 1] then
+    take[at] = move and ARGV[i + 2] or true
     done = done + 1
-    if move then out[#out + 1] = new[v] end
+  end
+end
+local keep, out = {}, {}
+for i = 1, #items do
+  if take[i] then
+    if move then out[#out + 1] = take[i] end
   else
-    keep[#keep + 1] = v
+    keep[#keep + 1] = items[i]
   end
 end
 if #out > 0 then redis.call('LPUSH', KEYS[2], unpack(out)) end

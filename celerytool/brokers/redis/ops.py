@@ -22,22 +22,25 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from celerytool.brokers.base import Control, ExportRecord, OpResult
 from celerytool.brokers.redis import lua as redis_lua
 from celerytool.brokers.redis.unacked import RedisUnacked
-from celerytool.brokers.transfer import publish_across
+from celerytool.brokers.transfer import publish_across, record_to_outgoing
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.codecs.message import decode_envelope
-from celerytool.errors import DataError, UsageError
+from celerytool.errors import BrokerUnavailable, UsageError
 from celerytool.selection import Selection
 
 if TYPE_CHECKING:
     from celerytool.brokers.redis.broker import RedisBroker
+    from celerytool.model import OutgoingMessage
 
 BATCH = 1000
+FAILOVER_WALKS = 3  # through Sentinel: walks started again after a failover
 FINISH_STEP = 5000
 
 # Given a priority bucket and the selected messages (after any publish / write the
@@ -73,6 +76,7 @@ class RedisOps(RedisUnacked):
             return self._scan(queue, selection, control, "purge", lengths)
         if selection.empty:
             n = self.call("PURGE_ALL", [k for _, k, _ in lengths], [])
+            self.b.confirm_writes()
             control.tick(int(n))
             return OpResult("purge", queue, examined=int(n), matched=int(n), done=int(n), kept=0)
 
@@ -143,33 +147,46 @@ class RedisOps(RedisUnacked):
 
     def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
                 keep_routing: bool = False) -> OpResult:
+        """Redis records go in byte-exact; RabbitMQ records as kombu's envelope (see ``transfer``)."""
         self.b.lengths(queue)  # DataError when a key of the queue is not a list
         result = OpResult("import", queue, dry_run=control.dry_run)
         pending: list[tuple[str, bytes]] = []
+        converted: list[OutgoingMessage] = []  # from another broker: published as kombu would
 
         def flush() -> None:
-            if pending and not control.dry_run:
-                with self.b.errors():
-                    pipe = self.b.client.pipeline(transaction=False)
-                    for key, raw in pending:
-                        pipe.lpush(key, raw)
-                    pipe.execute()
-            result.done += len(pending)
-            control.tick(len(pending))
+            if not control.dry_run:
+                if pending:
+                    with self.b.errors():
+                        pipe = self.b.client.pipeline(transaction=False)
+                        for key, raw in pending:
+                            pipe.lpush(key, raw)
+                        pipe.execute()
+                    self.b.confirm_writes()
+                if converted:
+                    self.b.publish(converted)
+            n = len(pending) + len(converted)
+            result.done += n
+            control.tick(n)
             pending.clear()
+            converted.clear()
 
         for rec in records:
             if control.stop():
                 result.interrupted = True
                 break
-            if rec.broker != "redis":
-                raise DataError(f"cannot import a {rec.broker} export into Redis yet")
-            raw = rec.raw if keep_routing else reroute(rec.raw, queue)
-            bucket = rec.priority if rec.priority in self.b.steps else self.b.priority_bucket(rec.priority)
-            pending.append((self.b.bucket_key(queue, bucket), raw))
+            if rec.broker == "redis":
+                if converted:
+                    flush()  # file order
+                raw = rec.raw if keep_routing else reroute(rec.raw, queue)
+                bucket = rec.priority if rec.priority in self.b.steps else self.b.priority_bucket(rec.priority)
+                pending.append((self.b.bucket_key(queue, bucket), raw))
+            else:
+                if pending:
+                    flush()
+                converted.append(record_to_outgoing(rec, queue))  # DataError for an unknown broker
             result.examined += 1
             result.matched += 1
-            if len(pending) >= BATCH:
+            if len(pending) + len(converted) >= BATCH:
                 flush()
         flush()
         return result
@@ -213,13 +230,30 @@ class RedisOps(RedisUnacked):
 
     def _walk(self, queue: str, selection: Selection, control: Control, action: str,
               lengths: list[tuple[int, str, int]], act: Act) -> OpResult:
-        """Walk each priority list once, dropping or moving what ``act`` says."""
+        """Walk each priority list once, dropping or moving what ``act`` says.
+
+        Through Sentinel, a failover (a batch the new master may lack is refused by
+        ``confirm_writes``) starts the walk again on the new master, counting what was
+        confirmed before: each message is in exactly one list on every master.
+        """
         result = OpResult(action, queue)
-        for bucket, key, n0 in lengths:
-            if n0:
-                self._walk_list(key, bucket, n0, queue, selection, control, act, result)
-            if result.interrupted or _full(selection, result):
+        for attempt in range(FAILOVER_WALKS + 1):
+            try:
+                for bucket, key, n0 in lengths:
+                    if n0:
+                        self._walk_list(key, bucket, n0, queue, selection, control, act, result)
+                    if result.interrupted or _full(selection, result):
+                        break
                 break
+            except BrokerUnavailable as exc:
+                if not self.b.url.is_sentinel or attempt == FAILOVER_WALKS:
+                    raise
+                self.b.warnings.append(f"{exc.message}; walked {queue!r} again on the master the "
+                                       f"sentinels name now ({result.done} counted before)")
+                time.sleep(1.0 + attempt)
+                lengths = self.b.lengths(queue)
+                done = result.done  # what is gone was examined and matched once
+                result = OpResult(action, queue, examined=done, matched=done, done=done)
         with self.b.errors():
             result.kept = sum(n for _, _, n in self.b.lengths(queue))
         return result
@@ -229,10 +263,14 @@ class RedisOps(RedisUnacked):
         """Read a window at the tail, select, then WALK it: one script per batch.
 
         The script and the read of the next window go in one round trip.  The
-        marker (the first kept message walked) ends the walk early when
-        consumers shrink the list; it is an economy, not what keeps it safe.
+        marker (the kept messages of the first window, as a sequence) ends the
+        walk early once consumers have shrunk the list; it is an economy, not
+        what keeps it safe.  Without consumers the count alone bounds the walk.
+        Selection is by position in the window: identical copies of a message
+        are legal in a queue, so bytes alone cannot say where the walk began.
         """
-        marker: bytes | None = None
+        marker: list[bytes] = []  # the kept messages of the first walked window, in order
+        shrunk = False  # a consumer took messages from under the walk: the marker is needed
         rotated = 0
         client = self.b.client
         walk = self.script("WALK")
@@ -246,67 +284,94 @@ class RedisOps(RedisUnacked):
                 if _full(selection, result):
                     break
                 items = window[::-1]  # next message first
-                if marker is not None and marker in items:
-                    items = items[:items.index(marker)]
+                if marker and shrunk:
+                    items = items[:_wrap_at(items, marker)]
                     if not items:
                         break
-                matched = self._select(items, queue, bucket, selection, result)
+                chosen = self._select(items, queue, bucket, selection, result)
+                matched = [items[i] for i in chosen]
                 dst_key, args = act(bucket, matched) if matched else (None, [])
+                per = 2 if dst_key else 1
+                placed: list[Any] = []
+                for n, i in enumerate(chosen):  # the script selects by position, then checks bytes
+                    placed += [i, *args[n * per:(n + 1) * per]]
+                deepest = items[-1]
                 with self.b.errors():
                     pipe = client.pipeline(transaction=False)
-                    walk(keys=[key, dst_key or key], args=[items[-1], len(items),
-                                                            "move" if dst_key else "drop", *args],
+                    walk(keys=[key, dst_key or key],
+                         args=[deepest, len(items), "move" if dst_key else "drop",
+                               items.count(deepest), *placed],
                          client=pipe)
                     ahead = min(BATCH, n0 - rotated - len(items))
                     if ahead > 0:
                         pipe.lrange(key, -ahead, -1)
                     replies = pipe.execute()
+                self.b.confirm_writes()  # a batch the new master may lack is not counted
                 popped, done = (int(x) for x in replies[0])
                 window = replies[1] if ahead > 0 else []
                 rotated += popped
+                shrunk = shrunk or popped != len(items)
                 result.done += done
                 result.vanished += len(matched) - done
-                if marker is None and popped:
-                    gone = set(matched)
-                    marker = next((v for v in items if v not in gone), None)
+                if not marker and popped:
+                    gone = set(chosen)
+                    marker = [v for i, v in enumerate(items) if i not in gone]
                 control.tick(len(items))
         finally:
-            if marker is not None and rotated < n0:
-                self._finish(key, marker, n0 - rotated)
+            if marker and rotated < n0:
+                self._finish(key, marker[0] if shrunk else None, n0 - rotated)
 
     def _select(self, items: list[bytes], queue: str, bucket: int, selection: Selection,
-                result: OpResult) -> list[bytes]:
+                result: OpResult) -> list[int]:
+        """The positions (0 = next) of the selected messages of a window."""
         if selection.is_all and selection.limit is None:
             result.examined += len(items)
             result.matched += len(items)
-            return items
+            return list(range(len(items)))
         if selection.by_name_only and selection.limit is None:
-            out = [raw for raw in items if selection.matches_name(fast_task_id(raw), self.view, raw,
-                                                                   queue, bucket)]
+            out = [i for i, raw in enumerate(items)
+                   if selection.matches_name(fast_task_id(raw), self.view, raw, queue, bucket)]
             result.examined += len(items)
             result.matched += len(out)
             return out
         out = []
-        for raw in items:
+        for i, raw in enumerate(items):
             if _full(selection, result):
                 break
             result.examined += 1
             if selection.is_all or selection.matches(self.view(raw, queue, bucket)):
-                out.append(raw)
+                out.append(i)
                 result.matched += 1
         return out
 
-    def _finish(self, key: str, marker: bytes, left: int) -> None:
+    def _finish(self, key: str, marker: bytes | None, left: int) -> None:
         """Rotate what a stopped walk did not reach (at most ``left``), restoring the order.
 
         Bounded: if a consumer took the marker meanwhile, the walk would
         otherwise go round forever.
         """
         while left > 0:
-            done, reached = self.call("ROTATE", [key], [min(left, FINISH_STEP), marker, "1", "0"])
+            done, reached = self.call("ROTATE", [key], [min(left, FINISH_STEP), marker or b"",
+                                                        "1" if marker is not None else "0", "0"])
             left -= int(done)
             if int(reached) or not int(done):
                 return
+
+
+def _wrap_at(items: list[bytes], kept: list[bytes]) -> int:
+    """Where a window reaches the messages the walk kept first (``len(items)`` if it does not).
+
+    Those were pushed back at the head in their order, so they come round as
+    that sequence; one message with the same bytes as the first of them is
+    not enough (a queue may hold identical copies).
+    """
+    first = kept[0]
+    for i, v in enumerate(items):
+        if v == first:
+            n = min(len(items) - i, len(kept))
+            if items[i:i + n] == kept[:n]:
+                return i
+    return len(items)
 
 
 def _full(selection: Selection, result: OpResult) -> bool:
@@ -335,7 +400,7 @@ def reroute(raw: bytes, queue: str) -> bytes:
         if info.get("routing_key") == queue:
             return raw
         info["exchange"], info["routing_key"] = "", queue
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):  # kept as it is
         return raw
     return json.dumps(env).encode("utf-8")
 
@@ -350,5 +415,6 @@ def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes], *, byt
             for raw in raws:
                 pipe.lpush(dest.bucket_key(queue, bucket), raw)
             pipe.execute()  # the replies are Redis's confirmation
+        dest.confirm_writes()  # and through Sentinel, a replica's
         return
     publish_across(dest, queue, [ExportRecord("redis", queue, bucket, raw, {}) for raw in raws])

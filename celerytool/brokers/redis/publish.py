@@ -123,7 +123,7 @@ class RedisPublisher:
             if isinstance(messages, (list, tuple)) and not messages:
                 client.ping()  # nothing to send: still prove the broker answers
                 return 0
-            state = _Batch(client.pipeline(transaction=False))
+            state = _Batch(client.pipeline(transaction=False), b.confirm_writes)
             self.declared = set()  # per call: a failed (retried) pipeline must declare again
             sent = 0
             for m in messages:
@@ -182,8 +182,9 @@ class RedisPublisher:
 class _Batch:
     """Pending LPUSH runs (and binding SADDs) of one pipeline round-trip."""
 
-    def __init__(self, pipe: Any) -> None:
+    def __init__(self, pipe: Any, confirm: Any) -> None:
         self.pipe = pipe
+        self.confirm = confirm  # raises when the writes may not survive a failover
         self.key: str | None = None
         self.run: list[str] = []
         self.count = 0
@@ -205,4 +206,5 @@ class _Batch:
         count, self.count = self.count, 0
         if len(self.pipe):
             self.pipe.execute()
+            self.confirm()
         return count

@@ -77,6 +77,7 @@ class RedisUnacked:
                 keys = [self.b.bucket_key(q, self.b.priority_bucket(prio)) for q in targets]
                 ok = self.call("RESTORE", [self._key(UNACKED), self._key(UNACKED_INDEX), *keys],
                                [extra["delivery_tag"], view.raw, dumps(env)])
+                self.b.confirm_writes()  # through Sentinel: a replica has it, or it is not counted
                 if int(ok):
                     result.done += 1
                 else:
@@ -163,7 +164,7 @@ def _entry_route(raw: bytes) -> tuple[str | None, str]:
     try:
         entry = json.loads(raw)
         return str(entry[1] or ""), str(entry[2] or "")
-    except (ValueError, TypeError, IndexError, KeyError):
+    except (ValueError, TypeError, IndexError, KeyError, RecursionError):
         return None, ""
 
 

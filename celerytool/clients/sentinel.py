@@ -1,0 +1,158 @@
+"""Redis Sentinel: the one place that turns a ``sentinel://`` URL into the current master.
+
+A URL is written as Celery users write it (kombu's ``SentinelChannel``, Celery's
+``SentinelBackend``): ``sentinel://:pw@h1:26379/0;sentinel://h2:26379/0`` lists the
+sentinels; the password and database of the first piece are the *master's*;
+``master_name`` (Celery's transport option) names the master; the sentinels'
+own password is Celery's ``sentinel_kwargs={"password": ...}``.
+
+- The light RESP client asks ``SENTINEL get-master-addr-by-name`` (``master_url``).
+- redis-py gets ``redis.sentinel.Sentinel(...).master_for(...)``, whose connections
+  ask the sentinels again each time they (re)connect (``redis_client``).
+- ``confirm_replicated`` fences writes: Redis replication is asynchronous and a
+  demoted master keeps accepting writes for seconds after a failover, writes
+  the new master never sees.  After each batch of writes the master must still
+  be a master and, when it has had a replica, a replica must acknowledge them
+  (``WAIT``); otherwise the batch counts as not done (BrokerUnavailable, exit 69,
+  or a retry on the new master).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from celerytool.errors import BrokerUnavailable, NotFound, UsageError
+from celerytool.urls import BrokerURL
+
+
+def sentinels(url: BrokerURL) -> list[tuple[str, int]]:
+    return [(u.host, u.port or 26379) for u in (url, *url.alternates)]
+
+
+def _require_name(url: BrokerURL) -> str:
+    if url.tls:
+        raise UsageError(f"{url.redacted()}: TLS through Redis Sentinel is not supported yet")
+    if not url.master_name:
+        raise UsageError(f"{url.redacted()}: a sentinel:// URL needs the master's name: "
+                         "--master-name NAME, ?master_name=NAME or master_name in the profile")
+    return url.master_name
+
+
+def master_address(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> tuple[str, int]:
+    """(host, port) of the master, from the first sentinel that knows it.
+
+    ``client_class`` is the light RESP client (``clients.resp.RespClient``), passed in
+    because it also calls back here to resolve sentinel:// URLs.
+    """
+    reply = _ask(url, client_class, connect_timeout, "get-master-addr-by-name")
+    return reply[0].decode(), int(reply[1])
+
+
+def master_identity(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> tuple[str, int]:
+    """(run id, port) of the server the sentinels hold to be the master now; the run id is
+    empty until a sentinel has polled a newly promoted master."""
+    reply = _ask(url, client_class, connect_timeout, "master")
+    fields = dict(zip(reply[::2], reply[1::2], strict=False))
+    return fields.get(b"runid", b"").decode(), int(fields.get(b"port", b"0"))
+
+
+def _ask(url: BrokerURL, client_class: Any, connect_timeout: float, what: str) -> Any:
+    name = _require_name(url)
+    failures: list[str] = []
+    for host, port in sentinels(url):
+        one = BrokerURL(raw=f"redis://{host}:{port}", scheme="redis", kind="redis", host=host,
+                        port=port, password=url.sentinel_password)
+        client = client_class(one, connect_timeout=connect_timeout, socket_timeout=connect_timeout)
+        try:
+            reply = client.execute("SENTINEL", what, name)
+        except client_class.ReplyError as exc:
+            if "No such master" in str(exc):
+                reply = None
+            else:
+                failures.append(f"{host}:{port}: {exc}")
+                continue
+        except (OSError, ConnectionError) as exc:
+            failures.append(f"{host}:{port}: {exc or type(exc).__name__}")
+            continue
+        finally:
+            client.close()
+        if reply:
+            return reply
+        failures.append(f"{host}:{port}: no master named {name!r}")
+    if failures and all("no master named" in f for f in failures):
+        raise NotFound(f"the sentinels of {url.redacted()} know no master named {name!r}")
+    raise BrokerUnavailable(url.scrub(f"no sentinel of {url.redacted()} named the master "
+                                      f"{name!r}: {'; '.join(failures)}"))
+
+
+def master_url(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> BrokerURL:
+    """A plain ``redis://`` URL of the current master (same password and database)."""
+    host, port = master_address(url, client_class, connect_timeout)
+    query = {k: v for k, v in url.query.items() if k not in ("master_name", "sentinel_password")}
+    return replace(url, scheme="redis", host=host, port=port, query=query, alternates=())
+
+
+def redis_client(url: BrokerURL, kwargs: dict[str, Any], client_class: Any) -> Any:
+    """A redis.Redis whose connections go to whichever server the sentinels name master."""
+    from redis import Redis
+    from redis.sentinel import Sentinel
+
+    name = _require_name(url)
+    # asked once here so that a wrong name, password or address is one clear line
+    master_address(url, client_class, kwargs.get("socket_connect_timeout") or 5.0)
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_connect_timeout": kwargs.get("socket_connect_timeout"),
+        "socket_timeout": kwargs.get("socket_connect_timeout"),
+    }
+    if url.sentinel_password:
+        sentinel_kwargs["password"] = url.sentinel_password
+    manager = Sentinel(sentinels(url), sentinel_kwargs=sentinel_kwargs)
+    return manager.master_for(name, redis_class=Redis, **kwargs)
+
+
+class WriteFence:
+    """Remembers which masters had replicas, so writes to them must be acknowledged."""
+
+    def __init__(self, url: BrokerURL, timeout: float, client_class: Any) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.client_class = client_class  # the RESP client, to ask the sentinels
+        self.replicated: set[str] = set()  # master_replid of masters seen with replicas
+
+    def observe(self, client: Any) -> dict[str, Any]:
+        """Note whether the server has replicas; call it before the first write too."""
+        info = client.info("replication")
+        if info.get("role") == "master" and int(info.get("connected_slaves", 0)) > 0:
+            self.replicated.add(str(info.get("master_replid", "")))
+        return info
+
+    def confirm(self, client: Any) -> None:
+        """Raise BrokerUnavailable unless the writes just made on ``client`` will survive a failover."""
+        info = self.observe(client)
+        if info.get("role") != "master":
+            self._fail(client, "became a replica (failover under way)")
+        if str(info.get("master_replid", "")) in self.replicated:
+            acked = int(client.execute_command("WAIT", 1, int(self.timeout * 1000)))
+            if acked < 1:
+                self._fail(client, f"had no replica confirm the batch within {self.timeout:g} s "
+                                   "(failover under way?)")
+        else:
+            server = client.info("server")
+            run_id, port = master_identity(self.url, self.client_class, self.timeout)
+            if (run_id and server.get("run_id") != run_id) or \
+                    (not run_id and int(server.get("tcp_port", 0)) != port):
+                self._fail(client, "is no longer the one the sentinels name (failover under way)")
+
+    def _fail(self, client: Any, why: str) -> None:
+        _drop(client)
+        raise BrokerUnavailable(f"the Redis master of {self.url.redacted()} {why}: "
+                                "the last batch was not counted")
+
+
+def _drop(client: Any) -> None:
+    """Close the pooled connections, so the next command asks the sentinels afresh."""
+    try:
+        client.connection_pool.disconnect()
+    except Exception:
+        pass
