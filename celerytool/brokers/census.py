@@ -19,7 +19,8 @@ from celerytool.codecs.lazy import _V2_HEAD_RE, EnvelopeView, fast_task_eta_retr
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import UsageError
 from celerytool.model import Message
-from celerytool.selection import MessageView, Selection, evaluate, parse_where
+from celerytool.selection import MessageView, Selection
+from celerytool.where import evaluate, parse_where
 
 FAST_FIELDS = ("task", "eta", "retries")
 Tick = Callable[[int], None]
