@@ -1,5 +1,5 @@
-"""celerytool forget on Celery's database backend (PostgreSQL; SQLite too): exactly the selected
-rows go, in batches; expire says it is Redis's."""
+"""celerytool forget on Celery's database backend (PostgreSQL, MariaDB, SQLite): exactly the
+selected rows go, in batches; expire says it is Redis's."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import pytest
 from conftest import make_app
 from sqlservices import new_database
 
-OLD = "now() - interval '2 hours'"
+# two hours ago in naive UTC, as Celery stores date_done
+OLD = {"postgresql": "(now() at time zone 'utc') - interval '2 hours'",
+       "mysql": "UTC_TIMESTAMP() - INTERVAL 2 HOUR",
+       "sqlite": "datetime('now', '-2 hours')"}
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "mysql", "sqlite"])
 def stored(request, tmp_path):
     """Results stored by Celery's own database backend; some aged by 2 hours afterwards."""
     from celery.app.task import Context
@@ -32,8 +35,7 @@ def stored(request, tmp_path):
             store(f"fo-{i}", "FAILURE", "tasks.b", ValueError("x"))
         store("sb-0", "SUCCESS", "tasks.b", 0)
         app.backend.save_group("grp-1", app.GroupResult("grp-1", [app.AsyncResult("so-0")]))
-        old = OLD if request.param == "postgresql" else "datetime('now', '-2 hours')"
-        sql(db, f"UPDATE celery_taskmeta SET date_done = {old} "
+        sql(db, f"UPDATE celery_taskmeta SET date_done = {OLD[request.param]} "
                 "WHERE task_id LIKE 'so-%' OR task_id LIKE 'fo-%' OR task_id = 'sb-0'")
         yield db, "db+" + db.driver_url
     finally:
