@@ -15,20 +15,15 @@ from functools import cached_property
 from typing import Any
 
 from celerytool.brokers.amqp.peek import Peek
+from celerytool.brokers.amqp.properties import from_outgoing, to_message
 from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue
 from celerytool.clients.amqp import amqp_errors, connect, probe
 from celerytool.clients.management import ManagementAPI, ManagementError
-from celerytool.codecs import decode_payload
-from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound, UsageError
+from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound
 from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
 from celerytool.urls import BrokerURL
 
 EXACT_AUTO_MAX_QUEUES = 50  # up to this many queues, `queues` counts by passive declare by default
-
-# BasicProperties fields shown in Message.properties (content type/encoding
-# and headers have fields of their own), as kombu names them.
-PROPERTY_NAMES = ("correlation_id", "reply_to", "delivery_mode", "priority", "expiration",
-                  "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
 
 
 IN_FLIGHT_NOTE = ("unacked and requeue are Redis-only: RabbitMQ returns unacknowledged messages "
@@ -167,6 +162,14 @@ class AmqpBroker:
             ch.close()
         return out
 
+    def queue_type(self, queue: str) -> str | None:
+        """classic, quorum or stream, from the management API; None when it cannot say."""
+        try:
+            row = self.management.queue(self.url.vhost, queue)
+        except ManagementError:
+            return None
+        return str(row.get("type") or "classic") if isinstance(row, dict) else None
+
     def depth(self, queue: str) -> int:
         """Ready messages in ``queue`` (passive declare); NotFound when it does not exist."""
         counts = self._passive_counts([queue])
@@ -174,14 +177,6 @@ class AmqpBroker:
             raise NotFound(f"no queue named {queue!r} in vhost {self.url.vhost!r} on "
                            f"{self.connected_url.redacted()} (`celerytool queues` lists the known ones)")
         return counts[queue][0]
-
-    def queue_type(self, queue: str) -> str | None:
-        """classic / quorum / stream from the management API; None when it cannot say."""
-        try:
-            row = self.management.queue(self.url.vhost, queue)
-        except ManagementError:
-            return None
-        return str(row.get("type") or "classic") if isinstance(row, dict) else None
 
     def check_destination(self, queue: str) -> None:
         self.depth(queue)  # NotFound before anything moves
@@ -217,7 +212,7 @@ class AmqpBroker:
 
         The number to wait for is the ready count at the start, so messages
         published during the peek are not waited for, and a consumer that
-        takes messages meanwhile only shortens the listing (see amqp_peek).
+        takes messages meanwhile only shortens the listing (see peek.py).
         """
         want = self.depth(queue)  # now, not at the first next(): errors come before any output
         if limit is not None:
@@ -242,22 +237,10 @@ class AmqpBroker:
         deliveries = peek.deliveries()
         try:
             for position, (method, props, body) in enumerate(deliveries):
-                yield self._decode(queue, position, method, props, body)
+                yield to_message(queue, position, (method, props, body), self.options.limits)
         finally:
             deliveries.close()  # stops the consumer before anything is returned
             peek.finish()
-
-    def _decode(self, queue: str, position: int, method: Any, props: Any, body: bytes) -> Message:
-        properties: dict[str, Any] = {}
-        for name in PROPERTY_NAMES:
-            value = getattr(props, name, None)
-            if value is not None:
-                properties[name] = value
-        properties["delivery_info"] = {"exchange": method.exchange, "routing_key": method.routing_key}
-        headers = props.headers if isinstance(props.headers, dict) else {}
-        return decode_payload(body, props.content_type, props.content_encoding, headers, properties,
-                              queue=queue, position=position, priority=props.priority, size=len(body),
-                              raw=body, limits=self.options.limits, redelivered=bool(method.redelivered))
 
     # -- publish ----------------------------------------------------------------------
     def publish(self, messages: Iterable[OutgoingMessage]) -> int:
@@ -266,10 +249,9 @@ class AmqpBroker:
         Messages confirmed by an earlier, interrupted call with the same
         objects (a retry after the connection dropped) are not sent twice.
         """
-        import pika
         import pika.exceptions as pex
 
-        ch = self._publisher()
+        ch = self.publisher()
         sent = 0
         for m in messages:
             ref = self._confirmed.get(id(m))
@@ -277,17 +259,7 @@ class AmqpBroker:
                 sent += 1
                 continue
             where = f"exchange {m.exchange!r}" if m.exchange else "the default exchange"
-            p = m.properties
-            priority = p.get("priority")
-            if priority is not None and not 0 <= int(priority) <= 255:
-                raise UsageError(f"priority {priority} is out of range on RabbitMQ: 0-255")
-            props = pika.BasicProperties(
-                content_type=m.content_type, content_encoding=m.content_encoding,
-                # always a table, empty or not, as kombu sends it (celery-node fails on a missing one)
-                headers=dict(m.headers or {}), delivery_mode=p.get("delivery_mode", 2),
-                priority=priority, correlation_id=p.get("correlation_id"), reply_to=p.get("reply_to"),
-                expiration=None if p.get("expiration") is None else str(p["expiration"]),
-                message_id=p.get("message_id"), type=p.get("type"), app_id=p.get("app_id"))
+            props = from_outgoing(m)
             with self.errors(f"publishing to {where}"):
                 try:
                     ch.basic_publish(m.exchange, m.routing_key, m.body, props, mandatory=True)
@@ -307,7 +279,7 @@ class AmqpBroker:
         self._confirmed.clear()  # all confirmed: nothing left for a retry to skip
         return sent
 
-    def _publisher(self) -> Any:
+    def publisher(self) -> Any:
         """One channel in confirm mode, kept for every publish() of this adapter."""
         ch = self.__dict__.get("_publish_channel")
         if ch is None or not ch.is_open:

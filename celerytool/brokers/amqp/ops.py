@@ -1,33 +1,28 @@
-"""Purge, move, export and import on RabbitMQ: consume, act, confirm, and only then ack.
+"""Purge, move, export and import on RabbitMQ.
 
-AMQP has no way to remove one message from the middle of a queue, so a
-selected purge / move / ``export --remove`` consumes the queue on one channel
-(manual ack, bounded prefetch) and, for each message:
-
-- selected: dropped (purge), published to the destination with publisher
-  confirms (move), or written to the file, flushed and fsynced (export);
-- not selected: published again, unchanged (body, properties, headers), to
-  the same queue through the default exchange, with confirms.
-
-Each batch is acknowledged only after every copy it needs is confirmed
-(``amqp_confirm``: the batch is published, then all its confirms awaited), so a
-crash at any point can leave a duplicate, never a loss (at-least-once).  The
-walk stops after the number of messages the queue held at the start (and the
-prefetch never lets more than that be delivered), so the re-published ones are
-not examined again.  Kept messages move to the tail: their order relative to
-messages published meanwhile changes, and consumers running at the same time
-may receive them in between.  Without a selection, purge is ``queue.purge``.
+Without a selection, purge is ``queue.purge``.  A selected purge, a move and
+``export --remove`` walk the queue (``walk.Walk``: consume, act, confirm, and
+only then ack); on classic queues the messages that stay are held unacked and
+returned in place at the end, on other queues they are re-published.
+``--dry-run`` and a plain export read as peek does (``peek.Peek``).
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from celerytool.brokers.amqp.confirm import BatchConfirms
-from celerytool.brokers.amqp.peek import IDLE_SECONDS, Delivery, Peek
+from celerytool.brokers.amqp.confirm import Confirms
+from celerytool.brokers.amqp.consume import Consumer
+from celerytool.brokers.amqp.peek import Peek
+from celerytool.brokers.amqp.properties import (
+    Delivery,
+    from_record,
+    task_and_id,
+    to_message,
+    to_record,
+)
+from celerytool.brokers.amqp.walk import BATCH, Take, Walk, can_hold
 from celerytool.brokers.base import Control, ExportRecord, OpResult
 from celerytool.brokers.transfer import amqp_to_outgoing, record_to_outgoing
 from celerytool.errors import CeleryToolError, DataError, Unsupported, UsageError
@@ -37,19 +32,13 @@ from celerytool.selection import MessageView, Selection
 if TYPE_CHECKING:
     from celerytool.brokers.amqp.broker import AmqpBroker
 
-BATCH = 500
-# every AMQP basic property besides headers, as pika names them
-PROPERTIES = ("content_type", "content_encoding", "delivery_mode", "priority", "correlation_id",
-              "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id",
-              "cluster_id")
-
-# Given the selected deliveries of a batch, do what must be done before they are acked.
-Take = Callable[[list[Delivery]], None]
-
 
 class AmqpOps:
     def __init__(self, broker: AmqpBroker) -> None:
         self.b = broker
+        # hold the messages that stay unacked (True) or re-publish them (False); None: hold on
+        # classic queues only (the benchmark sets it to measure both ways)
+        self.hold_kept: bool | None = None
 
     # -- purge ------------------------------------------------------------------------
     def purge(self, queue: str, selection: Selection, control: Control) -> OpResult:
@@ -65,7 +54,7 @@ class AmqpOps:
                 ch.close()
             control.tick(n)
             return OpResult("purge", queue, examined=n, matched=n, done=n, kept=0)
-        return self._walk(queue, selection, control, "purge", n0, None)
+        return self._walk(queue, selection, control, "purge", n0)
 
     # -- move -------------------------------------------------------------------------
     def move(self, src: str, dst: str, selection: Selection, control: Control, *,
@@ -81,15 +70,16 @@ class AmqpOps:
         if control.dry_run:
             return self._scan(src, selection, control, "move", n0)
 
-        def take(matched: list[Delivery]) -> None:
-            if same:
-                self._walk_confirms.publish(dst, [(p, body) for _, p, body in matched])
-            elif isinstance(dest, type(self.b)):
-                republish(dest._publisher(), dst, matched, dest)
+        def take(matched: list[Delivery]) -> None:  # another broker: published and confirmed now
+            if isinstance(dest, type(self.b)):
+                republish(dest, dst, matched)
             else:
-                dest.publish([amqp_to_outgoing(properties_of(props), body, dst) for _, props, body in matched])
+                dest.publish([amqp_to_outgoing(to_record(props), body, dst) for _, props, body in matched])
 
-        result = self._walk(src, selection, control, "move", n0, take)
+        if same:
+            result = self._walk(src, selection, control, "move", n0, move_to=dst)
+        else:
+            result = self._walk(src, selection, control, "move", n0, take=take)
         result.extra = {"to": dst, **({"to_broker": dest.url.redacted()} if not same else {})}
         return result
 
@@ -105,24 +95,32 @@ class AmqpOps:
         def take(matched: list[Delivery]) -> None:
             write([self.record(queue, d) for d in matched])  # flushed and fsynced before the ack
 
-        return self._walk(queue, selection, control, "export", n0, take)
+        return self._walk(queue, selection, control, "export", n0, take=take)
 
     def record(self, queue: str, delivery: Delivery, message: Message | None = None) -> ExportRecord:
-        method, props, body = delivery
-        return ExportRecord("amqp", queue, int(props.priority or 0), body, {}, amqp=properties_of(props),
-                            message=message or self.b._decode(queue, 0, method, props, body))
+        _, props, body = delivery
+        return ExportRecord("amqp", queue, int(props.priority or 0), body, {}, amqp=to_record(props),
+                            message=message or to_message(queue, 0, delivery, self.b.options.limits))
 
     def import_(self, queue: str, records: Iterable[ExportRecord], control: Control, *,
                 keep_routing: bool = False) -> OpResult:
         """Publish each record unchanged to ``queue`` (default exchange), with confirms."""
         self.b.depth(queue)  # NotFound before anything is published
         result = OpResult("import", queue, dry_run=control.dry_run)
-        confirms = None if control.dry_run else BatchConfirms(self.b, self.b.channel())
+        channel = None if control.dry_run else Consumer(self.b, queue, None, f"importing into {queue!r}")
+        confirms = None if channel is None else Confirms(channel)
         pending: list[tuple[Any, bytes]] = []
+        previous = 0  # confirm sequence number of the batch before the last one
 
-        def flush() -> None:
-            if pending and confirms is not None:
-                confirms.publish(queue, pending)
+        def flush(wait: bool = False) -> None:
+            nonlocal previous
+            if confirms is not None:
+                if pending:
+                    seq = confirms.publish(queue, pending)
+                    confirms.wait(previous)  # the batch before this one: one batch in flight
+                    previous = seq
+                if wait:
+                    confirms.wait()
             result.done += len(pending)
             control.tick(len(pending))
             pending.clear()
@@ -135,10 +133,10 @@ class AmqpOps:
                 result.examined += 1
                 result.matched += 1
                 if rec.broker == "amqp":
-                    pending.append((basic_properties(rec.amqp or {}), rec.raw))
+                    pending.append((from_record(rec.amqp or {}), rec.raw))
                 elif rec.broker == "redis":
                     outgoing = record_to_outgoing(rec, queue)
-                    flush()  # file order
+                    flush(wait=True)  # file order
                     if confirms is not None:
                         self.b.publish([outgoing])
                     result.done += 1
@@ -146,10 +144,13 @@ class AmqpOps:
                     raise DataError(f"cannot import a {rec.broker} export into RabbitMQ")
                 if len(pending) >= BATCH:
                     flush()
-            flush()
+            flush(wait=True)
         finally:
-            if confirms is not None and confirms.ch.is_open:
-                confirms.ch.close()
+            if channel is not None:
+                try:
+                    channel.close()
+                except CeleryToolError:
+                    pass
         return result
 
     # -- Redis only ---------------------------------------------------------------------
@@ -160,12 +161,13 @@ class AmqpOps:
                 lock_wait: float = 10.0) -> OpResult:
         raise Unsupported(self.b.capabilities.in_flight_note)
 
-    # -- the two walks ------------------------------------------------------------------
+    # -- the two ways of reading -----------------------------------------------------------
     def _scan(self, queue: str, selection: Selection, control: Control, action: str, n0: int,
               sink: Callable[[list[ExportRecord]], None] | None = None) -> OpResult:
         """Read-only, as peek: fetch without ack, select, give everything back with nack."""
         result = OpResult(action, queue, dry_run=control.dry_run)
         chunk: list[ExportRecord] = []
+        limits = self.b.options.limits
         if n0 > 0:
             peek = Peek(self.b, queue, n0)
             deliveries = peek.deliveries()
@@ -177,9 +179,18 @@ class AmqpOps:
                     if _full(selection, result):
                         break
                     result.examined += 1
-                    m = self.b._decode(queue, position, *d)
-                    if selection.is_all or selection.matches(MessageView(m)):
+                    m = None
+                    if selection.is_all:
+                        hit = True
+                    elif selection.by_name_only and (names := task_and_id(d[1])) is not None:
+                        hit = selection.matches_name(names)  # protocol 2: no body decode
+                    else:
+                        m = to_message(queue, position, d, limits)
+                        hit = selection.matches(MessageView(m))
+                    if hit:
                         result.matched += 1
+                        if control.on_match or sink is not None:
+                            m = m or to_message(queue, position, d, limits)
                         if control.on_match:
                             control.on_match(m)
                         if sink is not None:
@@ -197,148 +208,43 @@ class AmqpOps:
         result.kept = n0 - result.done if action in ("purge", "move") else None
         return result
 
-    def _refuse_stream(self, queue: str, what: str, also: str) -> None:
-        """UsageError for a change no stream allows (its passive declare counts 0: ask the API)."""
-        if self.b.queue_type(queue) == "stream":
+    def _refuse_stream(self, queue: str, what: str, also: str) -> str | None:
+        """The queue's type; UsageError for a change no stream allows."""
+        qtype = self.b.queue_type(queue)
+        if qtype == "stream":
             raise UsageError(
-                f"queue {queue!r} is a stream: a stream keeps every message whatever consumers do "
+                f"queue {queue!r} is a stream queue: a stream keeps every message whatever consumers do "
                 f"(only its retention limits remove any), so {what} cannot take messages out of it "
                 f"({also}); read it with `peek` or `export` without --remove")
+        return qtype
 
-    def _walk(self, queue: str, selection: Selection, control: Control, action: str, n0: int,
-              take: Take | None) -> OpResult:
-        """Consume at most ``n0`` messages; ``take`` the selected, re-publish the rest; ack."""
+    def _walk(self, queue: str, selection: Selection, control: Control, action: str, n0: int, *,
+              move_to: str | None = None, take: Take | None = None) -> OpResult:
+        """Consume at most ``n0`` messages: see walk.py."""
         result = OpResult(action, queue)
-        self._refuse_stream(queue, {"purge": "a selected purge", "move": "a move"}.get(action, "export --remove"),
-                            "and the kept ones would be appended again")
-        if n0 > 0:
-            walk = _Walk(self, queue, n0)
-            self._walk_confirms = walk.confirms
-            try:
-                walk.run(selection, control, take, result)
-            finally:
-                walk.close()
-        result.kept = self.b.depth(queue)
+        # before the count: a stream's passive declare counts 0 whatever it holds
+        qtype = self._refuse_stream(queue, {"purge": "a selected purge", "move": "a move"}.get(action, "export --remove"),
+                                    "and the kept ones would be appended again")
+        if n0 <= 0:
+            result.kept = self.b.depth(queue)
+            return result
+        hold = self.hold_kept if self.hold_kept is not None else can_hold(qtype, n0)
+        walk = Walk(self.b, queue, n0, hold=hold, move_to=move_to, take=take)
+        try:
+            walk.run(selection, control, result)
+            result.kept = walk.finish()
+        except BaseException:
+            walk.abandon()
+            raise
         return result
 
 
-class _Walk:
-    """One consumer on one confirm-mode channel; see the module docstring."""
-
-    def __init__(self, ops: AmqpOps, queue: str, n0: int) -> None:
-        self.b = ops.b
-        self.ops = ops
-        self.queue = queue
-        self.n0 = n0
-        self.seen = 0  # delivered and examined
-        self.acked = 0
-        self.inbox: deque[Delivery] = deque()
-        self.doing = f"walking queue {queue!r}"
-        self.ch = self.b.channel()
-        self.confirms = BatchConfirms(self.b, self.ch)
-        with self.b.errors(self.doing):
-            self.ch.basic_qos(prefetch_count=min(BATCH, n0))
-            self.tag: str | None = self.ch.basic_consume(
-                queue, lambda _c, m, p, body: self.inbox.append((m, p, body)), auto_ack=False)
-
-    def run(self, selection: Selection, control: Control, take: Take | None, result: OpResult) -> None:
-        idle_since = time.monotonic()
-        position = 0
-        while self.seen < self.n0:
-            if control.stop():
-                result.interrupted = True
-                return
-            if _full(selection, result):
-                return
-            if not self.inbox:
-                with self.b.errors(self.doing):
-                    self.b.connection.process_data_events(time_limit=0.2)
-                if not self.inbox:
-                    if time.monotonic() - idle_since > IDLE_SECONDS:
-                        self.b.warnings.append(
-                            f"queue {self.queue!r}: {self.n0 - self.seen} of the {self.n0} message(s) "
-                            "it held at the start were taken by another consumer first")
-                        return
-                    continue
-                idle_since = time.monotonic()
-            matched: list[Delivery] = []
-            kept: list[Delivery] = []
-            last = None
-            while self.inbox and len(matched) + len(kept) < BATCH and self.seen < self.n0:
-                if _full(selection, result):
-                    break
-                d = self.inbox.popleft()
-                self.seen += 1
-                result.examined += 1
-                last = d[0].delivery_tag
-                if self._selected(selection, d, position):
-                    matched.append(d)
-                    result.matched += 1
-                else:
-                    kept.append(d)
-                position += 1
-            if last is None:
-                continue
-            if matched and take is not None:
-                take(matched)
-            if kept:
-                self.confirms.publish(self.queue, [(p, body) for _, p, body in kept])
-            self._ack(last)
-            result.done += len(matched)
-            control.tick(len(matched) + len(kept))
-
-    def _selected(self, selection: Selection, d: Delivery, position: int) -> bool:
-        if selection.is_all:
-            return True
-        headers = d[1].headers
-        if selection.by_name_only and isinstance(headers, dict):  # protocol 2: no body decode
-            task, tid = headers.get("task"), headers.get("id")
-            if isinstance(task, str) and isinstance(tid, str):
-                return selection.matches_name((task, tid))
-        return selection.matches(MessageView(self.b._decode(self.queue, position, *d)))
-
-    def _ack(self, last: int) -> None:
-        """Ack everything up to ``last``, first making sure no more than n0 can be delivered."""
-        left = self.n0 - self.seen
-        with self.b.errors(self.doing):
-            if left > 0:
-                self.ch.basic_qos(prefetch_count=min(BATCH, left))
-            else:
-                self._cancel()
-            self.ch.basic_ack(delivery_tag=last, multiple=True)
-        self.acked = self.seen
-
-    def _cancel(self) -> None:
-        """Stop the consumer without pika rejecting anything (as amqp_peek does)."""
-        if self.tag is None:
-            return
-        self.ch.basic_qos(prefetch_count=1)
-        self.b.connection.process_data_events(time_limit=0)
-        self.ch.basic_cancel(self.tag)
-        self.tag = None
-
-    def close(self) -> None:
-        """Return what was delivered but not handled (nack, requeue), then close the channel.
-
-        If the connection is gone, the broker requeues the unacked messages itself.
-        """
-        import pika.exceptions as pex
-
-        try:
-            if self.ch.is_open:
-                self._cancel()
-                if self.inbox or self.seen > self.acked:
-                    self.ch.basic_nack(delivery_tag=0, multiple=True, requeue=True)
-                self.ch.close()
-        except (pex.AMQPConnectionError, pex.AMQPChannelError, OSError):
-            pass
-
-
-def republish(ch: Any, queue: str, deliveries: list[Delivery], broker: AmqpBroker) -> None:
-    """basic.publish each body with its own properties to ``queue``: confirmed, mandatory."""
+def republish(dest: AmqpBroker, queue: str, deliveries: list[Delivery]) -> None:
+    """basic.publish each body with its own properties to ``queue`` on another RabbitMQ: confirmed."""
     import pika.exceptions as pex
 
-    with broker.errors(f"publishing to {queue!r}"):
+    ch = dest.publisher()
+    with dest.errors(f"publishing to {queue!r}"):
         for _, props, body in deliveries:
             try:
                 ch.basic_publish("", queue, body, props, mandatory=True)
@@ -348,54 +254,6 @@ def republish(ch: Any, queue: str, deliveries: list[Delivery], broker: AmqpBroke
             except pex.NackError:
                 raise CeleryToolError(f"RabbitMQ refused a message to {queue!r} (basic.nack); "
                                       "nothing unconfirmed was removed") from None
-
-
-def properties_of(props: Any) -> dict[str, Any]:
-    """Every AMQP property of a delivery that is set, headers included."""
-    out = {k: getattr(props, k) for k in PROPERTIES if getattr(props, k, None) is not None}
-    if props.headers is not None:
-        out["headers"] = props.headers
-    return out
-
-
-def basic_properties(meta: dict[str, Any]) -> Any:
-    """pika BasicProperties from an export record's ``amqp`` field (tagged JSON values)."""
-    import pika
-
-    values = {k: untag(meta[k]) for k in (*PROPERTIES, "headers") if meta.get(k) is not None}
-    try:
-        return pika.BasicProperties(**values)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"bad AMQP properties in export record: {exc}") from None
-
-
-def untag(value: Any) -> Any:
-    """Undo ``to_jsonable`` for the types AMQP field tables carry (bytes, timestamps, decimals)."""
-    if isinstance(value, list):
-        return [untag(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    kind = value.get("__type__")
-    if kind is None or set(value) != {"__type__", "__value__"}:
-        return {k: untag(v) for k, v in value.items()}
-    v = value["__value__"]
-    if kind == "bytes":
-        return str(v).encode("utf-8")
-    if kind == "base64":
-        import base64
-
-        return base64.b64decode(v)
-    if kind == "datetime":
-        import datetime
-
-        return datetime.datetime.fromisoformat(v)
-    if kind == "decimal":
-        import decimal
-
-        return decimal.Decimal(v)
-    if kind == "float":
-        return float(v)
-    return value
 
 
 def _full(selection: Selection, result: OpResult) -> bool:
