@@ -39,6 +39,7 @@ class Capabilities:
     in_flight_note: str = ""  # why not, when it cannot
     max_priority: int | None = None  # highest message priority served; None: set per queue
     visibility_timeout: bool = False  # a message held past the visibility timeout is redelivered
+    keyspace: bool = False  # a database of keys that can be walked and classified (`doctor`)
 
 
 class Broker(Protocol):
@@ -74,6 +75,10 @@ class Broker(Protocol):
         Raises CeleryToolError (exit 1) for an unroutable message and
         BrokerUnavailable (exit 69) when the broker cannot be reached.
         """
+        ...
+
+    def census(self, queue: str, by: str, selection: Selection, tick: Tick | None = None) -> Any:
+        """``summary``: a ``brokers.census.Census`` of ``queue`` grouped by the field path ``by``."""
         ...
 
     def ops(self) -> BrokerOps:

@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "top": ("celerytool.cli.top", "Live full-screen view: queues, workers, failures (q quits)."),
     "events": ("celerytool.cli.events", "Follow the live event stream (NDJSON when piped)."),
     "revoke": ("celerytool.cli.revoke", "Make workers skip tasks by id (--terminate: kill running ones)."),
+    "summary": ("celerytool.cli.summary", "Census of a queue: count, bytes, ETAs per task (or any field)."),
+    "doctor": ("celerytool.cli.doctor", "What uses a Celery Redis, what is wrong, and the fix (exit 1 if any)."),
+    "forget": ("celerytool.cli.forget", "Delete stored results by id, state, task or age."),
+    "expire": ("celerytool.cli.expire", "Set a TTL on stored results (e.g. those stored without one)."),
     "profiles": ("celerytool.cli.profiles", "List connection profiles and where each setting comes from."),
 }
 

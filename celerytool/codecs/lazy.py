@@ -80,3 +80,22 @@ def fast_task_id(raw: bytes) -> tuple[str, str] | None:
         return m.group(1).decode("utf-8"), m.group(2).decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+# task, eta and retries of protocol 2, in as_task_v2's header order (no escapes)
+_V2_HEAD_RE = re.compile(
+    rb'"headers": \{"lang": "py", "task": "([^"\\]*)", "id": "[^"\\]*", "shadow": (?:null|"[^"\\]*"), '
+    rb'"eta": (?:null|"([^"\\]*)"), "expires": (?:null|"[^"\\]*"), "group": (?:null|"[^"\\]*"), '
+    rb'"group_index": (?:null|-?\d+), "retries": (\d+)')
+
+
+def fast_task_eta_retries(raw: bytes) -> tuple[str, str | None, int] | None:
+    """(task, eta, retries) sliced from a Celery protocol-2 envelope, or None to decode fully."""
+    m = _V2_HEAD_RE.search(raw)
+    if m is None:
+        return None
+    try:
+        eta = m.group(2)
+        return m.group(1).decode("utf-8"), None if eta is None else eta.decode("utf-8"), int(m.group(3))
+    except UnicodeDecodeError:
+        return None

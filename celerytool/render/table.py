@@ -211,6 +211,25 @@ def _duration(seconds: Any) -> str:
         return f"{s // 86400}d{s % 86400 // 3600:02d}h"
     return _age(s)
 
+
+def census_kind(by: str) -> Kind:
+    """``summary``'s table: the --by field's value, then the counts."""
+    return Kind((
+        Column(by, lambda r: "(none)" if r.value is None else str(r.value), cut_to=16, style="bold"),
+        Column("count", lambda r: r.count, right=True),
+        Column("bytes", lambda r: r.bytes, right=True),
+        Column("oldest eta", lambda r: _when(r.oldest_eta), hide_empty=True),
+        Column("newest eta", lambda r: _when(r.newest_eta), hide_empty=True),
+        Column("retries", lambda r: r.retries, right=True),
+    ), low_value=("newest eta",))
+
+
+def write_census(rows: Sequence[Any], by: str, out: TextIO) -> None:
+    if rows:
+        out.write(chunk_text(rows, census_kind(by), terminal_width(out), styled=colours(out)))
+    out.flush()
+
+
 def terminal_width(out: TextIO) -> int:
     env = os.environ.get("COLUMNS", "")
     if env.isdigit() and int(env) > 0:

@@ -219,6 +219,17 @@ class AmqpBroker:
             want = min(want, limit)
         return self._peek(queue, want)
 
+    def census(self, queue: str, by: str, selection: Any, tick: Any = None) -> Any:
+        """``summary`` over a peek of the whole queue (RabbitMQ has no read-only listing)."""
+        from celerytool.brokers.census import census_of_messages
+
+        selection.require_no_age("queued RabbitMQ messages")
+        census = census_of_messages(self.peek(queue, None), by, selection, tick)
+        self.warnings.append("RabbitMQ has no read-only listing: the messages were fetched without ack and "
+                             "returned with nack(requeue=True), as peek does (now marked redelivered; a "
+                             "consumer running meanwhile may have received some)")
+        return census
+
     def _peek(self, queue: str, want: int) -> Iterator[Message]:
         if want <= 0:
             return

@@ -26,7 +26,7 @@ READ_RETRIES = 8  # through Sentinel: about 15 s, time for a failover
 
 class RedisBroker:
     kind = "redis"
-    capabilities = Capabilities("Redis", in_flight=True, max_priority=9, visibility_timeout=True)
+    capabilities = Capabilities("Redis", in_flight=True, max_priority=9, visibility_timeout=True, keyspace=True)
 
     def __init__(self, url: BrokerURL, options: BrokerOptions) -> None:
         self.url = url
@@ -278,6 +278,49 @@ class RedisBroker:
                 position += 1
             if limit is not None and position >= limit:
                 return
+
+    def census(self, queue: str, by: str, selection: Any, tick: Any = None) -> Any:
+        """``summary``: counts per value of ``by``, read with LRANGE, header-only where it can."""
+        from celerytool.brokers.census import census_of_envelopes
+
+        selection.require_no_age("queued Redis messages")
+        lengths = self.lengths(queue)
+        self.require_queue(queue, lengths)
+        chunks = ((bucket, chunk) for bucket, key, n in lengths for chunk in self.iter_chunks(key, n))
+        return census_of_envelopes(chunks, queue, by, selection, self.options.limits, tick)
+
+    def iter_chunks(self, key: str, length: int) -> Iterator[list[bytes]]:
+        """``iter_list`` in its chunks (next message first in each), one read ahead.
+
+        The next LRANGE is sent before the current chunk is handed out, so
+        Redis builds it while the caller works on this one.
+        """
+        ranges = [(-(off + min(PEEK_CHUNK, length - off)), -(off + 1)) for off in range(0, length, PEEK_CHUNK)]
+        if not ranges:
+            return
+        pool = self.client.connection_pool
+        with self.errors():
+            conn = pool.get_connection()
+        pending = False
+        try:
+            with self.errors():
+                conn.send_command("LRANGE", key, *ranges[0])
+                pending = True
+            for i in range(len(ranges)):
+                with self.errors():
+                    chunk = conn.read_response()
+                    pending = False
+                    if chunk and i + 1 < len(ranges):
+                        conn.send_command("LRANGE", key, *ranges[i + 1])
+                        pending = True
+                if not chunk:
+                    return
+                chunk.reverse()
+                yield chunk
+        finally:
+            if pending:  # an unread reply: this connection cannot be reused
+                conn.disconnect()
+            pool.release(conn)
 
     def iter_list(self, key: str, length: int, limit: int | None) -> Iterator[bytes]:
         """Raw items of one list from the right end (next first), chunked."""

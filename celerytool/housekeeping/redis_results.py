@@ -1,0 +1,205 @@
+"""``forget`` and ``expire``: delete stored results, or give them a TTL, selected by id / state /
+task / age.
+
+This is the Redis ``ResultStore`` (``criteria.py``; databases:
+``sql_results.py``; ``stores.open_result_store`` picks one).  Redis walks ``celery-task-meta-*`` (and the group
+metas when no state or task is asked for) with SCAN, reads each batch with
+one MGET, decides in Python, and deletes each batch with one UNLINK (or
+sets TTLs with one script).  A meta is decided from its JSON text without
+building a TaskResult; anything else (pickle, msgpack, compressed) takes the
+general decoder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
+from celerytool.errors import UsageError
+from celerytool.housekeeping.criteria import Criteria, ResultOp
+from celerytool.urls import BrokerURL
+
+SCAN_COUNT = 5000  # keys per round trip (SCAN COUNT, MGET, UNLINK)
+_STATUS = re.compile(rb'^\{"status": "([A-Z_]+)"')
+
+EXPIRE_LUA = """
+local ms, only = tonumber(ARGV[1]), ARGV[2] == '1'
+local n = 0
+for _, k in ipairs(KEYS) do
+  local ttl = redis.call('PTTL', k)
+  if ttl ~= -2 and (not only or ttl == -1) then
+    redis.call('PEXPIRE', k, ms)
+    n = n + 1
+  end
+end
+return n
+"""
+
+
+class RedisResults:
+    def __init__(self, url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAULT_LIMITS,
+                 connect_timeout: float = 5.0) -> None:
+        from celerytool.backends.redis import RedisResultBackend
+
+        self.backend = RedisResultBackend(url, keyprefix=keyprefix, limits=limits,
+                                          connect_timeout=connect_timeout)
+        self.limits = limits
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """redis-py (with hiredis when installed): MGET of a thousand values parses in C."""
+        if self._client is None:
+            from celerytool.clients.redispy import connect
+
+            self._client = connect(self.url, connect_timeout=self.connect_timeout)
+        return self._client
+
+    def errors(self) -> Any:
+        from celerytool.clients.redispy import redis_errors
+
+        return redis_errors(self.url, "Redis result backend")
+
+    def close(self) -> None:
+        self.backend.close()
+        if self._client is not None:
+            self._client.close()
+
+    # -- selection ----------------------------------------------------------------------
+    def _batches(self, criteria: Criteria) -> Iterator[tuple[list[bytes], list[Any] | None]]:
+        """Candidate keys in batches, with their values when the criteria need them.
+
+        A SCAN walk sends each batch's MGET together with the next SCAN: one
+        round trip per batch.  Given ids: their task and group keys.
+        """
+        from celerytool.backends.redis import GROUP_PREFIX, TASK_PREFIX, _glob_escape
+
+        b, client, need = self.backend, self.client, criteria.needs_value
+        if criteria.ids:
+            keys = [k.encode() for i in criteria.ids for k in (b.task_key(i), b.group_key(i))]
+            for start in range(0, len(keys), SCAN_COUNT):
+                batch = keys[start:start + SCAN_COUNT]
+                values = client.mget(batch)
+                if need:
+                    yield batch, values
+                else:
+                    yield [k for k, v in zip(batch, values, strict=True) if v is not None], None
+            return
+        groups = not (criteria.statuses or criteria.tasks)
+        # one pass for both: celery-task-meta-* and celery-taskset-meta-*
+        pattern = _glob_escape(b.prefix) + ("celery-task*-meta-*" if groups else _glob_escape(TASK_PREFIX) + "*")
+        group_head = (b.prefix + GROUP_PREFIX).encode()
+
+        def metas(keys: list[bytes]) -> list[bytes]:
+            if groups:  # not the chord counters (<gid>.j, .t, ...)
+                return [k for k in keys if not (k.startswith(group_head) and k[-2:-1] == b".")]
+            return keys
+
+        cursor, found = client.scan(0, match=pattern, count=SCAN_COUNT)
+        keys = metas(found)
+        while keys or cursor:
+            pipe = client.pipeline(transaction=False)
+            if keys and need:
+                pipe.mget(keys)
+            if cursor:
+                pipe.scan(cursor, match=pattern, count=SCAN_COUNT)
+            replies = pipe.execute() if len(pipe) else []
+            if keys:
+                yield keys, (replies.pop(0) if need else None)
+            if not cursor:
+                return
+            cursor, found = replies[0]
+            keys = metas(found)
+
+    def _select(self, keys: list[bytes], values: list[Any], criteria: Criteria, result: ResultOp,
+                now: float) -> list[bytes]:
+        out = []
+        decide = self._decide
+        for key, raw in zip(keys, values, strict=True):
+            if raw is None:  # expired or deleted since the SCAN
+                continue
+            result.examined += 1
+            decided = decide(raw, criteria, now)
+            if decided is None:
+                result.undecodable += 1
+            elif decided:
+                out.append(key)
+        return out
+
+    def _decide(self, raw: bytes, criteria: Criteria, now: float) -> bool | None:
+        m = _STATUS.match(raw)
+        if m is not None and criteria.statuses and m.group(1).decode() not in criteria.statuses:
+            return False  # the common rejection, without parsing anything
+        meta: Any = None
+        if m is not None or raw[:1] == b"{":
+            try:
+                meta = json.loads(raw.decode("utf-8"))
+            except ValueError:  # UnicodeDecodeError included
+                meta = None
+        if not isinstance(meta, dict):
+            from celerytool.backends.decode import decode_value
+
+            try:
+                meta = decode_value(raw, self.limits)
+            except Exception:
+                return None
+            if not isinstance(meta, dict):
+                return None
+        date = meta.get("date_done")
+        return criteria.matches(meta.get("status"), meta.get("name"),
+                                date if isinstance(date, str) else None, now)
+
+    def _walk(self, criteria: Criteria, control: Any, result: ResultOp, act: Any) -> ResultOp:
+        now = time.time()
+        with self.errors():
+            for keys, values in self._batches(criteria):
+                if control.stop():
+                    result.interrupted = True
+                    break
+                if values is not None:
+                    chosen = self._select(keys, values, criteria, result, now)
+                else:
+                    chosen = keys
+                    result.examined += len(keys)
+                result.matched += len(chosen)
+                if chosen:
+                    act(chosen)
+                control.tick(len(keys))
+        return result
+
+    # -- the two operations -------------------------------------------------------------
+    def forget(self, criteria: Criteria, control: Any) -> ResultOp:
+        result = ResultOp("forget", dry_run=control.dry_run)
+
+        def act(keys: list[bytes]) -> None:
+            if not control.dry_run:
+                result.done += int(self.client.unlink(*keys))
+
+        return self._walk(criteria, control, result, act)
+
+    def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool, control: Any) -> ResultOp:
+        if ttl <= 0:
+            raise UsageError("--ttl must be positive")
+        result = ResultOp("expire", dry_run=control.dry_run,
+                          extra={"ttl": ttl, "only_without_ttl": only_without_ttl})
+        client = self.client
+        ms = int(ttl * 1000)
+
+        def act(keys: list[bytes]) -> None:
+            if control.dry_run:
+                if only_without_ttl:
+                    pipe = client.pipeline(transaction=False)
+                    for k in keys:
+                        pipe.pttl(k)
+                    ttls = pipe.execute()
+                    result.extra["would_set"] = result.extra.get("would_set", 0) + sum(1 for t in ttls if t == -1)
+                return
+            result.done += int(client.eval(EXPIRE_LUA, len(keys), *keys, ms, "1" if only_without_ttl else "0"))
+
+        return self._walk(criteria, control, result, act)
