@@ -16,7 +16,9 @@ from services import start_redis  # noqa: E402
 
 os.environ.setdefault("C_FORCE_ROOT", "1")
 for var in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERYTOOL_OUTPUT", "CELERYTOOL_PROFILE",
-            "CELERYTOOL_MASTER_NAME", "CELERYTOOL_SENTINEL_PASSWORD"):
+            "CELERYTOOL_MASTER_NAME", "CELERYTOOL_SENTINEL_PASSWORD",
+            # the runner's terminal width (pytest-xdist sets COLUMNS=80): tests that need one set it
+            "COLUMNS", "LINES"):
     os.environ.pop(var, None)
 # no profile of the person running the tests applies (tests that want one set their own)
 os.environ["CELERYTOOL_CONFIG"] = os.path.join(os.path.dirname(__file__), "no-such-config.toml")
