@@ -14,4 +14,6 @@ fi
 echo "layer contract: kept ($(printf '%s\n' "$out" | grep -c ' KEPT$') contracts)" >&2
 .venv/bin/ruff check -q celerytool tests benchmarks
 export C_FORCE_ROOT=1
-exec .venv/bin/python -m pytest -q "$@"
+# Test files run in parallel (pytest-xdist; most of the time goes to waiting for real workers and
+# servers to start); CELERYTOOL_TEST_JOBS=0 runs them one after the other.
+exec .venv/bin/python -m pytest -q -n "${CELERYTOOL_TEST_JOBS:-4}" --dist loadfile "$@"
