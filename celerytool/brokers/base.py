@@ -188,6 +188,13 @@ class ExportRecord:
         return export_line(self)
 
 
+# The AMQP basic properties (besides ``headers``) an export record's ``amqp`` field holds, as
+# pika and kombu name them: part of the export format, so both broker packages and
+# ``transfer`` read this one list.
+AMQP_CONTENT_PROPERTIES = ("content_type", "content_encoding")
+AMQP_OTHER_PROPERTIES = ("correlation_id", "reply_to", "delivery_mode", "priority", "expiration",
+                         "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
+
 SUMMARY_KEYS = ("id", "task", "args", "kwargs", "eta", "expires", "retries", "error")
 
 

@@ -14,14 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from celerytool.brokers.base import Broker, ExportRecord
+from celerytool.brokers.base import AMQP_OTHER_PROPERTIES, Broker, ExportRecord
 from celerytool.errors import DataError, DecodeError
 from celerytool.model import OutgoingMessage
 
-# the AMQP basic properties, in the order of the AMQP 0-9-1 class (headers apart)
-AMQP_PROPERTIES = ("content_type", "content_encoding", "delivery_mode", "priority", "correlation_id",
-                   "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id",
-                   "cluster_id")
 # kombu's per-delivery bookkeeping in a Redis envelope: meaningless once it leaves Redis
 _REDIS_ONLY_PROPERTIES = ("delivery_info", "delivery_tag", "body_encoding")
 
@@ -44,7 +40,7 @@ def redis_envelope_to_outgoing(raw: bytes, queue: str) -> OutgoingMessage:
 
 def amqp_to_outgoing(meta: dict[str, Any], body: bytes, queue: str) -> OutgoingMessage:
     """An AMQP message (its properties and headers as a dict) as another broker publishes it."""
-    props = {k: meta[k] for k in AMQP_PROPERTIES[2:] if meta.get(k) is not None}
+    props = {k: meta[k] for k in AMQP_OTHER_PROPERTIES if meta.get(k) is not None}
     return OutgoingMessage(body=body, content_type=meta.get("content_type") or "application/json",
                            content_encoding=meta.get("content_encoding") or "utf-8",
                            headers=dict(meta.get("headers") or {}), properties=props,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from celerytool.brokers.base import AMQP_CONTENT_PROPERTIES, AMQP_OTHER_PROPERTIES
 from celerytool.codecs import decode_payload
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import DataError, UsageError
@@ -17,10 +18,9 @@ from celerytool.model import Message, OutgoingMessage
 
 Delivery = tuple[Any, Any, bytes]  # (Basic.Deliver or GetOk, BasicProperties, body)
 
-# Every AMQP basic property besides headers, as pika (and kombu) name them.
-CONTENT = ("content_type", "content_encoding")
-SHOWN = ("correlation_id", "reply_to", "delivery_mode", "priority", "expiration",
-         "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
+# Every AMQP basic property besides headers, as pika (and kombu) name them (the export format's list).
+CONTENT = AMQP_CONTENT_PROPERTIES
+SHOWN = AMQP_OTHER_PROPERTIES
 PROPERTIES = CONTENT + SHOWN
 # What `send` / a message from another broker may set: user_id must match the connection's
 # user and the timestamp / cluster id are the broker's to give, so those are never copied.
