@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from celerytool.brokers.redis.routing import BINDING_PERMANENT_PREFIX, BINDING_PREFIX
 from celerytool.housekeeping.keys import CLASSES, RESULT_CLASSES, KeyLayout
 
 SCAN_COUNT = 1000
@@ -249,8 +250,8 @@ class Doctor:
 
     def _decide_lists(self, client: Any) -> None:
         """A list is a Celery queue when bound, or when its next item is a kombu envelope."""
-        tables = [k for k in self.binding_keys if k.startswith(self.layout.prefix + b"_kombu.binding.")
-                  or k.startswith(self.layout.prefix + b"_kombu.binding_permanent.")]
+        tables = [k for k in self.binding_keys if k.startswith(self.layout.prefix + BINDING_PREFIX.encode())
+                  or k.startswith(self.layout.prefix + BINDING_PERMANENT_PREFIX.encode())]
         pipe = client.pipeline(transaction=False)
         for key in tables:
             pipe.smembers(key)

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from celerytool.brokers.redis.routing import BINDING_PERMANENT_PREFIX, BINDING_PREFIX
+from celerytool.brokers.redis.unacked import UNACKED_INDEX, UNACKED_MUTEX
 from celerytool.errors import UsageError
 from celerytool.housekeeping.keys import REPLY_EXCHANGE, REPLY_SUFFIX
 
@@ -29,7 +31,7 @@ def _k(b: Any, name: str) -> bytes:
 
 
 def _reply_tables(b: Any) -> list[bytes]:
-    return [_k(b, "_kombu.binding." + REPLY_EXCHANGE), _k(b, "_kombu.binding_permanent." + REPLY_EXCHANGE)]
+    return [_k(b, BINDING_PREFIX + REPLY_EXCHANGE), _k(b, BINDING_PERMANENT_PREFIX + REPLY_EXCHANGE)]
 
 
 def abandoned_replies(b: Any, client: Any, keys: list[bytes], idle: float) -> list[tuple[bytes, int]]:
@@ -78,7 +80,7 @@ def orphan_bindings(b: Any, client: Any) -> list[tuple[str, bytes, str]]:
 
 
 def stale_unacked(b: Any, client: Any, visibility_timeout: float) -> int:
-    n = client.execute("ZCOUNT", _k(b, "unacked_index"), "-inf", f"({time.time() - visibility_timeout}")
+    n = client.execute("ZCOUNT", _k(b, UNACKED_INDEX), "-inf", f"({time.time() - visibility_timeout}")
     return int(n or 0)
 
 
@@ -101,7 +103,7 @@ def apply_fix(name: str, broker: Any, *, dry_run: bool, idle: float, visibility_
             return {"fix": name, "bindings_removed": len(rows),
                     "rows": [f"{t} -> {q}" for t, _, q in rows], "dry_run": dry_run}
         if name == "stuck-mutex":
-            key = _k(broker, "unacked_mutex")
+            key = _k(broker, UNACKED_MUTEX)
             stuck = client.execute("PTTL", key) == -1
             removed = 0
             if stuck and not dry_run:

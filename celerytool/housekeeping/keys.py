@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TASK_META = b"celery-task-meta-"
-GROUP_META = b"celery-taskset-meta-"
+from celerytool.backends.redis import GROUP_PREFIX, TASK_PREFIX
+from celerytool.brokers.redis.unacked import UNACKED, UNACKED_INDEX, UNACKED_MUTEX
+
+# the names are defined where they are read and written; here as bytes, for SCAN replies
+TASK_META = TASK_PREFIX.encode()
+GROUP_META = GROUP_PREFIX.encode()
 CHORD_UNLOCK = b"chord-unlock-"
 CHORD_SUFFIXES = (b".j", b".t", b".s", b".d", b".c")
 BINDING = b"_kombu.binding"
@@ -13,7 +17,7 @@ REPLY_SUFFIX = b".reply.celery.pidbox"
 REPLY_EXCHANGE = "reply.celery.pidbox"
 PIDBOX_SUFFIX = b".pidbox"
 EVENT_PREFIX = b"celeryev."
-UNACKED_KEYS = {b"unacked": "unacked", b"unacked_index": "unacked_index", b"unacked_mutex": "unacked_mutex"}
+UNACKED_KEYS = {name.encode(): name for name in (UNACKED, UNACKED_INDEX, UNACKED_MUTEX)}
 
 # class name -> what it is (the order is the order of the report)
 CLASSES: dict[str, str] = {
