@@ -78,6 +78,7 @@ class Consumer:
                     if busy():
                         idle_since = stalled_since = now
                     elif now - idle_since > IDLE_SECONDS:
+                        self._require_open()  # silence from a lost connection is not the end
                         if not patient or now - stalled_since > STALL_SECONDS or self.depth() == 0:
                             return
                         idle_since = now
@@ -85,6 +86,14 @@ class Consumer:
                 idle_since = stalled_since = time.monotonic()
             self.delivered += 1
             yield inbox.popleft()
+
+    def _require_open(self) -> None:
+        if self.ch.is_open and self.broker.connection.is_open:
+            return
+        from celerytool.errors import BrokerUnavailable
+
+        raise BrokerUnavailable(f"connection to RabbitMQ at {self.broker.connected_url.redacted()} "
+                                f"lost while {self.doing}")
 
     def pending(self) -> int:
         """Delivered to us but not yet taken from the inbox."""
