@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     SOFTWARE = 70  # a bug in celerytool
     TIMEOUT = 124  # --wait hit --timeout
     INTERRUPTED = 130  # Ctrl-C
+    CLOSED_PIPE = 141  # stdout's reader went away before the command had an outcome (128 + SIGPIPE)
 
 
 class CeleryToolError(Exception):

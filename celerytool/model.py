@@ -1,7 +1,7 @@
 """The data celerytool shows: frozen dataclasses with ``to_json()``.
 
 Adapters and codecs return these; ``render`` formats them.  The JSON field
-names are a stable contract (see README, "Machine output").
+names are a stable contract (docs/output.md).
 """
 
 from __future__ import annotations
@@ -123,6 +123,9 @@ class QueueInfo:
     arguments: dict[str, Any] = field(default_factory=dict)
     exists: bool = True
     counted: str | None = None  # RabbitMQ: "exact" (passive declare) or "sample" (management statistics)
+    leader: str | None = None  # RabbitMQ quorum queue: the node of its Raft leader
+    members: tuple[str, ...] = ()  # RabbitMQ quorum queue: the nodes that hold a replica
+    online: tuple[str, ...] = ()  # RabbitMQ quorum queue: the members that answer now
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -141,6 +144,10 @@ class QueueInfo:
             out["type"] = self.type
         if self.arguments:
             out["arguments"] = to_jsonable(self.arguments)
+        if self.type == "quorum" and (self.leader or self.members):
+            out["leader"] = self.leader
+            out["members"] = list(self.members)
+            out["online"] = list(self.online)
         return out
 
 
@@ -225,3 +232,24 @@ class OutgoingMessage:
     exchange: str = ""
     routing_key: str = "celery"
     exchange_type: str | None = None  # direct / topic / fanout; None: the broker infers it
+
+
+@dataclass(frozen=True)
+class DelayedTask:
+    """A task waiting for its ETA: where it waits and when it is due (``delayed``)."""
+
+    id: str | None
+    task: str | None
+    args: Any
+    kwargs: Any
+    queue: str | None  # where it goes when due (RabbitMQ: the destination routing key)
+    due: str | None  # ISO 8601 UTC; None when it cannot be told
+    left: float | None  # seconds until due at the time of reading (negative: overdue)
+    waits_in: str  # "unacked" (Redis, held by a worker) or "celery_delayed_<L>" (RabbitMQ)
+    delivered_again: bool = False  # Redis: due beyond the visibility timeout, so delivered twice
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "task": self.task, "args": to_jsonable(self.args),
+                "kwargs": to_jsonable(self.kwargs), "queue": self.queue, "due": self.due,
+                "left": None if self.left is None else round(self.left, 3), "waits_in": self.waits_in,
+                "delivered_again": self.delivered_again}

@@ -11,7 +11,8 @@ are the long option names::
     sentinel_password_env = "PROD_SENTINEL_PW"
     output = "json"
 
-Precedence: command line > environment > profile > built-in default.  Passwords
+Precedence: command line > profile named with -P > environment > profile from
+$CELERYTOOL_PROFILE or ``default`` > built-in default.  Passwords
 named by ``*_env`` / ``*_command`` are read only when the URL is used.
 """
 
@@ -101,20 +102,67 @@ class Profile:
         return None
 
 
+MAX_CONFIG_BYTES = 1024 * 1024  # a profile file is a few lines: past this it is not one
+MAX_SECRET_BYTES = 64 * 1024  # what a password command may print
+PASSWORD_COMMAND_TIMEOUT = 60.0  # seconds; then the command and everything it started are killed
+
+
 def _run_password_command(profile: Profile, key: str) -> str:
+    """What ``key``'s command prints, bounded in size and time; its whole process group is
+    killed when it prints too much or runs too long (a shell's children included)."""
+    import selectors
+    import signal
+    import time
+
     command = str(profile.values[key])
+    where = f"profile {profile.name!r} ({profile.where(key)}): {key}"
     try:
-        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"profile {profile.name!r} ({profile.where(key)}): {key} failed: "
-                         f"{type(exc).__name__}") from None
-    if done.returncode != 0:
-        raise UsageError(f"profile {profile.name!r} ({profile.where(key)}): {key} exited "
-                         f"{done.returncode}")
-    value = done.stdout.rstrip("\r\n")
+        proc = subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError as exc:
+        raise UsageError(f"{where} failed: {type(exc).__name__}") from None
+    assert proc.stdout is not None
+    out = bytearray()
+    problem = None
+    deadline = time.monotonic() + PASSWORD_COMMAND_TIMEOUT
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                problem = f"ran longer than {PASSWORD_COMMAND_TIMEOUT:g} s"
+                break
+            if not sel.select(remaining):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            out += chunk
+            if len(out) > MAX_SECRET_BYTES:
+                problem = f"printed more than {MAX_SECRET_BYTES} bytes"
+                break
+    if problem is None:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            problem = f"ran longer than {PASSWORD_COMMAND_TIMEOUT:g} s"
+    if problem is not None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
+    proc.stdout.close()
+    if problem is not None:
+        raise UsageError(f"{where} {problem}; it was stopped")
+    if proc.returncode != 0:
+        raise UsageError(f"{where} exited {proc.returncode}")
+    try:
+        value = out.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise UsageError(f"{where} printed something that is not UTF-8 text") from None
     if not value:
-        raise UsageError(f"profile {profile.name!r} ({profile.where(key)}): {key} printed nothing")
+        raise UsageError(f"{where} printed nothing")
     return value
 
 
@@ -128,12 +176,9 @@ class ProfileFile:
 def load_file(path: Path | None = None) -> ProfileFile | None:
     """The parsed file, or None when it does not exist; UsageError naming file and line."""
     path = path or config_path()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    data = _read_config(path)
+    if data is None:
         return None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         import tomllib  # type: ignore[import-not-found]
     except ModuleNotFoundError:  # Python 3.10
@@ -177,6 +222,36 @@ def load_file(path: Path | None = None) -> ProfileFile | None:
         result.warnings.append(f"{path} holds a password and is readable by other users "
                                f"(chmod 600 {path})")
     return result
+
+
+def _read_config(path: Path) -> bytes | None:
+    """The file's bytes, None when it does not exist; a device, a FIFO, a directory or a file
+    larger than MAX_CONFIG_BYTES is refused without reading it (exit 2)."""
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{path} is not a regular file (a config file is a TOML text file)")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise UsageError(f"{path} is {st.st_size} bytes, more than a config file's "
+                             f"{MAX_CONFIG_BYTES}")
+        data = b""
+        while chunk := os.read(fd, MAX_CONFIG_BYTES + 1 - len(data)):
+            data += chunk
+            if len(data) > MAX_CONFIG_BYTES:
+                break
+        if len(data) > MAX_CONFIG_BYTES:  # it grew while we looked
+            raise UsageError(f"{path} is more than a config file's {MAX_CONFIG_BYTES} bytes")
+        return data
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def _line_of(text: str, profile: str | None, key: str) -> int | None:

@@ -32,7 +32,7 @@ def parse_duration(text: str) -> float:
         total += float(m.group(1)) * _UNIT[m.group(2)]
         pos = m.end()
     if pos != len(s) or not s:
-        raise UsageError(f"not a duration: {text!r} (e.g. 90s, 15m, 1h30m, 2d)")
+        raise UsageError(f"not a duration: {text!r} (e.g. 90, 90s, 1h30m, 2d, 500ms)")
     return total
 
 
@@ -113,6 +113,11 @@ class Selection:
             return False
         return True
 
+    def and_where(self, text: str) -> Selection:
+        """This selection, narrowed by one more ``--where`` condition."""
+        combined = f"({self.where.text}) and ({text})" if self.where is not None else text
+        return replace(self, where=parse_where(combined))
+
     def describe(self) -> str:
         parts = [f"task {' or '.join(self.tasks)}"] if self.tasks else []
         if self.ids:
@@ -158,7 +163,9 @@ class Tally:
 
 
 def format_duration(seconds: float) -> str:
-    """3600 -> '1h', 90 -> '90s', 5400 -> '90m': the largest unit that divides it."""
+    """3600 -> '1h', 90 -> '90s', 5400 -> '90m', 0.5 -> '500ms': the largest unit that divides it."""
+    if 0 < seconds < 1 and round(seconds * 1000, 6) == int(round(seconds * 1000, 6)):
+        return f"{int(round(seconds * 1000))}ms"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
@@ -180,6 +187,6 @@ class MessageView(View):
         return self.m.id
 
     def get(self, name: str) -> Any:
-        if name == "age":
-            return self.m.extra.get("age")
+        if name in ("age", "x_death"):  # adapter-specific fields (Message.extra)
+            return getattr(self.m, "extra", {}).get(name)
         return getattr(self.m, name, None)

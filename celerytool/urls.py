@@ -62,6 +62,28 @@ class BrokerURL:
         """For ``sql`` / ``django`` kinds: the database URL after ``db+`` / ``django-db+``."""
         return self.raw.split("+", 1)[1] if self.kind in ("sql", "django") else ""
 
+    def kombu_url(self, drop: tuple[str, ...] = ()) -> str:
+        """The URL as kombu's ``Connection`` takes it (failover list included).
+
+        A Sentinel URL's ``master_name`` / ``sentinel_password`` are transport
+        options for kombu, not connection arguments: they are left out of the
+        query (the caller passes them as ``broker_transport_options``); so are the
+        query options named in ``drop`` (the caller passes them its own way).
+        """
+        drop = (*drop, *SENTINEL_QUERY) if self.is_sentinel else drop
+        if not drop:
+            return self.raw
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        pieces = re.split(r"[;,]\s*(?=[a-zA-Z][a-zA-Z0-9+.\-]*://)", self.raw)
+        out = []
+        for piece in pieces:
+            parts = urlsplit(piece.strip())
+            query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                     if k.lower() not in drop]
+            out.append(urlunsplit(parts._replace(query=urlencode(query))))
+        return ";".join(out)
+
     def without_alternates(self) -> BrokerURL:
         return replace(self, alternates=())
 
@@ -126,6 +148,9 @@ def _check_host(host: str, shown: str) -> None:
     except UnicodeError:
         raise UsageError(f"host name in {shown!r} is not valid: each dot-separated part must be "
                          "1 to 63 characters (253 in all)") from None
+
+
+SENTINEL_QUERY = ("master_name", "sentinel_password")  # celerytool's spellings, not kombu's
 
 
 def parse_url(raw: str) -> BrokerURL:

@@ -35,7 +35,7 @@ from celerytool.errors import UsageError
 FIELDS = frozenset({
     "id", "task", "args", "kwargs", "eta", "expires", "retries", "priority", "headers",
     "properties", "embed", "content_type", "content_encoding", "compression", "protocol",
-    "size", "queue", "error", "age",
+    "size", "queue", "error", "age", "x_death",
 })
 # fields read from the message without decoding its body (see codecs.lazy)
 CHEAP_FIELDS = frozenset({"id", "task", "size", "queue", "age"})

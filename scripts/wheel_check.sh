@@ -62,4 +62,17 @@ unset CELERY_BROKER_URL
 "$BIN/celerytool" queues -o json | grep -q '^\[\]' || fail "the default profile (db 1) was not used"
 "$BIN/celerytool" purge celery -b "redis://127.0.0.1:$PORT/0" --yes 2>/dev/null || fail "purge"
 _CELERYTOOL_COMPLETE=bash_source "$BIN/celerytool" | grep -q _celerytool_completion || fail "completion"
-say "ok: the wheel installed in a fresh virtualenv ran send, queues, peek, result, a profile, purge"
+# the manual comes with the wheel: the same pages as docs/, the man page where man finds it
+for page in "$ROOT"/docs/*.md; do
+    name=$(basename "$page" .md)
+    [ "$name" = README ] && continue
+    "$BIN/celerytool" help "$name" | cmp -s - "$page" || fail "celerytool help $name differs from docs/$name.md"
+done
+"$BIN/celerytool" help | grep -q "connection" || fail "celerytool help lists no connection page"
+"$BIN/celerytool" help --man | cmp -s - "$ROOT/man/celerytool.1" || fail "celerytool help --man differs from man/celerytool.1"
+cmp -s "$WORK/venv/share/man/man1/celerytool.1" "$ROOT/man/celerytool.1" || fail "the man page is not installed in share/man/man1"
+if command -v man >/dev/null 2>&1; then
+    found=$(PATH="$BIN:$PATH" man -w celerytool 2>/dev/null) || fail "man celerytool finds no page"
+    [ "$found" = "$WORK/venv/share/man/man1/celerytool.1" ] || fail "man celerytool shows $found"
+fi
+say "ok: the wheel installed in a fresh virtualenv ran send, queues, peek, result, a profile, purge, help, the man page"

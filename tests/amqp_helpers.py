@@ -7,6 +7,11 @@ from typing import Any
 from services import wait_for  # noqa: F401  (re-exported for the amqp tests)
 
 
+def declared(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A queue's arguments as declared: RabbitMQ 4 adds ``x-queue-type: classic`` to classic queues'."""
+    return {k: v for k, v in arguments.items() if (k, v) != ("x-queue-type", "classic")}
+
+
 def depth(ch: Any, queue: str) -> int:
     """Ready messages, by passive declare."""
     return ch.queue_declare(queue, passive=True).method.message_count

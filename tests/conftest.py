@@ -119,24 +119,57 @@ def run():
 
 
 # --- RabbitMQ: a vhost of our own for the session, emptied before each test ------------
+# Every test that takes ``rabbit_vhost`` / ``amqp_url`` / ``pika_channel`` / ``amqp_celery_app``
+# runs twice: on the machine's RabbitMQ 3.x (id ``rabbit3``, 5672 / 15672) and on the
+# RabbitMQ 4.0.x node of tests/rabbit4.py (id ``rabbit4``, 5673 / 15673), each session in a
+# vhost of its own per node.  ``rabbit_node`` is the node of the current test; ``rabbit4`` is
+# the 4.x node for tests that only make sense there.  If the 4.x node cannot be built or
+# started, the rabbit4 tests error (never skip).
+
+RABBIT_NODE_IDS = ["rabbit3", "rabbit4"]
+
+
+def rabbit_node_named(name: str):
+    from services import RABBIT3
+
+    if name == "rabbit3":
+        return RABBIT3
+    from rabbit4 import RABBIT4
+
+    return RABBIT4
+
 
 @pytest.fixture(scope="session")
-def rabbit_vhost():
+def rabbit4():
+    """The RabbitMQ 4.0.x node (services.RabbitNode), built / started once for all sessions."""
+    from rabbit4 import ensure_rabbit4
+
+    return ensure_rabbit4()
+
+
+@pytest.fixture(scope="session", params=RABBIT_NODE_IDS)
+def rabbit_vhost(request):
     from services import new_vhost
 
-    vhost = new_vhost()
+    vhost = new_vhost(node=rabbit_node_named(request.param))
     yield vhost
     vhost.delete()
 
 
 @pytest.fixture
+def rabbit_node(rabbit_vhost):
+    return rabbit_vhost.node
+
+
+@pytest.fixture
 def amqp_url(rabbit_vhost):
-    """amqp:// URL of the session vhost, with no queues left from earlier tests."""
+    """amqp:// URL of the session vhost, with no queues (or policies) left from earlier tests."""
     from kombu import pools
 
     # kombu's global producer pools remember which queues they declared: forget the deleted ones
     pools.reset()
     rabbit_vhost.delete_queues()
+    rabbit_vhost.delete_policies()
     return rabbit_vhost.url()
 
 
@@ -157,3 +190,33 @@ def amqp_celery_app(amqp_url):
     app = make_app(amqp_url, backend="disabled://")
     yield app
     app.close()
+
+
+# --- markers: `pytest -m "not services"` runs what needs no server (seconds, nothing installed) ---
+SERVICE_FIXTURES = {"redis_server", "rabbit_vhost", "rabbit4", "rabbit_node"}
+SERVICE_HELPERS = ("services", "sqlservices", "workers", "cluster", "rabbit4", "amqp_helpers",
+                   "metrics_helpers", "msgfactory")
+
+
+def _starts_services(module) -> bool:
+    """A test module that imports a helper which starts or reaches a server."""
+    import re
+
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    names = "|".join(SERVICE_HELPERS)
+    return bool(re.search(rf"^\s*(from ({names}) import|import ({names})\b)", source, re.M))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "services: needs a real server (Redis, RabbitMQ, SQL, a worker); "
+                                       "set automatically from the fixtures and helpers a test uses")
+
+
+def pytest_collection_modifyitems(config, items):
+    seen: dict[str, bool] = {}
+    for item in items:
+        module = item.module
+        if module.__name__ not in seen:
+            seen[module.__name__] = _starts_services(module)
+        if seen[module.__name__] or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)

@@ -92,10 +92,49 @@ def start_redis(data_dir: Path, port: int | None = None, extra: tuple[str, ...] 
 
 
 # --- RabbitMQ -------------------------------------------------------------------------
+# Two nodes: the machine's RabbitMQ 3.x on 5672 (RABBIT3) and a RabbitMQ 4.0.x node the tests
+# start themselves on 5673 (RABBIT4 in rabbit4.py). Everything below takes a ``node``.
 
 RABBIT_HOST = "127.0.0.1"
 RABBIT_PORT = 5672
 RABBIT_MGMT_PORT = 15672
+
+
+@dataclass(frozen=True)
+class RabbitNode:
+    """One RabbitMQ node the tests use: its ports, and how to run its ``rabbitmqctl``."""
+
+    name: str
+    amqp_port: int
+    mgmt_port: int
+    nodename: str | None = None
+    ctl_prefix: tuple[str, ...] = ()
+    host: str = RABBIT_HOST
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{self.host}:{self.mgmt_port}"
+
+    def ensure(self) -> RabbitNode:
+        """Make sure the node answers (install / build / start it), and return it."""
+        if self.name == "rabbit3":
+            ensure_rabbitmq()
+            return self
+        from rabbit4 import ensure_rabbit4
+
+        return ensure_rabbit4()
+
+    def version(self) -> tuple[int, ...]:
+        text = str(rabbit_api("GET", "/overview", node=self)["rabbitmq_version"])  # type: ignore[index]
+        return tuple(int(p) for p in text.split("-")[0].split(".") if p.isdigit())
+
+    def rabbitmqctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        node = ("-n", self.nodename) if self.nodename else ()
+        return subprocess.run([*self.ctl_prefix, "rabbitmqctl", *node, *args], check=True,
+                              capture_output=True, text=True, timeout=timeout)
+
+
+RABBIT3 = RabbitNode("rabbit3", RABBIT_PORT, RABBIT_MGMT_PORT)
 
 
 def wait_port(host: str, port: int, seconds: float, what: str) -> None:
@@ -125,7 +164,7 @@ def ensure_rabbitmq() -> None:
 
 
 def rabbit_api(method: str, path: str, body: object = None, user: str = "guest",
-               password: str = "guest") -> object:
+               password: str = "guest", node: RabbitNode = RABBIT3) -> object:
     """Call the management API directly (test set-up; independent of celerytool's client)."""
     import base64
     import json
@@ -133,7 +172,7 @@ def rabbit_api(method: str, path: str, body: object = None, user: str = "guest",
 
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     req = urllib.request.Request(
-        f"http://{RABBIT_HOST}:{RABBIT_MGMT_PORT}/api{path}", method=method,
+        f"{node.management_url}/api{path}", method=method,
         data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
@@ -143,9 +182,10 @@ def rabbit_api(method: str, path: str, body: object = None, user: str = "guest",
 
 @dataclass
 class RabbitVhost:
-    """A vhost of our own on the shared RabbitMQ, where guest may do anything."""
+    """A vhost of our own on one RabbitMQ node, where guest may do anything."""
 
     name: str
+    node: RabbitNode = RABBIT3
 
     @property
     def quoted(self) -> str:
@@ -154,36 +194,58 @@ class RabbitVhost:
         return quote(self.name, safe="")
 
     def url(self, user: str = "guest", password: str = "guest", scheme: str = "amqp") -> str:
-        return f"{scheme}://{user}:{password}@{RABBIT_HOST}:{RABBIT_PORT}/{self.quoted}"
+        return f"{scheme}://{user}:{password}@{self.node.host}:{self.node.amqp_port}/{self.quoted}"
+
+    def api(self, method: str, path: str, body: object = None) -> object:
+        return rabbit_api(method, path, body, node=self.node)
 
     def create(self) -> RabbitVhost:
-        rabbit_api("PUT", f"/vhosts/{self.quoted}", {})
-        rabbit_api("PUT", f"/permissions/{self.quoted}/guest",
-                   {"configure": ".*", "write": ".*", "read": ".*"})
+        self.api("PUT", f"/vhosts/{self.quoted}", {})
+        self.api("PUT", f"/permissions/{self.quoted}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
         return self
 
     def delete(self) -> None:
         try:
-            rabbit_api("DELETE", f"/vhosts/{self.quoted}")
+            self.api("DELETE", f"/vhosts/{self.quoted}")
         except Exception:  # already gone
             pass
 
     def queue_names(self) -> list[str]:
-        rows = rabbit_api("GET", f"/queues/{self.quoted}?columns=name")
+        rows = self.api("GET", f"/queues/{self.quoted}?columns=name")
         return [r["name"] for r in rows]  # type: ignore[union-attr]
 
     def delete_queues(self) -> None:
+        """Delete every queue of the vhost; a queue that vanished meanwhile is gone (404), and an
+        exclusive queue whose (killed) owner RabbitMQ has not yet seen go (400) is tried again."""
+        import time
+        import urllib.error
         from urllib.parse import quote
 
+        deadline = time.monotonic() + 15
         for name in self.queue_names():
-            rabbit_api("DELETE", f"/queues/{self.quoted}/{quote(name, safe='')}")
+            while True:
+                try:
+                    self.api("DELETE", f"/queues/{self.quoted}/{quote(name, safe='')}")
+                    break
+                except urllib.error.HTTPError as exc:
+                    if exc.code == 404:
+                        break
+                    if exc.code != 400 or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+
+    def delete_policies(self) -> None:
+        from urllib.parse import quote
+
+        for row in self.api("GET", f"/policies/{self.quoted}") or []:  # type: ignore[union-attr]
+            self.api("DELETE", f"/policies/{self.quoted}/{quote(row['name'], safe='')}")
 
 
-def new_vhost(prefix: str = "celerytool-test") -> RabbitVhost:
+def new_vhost(prefix: str = "celerytool-test", node: RabbitNode = RABBIT3) -> RabbitVhost:
     import uuid
 
-    ensure_rabbitmq()
-    return RabbitVhost(f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}").create()
+    node = node.ensure()
+    return RabbitVhost(f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}", node).create()
 
 
 def wait_for(check, timeout: float = 20.0, every: float = 0.1):
@@ -265,7 +327,7 @@ class SentinelSet:
 
         wait_for(ready, timeout, 0.2)
 
-    def failover(self, old: int | None = None, timeout: float = 30.0) -> int:
+    def failover(self, old: int | None = None, timeout: float = 90.0) -> int:
         """SENTINEL FAILOVER; return the new master's port once the sentinels name it."""
         import redis
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from amqp_helpers import depth, drain_ids, publish_plain, wait_for
+from amqp_helpers import declared, depth, drain_ids, publish_plain, wait_for
 
 from services import free_port
 
@@ -52,10 +52,10 @@ def test_queues_from_the_management_api(amqp_url, pika_channel, run):
                                                   "unacked": 2, "consumers": 1, "type": "classic",
                                                   "arguments": None, "counted": "exact"}
     assert rows["prio"]["messages"] == 3 and rows["prio"]["consumers"] == 0
-    assert rows["prio"]["arguments"] == {"x-max-priority": 10, "x-dead-letter-exchange": "dlx"}
+    assert declared(rows["prio"]["arguments"]) == {"x-max-priority": 10, "x-dead-letter-exchange": "dlx"}
     assert rows["quorum"]["type"] == "quorum" and rows["quorum"]["arguments"]["x-queue-type"] == "quorum"
     assert rows["quorum"]["messages"] == 1
-    every = by_name(run("queues", "--all", "-b", amqp_url, "-o", "json").json())
+    every = by_name(run("queues", "--internal", "-b", amqp_url, "-o", "json").json())
     assert "w1.celery.pidbox" in every
 
 
@@ -101,9 +101,9 @@ def test_queues_fallback_without_management_api(amqp_url, pika_channel, run):
     assert "'other', 'nope'" in named.stderr
 
 
-def test_management_url_with_its_own_credentials(amqp_url, pika_channel, run):
+def test_management_url_with_its_own_credentials(amqp_url, rabbit_node, pika_channel, run):
     pika_channel.queue_declare("creds", durable=True)
-    r = run("queues", "-b", amqp_url, "--management-url", "http://guest:guest@127.0.0.1:15672/", "-o", "json")
+    r = run("queues", "-b", amqp_url, "--management-url", f"http://guest:guest@127.0.0.1:{rabbit_node.mgmt_port}/", "-o", "json")
     assert [q["name"] for q in r.json()] == ["creds"]
     assert r.stderr == ""
 
@@ -301,9 +301,7 @@ def test_queues_count_exactly_right_after_publishing(amqp_url, rabbit_vhost, pik
     """40 sends, then `queues` at once: the statistics sample still says 0; --exact (and the
     default for a vhost with few queues) counts by passive declare; --sampled says it is a sample."""
     pika_channel.queue_declare("burst", durable=True)
-    from services import rabbit_api
-
-    wait_for(lambda: "messages_ready" in rabbit_api("GET", f"/queues/{rabbit_vhost.quoted}/burst"),
+    wait_for(lambda: "messages_ready" in rabbit_vhost.api("GET", f"/queues/{rabbit_vhost.quoted}/burst"),
              timeout=20)  # sampled once
     publish_plain(pika_channel, "burst", [b"m"] * 40)
     sampled = run("queues", "--sampled", "-b", amqp_url)
@@ -313,3 +311,25 @@ def test_queues_count_exactly_right_after_publishing(amqp_url, rabbit_vhost, pik
     assert [(q["messages"], q["counted"]) for q in default.json()] == [(40, "exact")]
     assert "last statistics sample" in sampled.stderr and "up to ~5 s old" in sampled.stderr, sampled
     assert "--exact" in sampled.stderr
+
+
+def test_management_api_port_follows_the_amqp_port():
+    """RabbitMQ pairs AMQP 5672 / 5671 with the API on 15672, another AMQP port P with P + 10000."""
+    from celerytool.clients.management import ManagementAPI
+    from celerytool.urls import parse_url
+
+    def base(url):
+        return ManagementAPI.for_broker(parse_url(url), None, 5.0).base
+
+    assert base("amqp://u:p@rabbit//") == "http://rabbit:15672"
+    assert base("amqps://u:p@rabbit//") == "http://rabbit:15672"
+    assert base("amqp://u:p@rabbit:5673//") == "http://rabbit:15673"
+    assert ManagementAPI.for_broker(parse_url("amqp://rabbit:5673//"), "http://api:9000", 5.0).base == "http://api:9000"
+
+
+def test_the_test_nodes_are_the_versions_the_readme_names(rabbit_node):
+    """The rabbit3 node is the machine's 3.x; rabbit4 is the RabbitMQ 4.0.x node the tests start."""
+    major_minor = rabbit_node.version()[:2]
+    assert major_minor[0] == (3 if rabbit_node.name == "rabbit3" else 4), major_minor
+    if rabbit_node.name == "rabbit4":
+        assert major_minor == (4, 0)

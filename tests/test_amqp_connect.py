@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services import RABBIT_HOST, RABBIT_PORT, free_port
+from services import RABBIT_HOST, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,23 +84,24 @@ def test_failover_reports_every_host_when_all_fail():
     assert f"127.0.0.1:{a}" in line and f"127.0.0.1:{b}" in line
 
 
-def test_unknown_vhost_is_reported(run):
-    r = run("peek", "celery", "-b", f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/no-such-vhost-celerytool")
+def test_unknown_vhost_is_reported(run, rabbit_node):
+    r = run("peek", "celery", "-b", f"amqp://guest:guest@{RABBIT_HOST}:{rabbit_node.amqp_port}/no-such-vhost-celerytool")
     assert r.exit_code == 69, r
     assert "vhost 'no-such-vhost-celerytool'" in one_line_error(r.stderr)
 
 
-def test_percent_2f_is_the_root_vhost(run):
+def test_percent_2f_is_the_root_vhost(run, rabbit_node):
     """Read-only: a passive declare of a queue that does not exist on vhost '/'."""
-    r = run("peek", "celerytool-no-such-queue-4f1c", "-b", f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/%2F")
+    r = run("peek", "celerytool-no-such-queue-4f1c", "-b",
+            f"amqp://guest:guest@{RABBIT_HOST}:{rabbit_node.amqp_port}/%2F")
     assert r.exit_code == 66, r
     assert "vhost '/'" in one_line_error(r.stderr)
 
 
-def test_amqps_speaks_tls(run):
+def test_amqps_speaks_tls(run, rabbit_node):
     """amqps:// really starts a TLS handshake: against the plain AMQP port it fails cleanly."""
     r = run("peek", "celery", "--connect-timeout", "2", "-b",
-            f"amqps://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}//?ssl_cert_reqs=CERT_NONE")
+            f"amqps://guest:guest@{RABBIT_HOST}:{rabbit_node.amqp_port}//?ssl_cert_reqs=CERT_NONE")
     assert r.exit_code == 69, r
     one_line_error(r.stderr)
 

@@ -97,8 +97,9 @@ def test_success_and_failure_fields(run, project, serializer):
 def test_results_failures_since_and_group(run, project):
     from celery import group
 
+    added = project.send("json", "add", 1, 1)  # for --task below: this test's own row
     f1, f2 = project.send("json", "fail", "a"), project.send("pickle", "fail", "b")
-    project.wait_done(f1, f2)
+    project.wait_done(added, f1, f2)
     r = run("results", "--status", "FAILURE", "--since", "1h", "-o", "json", "--backend", project.url)
     assert r.exit_code == 0, r
     rows = r.json()
@@ -120,3 +121,13 @@ def test_results_failures_since_and_group(run, project):
 def test_django_db_alone_explains_the_spelling(run):
     r = run("result", "x", "--backend", "django-db")
     assert r.exit_code == 2 and "django-db+postgresql://" in r.stderr, r
+
+
+def test_failures_on_django_celery_results(run, project):
+    bad = [project.send("json", "fail", f"disk {n} full") for n in (1, 2, 3)]
+    project.wait_done(*bad)
+    r = run("failures", "--task", "ctdjango.fail", "-o", "json", "--ids", "--backend", project.url)
+    assert r.exit_code == 1, r
+    groups = {g["message"]: g for g in r.json()}
+    assert sorted(groups["disk # full, 42"]["ids"]) == sorted(b.id for b in bad)
+    assert groups["disk # full, 42"]["exception"] == "CustomError"

@@ -14,12 +14,18 @@ from conftest import clean_db_url, make_app
 from services import wait_for
 from workers import start_worker
 
+# An inspect client that dies right after its broadcast went out, before reading any reply:
+# its reply queue stays (the leak doctor finds), whatever the machine's load.
 INSPECT_CLIENT = """
-import sys
+import os, sys
 from celery import Celery
+from kombu import pidbox
+def collect(self, *args, **kwargs):
+    print('sent', flush=True)
+    os._exit(0)
+pidbox.Mailbox._collect = collect
 app = Celery(broker=sys.argv[1])
 dest = sys.argv[2:] or None
-print('sending', flush=True)
 app.control.inspect(timeout=60, destination=dest).ping()
 """
 
@@ -31,7 +37,8 @@ def _keys(client, pattern):
 def _inspect_client(url, *destination):
     proc = subprocess.Popen([sys.executable, "-c", INSPECT_CLIENT, url, *destination],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout.readline().strip() == b"sending"
+    assert proc.stdout.readline().strip() == b"sent"
+    proc.wait(30)
     return proc
 
 
@@ -65,15 +72,11 @@ def dirty(redis_server, tmp_path_factory):
         for i in range(4):  # results stored without TTL (result_expires=None)
             no_ttl.backend.store_result(f"nottl-{i}", i, "SUCCESS")
         # a reply list leaked by a client killed while the (solo) worker was busy
-        app.send_task("worker_tasks.slow", (3,))
-        time.sleep(0.5)  # the worker is inside the task: control messages wait
-        leaked = _inspect_client(url)
-        orphan = _inspect_client(url, "nobody@nowhere")  # nobody answers: only its binding row stays
-        time.sleep(1.0)
-        leaked.send_signal(signal.SIGKILL)
-        orphan.send_signal(signal.SIGKILL)
-        leaked.wait()
-        orphan.wait()
+        slow = app.send_task("worker_tasks.slow", (3,)).id
+        # the worker is inside the task (task_track_started): control messages wait for it
+        wait_for(lambda: app.backend.get_task_meta(slow)["status"] == "STARTED", timeout=30)
+        _inspect_client(url)  # the worker answers into a list nobody reads
+        _inspect_client(url, "nobody@nowhere")  # nobody answers: only its binding row stays
         reply_lists = wait_for(lambda: [k for k in _keys(client, "*.reply.celery.pidbox")
                                         if client.type(k) == b"list"], timeout=30)
         # an ETA task held in unacked by a worker that is then killed
@@ -92,7 +95,7 @@ def dirty(redis_server, tmp_path_factory):
         client.rpush("app:jobs", "not a kombu message")
         client.set("unacked_mutex", "stuck-token")  # a lock taken without expiry
         yield {"url": url, "client": client, "eta": eta, "reply_lists": reply_lists,
-               "slow_and_add": len(ids) + 1}
+               "slow_and_add": len(ids) + 1, "worker": worker.name}
     finally:
         import gc
 
@@ -128,7 +131,10 @@ def test_doctor_counts_and_findings(run, dirty):
 
     findings = {f["finding"]: f for f in report["findings"]}
     assert set(findings) == {"results-without-ttl", "reply-lists", "orphan-bindings", "stale-unacked",
-                             "stuck-mutex"}
+                             "stuck-mutex", "silent-workers"}
+    # the worker killed with SIGKILL stays bound to the control exchange and answers no ping
+    assert findings["silent-workers"]["count"] == 1
+    assert findings["silent-workers"]["examples"] == [dirty["worker"]]
     assert findings["results-without-ttl"]["count"] == 4
     assert findings["reply-lists"]["count"] == 1
     assert findings["reply-lists"]["examples"] == [k.decode() for k in dirty["reply_lists"]]
@@ -192,6 +198,12 @@ def test_doctor_fixes_each_finding_exactly(run, dirty):
     r = run("doctor", "--fix", "stale-unacked", "--yes", "-o", "json", *opts)
     assert r.exit_code == 0, r
     assert r.json()["requeued"] == 1
+    r = run("doctor", "--fix", "silent-workers", "--dry-run", "-o", "json", *opts)
+    assert r.json()["workers"] == [dirty["worker"]] and r.json()["bindings_removed"] == 1
+    assert any(dirty["worker"].encode() in m for m in client.smembers("_kombu.binding.celery.pidbox"))
+    r = run("doctor", "--fix", "silent-workers", "--yes", "-o", "json", *opts)
+    assert r.exit_code == 0 and r.json()["bindings_removed"] == 1, r
+    assert not any(dirty["worker"].encode() in m for m in client.smembers("_kombu.binding.celery.pidbox"))
     assert client.hlen("unacked") == 0 and client.llen("celery") == 1
     assert dirty["eta"].encode() in client.lindex("celery", 0)
 
@@ -230,6 +242,24 @@ def test_doctor_refuses_rabbitmq_and_unknown_fix(run):
     assert r.exit_code == 2 and "secret" not in r.stderr
     r = run("doctor", "--fix", "everything", "-b", "redis://127.0.0.1:1/0")
     assert r.exit_code == 2
+
+
+def test_fix_several_and_all(run, redis_url, redis_client):
+    redis_client.set("unacked_mutex", "stuck-token")  # a lock without expiry
+    r = run("doctor", "-b", redis_url, "-o", "json")
+    assert r.exit_code == 1 and [f["finding"] for f in r.json()["findings"]] == ["stuck-mutex"]
+    r = run("doctor", "-b", redis_url, "--fix", "all", "--dry-run", "-o", "json")
+    assert r.exit_code == 0, r
+    assert redis_client.exists("unacked_mutex")  # a dry run changes nothing
+    r = run("doctor", "-b", redis_url, "--fix", "all", "--yes", "-o", "ndjson")
+    assert r.exit_code == 0, r
+    assert [row["fix"] for row in r.ndjson()] == ["stuck-mutex", "reply-lists", "orphan-bindings", "silent-workers",
+                                                  "stale-unacked"]
+    assert "results-without-ttl needs --ttl" in r.stderr
+    assert not redis_client.exists("unacked_mutex")
+    r = run("doctor", "-b", redis_url, "--fix", "reply-lists,stuck-mutex", "--fix", "orphan-bindings", "--yes")
+    assert r.exit_code == 0 and r.stderr.count("applied") == 3, r
+    assert run("doctor", "-b", redis_url, "--fix", "reply-lists,nope", "--yes").exit_code == 2
 
 
 def test_memory_is_estimated_beyond_the_sample(run, redis_url, redis_client):

@@ -113,13 +113,14 @@ def test_export_fast_lines_equal_the_general_form(redis_url, celery_app, redis_c
         assert json.loads(rec.line()) == general.to_json()
 
 
-def test_legacy_dash_o_names_the_file_with_a_deprecation_line(run, redis_url, celery_app, tmp_path):
-    tid = celery_app.send_task("tasks.old").id
+def test_the_old_dash_o_file_spelling_is_gone_and_says_so(run, redis_url, redis_client, celery_app, tmp_path):
+    celery_app.send_task("tasks.old")
+    before = redis_client.lrange("celery", 0, -1)
     out = tmp_path / "old.ndjson"
     r = run("export", "celery", "-b", redis_url, "-o", out)
-    assert r.exit_code == 0, r
-    assert "deprecated" in r.stderr and "--file" in r.stderr
-    assert json.loads(out.read_text())["id"] == tid
+    assert r.exit_code == 2 and "--file FILE" in r.stderr and r.stdout == ""
+    assert not out.exists() and redis_client.lrange("celery", 0, -1) == before
+    assert "-o" not in run("export", "--help").stdout
 
 
 def test_export_remove_selects_by_position_among_identical_copies(run, redis_url, redis_client, celery_app,

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import make_app
 from services import start_redis, wait_for
-from workers import start_worker
+from workers import EventListener, start_worker
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +188,8 @@ def test_revoke_queued_task_is_skipped_and_revoked(run, live, keys):
     r = run("revoke", task_id, "-b", live["url"], "--yes")
     assert r.exit_code == 0, r
     assert live["b"].name in r.stdout and live["a"].name in r.stdout
+    assert f"tasks {task_id} flagged as revoked" in r.stdout  # not Celery's Python set repr
+    assert "{" not in r.stdout
     assert "worker memory" in r.stderr
     assert_clean(before, keys())
     after = f"after-{uuid.uuid4().hex[:6]}"
@@ -216,6 +218,27 @@ def test_revoke_terminate_kills_the_running_task(run, live):
     r = wait_for(lambda: (x := run("result", task_id, "-b", live["url"], "-o", "json")).exit_code == 1 and x,
                  timeout=10)
     assert r.json()[0]["status"] == "REVOKED"
+
+
+def test_revoke_active_by_task_glob(run, live):
+    app = live["app"]
+    task_id = app.send_task("worker_tasks.slow", args=[30], queue="qa").id
+
+    def running():
+        return any(t["id"] == task_id for t in run("inspect", "active", "-b", live["url"], "-o", "json").json())
+
+    wait_for(running, timeout=15)
+    r = run("revoke", "--active", "--reserved", "--task", "worker_tasks.nomatch*", "-b", live["url"], "-y")
+    assert r.exit_code == 0 and "nothing in the active tasks or the reserved tasks" in r.stderr, r
+    r = run("revoke", "--active", "--task", "worker_tasks.sl*", "-b", live["url"], "--dry-run", "-o", "json")
+    assert r.exit_code == 0 and task_id in r.json()["ids"], r  # (another test's slow task may run too)
+    r = run("revoke", "--active", "--task", "worker_tasks.sl*", "--terminate", "--signal", "kill",
+            "-b", live["url"], "-y", "-o", "json")
+    assert r.exit_code == 0, r
+    assert task_id in r.json()["ids"] and live["a"].name in r.json()["acknowledged_by"]
+    wait_for(lambda: not running(), timeout=15)
+    r = run("revoke", "--task", "x", "-b", live["url"], "-y")
+    assert r.exit_code == 2 and "--active" in r.stderr
 
 
 def test_revoke_queue_selection_revokes_exactly_those(run, live):
@@ -271,24 +294,21 @@ def cli_process(*args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def listening(live):
-    """True once an event receiver of ours is bound on the live database."""
+def listener(live):
+    """Made before an events process starts; ``.ready()`` once it is subscribed."""
     import redis
 
-    client = redis.Redis.from_url(live["url"])
-    try:
-        return any(b"celerytool" in row for row in client.smembers("_kombu.binding.celeryev"))
-    finally:
-        client.close()
+    return EventListener(redis.Redis.from_url(live["url"]))
 
 
 def test_events_sees_three_tasks_succeed(live, keys):
     app = live["app"]
     before = keys()
+    probe = listener(live)
     proc = cli_process("events", "-b", live["url"], "-n", "3", "--type", "task-succeeded",
                        "--task", "worker_tasks.add", "--timeout", "30")
     try:
-        wait_for(lambda: listening(live), timeout=15)
+        wait_for(probe.ready, timeout=15)
         ids = [app.send_task("worker_tasks.add", args=[i, i], queue="qa").id for i in range(3)]
         out, err = proc.communicate(timeout=30)
     finally:
@@ -305,10 +325,11 @@ def test_events_sees_three_tasks_succeed(live, keys):
 def test_events_enable_turns_on_a_worker_started_without_E(live, keys):
     app = live["app"]
     before = keys()
+    probe = listener(live)
     proc = cli_process("events", "-b", live["url"], "--enable", "-n", "2", "--type", "task-succeeded",
                        "--worker", live["b"].name, "--timeout", "30")
     try:
-        wait_for(lambda: listening(live), timeout=15)
+        wait_for(probe.ready, timeout=15)
         time.sleep(1.0)  # enable_events goes out once the receiver is ready
         ids = [app.send_task("worker_tasks.mul", args=[i, 3], queue="qb").id for i in range(2)]
         out, err = proc.communicate(timeout=30)
@@ -343,10 +364,11 @@ def test_ctrl_c_leaves_nothing_behind(live, keys, args, code, sig):
     import signal
 
     before = keys()
+    probe = listener(live)
     proc = cli_process(*args, "-b", live["url"])
     try:
         if args[0] == "events":
-            wait_for(lambda: listening(live), timeout=15)
+            wait_for(probe.ready, timeout=15)
         else:
             wait_for(lambda: any("reply.celery.pidbox" in k for k in keys()), timeout=15, every=0.02)
         time.sleep(0.3)
@@ -428,6 +450,55 @@ def test_top_in_tmux_quits_on_q_and_restores_the_terminal(live, keys, tmp_path):
     finally:
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
     assert_clean(before, keys())
+
+
+def test_top_once_fits_columns_without_trailing_spaces(run, live):
+    """COLUMNS=70 through a pipe: no line wider, none ending in spaces, and no "-E" advice
+    (worker A runs with -E; --once does not listen for events at all)."""
+    r = run("top", "--once", "-b", live["url"], env={"COLUMNS": "70"})
+    assert r.exit_code == 0, r
+    lines = r.stdout.splitlines()
+    assert live["a"].name in r.stdout and "latest failures" in r.stdout
+    assert all(len(text) <= 70 for text in lines), [t for t in lines if len(t) > 70]
+    assert all(text == text.rstrip() for text in lines)
+    assert "-E" not in r.stdout
+
+
+def test_top_at_70_columns_keeps_task_names_and_lines_whole(live, tmp_path):
+    """A 70-column terminal: the title and a failure row stay on one line each, the task name is
+    whole while the id gives way, and no "start workers with -E" beside a worker running -E."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    from services import apt_install
+
+    if not shutil.which("tmux"):
+        apt_install("tmux")
+    sock = f"ct-top70-{uuid.uuid4().hex[:8]}"
+
+    def tmux(*args):
+        return subprocess.run(["tmux", "-L", sock, *args], capture_output=True, text=True, check=True).stdout
+
+    tmux("new-session", "-d", "-x", "70", "-y", "45", "bash --norc --noprofile")
+    try:
+        cmd = f"{shlex.quote(sys.executable)} -m celerytool top -b {live['url']}"
+        tmux("send-keys", "-t", "0", cmd, "Enter")
+        wait_for(lambda: "latest failures" in tmux("capture-pane", "-t", "0", "-p"), timeout=20)
+        first = tmux("capture-pane", "-t", "0", "-p")
+        assert "-E" not in first, first
+        task_id = live["app"].send_task("worker_tasks.fail", args=["at seventy"], queue="qa").id
+        pane = wait_for(lambda: (lambda p: p if task_id[:6] in p else None)(
+            tmux("capture-pane", "-t", "0", "-p")), timeout=15)
+        row = next(text for text in pane.splitlines() if task_id[:6] in text)
+        assert "worker_tasks.fail" in row and "CustomError" in row, pane
+        assert task_id not in pane  # the full id gave way, not the name
+        title = next(text for text in pane.splitlines() if "latest failures" in text)
+        assert title.strip() == "latest failures", pane  # one line, no -E advice
+        tmux("send-keys", "-t", "0", "q")
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
 
 
 def test_a_killed_worker_is_named_silent(run, live, tmp_path):

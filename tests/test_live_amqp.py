@@ -12,14 +12,14 @@ import uuid
 
 import pytest
 
-from conftest import make_app
+from conftest import RABBIT_NODE_IDS, make_app, rabbit_node_named
 from services import new_vhost, start_redis, wait_for
 from workers import start_worker
 
 
-@pytest.fixture(scope="module")
-def rabbit(tmp_path_factory):
-    vhost = new_vhost("celerytool-live")
+@pytest.fixture(scope="module", params=RABBIT_NODE_IDS)
+def rabbit(request, tmp_path_factory):
+    vhost = new_vhost("celerytool-live", node=rabbit_node_named(request.param))
     server = start_redis(tmp_path_factory.mktemp("live-amqp-redis"))
     worker = None
     try:
@@ -80,3 +80,36 @@ def test_inspect_active_and_events_on_rabbitmq(run, rabbit):
             "-o", "ndjson")
     assert r.exit_code == 0, r
     assert r.ndjson()[0]["uuid"] == task_id
+
+
+def test_a_worker_on_a_quorum_queue_of_rabbitmq_4(run, rabbit4, tmp_path):
+    """Celery 5.7 declares its queue as a quorum queue (task_default_queue_type = "quorum") on
+    RabbitMQ 4.0: it runs what `send` publishes, and `workers` / `inspect` answer through it."""
+    import celery
+
+    assert celery.VERSION[:2] >= (5, 7), celery.__version__
+    vhost = new_vhost("celerytool-quorum", node=rabbit4)
+    server = start_redis(tmp_path / "redis")
+    worker = None
+    try:
+        worker = start_worker(vhost.url(), tmp_path / "worker", queues="qq", env={"CT_QUEUE_TYPE": "quorum", "CT_DEFAULT_QUEUE": "qq"},
+                              backend_url=server.url(0), prefix="wq")
+        url = vhost.url()
+        queues = {q["name"]: q for q in run("queues", "-b", url, "-o", "json").json()}
+        assert queues["qq"]["type"] == "quorum" and queues["qq"]["consumers"] == 1, queues
+        r = run("send", "worker_tasks.add", "20", "22", "-q", "qq", "-b", url, "--backend", server.url(0),
+                "--wait", "--timeout", "30", "-o", "json")
+        assert r.exit_code == 0, r
+        assert r.json()["status"] == "SUCCESS" and r.json()["result"] == 42, r.json()
+        rows = run("workers", "-b", url, "-o", "json").json()
+        assert [(w["name"], w["status"], w["queues"]) for w in rows] == [(worker.name, "online", ["qq"])]
+        registered = run("inspect", "registered", "-b", url, "-o", "json")
+        assert registered.exit_code == 0, registered
+        assert (worker.name, "worker_tasks.add") in {(row["worker"], row["task"]) for row in registered.json()}
+        # nothing left behind: the task ran once and was acked
+        wait_for(lambda: {q["name"]: q for q in run("queues", "-b", url, "-o", "json").json()}["qq"]["messages"] == 0)
+    finally:
+        if worker is not None:
+            worker.stop(wait=5)
+        server.stop()
+        vhost.delete()

@@ -50,7 +50,7 @@ def test_task_rows_from_scheduled_and_active_replies():
 
 
 def test_event_filter_types_task_worker_and_names():
-    f = EventFilter(types=("task-*",), task="billing.*", worker="w1@*")
+    f = EventFilter(types=("task-*",), tasks=("billing.*",), worker="w1@*")
     received = {"type": "task-received", "uuid": "u1", "name": "billing.charge", "hostname": "w1@a"}
     done = {"type": "task-succeeded", "uuid": "u1", "hostname": "w1@a"}
     for e in (received, done):
@@ -64,6 +64,9 @@ def test_event_filter_types_task_worker_and_names():
     assert not plain.matches({"type": "worker-heartbeat", "hostname": "w"})  # only when asked
     assert plain.matches({"type": "worker-online", "hostname": "w"})
     assert EventFilter(types=("worker-heartbeat",)).matches({"type": "worker-heartbeat"})
+    either = EventFilter(tasks=("billing.*", "mail.*"))  # --task repeated: any of them
+    assert either.matches({**done, "name": "mail.send"}) and either.matches(done)
+    assert not either.matches({**done, "name": "reports.daily"})
 
 
 def test_top_rates_history_failures():
@@ -107,3 +110,37 @@ def test_event_lines_for_a_terminal():
     line = event_line({"type": "task-succeeded", "uuid": "u2", "hostname": "w@h", "runtime": 0.5})
     assert line.startswith("--") and "in 0.500s" in line
     assert event_line({"type": "worker-online", "hostname": "w@h", "timestamp": 1}).endswith("worker-online   w@h")
+
+
+def test_top_once_fits_70_columns_without_trailing_spaces():
+    """At 70 columns every line of `top --once` fits, none ends in spaces, nothing wraps."""
+    import io
+    import os
+
+    from celerytool.render.live import write_live
+
+    state = TopState("redis://:secret@a-rather-long-host-name.example.internal:6379/15",
+                     lambda: [QueueInfo("celery.a.very.long.queue.name.for.billing", 12345)], now=lambda: 100.0)
+    state.sample_queues()
+    state.set_workers([WorkerInfo(name="celery@worker-with-a-long-host-name.example.internal",
+                                  status="online", processed=3, queues=["celery"])])
+    state.add_events([{"type": "task-failed", "uuid": "0123456789abcdef0123456789abcdef0123",
+                       "name": "billing.tasks.charge_the_customer_again", "hostname": "w@h",
+                       "timestamp": 1_800_000_000, "exception": "TimeoutError('x' * 300)"}])
+    out = io.StringIO()
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "70"
+    try:
+        write_live([state.snapshot()], "top", out)
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS")
+        else:
+            os.environ["COLUMNS"] = old
+    lines = out.getvalue().splitlines()
+    assert lines and all(len(line) <= 70 for line in lines), [line for line in lines if len(line) > 70]
+    assert not any(line.endswith(" ") for line in lines)
+    failure = [line for line in lines if "01234567" in line]
+    assert len(failure) == 1 and "0123456789abcdef" not in failure[0]  # one line, the id shortened
+    assert "billing.tasks" in failure[0]  # the task name kept before the id's tail
+    assert sum("latest failures" in line for line in lines) == 1

@@ -53,11 +53,31 @@ def test_precedence_command_line_env_profile_default(run, dbs, tmp_path):
     env_over = {**env, "CELERYTOOL_PROFILE": "other", "CELERY_BROKER_URL": dbs[3]}
     assert queue_names(run("queues", env=env_over)) == ["queue3"]
     assert queue_names(run("queues", "-b", dbs[1], env=env_over)) == ["queue1"]
-    # a profile's output applies; the environment and the command line win over it
+    # a profile's output applies; the command line wins over it, and the environment over a
+    # profile not named with -P (one named with -P is part of the command line)
     assert run("-P", "other", "queues", "-o", "ndjson", env=env).ndjson()[0]["name"] == "queue2"
-    assert run("-P", "other", "queues", env={**env, "CELERYTOOL_OUTPUT": "ndjson"}).ndjson()
+    assert run("queues", env={**env, "CELERYTOOL_PROFILE": "other", "CELERYTOOL_OUTPUT": "ndjson"}).ndjson()
+    assert run("-P", "other", "queues", env={**env, "CELERYTOOL_OUTPUT": "ndjson"}).json()
     table = run("-P", "other", "queues", "-o", "table", env=env)
     assert table.stdout.startswith("queue ") and "queue2" in table.stdout
+
+
+def test_a_profile_named_with_P_beats_the_environment(run, dbs, tmp_path):
+    """-P is on the command line: its broker wins over CELERY_BROKER_URL (which still wins over
+    $CELERYTOOL_PROFILE and the default profile), and `profiles` says which won."""
+    config = write(tmp_path, f'[profiles.default]\nbroker = "{dbs[1]}"\n\n'
+                             f'[profiles.other]\nbroker = "{dbs[2]}"\n')
+    env = {"CELERYTOOL_CONFIG": str(config), "CELERY_BROKER_URL": dbs[3]}
+    assert queue_names(run("-P", "other", "queues", "-o", "json", env=env)) == ["queue2"]
+    assert queue_names(run("queues", "-P", "other", "-o", "json", env=env)) == ["queue2"]
+    assert queue_names(run("queues", "-o", "json", env=env)) == ["queue3"]  # over the default profile
+    assert queue_names(run("queues", "-o", "json", env={**env, "CELERYTOOL_PROFILE": "other"})) == ["queue3"]
+    assert queue_names(run("-P", "other", "queues", "-b", dbs[1], "-o", "json", env=env)) == ["queue1"]
+    rows = {s["setting"]: (s["value"], s["source"])
+            for s in run("profiles", "-P", "other", "-o", "json", env=env).json()["settings"]}
+    assert rows["broker"] == (dbs[2], "profile 'other' (-P), over $CELERY_BROKER_URL")
+    rows = {s["setting"]: s["source"] for s in run("profiles", "-o", "json", env=env).json()["settings"]}
+    assert rows["broker"] == "$CELERY_BROKER_URL"
 
 
 def test_profiles_command_says_where_each_setting_came_from(run, dbs, tmp_path):

@@ -128,10 +128,14 @@ def test_bad_where_is_a_usage_error_with_a_caret(run, redis_url):
     assert "Traceback" not in r.stderr
 
 
-def test_older_than_on_a_queue_is_refused(run, redis_url, celery_app):
+def test_older_than_is_not_offered_on_a_queue(run, redis_url, redis_client, celery_app):
     celery_app.send_task("tasks.x")
     r = run("purge", "celery", "-b", redis_url, "--older-than", "1h", "-y")
+    assert r.exit_code == 2 and "No such option '--older-than'" in r.stderr
+    assert redis_client.llen("celery") == 1
+    r = run("purge", "celery", "-b", redis_url, "--where", "age > 3600", "-y")  # no age on queued messages
     assert r.exit_code == 2 and "age" in r.stderr
+    assert redis_client.llen("celery") == 1
 
 
 def test_ctrl_c_stops_between_batches_and_restores_order(redis_url, redis_client, celery_app):

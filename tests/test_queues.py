@@ -31,6 +31,18 @@ def test_queues_named_on_the_command_line(run, redis_url, redis_client):
                          "exists": False}]
 
 
+def test_queues_name_shows_only_that_queue(run, redis_url, celery_app):
+    celery_app.send_task("tasks.a", queue="alpha")
+    celery_app.send_task("tasks.b", queue="beta")
+    celery_app.send_task("tasks.b", queue="beta")
+    everything = {q["name"] for q in run("queues", "-b", redis_url, "-o", "json").json()}
+    assert {"alpha", "beta"} <= everything
+    r = run("queues", "beta", "-b", redis_url, "-o", "json")
+    assert [(q["name"], q["messages"]) for q in r.json()] == [("beta", 2)]
+    r = run("queues", "beta", "alpha", "beta", "-b", redis_url, "-o", "json")
+    assert [(q["name"], q["messages"]) for q in r.json()] == [("beta", 2), ("alpha", 1)]
+
+
 def test_queues_table(run, redis_url, celery_app):
     celery_app.send_task("tasks.a", priority=9)
     r = run("queues", "-b", redis_url)
@@ -38,14 +50,19 @@ def test_queues_table(run, redis_url, celery_app):
     assert "celery" in r.stdout and "9:1" in r.stdout
 
 
-def test_internal_queues_hidden_unless_all(run, redis_url, celery_app):
+def test_internal_queues_hidden_unless_internal(run, redis_url, celery_app):
     # what a worker's remote-control mailbox declares
     declare(celery_app, "w1@host.celery.pidbox", exchange="celery.pidbox", routing_key="", type_="fanout")
     declare(celery_app, "work")
     names = {q["name"] for q in run("queues", "-b", redis_url, "-o", "json").json()}
     assert "work" in names and not any(n.endswith(".pidbox") for n in names)
-    names_all = {q["name"] for q in run("queues", "--all", "-b", redis_url, "-o", "json").json()}
+    names_all = {q["name"] for q in run("queues", "--internal", "-b", redis_url, "-o", "json").json()}
     assert any(n.endswith(".pidbox") for n in names_all)
+    old = run("queues", "--all", "-b", redis_url, "-o", "json")  # the old spelling, for one release
+    assert {q["name"] for q in old.json()} == names_all and "--internal" in old.stderr
+    old = run("queues", "-a", "-b", redis_url, "-o", "json")
+    assert {q["name"] for q in old.json()} == names_all
+    assert "--all" not in run("queues", "--help").stdout
 
 
 def test_bindings_as_kombu_stores_them(run, redis_url, celery_app):

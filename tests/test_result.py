@@ -185,6 +185,8 @@ def test_results_lists_newest_first_with_filters(run, url3):
     assert [x["id"] for x in r.json()] == ["new-fail"]
     r = run("results", "--task", "billing.*", "-n", "2", "-o", "json", "-b", url3)
     assert [x["id"] for x in r.json()] == ["new-fail", "mid-ok"]
+    r = run("results", "--task", "mail.*", "--task", "billing.refund", "-o", "json", "-b", url3)  # any of them
+    assert [x["id"] for x in r.json()] == ["new-ok", "new-fail"]
     r = run("results", "--status", "FAILURE", "-b", url3)
     assert "new-fail" in r.stdout and "ValueError" in r.stdout and "mid-ok" not in r.stdout
 

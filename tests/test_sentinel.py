@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -91,11 +92,11 @@ def test_every_kind_of_command_through_sentinel(sentinel):
 def test_a_celery_worker_on_sentinel(sentinel, tmp_path):
     """A real worker configured as Celery users configure Sentinel; celerytool sends, waits for
     the result, and finds the worker, all through the sentinels."""
-    from workers import launch_worker
+    from workers import EventListener, launch_worker
 
     options = {"master_name": sentinel.name, "sentinel_kwargs": {"password": SENTINEL_PASSWORD}}
     worker = launch_worker(sentinel.url(master_name=False), tmp_path / "worker",
-                           env={"CT_TRANSPORT_OPTIONS": json.dumps(options)})
+                           env={"CT_TRANSPORT_OPTIONS": json.dumps(options)}, events=True)
     try:
         worker.wait_ready()
         sent = run(sentinel, "send", "worker_tasks.add", "2", "3", "--wait", "-o", "json", "--timeout", "60")
@@ -106,6 +107,33 @@ def test_a_celery_worker_on_sentinel(sentinel, tmp_path):
         workers = run(sentinel, "workers", "-o", "json", "--timeout", "3")
         assert workers.returncode == 0, workers.stderr
         assert [w["name"] for w in json.loads(workers.stdout)] == [worker.name]
+        # every live command, with the master named either way, given with -b (not the environment)
+        env = {**env_for(sentinel), "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
+        for spelling in (["-b", sentinel.url()], ["-b", sentinel.url(master_name=False), "--master-name",
+                                                  sentinel.name]):
+            for args in (["workers", "-t", "3"], ["inspect", "ping", "-t", "3"], ["inspect", "stats", "-t", "3"],
+                         ["top", "--once"]):
+                done = run(sentinel, *args, *spelling, "-o", "json", env=env)
+                assert done.returncode == 0, (args, spelling, done.stderr)
+                assert worker.name in done.stdout, (args, done.stdout)
+            revoked_id = str(uuid.uuid4())
+            done = run(sentinel, "revoke", revoked_id, "-y", "-t", "3", *spelling, "-o", "json", env=env)
+            assert done.returncode == 0 and worker.name in done.stdout, (spelling, done.stderr)
+            done = run(sentinel, "inspect", "revoked", "-t", "3", *spelling, "-o", "json", env=env)
+            assert revoked_id in done.stdout, (spelling, done.stdout)
+            probe = EventListener(sentinel.master_client())
+            events = subprocess.Popen([*CLI, "events", *spelling, "-n", "1", "--type", "task-received", "-t", "30"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+            try:
+                wait_for(probe.ready, 20)
+                sent = run(sentinel, "send", "worker_tasks.add", "1", "1", *spelling, env=env)
+                assert sent.returncode == 0, sent.stderr
+                out, err = events.communicate(timeout=40)
+            finally:
+                events.kill()
+            assert events.returncode == 0, err
+            assert json.loads(out.splitlines()[0])["uuid"] == sent.stdout.strip()
     finally:
         worker.stop()
 

@@ -161,6 +161,9 @@ def test_results_failures_since_newest_first(run, flavor):
     assert [x["id"] for x in r.json()] == ([f3.id] if flavor.extended else []), r
     r = run("results", "--task", "WORKER_TASKS.*", "-o", "json", *flavor.options)  # case counts, as on Redis
     assert r.json() == []
+    r = run("results", "--task", "worker_tasks.add", "--task", "worker_tasks.f?il", "-n", "2", "-o", "json",
+            *flavor.options)  # any of the globs: one OR of LIKEs
+    assert [x["id"] for x in r.json()] == ([ok.id, f3.id] if flavor.extended else []), r
     r = run("results", "--status", "FAILURE", "--since", "1h", "--full-ids", *flavor.options)
     assert f3.id in r.stdout and "CustomError: f3, 42" in r.stdout and ok.id not in r.stdout
 
@@ -274,3 +277,35 @@ def test_without_the_db_extra_one_line_exit_2(tmp_path):
     assert done.returncode == 2, done
     assert done.stderr.strip().splitlines() == [
         "celerytool: error: database result backends need SQLAlchemy and a driver: pip install 'celerytool[db]'"]
+
+
+def test_failures_grouped_and_retried(run, flavor, tmp_path):
+    """failures / retry on a database backend: the counts the worker was made to fail with."""
+    fixed = str(tmp_path / "fixed")
+    asked = {"value": [1, 2, 3], "timeout": [4, 5]}
+    sent = {kind: [flavor.send("flaky", kind, n, fixed=fixed) for n in ns] for kind, ns in asked.items()}
+    flavor.wait_done(*(res for group in sent.values() for res in group))
+    r = run("failures", "-o", "json", "--ids", *flavor.options)
+    assert r.exit_code == 1, r
+    groups = {g["exception"]: g for g in r.json()}
+    assert sorted(groups["ValueError"]["ids"]) == sorted(res.id for res in sent["value"])
+    assert sorted(groups["TimeoutError"]["ids"]) == sorted(res.id for res in sent["timeout"])
+    assert groups["TimeoutError"]["message"] == "Timeout connecting to 10.0.0.# after # s (request #)"
+    assert groups["ValueError"]["message"] == "bad value #"
+    if flavor.extended:  # task names: --task narrows to exactly these
+        r = run("failures", "--task", "worker_tasks.flaky", "-o", "json", *flavor.options)
+        assert {g["exception"]: g["count"] for g in r.json()} == {"ValueError": 3, "TimeoutError": 2}
+        r = run("failures", "--by", "task", "--task", "worker_tasks.flaky", "-o", "json", *flavor.options)
+        assert [(g["task"], g["count"]) for g in r.json()] == [("worker_tasks.flaky", 5)]
+    open(fixed, "w").close()
+    ids = [res.id for res in sent["value"]]
+    r = run("retry", *ids, "--yes", "-o", "json", *flavor.options, "-b", flavor.worker.broker_url)
+    if not flavor.extended:  # no name / args stored: each id said and skipped
+        assert r.exit_code == 1 and r.stdout == ""
+        assert all(f"cannot retry {i}: no task name stored" in r.stderr for i in ids)
+        return
+    assert r.exit_code == 0, r
+    rows = r.json()
+    assert sorted(row["id"] for row in rows) == sorted(ids) and {row["queue"] for row in rows} == {flavor.queue}
+    for row in rows:
+        assert flavor.app.AsyncResult(row["new_id"]).get(timeout=30)["fixed"] == "value"

@@ -51,22 +51,25 @@ def test_bad_output_in_the_environment_is_a_usage_error(run, redis_url):
     assert r.exit_code == 0, r  # the option wins over the environment
 
 
-def test_help_lists_own_options_first_then_connection_options(run):
+def test_help_lists_own_options_then_points_at_the_connection_options(run):
     from celerytool.cli import COMMANDS, cli
-    from celerytool.cli.options import CONNECTION_SECTION
+    from celerytool.cli.options import CONNECTION_POINTER, CONNECTION_SECTION
 
-    for name in [None, *COMMANDS]:
-        if name is not None and cli.get_command(None, name) is None:
+    root = run("--help").stdout
+    own, conn = root.index("\nOptions:"), root.index("\n" + CONNECTION_SECTION + ":")
+    assert own < conn and "--broker" in root[conn:] and "--broker" not in root[own:conn]
+    for name in COMMANDS:
+        if cli.get_command(None, name) is None or name == "help":
             continue
-        r = run(*([name] if name else []), "--help")
+        r = run(name, "--help")
         assert r.exit_code == 0, (name, r)
         text = r.stdout
-        own, conn = text.index("\nOptions:"), text.index("\n" + CONNECTION_SECTION + ":")
-        assert own < conn, name
-        assert "--broker" in text[conn:] and "--broker" not in text[own:conn], name
-        assert "--help" in text[own:conn], name
+        own = text.index("\nOptions:")
+        assert "--help" in text[own:], name
+        assert "--broker" not in text and CONNECTION_SECTION not in text, name
+        assert " ".join(CONNECTION_POINTER.split()) in " ".join(text.split()), name
         if name == "peek":
-            assert "--limit" in text[own:conn] and "--full-ids" in text[own:conn]
+            assert "--limit" in text[own:] and "--full-ids" in text[own:] and "--output" in text[own:]
 
 
 def test_mistyped_command_gets_a_suggestion(run):
@@ -84,7 +87,7 @@ def test_bindings_hide_celery_plumbing_unless_all(run, redis_url, celery_app):
     declare(celery_app, "work")
     queues = {b["queue"] for b in run("bindings", "-b", redis_url, "-o", "json").json()}
     assert queues == {"work"}
-    queues = {b["queue"] for b in run("bindings", "--all", "-b", redis_url, "-o", "json").json()}
+    queues = {b["queue"] for b in run("bindings", "--internal", "-b", redis_url, "-o", "json").json()}
     assert queues == {"work", "w1@host.celery.pidbox", "celeryev.4f1c2b9e"}
     named = run("bindings", "-q", "w1@host.celery.pidbox", "-b", redis_url, "-o", "json").json()
     assert [b["exchange"] for b in named] == ["celery.pidbox"]  # asked for by name: shown

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services import RABBIT_HOST, RABBIT_PORT
+from services import RABBIT_HOST
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,7 +88,7 @@ def test_amqp_port_that_does_not_answer_is_unreachable_although_the_api_does(rab
 
 def test_amqps_listing_needs_the_tls_handshake_to_answer(rabbit_vhost, silent_port):
     """amqps:// to a port that accepts and stays silent, or that speaks plain AMQP: exit 69, not the API's list."""
-    for host, port in (("127.0.0.1", silent_port), (RABBIT_HOST, RABBIT_PORT)):
+    for host, port in (("127.0.0.1", silent_port), (RABBIT_HOST, rabbit_vhost.node.amqp_port)):
         r, took = celerytool("queues", "--connect-timeout", "1",
                              "-b", f"amqps://guest:guest@{host}:{port}//?ssl_cert_reqs=CERT_NONE")
         assert r.returncode == 69, r

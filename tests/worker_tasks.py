@@ -3,7 +3,7 @@
 Configured from the environment the fixture sets: CT_BROKER_URL, CT_READY_FILE,
 CT_TRANSPORT_OPTIONS (JSON: broker and result backend transport options, e.g. Sentinel's), and
 for other result backends CT_RESULT_BACKEND, CT_RESULT_SERIALIZER, CT_RESULT_EXTENDED (0/1),
-CT_TABLE_NAMES (task,group: Celery's database_table_names).
+CT_TABLE_NAMES (task,group: Celery's database_table_names), CT_QUEUE_TYPE (task_default_queue_type), CT_DEFAULT_QUEUE (task_default_queue).
 Tasks that must leave a trace append to the Redis list ``ct:record`` (Redis backend only).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 
 from celery import Celery
 from celery.signals import worker_ready
@@ -33,6 +34,10 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )
+if os.environ.get("CT_QUEUE_TYPE"):  # "quorum": the worker declares its default queue as a quorum queue
+    app.conf.task_default_queue_type = os.environ["CT_QUEUE_TYPE"]
+if os.environ.get("CT_DEFAULT_QUEUE"):
+    app.conf.task_default_queue = os.environ["CT_DEFAULT_QUEUE"]
 if os.environ.get("CT_TRANSPORT_OPTIONS"):
     app.conf.broker_transport_options = json.loads(os.environ["CT_TRANSPORT_OPTIONS"])
     app.conf.result_backend_transport_options = json.loads(os.environ["CT_TRANSPORT_OPTIONS"])
@@ -116,3 +121,26 @@ def save_group(group_id, child_ids):
 
     GroupResult(group_id, [AsyncResult(c, app=app) for c in child_ids], app=app).save(backend=app.backend)
     return group_id
+
+
+@app.task(name="worker_tasks.flaky")
+def flaky(kind, n=0, fixed=None):
+    """Fails by ``kind`` (value, timeout, key) until the file ``fixed`` exists (failures, retry)."""
+    if fixed and os.path.exists(fixed):
+        return {"fixed": kind, "n": n}
+    if kind == "value":
+        raise ValueError(f"bad value {n}")
+    if kind == "timeout":
+        raise TimeoutError(f"Timeout connecting to 10.0.0.{n} after {n * 5} s (request {uuid.uuid4()})")
+    raise KeyError(kind)
+
+
+@app.task(name="worker_tasks.picky", acks_late=True)
+def picky(n, fixed=None):
+    """Rejected (dead-lettered: basic.reject without requeue) until the file ``fixed`` exists."""
+    from celery.exceptions import Reject
+
+    if fixed and os.path.exists(fixed):
+        record({"picky": n})
+        return n
+    raise Reject("not yet", requeue=False)

@@ -88,3 +88,24 @@ def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: fl
     worker = launch_worker(broker_url, tmp, queues, env, **options)
     worker.wait_ready(timeout)
     return worker
+
+
+class EventListener:
+    """Tells when a ``celerytool events``/``top`` started after it is really subscribed.
+
+    kombu binds the event queue (``_kombu.binding.celeryev``) before it PSUBSCRIBEs, which it
+    does on its first poll; an event published in between is lost (Redis pub/sub keeps
+    nothing). Ready means: our binding is there and a Redis client that was not
+    pattern-subscribed when this object was made now is.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.before = self._subscribed()
+
+    def _subscribed(self) -> set[str]:
+        return {str(c["id"]) for c in self.client.client_list() if int(c.get("psub", 0) or 0) > 0}
+
+    def ready(self) -> bool:
+        bound = any(b"celerytool" in row for row in self.client.smembers("_kombu.binding.celeryev"))
+        return bound and bool(self._subscribed() - self.before)

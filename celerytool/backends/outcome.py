@@ -9,12 +9,15 @@ from celerytool.model import TaskResult
 
 READY_OK = frozenset({"SUCCESS"})
 READY_BAD = frozenset({"FAILURE", "REVOKED"})
-# The worst outcome among several ids decides: a failure outranks a timeout,
-# which outranks "not ready yet", which outranks success.
-SEVERITY = {ExitCode.OK: 0, ExitCode.NOT_READY: 1, ExitCode.TIMEOUT: 2, ExitCode.FAILURE: 3}
+# The worst outcome among several ids decides: a failure outranks a stored value that cannot
+# be decoded, which outranks a timeout, then "not ready yet", then success.
+SEVERITY = {ExitCode.OK: 0, ExitCode.NOT_READY: 1, ExitCode.TIMEOUT: 2, ExitCode.DATA: 3,
+            ExitCode.FAILURE: 4}
 
 
 def exit_code_for(result: TaskResult, timed_out: bool = False) -> ExitCode:
+    if result.error and result.status == "UNKNOWN":  # stored, but not readable: never a success
+        return ExitCode.DATA
     if result.status in READY_OK:
         return ExitCode.OK
     if result.status in READY_BAD:

@@ -13,7 +13,7 @@ import datetime as dt
 import fnmatch
 import heapq
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -27,14 +27,14 @@ _FLOOR = dt.datetime.min.replace(tzinfo=UTC)
 @dataclass(frozen=True)
 class ResultQuery:
     statuses: frozenset[str] = frozenset()
-    task_glob: str | None = None
+    task_globs: tuple[str, ...] = ()  # any of these task-name globs (--task, repeatable)
     since: dt.datetime | None = None  # aware UTC: only results done at or after
     limit: int = 50
 
     def matches(self, r: TaskResult) -> bool:
         if self.statuses and r.status not in self.statuses:
             return False
-        if self.task_glob and not (r.name and fnmatch.fnmatchcase(r.name, self.task_glob)):
+        if self.task_globs and not (isinstance(r.name, str) and any(fnmatch.fnmatchcase(r.name, g) for g in self.task_globs)):
             return False
         if self.since is not None:
             when = done_at(r)
@@ -57,6 +57,8 @@ class ResultBackend(Protocol):
 
     def select(self, query: ResultQuery) -> list[TaskResult]: ...
 
+    def stream(self, query: ResultQuery) -> Iterator[TaskResult]: ...
+
     def close(self) -> None: ...
 
 
@@ -77,7 +79,10 @@ def newest_matching(results: Iterable[TaskResult], query: ResultQuery) -> list[T
 
 
 def with_group_status(group: TaskResult, get_many: Callable[[list[str]], list[TaskResult]]) -> TaskResult:
-    """A group is SUCCESS when all its tasks are, FAILURE when one failed, else PENDING."""
+    """A group is SUCCESS when all its tasks are, FAILURE when one failed, else PENDING; a
+    group whose stored value could not be decoded stays as read (its ``error`` set)."""
+    if group.error:
+        return group
     children = [c for c in (group.children or []) if isinstance(c, str)]
     if not children:
         return replace(group, status="SUCCESS")

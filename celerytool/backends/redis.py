@@ -24,6 +24,7 @@ from celerytool.urls import BrokerURL
 TASK_PREFIX = "celery-task-meta-"
 GROUP_PREFIX = "celery-taskset-meta-"
 SCAN_CHUNK = 500
+WALK_COUNT = 5000  # keys per round trip of walk (SCAN COUNT, MGET)
 
 
 def backend_keyprefix(prefix: str) -> str:
@@ -133,6 +134,57 @@ class RedisResultBackend:
     def select(self, query: ResultQuery) -> list[TaskResult]:
         """``results``: every key is read (SCAN), only the newest ``limit`` matches are kept."""
         return newest_matching(self.scan(), query)
+
+    def stream(self, query: ResultQuery) -> Iterator[TaskResult]:
+        """Every result ``query`` matches, in SCAN order, none kept (``failures``, ``retry``).
+
+        With states named, a stored value that does not contain one of their
+        names is skipped without decoding (every serializer stores the state as
+        plain text; compressed values are decoded as usual).
+        """
+        needles = tuple(s.encode() for s in sorted(query.statuses))
+        head = len(self.prefix + TASK_PREFIX)
+        pattern = _glob_escape(self.prefix + TASK_PREFIX) + "*"
+        for keys, values in self.walk(pattern):
+            for key, raw in zip(keys, values or (), strict=True):
+                if raw is None:  # expired between SCAN and MGET
+                    continue
+                if needles and raw[:1] != b"\x00" and not any(n in raw for n in needles):
+                    continue  # not one of the wanted states (compressed values start with \x00)
+                r = result_from_meta(key[head:].decode("utf-8", "replace"), raw, self.limits)
+                if query.matches(r):
+                    yield r
+
+    def walk(self, pattern: str, *, values: bool = True, keep: Callable[[list[bytes]], list[bytes]] | None = None,
+             count: int = WALK_COUNT) -> Iterator[tuple[list[bytes], list[Any] | None]]:
+        """Keys matching ``pattern`` in batches (SCAN, never KEYS), with their values (MGET).
+
+        redis-py (its C parser, hiredis) reads the batches, and each batch's
+        MGET goes out with the next SCAN: one round trip per batch.  ``keep``
+        narrows each batch of keys before their values are read.
+        """
+        from celerytool.clients.redispy import connect, redis_errors
+
+        with redis_errors(self.url, "Redis result backend"):
+            client = connect(self.url, connect_timeout=self.connect_timeout)
+            try:
+                cursor, found = client.scan(0, match=pattern, count=count)
+                keys = keep(found) if keep else found
+                while keys or cursor:
+                    pipe = client.pipeline(transaction=False)
+                    if keys and values:
+                        pipe.mget(keys)
+                    if cursor:
+                        pipe.scan(cursor, match=pattern, count=count)
+                    replies = pipe.execute() if len(pipe) else []
+                    if keys:
+                        yield keys, (replies.pop(0) if values else None)
+                    if not cursor:
+                        return
+                    cursor, found = replies[0]
+                    keys = keep(found) if keep else found
+            finally:
+                client.close()
 
     def scan(self) -> Iterator[TaskResult]:
         """Every stored task result, in SCAN order (never KEYS), fetched in chunks."""

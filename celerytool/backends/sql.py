@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -56,6 +57,7 @@ def engine_url(url: BrokerURL) -> Any:
         target = sa.engine.make_url(url.sqlalchemy_url)
     except Exception as exc:  # ArgumentError, ValueError
         raise UsageError(f"not a database URL: {url.redacted()} ({exc})") from None
+    target = _userinfo_as_parsed(url, target)
     backend, _, driver = target.drivername.partition("+")
     if backend == "postgres":
         backend = "postgresql"
@@ -71,12 +73,56 @@ def engine_url(url: BrokerURL) -> Any:
     return target.set(drivername=f"{backend}+{driver}" if driver else backend)
 
 
+def _userinfo_as_parsed(url: BrokerURL, target: Any) -> Any:
+    """User, password and host as ``urls`` parsed them: up to the LAST '@'.
+
+    SQLAlchemy ends the password at the first '@', so ``user:SECRET@TAIL@host`` connected to
+    a host named ``TAIL@host`` and its error showed the password's tail.
+    """
+    rest = url.sqlalchemy_url.split("://", 1)[-1]
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if netloc.count("@") <= 1:
+        return target
+    return target.set(username=url.username, password=url.password, host=url.host, port=url.port)
+
+
+# lock_not_available, query_canceled (statement_timeout); MySQL / MariaDB: lock wait timeout,
+# statement time exceeded (max_statement_time / max_execution_time)
+TIMEOUT_SQLSTATES = {"55P03", "57014"}
+TIMEOUT_MYSQL_CODES = {1205, 1969, 3024}
+
+
+def _timed_out(exc: Any) -> bool:
+    """Whether a DBAPI error says a lock wait or a statement ran out of time."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state in TIMEOUT_SQLSTATES:
+        return True
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] in TIMEOUT_MYSQL_CODES
+
+
 def _after_handshake(reply_timeout: float) -> Any:
     def raise_timeouts(dbapi_conn: Any, record: Any) -> None:
         # PyMySQL reads these before every socket read / write; it has no public setter
         dbapi_conn._read_timeout = dbapi_conn._write_timeout = reply_timeout
 
     return raise_timeouts
+
+
+def _binary_results(dbapi_conn: Any, record: Any) -> None:
+    """psycopg 3 cursors that receive rows in PostgreSQL's binary format: a ``bytea`` result
+    arrives as its bytes, not as hex text twice its size (a 50 MB result peaked at 346 MB,
+    most of it libpq's hex copy)."""
+    import psycopg
+    from psycopg.pq import Format
+
+    class BinaryCursor(psycopg.Cursor):  # type: ignore[type-arg]
+        def __init__(self, connection: Any, *, row_factory: Any = None) -> None:
+            super().__init__(connection, row_factory=row_factory)
+            self.format = Format.BINARY
+
+    dbapi_conn.cursor_factory = BinaryCursor
 
 
 class SqlResultBackend:
@@ -93,6 +139,11 @@ class SqlResultBackend:
         self._tables: dict[str, Any] = {}
 
     # -- connection ----------------------------------------------------------------------
+    @property
+    def reply_timeout(self) -> float:
+        """Seconds one statement's reply may take."""
+        return max(10.0, 2 * self.connect_timeout)
+
     @cached_property
     def engine(self) -> Any:
         sa, target = self.sa, self.target
@@ -104,15 +155,24 @@ class SqlResultBackend:
         if backend == "postgresql":
             args = {"connect_timeout": timeout, "application_name": "celerytool"}
             if target.get_driver_name() in ("psycopg", "psycopg2"):
-                args["options"] = "-c TimeZone=UTC"  # naive bounds compare as UTC, as Celery stores them
+                # naive bounds compare as UTC, as Celery stores them; a locked table (another
+                # session's LOCK TABLE, a long migration) is given --connect-timeout, a statement
+                # the reply timeout, instead of waiting for good
+                args["options"] = (f"-c TimeZone=UTC -c lock_timeout={int(self.connect_timeout * 1000)} "
+                                   f"-c statement_timeout={int(self.reply_timeout * 1000)}")
         elif backend in ("mysql", "mariadb"):
             # PyMySQL reads the server's greeting with read_timeout (None: forever): the first
             # answer is part of connecting, later replies get the reply timeout (_after_handshake)
             args = {"connect_timeout": timeout, "read_timeout": self.connect_timeout,
-                    "write_timeout": self.connect_timeout}
+                    "write_timeout": self.connect_timeout,
+                    # a row or table lock is waited for --connect-timeout, not 50 s / a year
+                    "init_command": f"SET SESSION innodb_lock_wait_timeout={timeout}, "
+                                    f"lock_wait_timeout={timeout}"}
         engine = sa.create_engine(target, connect_args=args, poolclass=sa.pool.NullPool)
         if backend in ("mysql", "mariadb") and target.get_driver_name() == "pymysql":
-            sa.event.listen(engine, "connect", _after_handshake(max(10.0, 2 * self.connect_timeout)))
+            sa.event.listen(engine, "connect", _after_handshake(self.reply_timeout))
+        if backend == "postgresql" and target.get_driver_name() == "psycopg":
+            sa.event.listen(engine, "connect", _binary_results)
         return engine
 
     def _sqlite_creator(self, target: Any) -> Any:
@@ -141,6 +201,11 @@ class SqlResultBackend:
         text = str(orig).strip().splitlines()
         return self.url.scrub(text[0].strip() if text else type(orig).__name__)
 
+    def _late(self, exc: Any) -> BrokerUnavailable:
+        """A lock wait or a statement past its time (exit 69)."""
+        return BrokerUnavailable(f"the {self.layout.what} at {self.url.redacted()} did not answer in time "
+                                 f"(a lock held by another session?): {self._reason(exc)}")
+
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
         try:
@@ -148,6 +213,8 @@ class SqlResultBackend:
         except self.sa.exc.DBAPIError as exc:
             with contextlib.suppress(Exception):
                 self.conn.rollback()
+            if _timed_out(exc):
+                raise self._late(exc) from None
             if exc.connection_invalidated or isinstance(exc, (self.sa.exc.InterfaceError,)):
                 raise BrokerUnavailable(f"lost the {self.layout.what} at {self.url.redacted()}: "
                                         f"{self._reason(exc)}") from None
@@ -173,6 +240,8 @@ class SqlResultBackend:
             present = set(conn.execute(sa.select(sa.text("*")).select_from(bare).where(sa.false())).keys())
         except self.sa.exc.DBAPIError as exc:
             conn.rollback()
+            if _timed_out(exc):
+                raise self._late(exc) from None
             if not self._has_table(spec):
                 raise NotFound(f"table {spec.shown} does not exist in {self.url.redacted()} "
                                f"({self.layout.missing_hint})") from None
@@ -215,9 +284,9 @@ class SqlResultBackend:
         missing = [i for i in unique if i not in tasks]
         groups = self._rows("group", missing) if missing else {}
         out: dict[str, TaskResult] = {}
-        for i in unique:
+        for i in unique:  # each raw row let go once decoded: a large value is held once
             if i in tasks:
-                out[i] = self.layout.task_row(i, tasks[i], self.limits)
+                out[i] = self.layout.task_row(i, tasks.pop(i), self.limits)
             elif i in groups:
                 out[i] = with_group_status(self.layout.group_row(i, groups[i], self.limits), self.get_many)
             else:
@@ -239,11 +308,10 @@ class SqlResultBackend:
         if query.statuses:
             stmt = stmt.where(table.c.status.in_(sorted(query.statuses)))
         exact = True
-        if query.task_glob:
+        if query.task_globs:
             if self.layout.name_column not in table.c:
                 return []  # a table without result_extended has no task names
-            like, exact = glob_to_like(query.task_glob, self.target.get_backend_name())
-            stmt = stmt.where(table.c[self.layout.name_column].like(like, escape="\\"))
+            stmt, exact = self._where_task(stmt, table, query.task_globs)
         if query.since is not None:
             stmt = stmt.where(done >= query.since.replace(tzinfo=None))  # naive UTC, as Celery stores
         key = table.c[self.layout.task.id_column].name
@@ -272,6 +340,38 @@ class SqlResultBackend:
                 rows.close()
             self.conn.rollback()
         return out
+
+    def _where_task(self, stmt: Any, table: Any, globs: tuple[str, ...]) -> tuple[Any, bool]:
+        """``stmt`` narrowed to task names LIKE any of ``globs``; and whether LIKE is exact for all."""
+        likes = [glob_to_like(g, self.target.get_backend_name()) for g in globs]
+        column = table.c[self.layout.name_column]
+        return (stmt.where(self.sa.or_(*(column.like(like, escape="\\") for like, _ in likes))),
+                all(exact for _, exact in likes))
+
+    def stream(self, query: ResultQuery) -> Iterator[TaskResult]:
+        """Every result ``query`` matches (``failures``, ``retry``): one query, streamed, none kept."""
+        sa = self.sa
+        table = self.table("task")
+        stmt = sa.select(table)
+        if query.statuses:
+            stmt = stmt.where(table.c.status.in_(sorted(query.statuses)))
+        if query.task_globs:
+            if self.layout.name_column not in table.c:
+                return  # a table without result_extended has no task names
+            stmt, _exact = self._where_task(stmt, table, query.task_globs)
+        if query.since is not None:
+            stmt = stmt.where(table.c.date_done >= query.since.replace(tzinfo=None))
+        key = table.c[self.layout.task.id_column].name
+        with self.errors():
+            rows = self.conn.execution_options(stream_results=True, yield_per=CHUNK).execute(stmt).mappings()
+            try:
+                for row in rows:
+                    result = self.layout.task_row(row[key], row, self.limits)
+                    if query.matches(result):
+                        yield result
+            finally:
+                rows.close()
+                self.conn.rollback()
 
 
 def glob_to_like(glob: str, backend: str) -> tuple[str, bool]:

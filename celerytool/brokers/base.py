@@ -7,6 +7,7 @@ subclasses, and put non-fatal remarks in ``warnings`` for the CLI to print.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ class Capabilities:
     max_priority: int | None = None  # highest message priority served; None: set per queue
     visibility_timeout: bool = False  # a message held past the visibility timeout is redelivered
     keyspace: bool = False  # a database of keys that can be walked and classified (`doctor`)
+    dead_letters: bool = False  # messages carry their dead-lettering history (x-death): `move --to-origin`
 
 
 class Broker(Protocol):
@@ -88,9 +90,24 @@ class Broker(Protocol):
     def close(self) -> None: ...
 
 
+_DELAY_LEVEL = re.compile(r"celery_delayed_(\d+)")
+DELAY_LEVELS = 28  # Celery's native delayed delivery on RabbitMQ: celery_delayed_0 .. _27
+
+
+def is_delay_queue(name: str) -> bool:
+    """One of the queues / exchanges of Celery's native delayed delivery (RabbitMQ, Celery 5.5+)."""
+    m = _DELAY_LEVEL.fullmatch(name)
+    return bool(m and int(m.group(1)) < DELAY_LEVELS) or name == "celery_delayed_delivery"
+
+
 def is_internal_queue(name: str) -> bool:
-    """Celery's own plumbing: remote-control and event queues."""
-    return name.endswith(".pidbox") or name.startswith("celeryev.")
+    """Celery's own plumbing: remote-control, event and delayed-delivery queues."""
+    return name.endswith(".pidbox") or name.startswith("celeryev.") or is_delay_queue(name)
+
+
+def natural_key(name: str) -> tuple[Any, ...]:
+    """Sort names as people count: q2 before q10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 # -- changing operations (purge, move, export, import, unacked, requeue) ----------------
@@ -204,6 +221,10 @@ class BrokerOps(Protocol):
     def move(self, src: str, dst: str, selection: Selection, control: Control, *,
              target: Any = None, keep_routing: bool = False) -> OpResult: ...
 
+    def move_to_origin(self, src: str, selection: Selection, control: Control) -> OpResult:
+        """Each selected dead-lettered message back to the queue it was dead-lettered from."""
+        ...
+
     def export(self, queue: str, selection: Selection, control: Control,
                write: Callable[[Iterable[ExportRecord]], None], *, remove: bool = False) -> OpResult: ...
 
@@ -211,6 +232,11 @@ class BrokerOps(Protocol):
                 keep_routing: bool = False) -> OpResult: ...
 
     def unacked(self, queue: str | None, selection: Selection) -> Iterator[Message]: ...
+
+    def delayed(self, queue: str | None, selection: Selection, visibility_timeout: float) -> list[Any]:
+        """Tasks waiting for their ETA (``DelayedTask``), soonest first: Redis ``unacked``, RabbitMQ's
+        delayed-delivery levels."""
+        ...
 
     def requeue(self, queue: str | None, selection: Selection, control: Control, *,
                 lock_wait: float = 10.0) -> OpResult: ...

@@ -36,12 +36,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("celerytool.cli.inspect", "Ask workers: active, reserved, scheduled, revoked, stats..."),
     "top": ("celerytool.cli.top", "Live full-screen view: queues, workers, failures (q quits)."),
     "events": ("celerytool.cli.events", "Follow the live event stream (NDJSON when piped)."),
+    "metrics": ("celerytool.cli.metrics", "Prometheus metrics: queues, workers, tasks; once, or --serve [HOST:]PORT."),
     "revoke": ("celerytool.cli.revoke", "Make workers skip tasks by id (--terminate: kill running ones)."),
+    "rate-limit": ("celerytool.cli.rate_limit", "Set or lift a task's rate limit on workers (per-worker report)."),
+    "time-limit": ("celerytool.cli.time_limit", "Set a task's soft/hard time limits on workers."),
+    "pool": ("celerytool.cli.pool", "Grow, shrink, autoscale or restart workers' pools."),
+    "shutdown": ("celerytool.cli.shutdown", "Warm shutdown of workers, confirmed by pinging until gone."),
     "summary": ("celerytool.cli.summary", "Census of a queue: count, bytes, ETAs per task (or any field)."),
     "doctor": ("celerytool.cli.doctor", "What uses a Celery Redis, what is wrong, and the fix (exit 1 if any)."),
+    "delayed": ("celerytool.cli.delayed", "Tasks waiting for their ETA / countdown: where, and when due."),
+    "failures": ("celerytool.cli.failures", "What is failing: failed results grouped by exception or task (exit 1 if any)."),
+    "retry": ("celerytool.cli.retry", "Send stored failed tasks again (by id, task, exception, age)."),
     "forget": ("celerytool.cli.forget", "Delete stored results by id, state, task or age."),
     "expire": ("celerytool.cli.expire", "Set a TTL on stored results (e.g. those stored without one)."),
     "profiles": ("celerytool.cli.profiles", "List connection profiles and where each setting comes from."),
+    "help": ("celerytool.cli.help", "The manual: help PAGE (connection, selection, ...), help COMMAND, help --man."),
 }
 
 
@@ -86,10 +95,13 @@ class LazyGroup(click.Group):
             click.echo("celerytool: interrupted", err=True)
             ctx.exit(ExitCode.INTERRUPTED)
         except BrokenPipeError:
-            # the reader (head, less) went away: not an error of ours
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            ctx.exit(0)
+            # the reader (head, true) went away before the command had an outcome (a stream, such
+            # as events): 141, as a shell reports a command ended by SIGPIPE.  Where the command
+            # finishes anyway (render.survives_closed_pipe), its own exit code stands.
+            from celerytool.render import close_stdout
+
+            close_stdout()
+            ctx.exit(ExitCode.CLOSED_PIPE)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # a bug: one line, traceback on demand
@@ -134,7 +146,11 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 failure, 2 usage, 3 not ready, 65 bad data,
-66 not found, 69 broker unreachable, 124 timeout, 130 interrupted.
+66 not found, 69 unreachable, 70 internal error, 124 timeout,
+130 interrupted, 141 closed pipe (all: celerytool help exit-codes).
+
+\b
+The manual: celerytool help (pages: connection, selection, output, safety, ...).
 """
 
 
@@ -158,4 +174,14 @@ def main(argv: list[str] | None = None) -> None:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
-    cli.main(args=argv, prog_name="celerytool")
+    try:
+        cli.main(args=argv, prog_name="celerytool")
+    finally:  # data still buffered for a reader that went away must not turn into exit 120
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            from celerytool.render import close_stdout
+
+            close_stdout()
+        except (OSError, ValueError):
+            pass

@@ -5,27 +5,26 @@ from __future__ import annotations
 import click
 
 from celerytool.cli.completion import complete_queues
-from celerytool.cli.options import with_app
+from celerytool.cli.options import internal_option, queue_option, with_app
 
 
 @click.command("bindings")
-@click.option("-q", "--queue", "queue", metavar="QUEUE", shell_complete=complete_queues, help="Only bindings to this queue.")
+@queue_option("Only bindings to this queue.", shell_complete=complete_queues)
 @click.option("-e", "--exchange", "exchange", metavar="NAME", help="Only bindings of this exchange.")
-@click.option("-a", "--all", "include_internal", is_flag=True,
-              help="Include the bindings of Celery's own remote-control (*.pidbox) and event (celeryev.*) queues.")
+@internal_option("Include the bindings of Celery's own remote-control (*.pidbox) and event (celeryev.*) queues.")
 @with_app
 def command(app, queue, exchange, include_internal):
     """List the bindings that route messages to queues.
 
     On Redis these are kombu's _kombu.binding.<exchange> sets; on RabbitMQ
     the management API's bindings. Celery's own plumbing (*.pidbox,
-    celeryev.* queues) is left out unless --all, as in `queues`.
+    celeryev.* queues) is left out unless --internal, as in `queues`.
 
     \b
     Examples:
       celerytool bindings
       celerytool bindings -q celery -o json
-      celerytool bindings --all          # with Celery's pidbox and event queues
+      celerytool bindings --internal     # with Celery's pidbox and event queues
     """
     from celerytool.brokers.base import is_internal_queue
 

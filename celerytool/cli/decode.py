@@ -6,14 +6,14 @@ import sys
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.options import Compression, with_app
 
 
 @click.command("decode")
 @click.argument("source", type=click.File("rb"), default="-", required=False, metavar="[FILE|-]")
 @click.option("--content-type", "content_type", metavar="TYPE",
               help="Force the serializer: json, pickle, msgpack, yaml, or a MIME type.")
-@click.option("--compression", metavar="NAME", help="Force a compression: zlib, bzip2, lzma, brotli, zstd.")
+@click.option("--compression", type=Compression(), help="Force a compression (a name or kombu's MIME type).")
 @click.option("--lines", is_flag=True, help="One message per line (e.g. redis-cli --raw LRANGE output).")
 @with_app
 def command(app, source, content_type, compression, lines):

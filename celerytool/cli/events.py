@@ -5,23 +5,23 @@ from __future__ import annotations
 import click
 
 from celerytool.cli.live import open_session
-from celerytool.cli.options import with_app
+from celerytool.cli.options import limit_option, timeout_option, with_app
 
 
 @click.command("events")
 @click.option("--type", "types", multiple=True, metavar="TYPE",
               help="Only these event types (task-failed, worker-online, task-*, ...); repeatable. "
                    "Heartbeats only when asked: --type worker-heartbeat.")
-@click.option("--task", metavar="GLOB", help="Only events of tasks with this name (shell glob).")
+@click.option("--task", "tasks", multiple=True, metavar="GLOB",
+              help="Only events of tasks with this name (shell glob); repeatable.")
 @click.option("--worker", metavar="NAME", help="Only events from this worker (name@host, shell glob).")
-@click.option("-n", "--count", "count", type=click.IntRange(min=1), metavar="N",
-              help="Stop after N events (exit 0).")
-@click.option("-t", "--timeout", type=click.FloatRange(0.1, None), metavar="S",
-              help="Stop after S seconds (exit 124 unless -n was reached).")
+@limit_option(help="Stop after N events (exit 0).", dest="count")
+@click.option("--count", "old_count", type=click.IntRange(min=1), hidden=True, help="Old spelling of -n/--limit.")
+@timeout_option(None, "Stop after this long (exit 124 unless -n was reached).")
 @click.option("--enable", is_flag=True,
               help="First ask every worker to send task events (for workers started without -E).")
 @with_app
-def command(app, types, task, worker, count, timeout, enable):
+def command(app, types, tasks, worker, count, old_count, timeout, enable):
     """Follow what workers report as it happens: tasks sent, received,
     started, succeeded, failed, retried, revoked; workers online/offline.
 
@@ -41,6 +41,12 @@ def command(app, types, task, worker, count, timeout, enable):
     import sys
     import time
 
+    if old_count is not None:
+        from celerytool.render import warn
+
+        warn("events --count is now -n/--limit (as in every command); the old spelling goes away "
+             "in the next release")
+        count = count or old_count
     from celerytool.control.events import EVENT_TYPES, EventFilter, EventStream, enable_events
     from celerytool.errors import ExitCode, UsageError
     from celerytool.render import note
@@ -52,12 +58,13 @@ def command(app, types, task, worker, count, timeout, enable):
     chosen = app.output or os.environ.get("CELERYTOOL_OUTPUT")
     fmt = chosen or ("table" if sys.stdout.isatty() else "ndjson")
     session = open_session(app)
-    filt = EventFilter(types=types, task=task, worker=worker)
+    filt = EventFilter(types=types, tasks=tasks, worker=worker)
     writer = EventWriter(fmt, sys.stdout)
     seen = 0
     deadline = time.monotonic() + timeout if timeout else None
     stream = EventStream(session)
     batches = stream.batches()
+    told, told_reasons = 0, []
     try:
         first = True
         for batch in batches:
@@ -80,6 +87,11 @@ def command(app, types, task, worker, count, timeout, enable):
                 if count and seen >= count:
                     break
             writer.flush()
+            if stream.malformed > told:
+                for why in stream.malformed_reasons[len(told_reasons):]:
+                    note(f"skipped a malformed event: {why}")
+                    told_reasons.append(why)
+                told = stream.malformed
             if count and seen >= count:
                 return 0
             if deadline is not None and time.monotonic() >= deadline:
@@ -91,3 +103,5 @@ def command(app, types, task, worker, count, timeout, enable):
     finally:
         batches.close()
         writer.close()
+        if stream.malformed > len(told_reasons):
+            note(f"skipped {stream.malformed} malformed event(s) in all")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.options import Duration, with_app
 from celerytool.cli.result_selection import open_store, result_selection
-from celerytool.cli.results import Duration
 
 
 @click.command("expire")
-@click.option("--ttl", type=Duration(), required=True, metavar="DURATION",
-              help="Time to live from now: 90s, 15m, 1h, 1d.")
+@click.option("--ttl", type=Duration(0.001), required=True, metavar="DURATION",
+              help="Time to live from now: 90s, 15m, 1h30m, 2d.")
 @click.option("--only-without-ttl", is_flag=True, help="Leave results that already have a TTL as they are.")
 @result_selection
 @with_app

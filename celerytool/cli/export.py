@@ -34,12 +34,11 @@ def command(app, queue, selection, outfile, legacy_outfile, remove, yes, dry_run
 
     from celerytool.cli.guard import confirm, queue_total, running
     from celerytool.errors import CeleryToolError, ExitCode, UsageError
-    from celerytool.render import note, warn
+    from celerytool.render import note
 
     if legacy_outfile is not None:
-        warn("`export -o FILE` is deprecated and goes away in the next release: use `--file FILE` "
-             "(-o will be the output format, as in every other command)")
-        outfile = outfile or legacy_outfile
+        raise UsageError("export writes export records (NDJSON) and takes no -o; name the file with "
+                         "--file FILE (the old `-o FILE` spelling is gone)")
     if remove and not dry_run:
         if not outfile or outfile == "-":
             raise UsageError("--remove needs --file FILE: a message leaves the queue only once its "
@@ -95,13 +94,13 @@ def _sync(out) -> None:
 
 
 def _replace_output_option(cmd: click.Command) -> click.Command:
-    """export writes NDJSON only: --file names the file; -o FILE is the old spelling, kept for one
-    release (it is not the shared format option here)."""
+    """export writes export records (NDJSON) only: no format to choose, --file names the file.
+    A hidden -o explains that `-o FILE`, the spelling of an earlier release, is gone."""
     cmd.params = [p for p in cmd.params if p.name != "output"]
     cmd.params.append(click.Option(["-f", "--file", "outfile"], metavar="FILE",
                                    help="Write to FILE instead of stdout."))
-    cmd.params.append(click.Option(["-o", "--output", "legacy_outfile"], metavar="FILE",
-                                   help="Deprecated spelling of --file."))
+    cmd.params.append(click.Option(["-o", "--output", "legacy_outfile"], metavar="FILE", hidden=True,
+                                   help="Removed: export takes --file FILE."))
     return cmd
 
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from celerytool.cli.options import dry_run_option, yes_option  # noqa: F401 -- the decorators live there
 from celerytool.errors import ExitCode, UsageError
 
 

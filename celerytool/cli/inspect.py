@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.live import open_session, timeout_option
-from celerytool.cli.options import full_ids_option, with_app
+from celerytool.cli.live import open_session
+from celerytool.cli.options import full_ids_option, timeout_option, with_app
 
-WHAT = ["active", "reserved", "scheduled", "revoked", "registered", "stats", "conf", "active-queues"]
+WHAT = ["active", "reserved", "scheduled", "revoked", "registered", "stats", "conf", "active-queues", "ping"]
 
 
 @click.command("inspect")
@@ -21,6 +21,7 @@ def command(app, what, destination, timeout):
     """Ask workers what they hold: tasks running (active), prefetched
     (reserved), waiting for their ETA (scheduled), revoked ids, registered
     tasks, stats, configuration or the queues they consume (active-queues).
+    `inspect ping` is `celerytool workers` (who answers, with what it consumes).
 
     Task rows are decoded like peek rows (id, task, args, kwargs, eta,
     worker, time started); JSON holds values, never Python reprs. Replies
@@ -35,6 +36,12 @@ def command(app, what, destination, timeout):
     """
     from celerytool.control.inspect import TASK_LISTS, inspect, silent_workers
     from celerytool.render import note
+
+    if what == "ping":  # Celery's spelling: `workers` answers it, with more
+        from celerytool.cli.workers import list_workers
+
+        note("inspect ping is `celerytool workers`: the workers that answer, with their queues and pool")
+        return list_workers(app, timeout, only=destination)
 
     session = open_session(app)
     targets = list(destination) or None

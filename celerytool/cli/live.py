@@ -8,11 +8,6 @@ from typing import Any
 import click
 
 
-def timeout_option(default: float, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option("-t", "--timeout", type=click.FloatRange(0.05, 3600), default=default,
-                        show_default=True, metavar="S", help=what)
-
-
 def open_session(app: Any) -> Any:
     """A ControlSession for the broker, closed (and its warnings printed) when the command ends."""
     from celerytool.control.session import ControlOptions, ControlSession

@@ -46,16 +46,6 @@ def _size(value: str) -> int:
     return n
 
 
-def _seconds(value: str) -> float:
-    try:
-        n = float(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a number of seconds, got {value!r}") from None
-    if not 0.1 <= n <= 600:  # also false for nan
-        raise click.BadParameter(f"{value!r} is not between 0.1 and 600 seconds")
-    return n
-
-
 def _separator(value: str) -> str:
     """``--sep`` with backslash escapes (``\\x06\\x16``) turned into characters."""
     if "\\" not in value:
@@ -80,6 +70,130 @@ class Converted(click.ParamType):
             self.fail(exc.message, param, ctx)
 
 
+# --- the option grammar (issue 17; docs/commands.md has the generated table) ---------------
+# One type and one decorator per concept, so the same long name means the same thing, with the
+# same short flag and range, in every command.  tests/test_grammar.py checks the whole app.
+TIMEOUT_RANGE = (0.05, 86400.0)  # every -t/--timeout: 50ms .. 1d
+
+
+class Duration(click.ParamType):
+    """Every age, interval and timeout: ``90`` (seconds), ``90s``, ``15m``, ``1h30m``, ``2d``, ``1w``,
+    ``500ms``; within [minimum, maximum] seconds.  One grammar (``selection.parse_duration``), one
+    wording for a bad value."""
+
+    name = "duration"
+
+    def __init__(self, minimum: float = 0.0, maximum: float | None = None) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+        return "DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return None
+        from celerytool.errors import UsageError
+        from celerytool.selection import format_duration, parse_duration
+
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            try:
+                seconds = parse_duration(str(value))
+            except UsageError as exc:
+                self.fail(exc.message, param, ctx)
+        too_low = seconds < self.minimum
+        too_high = self.maximum is not None and seconds > self.maximum
+        if too_low or too_high:
+            bounds = (f"from {format_duration(self.minimum)} to {format_duration(self.maximum)}"
+                      if self.maximum is not None else f"at least {format_duration(self.minimum)}")
+            self.fail(f"{value!r} is out of range: {bounds}", param, ctx)
+        return seconds
+
+
+class Compression(click.ParamType):
+    """A compression by kombu's name or MIME type (zlib, gzip, bzip2, lzma, brotli, zstd, ...)."""
+
+    name = "compression"
+    NAMES = ("zlib", "gzip", "bzip2", "lzma", "brotli", "zstd")
+
+    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+        return "[" + "|".join(self.NAMES) + "]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from celerytool.codecs.compression import ALIASES
+
+        if value is None or value.strip().lower() in ALIASES:
+            return value and value.strip().lower()
+        self.fail(f"{value!r} is not a compression: {', '.join(self.NAMES)}", param, ctx)
+
+    def shell_complete(self, ctx: Any, param: Any, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(n) for n in self.NAMES if n.startswith(incomplete)]
+
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def limit_option(default: int | None = None, help: str = "At most N.", dest: str = "limit") -> Decorator:
+    """``-n/--limit N``: at most N (messages, results, events)."""
+    return click.option("-n", "--limit", dest, type=click.IntRange(min=1), default=default, metavar="N",
+                        show_default=default is not None, help=help)
+
+
+def timeout_option(default: float | None, help: str) -> Decorator:
+    """``-t/--timeout DURATION``: every timeout, one range (50ms .. 1d)."""
+    return click.option("-t", "--timeout", type=Duration(*TIMEOUT_RANGE), default=default,
+                        show_default=default is not None, help=help)
+
+
+def queue_option(help: str, celery_spelling: bool = False, **attrs: Any) -> Decorator:
+    """``-q/--queue QUEUE`` (also ``-Q``, Celery's own spelling, where Celery users expect it);
+    ``attrs``: e.g. ``shell_complete=complete_queues`` (cli/completion.py imports this module)."""
+    decls = ("-q", "-Q", "--queue") if celery_spelling else ("-q", "--queue")
+    return click.option(*decls, "queue", metavar="QUEUE", help=help, **attrs)
+
+
+def yes_option(help: str = "Do not ask (required when not on a terminal).") -> Decorator:
+    """``-y/--yes``: a changing command goes ahead without asking (cli/guard.py's ``confirm``)."""
+    return click.option("-y", "--yes", is_flag=True, help=help)
+
+
+def dry_run_option(help: str = "Say what would change; change nothing.") -> Decorator:
+    """``--dry-run``: a changing command says what it would do and changes nothing."""
+    return click.option("--dry-run", is_flag=True, help=help)
+
+
+def all_option(help: str, dest: str = "all_") -> Decorator:
+    """``--all``: every message / every stored result (never "include plumbing": --internal)."""
+    return click.option("--all", dest, is_flag=True, help=help)
+
+
+def internal_option(help: str) -> Decorator:
+    """``--internal``: include Celery's own plumbing (pidbox, celeryev, reply queues).
+
+    ``-a/--all`` is its old spelling on queues and bindings, hidden and kept for one release."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.pop("legacy_all", False):
+                from celerytool.render import warn
+
+                warn("--all is now --internal here (--all means every message or result); "
+                     "the old spelling goes away in the next release")
+                kwargs["include_internal"] = True
+            return f(*args, **kwargs)
+
+        wrapper = click.option("-a", "--all", "legacy_all", is_flag=True, hidden=True,
+                               help="Old spelling of --internal.")(wrapper)
+        return click.option("--internal", "include_internal", is_flag=True, help=help)(wrapper)
+
+    return decorate
+
+
 SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-b", "--broker"), dict(metavar="URL", help=f"Broker URL [env CELERY_BROKER_URL; default {DEFAULT_BROKER}].")),
     (("--backend",), dict(metavar="URL", help="Result backend URL: redis://, db+postgresql://, db+mysql://, db+sqlite:///PATH, django-db+<database URL> [env CELERY_RESULT_BACKEND; default: the broker when it is Redis].")),
@@ -88,8 +202,8 @@ SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--priority-steps",), dict(type=Converted("steps", _steps), metavar="0,3,6,9", help="kombu Redis priority_steps.")),
     (("--sep",), dict(type=Converted("sep", _separator), metavar="SEP", help="kombu Redis separator for priority lists and bindings [default \\x06\\x16].")),
     (("--max-size",), dict(type=Converted("size", _size), metavar="SIZE", help="Largest body to decode or decompress [default 64M].")),
-    (("--connect-timeout",), dict(type=Converted("seconds", _seconds), metavar="S", help="Seconds to wait for the broker [default 5].")),
-    (("--management-url",), dict(metavar="URL", help="RabbitMQ management API [default http://<host>:15672 with the broker's credentials].")),
+    (("--connect-timeout",), dict(type=Duration(0.1, 600), help="How long to wait for the broker or backend to connect and answer [default 5s; 100ms .. 10m].")),
+    (("--management-url",), dict(metavar="URL", help="RabbitMQ management API [default http://<host>:15672 (AMQP port + 10000 off 5672) with the broker's credentials].")),
     (("--master-name",), dict(metavar="NAME", help="Redis Sentinel master name for sentinel:// URLs [env CELERYTOOL_MASTER_NAME; or ?master_name=].")),
     (("-P", "--profile"), dict(metavar="NAME", help="Connection profile from the config file [env CELERYTOOL_PROFILE; default: the profile named default].")),
 ]
@@ -98,31 +212,70 @@ SHARED_KEYS = ["broker", "backend", "output", "global_keyprefix", "priority_step
 
 
 class ConnectionOption(click.Option):
-    """One of the shared options: ``--help`` lists these in a section of their own, last."""
+    """One of the shared options, accepted by every command (before or after its name) and
+    documented once: in ``celerytool --help`` and ``celerytool help connection``."""
 
 
 CONNECTION_SECTION = "Connection options (before or after the command)"
+OUTPUT_SECTION = "Output options (before or after the command)"
+OUTPUT_OPTIONS = ("output", "max_size")
+# Commands that decode message bodies or stored results, for which --max-size matters: their
+# --help shows it with their own options.  Every other command accepts it and ignores it.
+DECODING_COMMANDS = frozenset({"peek", "decode", "summary", "purge", "move", "export", "import",
+                               "unacked", "requeue", "revoke", "result", "results", "forget", "expire"})
+CONNECTION_POINTER = ("Connection options (broker and backend URLs, profiles, kombu's layout) go before "
+                      "or after the command: see `celerytool help connection`.")
+
+
+def shown_shared(cmd: click.Command, param: click.Parameter) -> bool:
+    """Whether a subcommand's --help lists this shared option with its own ones (the others are
+    described once, in `celerytool --help` and `celerytool help connection`)."""
+    if param.name == "output":
+        return True
+    return param.name == "max_size" and cmd.name in DECODING_COMMANDS
 
 
 def format_sectioned(cmd: click.Command, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-    """The command's own options first, then the shared connection options."""
-    own, shared = [], []
+    """The root: its options, then output and connection options in sections of their own.
+    A command: its own options (with -o, and --max-size where it decodes), then one line
+    pointing at the connection options."""
+    root = isinstance(cmd, click.Group)
+    own: list[tuple[str, str]] = []
+    output: list[tuple[str, str]] = []
+    connection: list[tuple[str, str]] = []
+    help_record = None
     for param in cmd.get_params(ctx):
         if not isinstance(param, click.Option):
             continue
         record = param.get_help_record(ctx)
-        if record is not None:
-            (shared if isinstance(param, ConnectionOption) else own).append(record)
+        if record is None:
+            continue
+        if param.name == "help":
+            help_record = record
+        elif not isinstance(param, ConnectionOption):
+            own.append(record)
+        elif root:
+            (output if param.name in OUTPUT_OPTIONS else connection).append(record)
+        elif shown_shared(cmd, param):
+            own.append(record)
+    if help_record is not None:
+        own.append(help_record)
     if own:
         with formatter.section("Options"):
             formatter.write_dl(own)
-    if shared:
+    if output:
+        with formatter.section(OUTPUT_SECTION):
+            formatter.write_dl(output)
+    if connection:
         with formatter.section(CONNECTION_SECTION):
-            formatter.write_dl(shared)
+            formatter.write_dl(connection)
+    if not root and any(isinstance(p, ConnectionOption) for p in cmd.params):
+        formatter.write_paragraph()
+        formatter.write_text(CONNECTION_POINTER)
 
 
 class Command(click.Command):
-    """A celerytool command: its help lists the connection options after its own."""
+    """A celerytool command: its --help lists its own options and points at the connection options."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         format_sectioned(self, ctx, formatter)
@@ -177,7 +330,7 @@ def with_app(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def make_app(cli_values: dict[str, Any], *, quiet: bool = False) -> App:
-    """An App with the effective settings (command line > environment > profile > default);
+    """An App with the effective settings (command line > -P profile > environment > other profile > default);
     ``quiet``: no warnings (shell completion)."""
     from celerytool.cli.settings import resolve
 

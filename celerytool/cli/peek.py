@@ -5,16 +5,15 @@ from __future__ import annotations
 import click
 
 from celerytool.cli.completion import complete_queues
-from celerytool.cli.options import full_ids_option, with_app
+from celerytool.cli.options import all_option, full_ids_option, limit_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("peek")
 @click.argument("queue", shell_complete=complete_queues)
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=10, show_default=True,
-              help="How many messages, from the next one.")
-@click.option("--all", "all_", is_flag=True, help="Every message, streamed in bounded memory.")
-@click.option("--raw", is_flag=True, help="Include the stored bytes of every message (tagged, see README).")
+@limit_option(10, "How many messages, from the next one.")
+@all_option("Every message, streamed in bounded memory.")
+@click.option("--raw", is_flag=True, help="Include the stored bytes of every message (tagged: celerytool help output).")
 @selection_options(limit=False)
 @full_ids_option
 @with_app
@@ -28,7 +27,11 @@ def command(app, queue, limit, all_, raw, selection):
 
     On RabbitMQ, messages are fetched without ack and returned with
     basic.nack(requeue=True): they come back marked redelivered, and a
-    consumer running at the same time may receive them in between.
+    consumer running at the same time may receive them in between. A quorum
+    queue counts each return towards its delivery limit (20 by default on
+    RabbitMQ 4): a message one return short of it is published again at the
+    tail instead (the deliveries column, JSON delivery_count / delivery_limit /
+    requeued_at_tail).
 
     \b
     Examples:

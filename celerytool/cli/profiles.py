@@ -19,7 +19,9 @@ def command(app):
     $XDG_CONFIG_HOME/celerytool/config.toml, else ~/.config/celerytool/config.toml),
     one [profiles.NAME] table each, keys named like the long options. -P NAME
     or $CELERYTOOL_PROFILE picks one; else the profile named "default" applies.
-    Precedence: command line > environment > profile > built-in default.
+    Precedence: command line (-b, ...) > profile named with -P > environment
+    (CELERY_BROKER_URL, ...) > profile from $CELERYTOOL_PROFILE or "default"
+    > built-in default; the source column says which won.
     A password can come from password_env / password_command (also
     backend_password_* and sentinel_password_*) instead of the file.
     Passwords are shown as ***.

@@ -5,13 +5,12 @@ from __future__ import annotations
 import click
 
 from celerytool.cli.completion import complete_queues
-from celerytool.cli.options import with_app
+from celerytool.cli.options import internal_option, with_app
 
 
 @click.command("queues")
 @click.argument("names", nargs=-1, metavar="[QUEUE]...", shell_complete=complete_queues)
-@click.option("-a", "--all", "include_internal", is_flag=True,
-              help="Include Celery's own remote-control (*.pidbox) and event (celeryev.*) queues.")
+@internal_option("Include Celery's own remote-control (*.pidbox) and event (celeryev.*) queues.")
 @click.option("--exact/--sampled", "exact", default=None,
               help="RabbitMQ: count ready messages and consumers now, by passive declare (one round trip "
                    "a queue), or take the management API's last statistics sample (up to ~5 s old) "
@@ -23,9 +22,10 @@ from celerytool.cli.options import with_app
 def command(app, names, include_internal, exact, scan):
     """List queues with their depth.
 
-    On Redis, queues are found from kombu's _kombu.binding.* sets (an empty
-    queue has no list key), from list keys (see --scan), plus the NAMES
-    given; the depth sums the priority
+    With QUEUE names, only those (known or not: an unknown one shows 0 and
+    exists false). On Redis, queues are found from kombu's _kombu.binding.*
+    sets (an empty queue has no list key) and from list keys (see --scan);
+    the depth sums the priority
     sub-lists, shown per priority bucket. On RabbitMQ the management API
     lists them with ready, unacked and consumer counts.
 
@@ -33,10 +33,13 @@ def command(app, names, include_internal, exact, scan):
     Examples:
       celerytool queues
       celerytool queues -b redis://:pw@cache:6379/1 -o json | jq '.[] | select(.messages > 0)'
-      celerytool queues critical reports   # also show these, even if unknown
+      celerytool queues critical reports   # only these two, even if unknown
     """
     broker = app.open_broker(include_internal=include_internal)
     infos = broker.queues(names, scan=scan, exact=exact)
+    if names:  # only the queues named, in the order given (each once), known or not
+        by_name = {q.name: q for q in infos}
+        infos = [by_name[n] for n in dict.fromkeys(names) if n in by_name]
     app.emit(infos, "queue")
     sampled = sum(q.counted == "sample" for q in infos)
     if sampled and app.fmt == "table":

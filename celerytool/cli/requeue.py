@@ -5,17 +5,17 @@ from __future__ import annotations
 import click
 
 from celerytool.cli.completion import complete_queues
-from celerytool.cli.options import full_ids_option, with_app
+from celerytool.cli.options import Duration, full_ids_option, with_app
 from celerytool.cli.selection_options import selection_options
 
 
 @click.command("requeue")
 @click.argument("queue", required=False, shell_complete=complete_queues)
-@selection_options()
+@selection_options(age=True)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
 @click.option("--dry-run", is_flag=True, help="List what would be requeued; change nothing.")
-@click.option("--lock-wait", type=click.FloatRange(0, 600), default=10, show_default=True, metavar="S",
-              help="Seconds to wait for kombu's unacked_mutex.")
+@click.option("--lock-wait", type=Duration(0, 600), default=10, show_default=True,
+              help="How long to wait for kombu's unacked_mutex (up to 10m).")
 @full_ids_option
 @with_app
 def command(app, queue, selection, yes, dry_run, lock_wait):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import backend_options, full_ids_option, with_app
+from celerytool.cli.options import backend_options, full_ids_option, timeout_option, with_app
 
 EXIT_CODES = """\b
 Exit codes (with several ids the worst decides: 1 > 124 > 3 > 0):
@@ -22,7 +22,7 @@ Exit codes (with several ids the worst decides: 1 > 124 > 3 > 0):
 @click.command("result", epilog=EXIT_CODES)
 @click.argument("ids", nargs=-1, required=True, metavar="ID...")
 @click.option("--wait", is_flag=True, help="Wait until every task is ready; progress on stderr.")
-@click.option("--timeout", type=click.FloatRange(min=0), metavar="S", help="With --wait: give up after S seconds.")
+@timeout_option(None, "With --wait: give up after this long (exit 124).")
 @backend_options
 @full_ids_option
 @with_app

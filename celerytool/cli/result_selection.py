@@ -13,8 +13,7 @@ from typing import Any
 
 import click
 
-from celerytool.cli.options import backend_options
-from celerytool.cli.results import Duration
+from celerytool.cli.options import Duration, all_option, backend_options
 
 
 def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,10 +43,10 @@ def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--task", "tasks", multiple=True, metavar="GLOB",
                      help="Only task names matching GLOB (stored with result_extended=True); repeatable."),
         click.option("--older-than", type=Duration(), metavar="DURATION",
-                     help="Only results whose date_done is older than this (90s, 15m, 1h, 2d)."),
+                     help="Only results whose date_done is older than this (90s, 15m, 1h30m, 2d)."),
         click.option("--from", "from_file", type=click.File("r"), metavar="FILE|-",
                      help="Task ids, one a line, from FILE or stdin (-)."),
-        click.option("--all", "every", is_flag=True, help="Every stored result (when nothing else selects)."),
+        all_option("Every stored result (when nothing else selects).", dest="every"),
         click.option("-y", "--yes", is_flag=True, help="Do not ask (required when not on a terminal)."),
         click.option("--dry-run", is_flag=True, help="Count what would change; change nothing."),
     ]

@@ -4,46 +4,26 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import backend_options, full_ids_option, with_app
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _duration(text):
-    value = text.strip().lower()
-    unit = value[-1:] if value[-1:] in _UNITS else "s"
-    number = value[:-1] if value[-1:] in _UNITS else value
-    try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
-        raise click.BadParameter(f"expected a duration such as 90s, 15m, 1h or 2d, not {text!r}") from None
-    if seconds < 0:
-        raise click.BadParameter("duration must not be negative")
-    return seconds
-
-
-class Duration(click.ParamType):
-    name = "duration"
-
-    def convert(self, value, param, ctx):
-        if not isinstance(value, str):
-            return value
-        try:
-            return _duration(value)
-        except click.BadParameter as exc:
-            self.fail(exc.message, param, ctx)
+from celerytool.cli.options import (
+    Duration,
+    backend_options,
+    full_ids_option,
+    limit_option,
+    with_app,
+)
 
 
 @click.command("results")
 @click.option("--status", "statuses", multiple=True, metavar="S",
               help="Only these states (repeatable or comma-separated), e.g. FAILURE.")
-@click.option("--task", "task_glob", metavar="GLOB", help="Only task names matching GLOB (needs result_extended).")
-@click.option("--since", type=Duration(), metavar="DURATION", help="Only results done within e.g. 90s, 15m, 1h, 2d.")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N results.")
+@click.option("--task", "task_globs", multiple=True, metavar="GLOB",
+              help="Only task names matching GLOB (needs result_extended); repeatable.")
+@click.option("--since", type=Duration(), metavar="DURATION", help="Only results done within this long (90s, 15m, 1h30m, 2d).")
+@limit_option(50, "At most N results.")
 @backend_options
 @full_ids_option
 @with_app
-def command(app, statuses, task_glob, since, limit, backend_keyprefix, backend_table_names):
+def command(app, statuses, task_globs, since, limit, backend_keyprefix, backend_table_names):
     """List the results the backend holds, newest first.
 
     On Redis, walks the keys with SCAN (never KEYS), so it is safe on a busy
@@ -64,7 +44,7 @@ def command(app, statuses, task_glob, since, limit, backend_keyprefix, backend_t
     wanted = frozenset(s.strip().upper() for item in statuses for s in item.split(",") if s.strip())
     backend = app.open_backend(backend_keyprefix, backend_table_names)
     cutoff = None if since is None else dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=since)
-    rows = backend.select(ResultQuery(statuses=wanted, task_glob=task_glob, since=cutoff, limit=limit))
+    rows = backend.select(ResultQuery(statuses=wanted, task_globs=task_globs, since=cutoff, limit=limit))
     count = app.emit(rows, "result")
     if count == 0 and app.fmt == "table":
         from celerytool.render import note

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.options import with_app
+from celerytool.cli.completion import complete_queues
+from celerytool.cli.options import Compression, Duration, queue_option, timeout_option, with_app
 
 SERIALIZERS = ["json", "pickle", "msgpack", "yaml"]
-COMPRESSIONS = ["zlib", "gzip", "bzip2", "lzma", "brotli", "zstd"]
-
-
 @click.command("send")
 @click.argument("task", required=False)
 @click.argument("arg", nargs=-1)
@@ -17,35 +15,38 @@ COMPRESSIONS = ["zlib", "gzip", "bzip2", "lzma", "brotli", "zstd"]
 @click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments as a JSON object.")
 @click.option("-k", "--kwarg", "kwarg", multiple=True, metavar="NAME=VALUE",
               help="One keyword argument (value parsed like ARG). Repeatable.")
-@click.option("--countdown", type=click.FloatRange(min=0), metavar="S", help="Run no earlier than S seconds from now.")
+@click.option("--countdown", type=Duration(), help="Run no earlier than this long from now (90, 15m, 1h30m).")
 @click.option("--eta", metavar="DATETIME", help="Run no earlier than this ISO 8601 time (no offset = UTC).")
 @click.option("--expires", metavar="S|DATETIME", help="Revoke if not started within S seconds / by this time.")
-@click.option("-Q", "--queue", metavar="NAME", help="Queue to send to [default celery].")
-@click.option("--exchange", metavar="NAME", help="Exchange to publish to (with --routing-key).")
+@queue_option("Queue to send to [default celery].", celery_spelling=True, shell_complete=complete_queues)
+@click.option("-e", "--exchange", metavar="NAME", help="Exchange to publish to (with --routing-key).")
 @click.option("--routing-key", metavar="KEY", help="Routing key for --exchange.")
 @click.option("--exchange-type", type=click.Choice(["direct", "topic", "fanout"]),
               help="Type of --exchange on Redis [default: topic if its bindings hold patterns, else direct].")
 @click.option("--priority", type=click.IntRange(0, 255), help="0-9 on Redis (0 = served first), 0-255 on RabbitMQ.")
 @click.option("--serializer", type=click.Choice(SERIALIZERS), default="json", show_default=True)
-@click.option("--compression", type=click.Choice(COMPRESSIONS), help="Compress the body (kombu's codecs).")
+@click.option("--compression", type=Compression(), help="Compress the body (kombu's codecs).")
 @click.option("--protocol", type=click.Choice(["1", "2"]), default="2", show_default=True,
               help="Task message protocol: 2 for Celery 4+, 1 for older workers.")
 @click.option("--id", "task_id", metavar="ID", help="Task id [default: a new uuid4].")
 @click.option("--header", multiple=True, metavar="NAME=VALUE", help="Extra message header. Repeatable.")
-@click.option("--time-limit", type=click.FloatRange(min=0), metavar="S", help="Hard time limit.")
-@click.option("--soft-time-limit", type=click.FloatRange(min=0), metavar="S", help="Soft time limit.")
+@click.option("--time-limit", type=Duration(), help="Hard time limit (the worker kills the task).")
+@click.option("--soft-time-limit", type=Duration(), help="Soft time limit (SoftTimeLimitExceeded in the task).")
 @click.option("--link", multiple=True, metavar="TASK", help="Task to call with the result on success. Repeatable.")
 @click.option("--link-error", multiple=True, metavar="TASK", help="Task to call on failure. Repeatable.")
 @click.option("--retry/--no-retry", default=True, show_default=True, help="Retry publishing while the broker is unreachable.")
 @click.option("--retry-max", type=click.IntRange(min=0), default=3, show_default=True, metavar="N")
-@click.option("--retry-interval-start", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="S")
-@click.option("--retry-interval-step", type=click.FloatRange(min=0), default=0.2, show_default=True, metavar="S")
-@click.option("--retry-interval-max", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="S")
-@click.option("--visibility-timeout", type=click.FloatRange(min=1), default=3600, show_default=True, metavar="S",
+@click.option("--retry-interval-start", type=Duration(), default=0.0, show_default=True,
+              help="Wait before the second attempt.")
+@click.option("--retry-interval-step", type=Duration(), default=0.2, show_default=True,
+              help="Added to the wait after each attempt.")
+@click.option("--retry-interval-max", type=Duration(), default=1.0, show_default=True,
+              help="Longest wait between attempts.")
+@click.option("--visibility-timeout", type=Duration(1), default=3600, show_default=True,
               help="The workers' Redis visibility_timeout, for the far-ETA warning.")
 @click.option("--dry-run", is_flag=True, help="Print the message that would be published; publish nothing.")
 @click.option("--wait", is_flag=True, help="Wait for the result and exit as `result --wait` does.")
-@click.option("--timeout", type=click.FloatRange(min=0), metavar="S", help="With --wait: give up after S seconds (exit 124).")
+@timeout_option(None, "With --wait: give up after this long (exit 124).")
 @click.option("--from", "from_file", type=click.File("r"), metavar="FILE|-",
               help='NDJSON, one task a line: {"task":..., "args":[...], "kwargs":{...}, "options":{...}}.')
 @with_app

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from celerytool.errors import BrokerUnavailable, CeleryToolError, DataError, UsageError
 from celerytool.render import note, warn
@@ -130,6 +130,53 @@ class Sender:
             return emit_lines((r.id for r in records), sys.stdout)
         return self.app.emit(records, "sent")
 
+    # -- prepared tasks (retry) --------------------------------------------------------------
+    def send_many(self, defaults: TaskSpec, items: Iterable[Prepared]) -> Iterator[Any]:
+        """Publish each prepared task in pipelined batches; yield each ``Sent`` once published.
+
+        A template is built once per task name and queue (from ``defaults``);
+        only the id, args, kwargs, parent id and extra headers differ from one
+        message to the next.
+        """
+        from celerytool.ids import uuid4_strings
+
+        ids = uuid4_strings()
+        templates: dict[tuple[str, str | None], Any] = {}
+        batch: list[tuple[Any, Any]] = []
+        sent = 0
+        for item in items:
+            key = (item.task, item.queue)
+            template = templates.get(key)
+            if template is None:
+                spec = replace(defaults, name=item.task, queue=item.queue or defaults.queue)
+                self.check(spec)
+                if len(templates) >= MAX_TEMPLATES:
+                    templates.clear()
+                template = templates[key] = self.builder.template(spec)
+            message = template.fill(item.task_id or next(ids), item.args, item.kwargs, parent_id=item.parent_id,
+                                    extra=item.extra)
+            batch.append((message, describe(message, template)))
+            if len(batch) >= BATCH:
+                sent += self._publish_done(batch)
+                yield from (s for _, s in batch)
+                batch.clear()
+                if self.on_batch is not None:
+                    self.on_batch(sent)
+        if batch:
+            sent += self._publish_done(batch)
+            yield from (s for _, s in batch)
+            if self.on_batch is not None:
+                self.on_batch(sent)
+
+    def _publish_done(self, batch: list[tuple[Any, Any]]) -> int:
+        try:
+            self._publish([m for m, _ in batch])
+        except CeleryToolError as exc:
+            done = getattr(exc, "sent", None) or 0
+            exc.sent_records = [s for _, s in batch[:done]]  # type: ignore[attr-defined]
+            raise
+        return len(batch)
+
     # -- NDJSON stream -----------------------------------------------------------------------
     def send_file(self, stream: Iterable[str], defaults: TaskSpec, *, dry_run: bool) -> int:
         if dry_run:
@@ -245,6 +292,18 @@ class Sender:
             except CeleryToolError as exc:
                 raise _BadLine(lineno, exc.message) from None
             yield lineno, message, describe(message, template)
+
+
+class Prepared(NamedTuple):
+    """One task for ``Sender.send_many``: what differs from the defaults."""
+
+    task: str
+    queue: str | None
+    task_id: str | None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    parent_id: str | None = None
+    extra: dict[str, Any] | None = None
 
 
 class _Progress:

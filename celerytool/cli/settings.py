@@ -1,4 +1,5 @@
-"""Effective connection settings: command line > environment > profile > built-in default.
+"""Effective connection settings: command line > profile named with -P > environment >
+profile from $CELERYTOOL_PROFILE or ``default`` > built-in default.
 
 ``resolve`` picks the profile (-P, $CELERYTOOL_PROFILE, else ``default``), converts
 its values with the same checks as the options, and records where each setting
@@ -48,11 +49,18 @@ def resolve(cli: dict[str, Any], types: dict[str, Any]) -> Resolved:
     if not name and os.environ.get("CELERYTOOL_PROFILE"):
         name, named_by = os.environ["CELERYTOOL_PROFILE"], "$CELERYTOOL_PROFILE"
     profile, loaded = select(name, named_by)
+    from_command_line = named_by == "-P/--profile" and bool(name)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, pkey, env in SETTINGS:
         if cli.get(key) is not None:
             values[key], sources[key] = cli[key], "command line"
+        elif from_command_line and profile is not None and pkey in profile.values:
+            # a profile named with -P is part of the command line: it beats the environment
+            values[key] = _convert(profile, key, pkey, types.get(key))
+            sources[key] = f"profile {profile.name!r} (-P)"
+            if env and os.environ.get(env):
+                sources[key] += f", over ${env}"
         elif env and os.environ.get(env):
             # the App reads these variables itself; master_name it is given
             values[key], sources[key] = (os.environ[env] if key == "master_name" else None), f"${env}"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 
 from celerytool.cli.live import open_session
-from celerytool.cli.options import with_app
+from celerytool.cli.options import Duration, with_app
 
 
 @click.command("top")
 @click.option("--once", is_flag=True, help="Print one snapshot and exit (with -o json: for scripts).")
-@click.option("--interval", type=click.FloatRange(0.2, 60), default=1.0, show_default=True, metavar="S",
-              help="Seconds between refreshes.")
+@click.option("--interval", type=Duration(0.2, 60), default=1.0, show_default=True,
+              help="Time between refreshes (200ms .. 1m).")
 @click.option("--enable", is_flag=True,
               help="Ask workers to send task events first (for workers started without -E).")
 @with_app
@@ -66,7 +66,8 @@ def _run(session, state, interval, enable):
     if enable:
         enable_events(session)
     last_queues = last_workers = time.monotonic()
-    batches = EventStream(session, interval=0.2).batches()
+    stream = EventStream(session, interval=0.2)
+    batches = stream.batches()
     console = Console()
     try:
         state.add_events(next(batches))  # bound to the event exchange before the first screen
@@ -87,3 +88,6 @@ def _run(session, state, interval, enable):
                 live.update(screen(state.snapshot()), refresh=True)
     finally:
         batches.close()
+        if stream.malformed:  # said once the screen is gone
+            session.warnings.append(f"skipped {stream.malformed} malformed event(s); the first: "
+                                    f"{stream.malformed_reasons[0]}")

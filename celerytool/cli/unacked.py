@@ -11,7 +11,7 @@ from celerytool.cli.selection_options import selection_options
 
 @click.command("unacked")
 @click.argument("queue", required=False, shell_complete=complete_queues)
-@selection_options()
+@selection_options(age=True)
 @full_ids_option
 @with_app
 def command(app, queue, selection):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from celerytool.cli.live import open_session, timeout_option
-from celerytool.cli.options import with_app
+from celerytool.cli.live import open_session
+from celerytool.cli.options import timeout_option, with_app
 
 
 @click.command("workers")
@@ -29,11 +29,18 @@ def command(app, timeout, wait_for):
       celerytool workers -o json | jq -r '.[] | select(.status == "online") | .name'
       celerytool workers --wait-for 2 --timeout 60   # CI: wait until 2 workers are up
     """
+    return list_workers(app, timeout, wait_for)
+
+
+def list_workers(app, timeout, wait_for=None, only=()):
+    """The body of `workers` (also `inspect ping`): emit the rows, return the exit code."""
     from celerytool.control.inspect import gather_workers
     from celerytool.render import note
 
     session = open_session(app)
     rows = gather_workers(session, timeout, wait_for)
+    if only:
+        rows = [w for w in rows if w.name in only]
     online = [w for w in rows if w.status == "online"]
     app.emit(rows, "worker")
     silent = [w.name for w in rows if w.status == "silent"]

@@ -125,8 +125,9 @@ def connect(url: BrokerURL, *, connect_timeout: float = 5.0) -> tuple[Any, Broke
     raise BrokerUnavailable(url.scrub(text))
 
 
-def probe(url: BrokerURL, *, connect_timeout: float = 5.0) -> None:
-    """BrokerUnavailable unless an AMQP server answers on a host of ``url`` (without logging in).
+def probe(url: BrokerURL, *, connect_timeout: float = 5.0) -> BrokerURL:
+    """BrokerUnavailable unless an AMQP server answers on a host of ``url`` (without logging in);
+    the first host of a failover list that answers.
 
     The management API answering says nothing about the broker's own port: a
     listing must not report "no queues" for a broker nobody can reach.  One
@@ -147,7 +148,7 @@ def probe(url: BrokerURL, *, connect_timeout: float = 5.0) -> None:
                     ssl_context(tls, one).wrap_socket(raw, server_hostname=tls.server_hostname)
                 sock.sendall(b"AMQP\x00\x00\x09\x01")
                 if sock.recv(1):
-                    return
+                    return one
                 reason = "the connection was closed without an answer"
         except TimeoutError:
             reason = "timed out waiting for the AMQP handshake"
@@ -210,3 +211,16 @@ def install_table_codecs() -> None:
     encode_value.celerytool = True  # type: ignore[attr-defined]
     pika.data.encode_value = encode_value
     pika.data.decode_value = decode_value
+
+
+def server_version(connection: Any) -> tuple[int, ...]:
+    """The broker's version from the connection's server properties (``4.0.5`` -> (4, 0, 5)); () unknown."""
+    props = getattr(getattr(connection, "_impl", None), "server_properties", None) or {}
+    raw = props.get("version") or props.get(b"version") or ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    out: list[int] = []
+    for part in text.split("+")[0].split("-")[0].split("."):
+        if not part.isdigit():
+            break
+        out.append(int(part))
+    return tuple(out)

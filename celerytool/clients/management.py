@@ -17,7 +17,7 @@ from celerytool.urls import BrokerURL, redact_text
 
 DEFAULT_PORT = 15672
 QUEUE_COLUMNS = ("name", "type", "arguments", "durable", "auto_delete", "exclusive",
-                 "messages_ready", "messages_unacknowledged", "consumers")
+                 "messages_ready", "messages_unacknowledged", "consumers", "leader", "members", "online", "node")
 
 
 class ManagementError(Exception):
@@ -53,8 +53,14 @@ class ManagementAPI:
 
     @classmethod
     def for_broker(cls, url: BrokerURL, override: str | None, timeout: float) -> ManagementAPI:
-        """The API given by ``--management-url``, else http://<broker host>:15672."""
-        base = override or f"http://{url.host}:{DEFAULT_PORT}"
+        """The API given by ``--management-url``, else http://<broker host>:<port>.
+
+        RabbitMQ's convention pairs AMQP 5672 (and TLS 5671) with the API on 15672, and a
+        node on another AMQP port (5673, a local cluster's 5674...) with that port + 10000:
+        15672 there would be another node's API, answering for the wrong broker.
+        """
+        port = DEFAULT_PORT if url.port in (None, 5671, 5672) else url.port + 10000
+        base = override or f"http://{url.host}:{port}"
         return cls(base, url.username or "guest", url.password or "", timeout)
 
     def __str__(self) -> str:
@@ -109,6 +115,16 @@ class ManagementAPI:
 
     def queue(self, vhost: str, name: str) -> Any:
         return self.get(f"/queues/{_seg(vhost)}/{_seg(name)}", {"columns": ",".join(QUEUE_COLUMNS)})
+
+    def queue_policy(self, vhost: str, name: str) -> Any:
+        """One queue's type, arguments and the policy the API last saw applied (a sample: a
+        policy made in the last few seconds may not show yet; see ``policies``)."""
+        return self.get(f"/queues/{_seg(vhost)}/{_seg(name)}",
+                        {"columns": "name,type,arguments,policy,operator_policy,effective_policy_definition"})
+
+    def policies(self, vhost: str, operator: bool = False) -> list[dict[str, Any]]:
+        """The vhost's policies (or operator policies) as they are now."""
+        return self._list(f"/{'operator-policies' if operator else 'policies'}/{_seg(vhost)}", None)
 
     def bindings(self, vhost: str) -> list[dict[str, Any]]:
         return self._list(f"/bindings/{_seg(vhost)}", None)

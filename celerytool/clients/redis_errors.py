@@ -4,7 +4,8 @@ Both Redis clients (the light RESP client and redis-py) pass their failures
 here, so a reply means the same exit code whichever client met it:
 
 - ``WRONGTYPE``: a key of another type where a list/hash/set was expected (65);
-- ``NOAUTH`` / ``WRONGPASS`` / ``NOPERM`` / bad AUTH: refused (69);
+- ``NOAUTH`` / ``WRONGPASS`` / bad AUTH: authentication failed (69);
+- ``NOPERM``: the ACL refuses a command or key, said as Redis names it (69);
 - ``READONLY`` (a replica), ``OOM`` (maxmemory reached with noeviction),
   ``MASTERDOWN``, ``BUSY``,
   ``MISCONF``: the server refuses this (69, not retried), with what to do;
@@ -27,7 +28,7 @@ _REFUSED = {
     "MISCONF": "refuses writes because it cannot save to disk (stop-writes-on-bgsave-error)",
     "NOREPLICAS": "has too few replicas to accept writes",
 }
-_AUTH = ("NOAUTH", "WRONGPASS", "NOPERM", "ERR invalid password", "ERR AUTH", "ERR Client sent AUTH")
+_AUTH = ("NOAUTH", "WRONGPASS", "ERR invalid password", "ERR AUTH", "ERR Client sent AUTH")
 
 
 def reply_error(url: BrokerURL, what: str, text: str) -> CeleryToolError:
@@ -36,6 +37,9 @@ def reply_error(url: BrokerURL, what: str, text: str) -> CeleryToolError:
     code = text.split(" ", 1)[0]
     if code == "WRONGTYPE":
         return DataError(url.scrub(f"{where}: a key has the wrong type for this operation ({text})"))
+    if code == "NOPERM":  # logged in, but the ACL refuses this command or key: say which
+        return BrokerRefused(url.scrub(f"the user of {where} is not allowed to do this (Redis ACL): "
+                                       f"{text}"))
     if text.startswith(_AUTH):
         return BrokerRefused(url.scrub(f"authentication failed for {where}: {text}"))
     if code == "LOADING":  # transient: a publish retry may get through

@@ -53,10 +53,45 @@ def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: flo
     from celerytool.clients.tls import tls_settings
 
     tls = tls_settings(url)
-    if tls is not None:
-        kwargs.update(ssl=True, ssl_cert_reqs=tls.cert_reqs_name, ssl_check_hostname=tls.check_hostname,
-                      ssl_ca_certs=tls.ca_certs, ssl_certfile=tls.certfile, ssl_keyfile=tls.keyfile)
+    if tls is not None:  # our one TLS set-up (clients/tls.py), server_hostname included
+        pool = redis.ConnectionPool(connection_class=tls_connection_class(), host=url.host,
+                                    port=url.port or 6379, **kwargs, **tls_connection_kwargs(url))
+        return redis.Redis(connection_pool=pool)
     return redis.Redis(host=url.host, port=url.port or 6379, **kwargs)
+
+
+def tls_connection_kwargs(url: BrokerURL) -> dict[str, Any]:
+    """What ``tls_connection_class()`` takes for ``url`` (a TLS URL): the SSLContext and the
+    name to verify.  Bad options are a usage error here, before any connection."""
+    from celerytool.clients.tls import ssl_context, tls_settings
+
+    tls = tls_settings(url)
+    assert tls is not None
+    return {"tls_context": ssl_context(tls, url), "tls_server_hostname": tls.server_hostname}
+
+
+def tls_connection_class() -> Any:
+    """redis-py's SSLConnection wrapping its socket with our SSLContext and verifying
+    ``server_hostname`` (redis-py verifies the host it connects to, and knows no other name).
+    Also kombu's, for the live commands (see control/session.py)."""
+    global _TLS_CLASS
+    if _TLS_CLASS is None:
+        from redis.connection import SSLConnection
+
+        class TLSConnection(SSLConnection):  # type: ignore[misc]
+            def __init__(self, *, tls_context: Any, tls_server_hostname: str | None, **kwargs: Any):
+                super().__init__(**kwargs)
+                self.tls_context = tls_context
+                self.tls_server_hostname = tls_server_hostname
+
+            def _wrap_socket_with_ssl(self, sock: Any) -> Any:
+                return self.tls_context.wrap_socket(sock, server_hostname=self.tls_server_hostname or self.host)
+
+        _TLS_CLASS = TLSConnection
+    return _TLS_CLASS
+
+
+_TLS_CLASS: Any = None
 
 
 def _handshake(reply_timeout: float) -> Any:

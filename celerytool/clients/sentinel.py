@@ -26,8 +26,17 @@ from celerytool.errors import BrokerUnavailable, NotFound, UsageError
 from celerytool.urls import BrokerURL
 
 
+class SentinelsSilent(BrokerUnavailable):
+    """No sentinel answered at all (refused, timed out): not a failover to wait out."""
+
+
 def sentinels(url: BrokerURL) -> list[tuple[str, int]]:
     return [(u.host, u.port or 26379) for u in (url, *url.alternates)]
+
+
+def require_name(url: BrokerURL) -> str:
+    """The master's name; UsageError (exit 2) when the URL has none, or asks for TLS."""
+    return _require_name(url)
 
 
 def _require_name(url: BrokerURL) -> str:
@@ -45,21 +54,44 @@ def master_address(url: BrokerURL, client_class: Any, connect_timeout: float = 5
     ``client_class`` is the light RESP client (``clients.resp.RespClient``), passed in
     because it also calls back here to resolve sentinel:// URLs.
     """
-    reply = _ask(url, client_class, connect_timeout, "get-master-addr-by-name")
-    return reply[0].decode(), int(reply[1])
+    return _ask(url, client_class, connect_timeout, "get-master-addr-by-name", _address)
+
+
+def _address(reply: Any) -> tuple[str, int]:
+    """``[host, port]`` as a sentinel answers; ValueError for anything else."""
+    if not isinstance(reply, list) or len(reply) != 2 or not all(isinstance(x, bytes) for x in reply):
+        raise ValueError(f"not [host, port] but {_shown(reply)}")
+    host, port_text = reply[0].decode("utf-8", "replace"), reply[1]
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536 or not host or len(host) > 255:
+        raise ValueError(f"not a host and port: {_shown(reply)}")
+    return host, int(port_text)
+
+
+def _shown(reply: Any) -> str:
+    return ascii(reply)[:100]  # escaped: what a sentinel says is shown, never run by the terminal
 
 
 def master_identity(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> tuple[str, int]:
     """(run id, port) of the server the sentinels hold to be the master now; the run id is
     empty until a sentinel has polled a newly promoted master."""
-    reply = _ask(url, client_class, connect_timeout, "master")
+    return _ask(url, client_class, connect_timeout, "master", _identity)
+
+
+def _identity(reply: Any) -> tuple[str, int]:
+    if not isinstance(reply, list):
+        raise ValueError(f"not a list of fields but {_shown(reply)}")
     fields = dict(zip(reply[::2], reply[1::2], strict=False))
-    return fields.get(b"runid", b"").decode(), int(fields.get(b"port", b"0"))
+    port = fields.get(b"port", b"0")
+    if not isinstance(port, bytes) or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"port {_shown(port)}")
+    run_id = fields.get(b"runid", b"")
+    return (run_id.decode("utf-8", "replace") if isinstance(run_id, bytes) else ""), int(port)
 
 
-def _ask(url: BrokerURL, client_class: Any, connect_timeout: float, what: str) -> Any:
+def _ask(url: BrokerURL, client_class: Any, connect_timeout: float, what: str, read: Any) -> Any:
     name = _require_name(url)
     failures: list[str] = []
+    answered = False
     for host, port in sentinels(url):
         one = BrokerURL(raw=f"redis://{host}:{port}", scheme="redis", kind="redis", host=host,
                         port=port, password=url.sentinel_password)
@@ -77,13 +109,19 @@ def _ask(url: BrokerURL, client_class: Any, connect_timeout: float, what: str) -
             continue
         finally:
             client.close()
+        answered = True
         if reply:
-            return reply
+            try:
+                return read(reply)
+            except ValueError as exc:  # a broken or hostile sentinel: ask the next one
+                failures.append(f"{host}:{port}: a malformed answer ({exc})")
+                continue
         failures.append(f"{host}:{port}: no master named {name!r}")
     if failures and all("no master named" in f for f in failures):
         raise NotFound(f"the sentinels of {url.redacted()} know no master named {name!r}")
-    raise BrokerUnavailable(url.scrub(f"no sentinel of {url.redacted()} named the master "
-                                      f"{name!r}: {'; '.join(failures)}"))
+    error = BrokerUnavailable if answered else SentinelsSilent
+    raise error(url.scrub(f"no sentinel of {url.redacted()} named the master "
+                          f"{name!r}: {'; '.join(failures)}"))
 
 
 def master_url(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> BrokerURL:

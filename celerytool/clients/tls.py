@@ -21,6 +21,10 @@ from celerytool.errors import UsageError
 from celerytool.urls import BrokerURL
 
 _TRUE = {"1", "true", "yes", "on"}
+# every query option this module reads (a client given our SSLContext must not see them again)
+TLS_QUERY = ("ssl", "ssl_cert_reqs", "cert_reqs", "verify", "ssl_check_hostname", "check_hostname",
+             "ssl_ca_certs", "ca_certs", "cacertfile", "ssl_certfile", "certfile", "ssl_keyfile",
+             "keyfile", "server_hostname", "ssl_server_hostname")
 _CERT_REQS = {
     "cert_none": ssl.CERT_NONE, "none": ssl.CERT_NONE, "verify_none": ssl.CERT_NONE, "false": ssl.CERT_NONE,
     "cert_optional": ssl.CERT_OPTIONAL, "optional": ssl.CERT_OPTIONAL,

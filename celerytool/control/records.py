@@ -82,3 +82,16 @@ def iso_time(epoch: Any) -> str | None:
     if not isinstance(epoch, (int, float)) or epoch < 1e9:
         return None
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+@dataclass(frozen=True)
+class SteerAck:
+    """One worker's answer to a steering command (rate-limit, time-limit, pool ...)."""
+
+    worker: str
+    ok: bool
+    reply: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"worker": self.worker, "ok": self.ok, "reply": self.reply if self.ok else None,
+                "error": None if self.ok else self.reply}

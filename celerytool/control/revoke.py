@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal as signals
 from collections.abc import Iterable
 from typing import Any
@@ -38,6 +39,14 @@ def read_ids(lines: Iterable[str]) -> list[str]:
     return list(out)
 
 
+_SET_REPR = re.compile(r"\{((?:'[^']*'(?:, )?)+)\}")
+
+
+def plain_reply(text: str) -> str:
+    """Celery's "tasks {'a', 'b'} flagged as revoked" -> "tasks a, b flagged as revoked"."""
+    return _SET_REPR.sub(lambda m: ", ".join(sorted(re.findall(r"'([^']*)'", m.group(1)))), text)
+
+
 def revoke(session: ControlSession, ids: list[str], *, terminate: bool = False,
            signal: str | None = None, timeout: float = 1.0) -> list[RevokeAck]:
     """Broadcast ``revoke``; one acknowledgement per worker that answered, silent ones last."""
@@ -49,7 +58,7 @@ def revoke(session: ControlSession, ids: list[str], *, terminate: bool = False,
     for worker in sorted(replies):
         reply = replies[worker]
         if isinstance(reply, dict) and "ok" in reply:
-            acks.append(RevokeAck(worker, True, str(reply["ok"])))
+            acks.append(RevokeAck(worker, True, plain_reply(str(reply["ok"]))))
         else:
             error = reply.get("error") if isinstance(reply, dict) else reply
             acks.append(RevokeAck(worker, False, str(error)))

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from celerytool.control.replies import ACCEPT
 from celerytool.errors import BrokerUnavailable, CeleryToolError
 from celerytool.urls import BrokerURL
 
 NAMESPACE = "celery"  # Celery's control_exchange default
 PIDBOX_SUFFIX = f".{NAMESPACE}.pidbox"
 REPLY_EXCHANGE = f"reply.{NAMESPACE}.pidbox"
-ACCEPT = ["json", "msgpack", "yaml"]  # never pickle: replies are data, not code
 
 
 @dataclass(frozen=True)
@@ -64,18 +64,25 @@ class ControlSession:
     # -- set-up -----------------------------------------------------------------------
     @cached_property
     def app(self) -> Any:
-        from celery import Celery
+        from celerytool.clients.celery_app import bare_app
 
-        app = Celery("celerytool", broker=self.url.raw, set_as_current=False)
+        # the connection is made from our URL explicitly (``connection``), never from app.conf,
+        # which prefers CELERY_BROKER_URL: see clients/celery_app.py
+        app = bare_app(self.url.kombu_url())
         transport: dict[str, Any] = {}
         if self.url.kind == "redis":
             if self.options.global_keyprefix:
                 transport["global_keyprefix"] = self.options.global_keyprefix
             transport["priority_steps"] = list(self.options.priority_steps)
             if self.url.is_sentinel:  # as Celery users configure kombu's sentinel:// transport
-                transport["master_name"] = self.url.master_name
+                from celerytool.clients.sentinel import require_name
+
+                transport["master_name"] = require_name(self.url)  # none: exit 2, as everywhere
+                # the sentinels answer within --connect-timeout too (redis-py waits for good)
+                ct = self.options.connect_timeout
+                transport["sentinel_kwargs"] = {"socket_timeout": ct, "socket_connect_timeout": ct}
                 if self.url.sentinel_password:
-                    transport["sentinel_kwargs"] = {"password": self.url.sentinel_password}
+                    transport["sentinel_kwargs"]["password"] = self.url.sentinel_password
         app.conf.update(
             accept_content=ACCEPT,
             result_accept_content=ACCEPT,
@@ -93,12 +100,48 @@ class ControlSession:
 
     @cached_property
     def connection(self) -> Any:
-        conn = self.app.connection_for_write()
+        conn = self.app.connection_for_write(**{"url": self.url.kombu_url(), **self.redis_tls()})
+        if self.url.is_sentinel:  # the master's address first, within --connect-timeout (69)
+            from celerytool.clients.resp import RespClient
+            from celerytool.clients.sentinel import master_address
+
+            master_address(self.url, RespClient, self.options.connect_timeout)
+        if self.url.kind == "redis":
+            # our client bounds a TLS handshake by --connect-timeout; kombu's waits for good
+            # (rediss:// to a plain Redis)
+            from celerytool.clients.redispy import redis_errors
+
+            with redis_errors(self.url, "Redis broker"):
+                self.redis.ping()
         with self.errors("connecting"):
             conn.ensure_connection(max_retries=0, timeout=self.options.connect_timeout)
             if self.url.kind == "redis":
                 conn.default_channel.client.ping()  # kombu's Redis connects lazily
         return conn
+
+    def redis_tls(self) -> dict[str, Any]:
+        """kombu's Redis transport over our one TLS set-up (clients/tls.py): bad options are a
+        usage error (2) before kombu sees them, and ``server_hostname`` is verified."""
+        if self.url.kind != "redis" or not self.url.tls:
+            return {}
+        from kombu.transport import redis as kombu_redis
+
+        from celerytool.clients.redispy import tls_connection_class, tls_connection_kwargs
+        from celerytool.clients.tls import TLS_QUERY
+
+        tls = tls_connection_kwargs(self.url)
+        if self.url.is_sentinel:  # kombu's sentinel transport keeps its own TLS handling
+            return {}
+
+        class Channel(kombu_redis.Channel):  # type: ignore[misc]
+            connection_class_ssl = tls_connection_class()
+
+        class Transport(kombu_redis.Transport):  # type: ignore[misc]
+            pass
+
+        Transport.Channel = Channel
+        return {"url": self.url.kombu_url(drop=TLS_QUERY), "transport": Transport,
+                "ssl": tls}
 
     @cached_property
     def mailbox(self) -> Any:
@@ -107,6 +150,11 @@ class ControlSession:
         # publish on our own connection, not kombu's process-wide producer pool (which
         # would outlive the session and keep a connection per URL)
         bound.producer_pool = None
+        from celerytool.control.replies import install
+
+        # each reply decoded within the body limits, by a deadline; one that cannot be decoded
+        # is skipped and said, instead of voiding every other worker's reply
+        install(bound, self.warnings)
         return bound
 
     @cached_property
@@ -154,10 +202,13 @@ class ControlSession:
                     names.add(queue[: -len(PIDBOX_SUFFIX)])
             return sorted(names)
         if self.url.kind == "amqp":
+            from celerytool.clients.amqp import probe
             from celerytool.clients.management import ManagementAPI, ManagementError
 
-            api = ManagementAPI.for_broker(self.url.without_alternates(), self.options.management_url,
-                                           self.options.connect_timeout)
+            node = self.url.without_alternates()
+            if self.url.alternates and not self.options.management_url:  # the node that answers
+                node = probe(self.url, connect_timeout=self.options.connect_timeout)
+            api = ManagementAPI.for_broker(node, self.options.management_url, self.options.connect_timeout)
             try:
                 queues = api.queues(self.url.vhost)
             except ManagementError as exc:

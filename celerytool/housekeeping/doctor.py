@@ -143,8 +143,10 @@ class Doctor:
 
     def __init__(self, broker: Any, *, result_prefix: str = "", sample: int = SAMPLE,
                  idle: float = DEFAULT_IDLE, visibility_timeout: float = DEFAULT_VISIBILITY,
-                 tick: Callable[[int], None] | None = None) -> None:
+                 tick: Callable[[int], None] | None = None,
+                 silent: Callable[[], list[str]] | None = None) -> None:
         self.b = broker
+        self.silent = silent  # workers bound to the control exchange that answer no ping
         self.layout = layout_of(broker, result_prefix)
         self.sample = sample
         self.idle = idle
@@ -157,6 +159,8 @@ class Doctor:
         self.abandoned_examples: list[bytes] = []
         self.mutex_ttl: int | None = None
         self.binding_keys: list[bytes] = []
+        self.notes: list[str] = []  # how the pass was made, when not the usual way (stderr)
+        self.scripts = True  # the ACL lets us run scripts (not a +@read user)
 
     # -- the pass -----------------------------------------------------------------------
     def scan(self) -> Report:
@@ -164,7 +168,7 @@ class Doctor:
         started = time.monotonic()
         total = 0
         with self.b.errors():
-            sha = client.script_load(INSPECT)
+            sha = self._script(client)
             cursor, keys = client.scan(0, count=SCAN_COUNT)
             while keys or cursor:
                 # this batch's script and the next SCAN: one round trip
@@ -172,13 +176,14 @@ class Doctor:
                 results = [k for k, r in zip(keys, named, strict=True) if r]
                 others = [k for k, r in zip(keys, named, strict=True) if not r] if results else keys
                 pipe = client.pipeline(transaction=False)
-                if keys:
+                if keys and sha:
                     pipe.evalsha(sha, len(keys), *results, *others, len(results))
                 if cursor:
                     pipe.scan(cursor, count=SCAN_COUNT)
                 replies = pipe.execute()
                 if keys:
-                    self._batch(client, results, others, replies[0])
+                    reply = replies[0] if sha else self._inspect_plain(client, results, others)
+                    self._batch(client, results, others, reply)
                     total += len(keys)
                     self.tick(len(keys))
                 if not cursor:
@@ -189,6 +194,60 @@ class Doctor:
             findings = self._findings(self.b.reader)
         classes = [self.stats[name] for name in CLASSES]
         return Report(self.b.url.redacted(), total, time.monotonic() - started, self.sample, classes, findings)
+
+    def _script(self, client: Any) -> str | None:
+        """The INSPECT script's sha, or None when the ACL refuses scripts (a ``+@read`` user):
+        then the same facts are read with plain read commands (``_inspect_plain``)."""
+        import redis.exceptions as rex
+
+        try:
+            return str(client.script_load(INSPECT))
+        except rex.NoPermissionError:
+            self.scripts = False
+            self.notes.append("the ACL refuses scripts (SCRIPT LOAD): read with plain commands, "
+                              "more round trips; result dates from the last 1 KB of each value")
+            return None
+
+    def _inspect_plain(self, client: Any, results: list[bytes], others: list[bytes]) -> list[Any]:
+        """INSPECT's reply, from ``+@read`` commands only (PTTL, GETRANGE, TYPE, OBJECT
+        IDLETIME, MEMORY USAGE).  A result's ``date_done`` is looked for in its last kilobyte
+        (where Celery's JSON writes it), not in the whole value."""
+        pipe = client.pipeline(transaction=False)
+        for key in results:
+            pipe.pttl(key)
+            pipe.getrange(key, -1024, -1)
+        for key in others:
+            pipe.type(key)
+            pipe.pttl(key)
+        first = pipe.execute(raise_on_error=False)
+        out: list[Any] = []
+        lists: list[bytes] = []
+        for n in range(len(results)):
+            ttl, tail = first[2 * n], first[2 * n + 1]
+            date = b""
+            if isinstance(tail, bytes) and (at := tail.find(b'"date_done": "')) >= 0:
+                date = tail[at + 14:at + 50]
+            out += [ttl if isinstance(ttl, int) else -2, date]
+        base = 2 * len(results)
+        for n, key in enumerate(others):
+            type_, ttl = first[base + 2 * n], first[base + 2 * n + 1]
+            type_ = type_ if isinstance(type_, bytes) else str(type_).encode()
+            out += [type_, ttl if isinstance(ttl, int) else -2, -1, -1]
+            if type_ == b"list":
+                lists.append(key)
+        if lists:
+            pipe = client.pipeline(transaction=False)
+            for key in lists:
+                pipe.object("idletime", key)
+                pipe.memory_usage(key)
+            got = iter(pipe.execute(raise_on_error=False))
+            where = {key: base + 4 * n for n, key in enumerate(others)}  # its 4 slots in ``out``
+            for key in lists:
+                idle, memory = next(got), next(got)
+                at = where[key]
+                out[at + 2] = idle if isinstance(idle, int) else -1
+                out[at + 3] = memory if isinstance(memory, int) else -1
+        return out
 
     def _batch(self, client: Any, results: list[bytes], others: list[bytes], reply: list[Any]) -> None:
         layout, stats = self.layout, self.stats
@@ -312,6 +371,17 @@ class Doctor:
                 "unacked_mutex has no TTL: kombu's visibility sweep cannot take it, so stale "
                 "unacked messages are never restored",
                 "celerytool doctor --fix stuck-mutex"))
+        silent: list[str] = []
+        if self.silent is not None and self.scripts:
+            silent = self.silent()
+        elif self.silent is not None:  # a +@read user cannot publish a ping
+            self.notes.append("silent workers not checked: pinging them needs write commands the ACL refuses")
+        if silent:
+            out.append(Finding(
+                "silent-workers", len(silent),
+                f"{len(silent)} worker(s) bound to the control exchange answer no ping (probably dead, "
+                "e.g. killed with SIGKILL): every `workers` / `inspect` waits its whole timeout for them",
+                "celerytool doctor --fix silent-workers", examples=silent[:5]))
         stale = fixes.stale_unacked(self.b, client, self.visibility_timeout)
         if stale:
             out.append(Finding(

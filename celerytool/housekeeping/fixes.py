@@ -15,10 +15,12 @@ from typing import Any
 
 from celerytool.brokers.redis.routing import BINDING_PERMANENT_PREFIX, BINDING_PREFIX
 from celerytool.brokers.redis.unacked import UNACKED_INDEX, UNACKED_MUTEX
+from celerytool.control.session import NAMESPACE, PIDBOX_SUFFIX
 from celerytool.errors import UsageError
 from celerytool.housekeeping.keys import REPLY_EXCHANGE, REPLY_SUFFIX
 
-FIXES = ("results-without-ttl", "reply-lists", "orphan-bindings", "stale-unacked", "stuck-mutex")
+FIXES = ("results-without-ttl", "reply-lists", "orphan-bindings", "silent-workers", "stale-unacked",
+         "stuck-mutex")
 
 DEL_IF_NO_TTL = """
 if redis.call('PTTL', KEYS[1]) == -1 then return redis.call('DEL', KEYS[1]) end
@@ -86,11 +88,14 @@ def stale_unacked(b: Any, client: Any, visibility_timeout: float) -> int:
 
 # -- applying a fix ---------------------------------------------------------------------------
 def apply_fix(name: str, broker: Any, *, dry_run: bool, idle: float, visibility_timeout: float,
-              ttl: float | None, result_prefix: str = "", control: Any = None) -> dict[str, Any]:
+              ttl: float | None, result_prefix: str = "", control: Any = None,
+              silent: Callable[[], list[str]] | None = None) -> dict[str, Any]:
     """Apply one fix; return what it did (or would do) as plain data."""
     if name not in FIXES:
         raise UsageError(f"no fix named {name!r} (fixes: {', '.join(FIXES)})")
     client = broker.reader
+    if name == "silent-workers":
+        return _fix_silent(broker, client, silent() if silent is not None else [], dry_run)
     with broker.read_errors():
         if name == "results-without-ttl":
             return _fix_ttl(broker, dry_run, ttl, result_prefix, control)
@@ -110,6 +115,18 @@ def apply_fix(name: str, broker: Any, *, dry_run: bool, idle: float, visibility_
                 removed = int(client.execute("EVAL", DEL_IF_NO_TTL, 1, key))
             return {"fix": name, "stuck": stuck, "removed": removed, "dry_run": dry_run}
     return _fix_unacked(broker, dry_run, visibility_timeout, control)
+
+
+def _fix_silent(b: Any, client: Any, names: list[str], dry_run: bool) -> dict[str, Any]:
+    """Remove the control-exchange binding rows of workers that answered no ping (asked again
+    just now): a worker that comes back binds again when it restarts."""
+    table = _k(b, f"{BINDING_PREFIX}{NAMESPACE}.pidbox")
+    wanted = {n + PIDBOX_SUFFIX for n in names}
+    with b.read_errors():
+        rows = [m for m in client.execute("SMEMBERS", table) if _queue_of(b, m) in wanted]
+        if rows and not dry_run:
+            client.execute("SREM", table, *rows)
+    return {"fix": "silent-workers", "workers": names, "bindings_removed": len(rows), "dry_run": dry_run}
 
 
 def _fix_replies(b: Any, client: Any, dry_run: bool, idle: float) -> dict[str, Any]:

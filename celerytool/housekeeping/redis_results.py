@@ -101,21 +101,7 @@ class RedisResults:
                 return [k for k in keys if not (k.startswith(group_head) and k[-2:-1] == b".")]
             return keys
 
-        cursor, found = client.scan(0, match=pattern, count=SCAN_COUNT)
-        keys = metas(found)
-        while keys or cursor:
-            pipe = client.pipeline(transaction=False)
-            if keys and need:
-                pipe.mget(keys)
-            if cursor:
-                pipe.scan(cursor, match=pattern, count=SCAN_COUNT)
-            replies = pipe.execute() if len(pipe) else []
-            if keys:
-                yield keys, (replies.pop(0) if need else None)
-            if not cursor:
-                return
-            cursor, found = replies[0]
-            keys = metas(found)
+        yield from b.walk(pattern, values=need, keep=metas, count=SCAN_COUNT)
 
     def _select(self, keys: list[bytes], values: list[Any], criteria: Criteria, result: ResultOp,
                 now: float) -> list[bytes]:

@@ -9,16 +9,56 @@ bounded memory.  Words for people go to stderr via ``note``.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
-from collections.abc import Iterable
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO, TypeVar
 
 from celerytool import json_records
 
 FORMATS = ("table", "json", "ndjson")
 LIVE_KINDS = ("worker-value", "top")  # tables without fixed columns (render/live.py)
 NDJSON_BATCH = 200
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+_stdout_closed = False
+
+
+def stdout_closed() -> bool:
+    """True once the reader of stdout went away (``| head -n 1``, ``| true``)."""
+    return _stdout_closed
+
+
+def close_stdout() -> None:
+    """The reader went away: further output goes to /dev/null (so no later flush fails)."""
+    global _stdout_closed
+    _stdout_closed = True
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (tests' captured output)
+        pass
+
+
+def survives_closed_pipe(fn: F) -> F:
+    """A writer of a command's data: when the reader goes away, stop writing and let the command
+    finish, so its exit code is its outcome (a failed task stays 1 under ``| head -n 1``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _stdout_closed:
+            return 0
+        try:
+            return fn(*args, **kwargs)
+        except BrokenPipeError:
+            close_stdout()
+            return 0
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _json_of(record: Any) -> Any:
@@ -31,6 +71,7 @@ def dumps(obj: Any, *, compact: bool = True) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=2)
 
 
+@survives_closed_pipe
 def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = None,
          full_ids: bool = False) -> int:
     """Write records in ``fmt``; return how many were written."""
@@ -66,6 +107,7 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     return write_table(records, kind, out, full_ids=full_ids)
 
 
+@survives_closed_pipe
 def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> None:
     """One record: a JSON object (not an array) for json/ndjson."""
     out = out or sys.stdout

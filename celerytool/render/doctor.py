@@ -38,6 +38,12 @@ def _utc(text: str | None) -> str:
 
 
 def render_report(report: Any, out: TextIO | None = None) -> None:
+    from celerytool.render import survives_closed_pipe
+
+    survives_closed_pipe(_render_report)(report, out)
+
+
+def _render_report(report: Any, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     data = report.to_json()
     rows = []

@@ -14,10 +14,17 @@ def write_live(records: Iterable[Any], kind: str, out: TextIO) -> int:
     if kind == "top":
         from rich.console import Console
 
+        from celerytool.render.table import terminal_width
         from celerytool.render.top import screen
 
+        width = terminal_width(out)  # COLUMNS, else the terminal, else 200
         for snap in rows:
-            Console(file=out, width=None if out.isatty() else 120).print(screen(snap, hint=""))
+            console = Console(width=width, color_system=None if not out.isatty() else "auto",
+                              force_terminal=out.isatty())
+            with console.capture() as captured:
+                console.print(screen(snap, hint="", listening=False))
+            out.write("".join(line.rstrip(" ") + "\n" for line in captured.get().splitlines()))
+        out.flush()
         return len(rows)
     return write_values(rows, out)
 
@@ -33,7 +40,7 @@ def write_values(rows: list[Any], out: TextIO) -> int:
         return 0
     if all(not isinstance(v, (dict, list)) for d in data for v in d.values()):
         keys = list(dict.fromkeys(k for d in data for k in d))
-        kind = Kind(tuple(Column(k, (lambda d, k=k: "" if d.get(k) is None else str(d[k])), cut_to=8,
+        kind = Kind(tuple(Column(printable(k), (lambda d, k=k: "" if d.get(k) is None else str(d[k])), cut_to=8,
                                  cut_first=k not in ("worker", "id", "task")) for k in keys))
         out.write(chunk_text(data, kind, terminal_width(out), full_ids=True, styled=colours(out)))
         out.flush()

@@ -7,12 +7,14 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from celerytool.jsonable import short_repr
+from celerytool.render import survives_closed_pipe
 from celerytool.render.escape import printable, printable_lines
 from celerytool.render.layout import STATUS_SGR, cell, colours
 
 DETAIL_KEYS = ("name", "args", "kwargs", "worker", "queue", "retries", "date_done", "group_id", "parent_id")
 
 
+@survives_closed_pipe
 def emit_lines(lines: Iterable[str], out: TextIO) -> int:
     """One text line per record (e.g. task ids), streamed."""
     count = 0
@@ -67,7 +69,8 @@ def write_records(records: Iterable[Any], kind: str, out: TextIO) -> int:
     count = 0
     for record in records:
         data = record.to_json() if hasattr(record, "to_json") else record
-        pairs = [(str(k), v if isinstance(v, str) else short_repr(v, 200), "") for k, v in data.items()]
+        # keys come from the broker too (a worker's stats): escaped like every value
+        pairs = [(printable(str(k)), v if isinstance(v, str) else short_repr(v, 200), "") for k, v in data.items()]
         out.write(("\n" if count else "") + (_pairs_text(pairs, styled) if pairs else ""))
         count += 1
     out.flush()

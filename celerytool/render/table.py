@@ -62,6 +62,13 @@ def _opt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _online(q: Any) -> str:
+    """A quorum queue's members that answer, then how many of how many (``n1 n3 (2/3)``)."""
+    if not q.members:
+        return ""
+    return f"{' '.join(q.online)} ({len(q.online)}/{len(q.members)})"
+
+
 def _prio(counts: dict[str, int]) -> str:
     return " ".join(f"{k}:{v}" for k, v in counts.items() if v) or "-"
 
@@ -98,6 +105,41 @@ def _outcome(r: Any) -> str:
     return short_repr(r.result, 200)
 
 
+def _left(seconds: Any) -> str:
+    """Time until due: '4m05s', '2h03m', 'overdue 12s'."""
+    if seconds is None:
+        return "?"
+    text = _age(abs(seconds)) if abs(seconds) >= 60 else f"{abs(seconds):.0f}s"
+    return f"overdue {text}" if seconds < 0 else text
+
+
+def _death(x_death: Any) -> str:
+    """RabbitMQ's x-death, in words: 'rejected from q1 x3' (the latest entry; +N for earlier ones)."""
+    if not x_death:
+        return ""
+    text = f"{x_death.get('reason')} from {x_death.get('queue')}"
+    if (x_death.get("count") or 0) > 1:
+        text += f" x{x_death['count']}"
+    more = len(x_death.get("history") or ()) - 1
+    return text + (f" +{more}" if more > 0 else "")
+
+
+def _tasks(g: Any) -> str:
+    """The task names of a failure group: the most frequent first, "+N" for those not kept."""
+    names = sorted(g.tasks, key=lambda t: (-g.tasks[t], t))
+    more = len(names) - 2 + g.tasks_more
+    return ", ".join(names[:2]) + (f" +{more}" if more > 0 else "")
+
+
+def _deliveries(extra: dict[str, Any]) -> str:
+    """A RabbitMQ quorum queue message's delivery count / the queue's limit, as read by peek."""
+    if "delivery_count" not in extra:
+        return ""
+    limit = extra.get("delivery_limit")
+    text = f"{extra['delivery_count']}/{'-' if limit is None else limit}"
+    return text + " to tail" if extra.get("requeued_at_tail") else text
+
+
 def _decoded(m: Any, value: Any, stored: int) -> str:
     """args / kwargs in one line; as stored when the fast decoder kept plain JSON text of it."""
     if m.error is not None:
@@ -119,6 +161,8 @@ KINDS: dict[str, Kind] = {
         Column("unacked", lambda q: _opt(q.unacked), right=True, hide_empty=True),
         Column("consumers", lambda q: _opt(q.consumers), right=True, hide_empty=True),
         Column("type", lambda q: _opt(q.type), hide_empty=True),
+        Column("leader", lambda q: _opt(q.leader), cut_to=8, hide_empty=True),
+        Column("online", lambda q: _online(q), cut_to=8, cut_first=True, hide_empty=True),
     ), low_value=("type", "consumers")),
     "binding": Kind((
         Column("exchange", lambda b: b.exchange or '""', cut_to=10),
@@ -136,6 +180,8 @@ KINDS: dict[str, Kind] = {
         Column("eta", lambda m: _when(m.eta), hide_empty=True),
         Column("expires", lambda m: _when(m.expires), hide_empty=True),
         Column("retries", lambda m: _opt(m.retries), right=True),
+        Column("deliveries", lambda m: _deliveries(m.extra), right=True, hide_empty=True),
+        Column("dead-lettered", lambda m: _death(m.extra.get("x_death")), cut_to=12, hide_empty=True),
         Column("error", lambda m: _opt(m.error), cut_to=16, cut_first=True, style="red", hide_empty=True),
     ), low_value=("expires", "retries", "prio"), then_drop=("kwargs", "eta", "#", "args")),
     "unacked": Kind((
@@ -156,6 +202,39 @@ KINDS: dict[str, Kind] = {
         Column("worker", lambda r: r.worker or "", cut_to=10),
         Column("result", _outcome, cut_to=16, cut_first=True),
     ), low_value=("worker",), then_drop=("done (UTC)", "task")),
+    "failure-group": Kind((
+        Column("count", lambda g: g.count, right=True, style="bold"),
+        Column("exception", lambda g: _opt(g.key.get("exception")), cut_to=12, hide_empty=True, style="red"),
+        Column("message", lambda g: g.message, cut_to=16, cut_first=True, hide_empty=True),
+        Column("task", lambda g: _opt(g.key.get("task")) if "task" in g.key else _tasks(g), cut_to=12,
+               hide_empty=True),
+        Column("worker", lambda g: _opt(g.key.get("worker")), cut_to=10, hide_empty=True),
+        Column("queue", lambda g: _opt(g.key.get("queue")), cut_to=8, hide_empty=True),
+        Column("first (UTC)", lambda g: _short_date(g.first)),
+        Column("last (UTC)", lambda g: _short_date(g.last)),
+        Column("example", lambda g: g.example_id, is_id=True),
+        Column("last traceback line", lambda g: g.last_traceback, cut_to=16, cut_first=True, hide_empty=True),
+    ), low_value=("last traceback line", "first (UTC)"), then_drop=("example", "worker", "queue")),
+    "delayed": Kind((
+        Column("due (UTC)", lambda d: _short_date(d.due) or "?"),
+        Column("in", lambda d: _left(d.left), right=True),
+        Column("id", lambda d: _opt(d.id), is_id=True),
+        Column("task", lambda d: _opt(d.task), cut_to=16, style="bold"),
+        Column("queue", lambda d: _opt(d.queue), cut_to=8),
+        Column("waits in", lambda d: d.waits_in + (" (delivered again)" if d.delivered_again else ""),
+               cut_to=8),
+        Column("args", lambda d: short_repr(d.args, 200, spaced=True), cut_to=8, cut_first=True),
+    ), then_drop=("args", "queue")),
+    "retry": Kind((
+        Column("id", lambda p: p.old_id, is_id=True),
+        Column("new id", lambda p: p.new_id or "(new)", is_id=True),
+        Column("task", lambda p: p.task, cut_to=16, style="bold"),
+        Column("queue", lambda p: _opt(p.queue), cut_to=8),
+        Column("exception", lambda p: _opt(p.exception), cut_to=10, hide_empty=True),
+        Column("args", lambda p: short_repr(list(p.args), 200, spaced=True), cut_to=8, cut_first=True),
+        Column("kwargs", lambda p: short_repr(p.kwargs, 200, spaced=True), cut_to=8, cut_first=True,
+               hide_empty=True),
+    ), low_value=("exception",), then_drop=("kwargs", "queue")),
     "profile": Kind((
         Column("profile", lambda p: p["name"] + (" *" if p["active"] else ""), cut_to=10, style="bold"),
         Column("broker", lambda p: _opt(p["settings"].get("broker")), cut_to=20, cut_first=True),
@@ -225,6 +304,12 @@ def census_kind(by: str) -> Kind:
 
 
 def write_census(rows: Sequence[Any], by: str, out: TextIO) -> None:
+    from celerytool.render import survives_closed_pipe
+
+    survives_closed_pipe(_write_census)(rows, by, out)
+
+
+def _write_census(rows: Sequence[Any], by: str, out: TextIO) -> None:
     if rows:
         out.write(chunk_text(rows, census_kind(by), terminal_width(out), styled=colours(out)))
     out.flush()

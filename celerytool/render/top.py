@@ -23,7 +23,20 @@ def _rate(value: float | None, signed: bool = False) -> str:
     return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
-def screen(snap: Any, *, hint: str = "q or Ctrl-C quits") -> Any:
+def _events_note(snap: Any, listening: bool) -> str:
+    """Beside "latest failures": advice about -E only for a worker seen running tasks (its
+    stats total grew while watched) that sent no task event; never beside workers with -E."""
+    if snap.events_seen:
+        return ""
+    if not listening:
+        return "  (--once does not listen for task events)"
+    silent = [w.name for w in snap.workers if w.rate_from == "stats" and (w.tasks_per_s or 0) > 0]
+    if silent:
+        return f"  (no task events from {silent[0]}: start it with -E or use --enable)"
+    return "  (none yet)"
+
+
+def screen(snap: Any, *, hint: str = "q or Ctrl-C quits", listening: bool = True) -> Any:
     """The whole screen: header, queues, workers, latest failures."""
     from rich.console import Group
     from rich.table import Table
@@ -34,8 +47,8 @@ def screen(snap: Any, *, hint: str = "q or Ctrl-C quits") -> Any:
     def t(value: Any, style: str = "") -> Any:  # stored text: never read as markup or obeyed
         return Text(printable(value or ""), style)
 
-    header = Text.assemble(("celerytool top", "bold"), "  ", snap.broker, "  ", snap.taken_at[11:19],
-                           " UTC  ", (hint, "dim"))
+    header = Text.assemble(("celerytool top", "bold"), "  ", snap.taken_at[11:19], " UTC  ", snap.broker,
+                           "  ", (hint, "dim"), no_wrap=True, overflow="ellipsis")
     queues = Table(title="queues", title_justify="left", title_style="bold", box=None,
                    header_style="bold dim", expand=True)
     queues.add_column("queue", no_wrap=True)
@@ -63,13 +76,18 @@ def screen(snap: Any, *, hint: str = "q or Ctrl-C quits") -> Any:
     if not snap.workers:
         workers.add_row(Text("no worker answered", "red"), "", "", "", "", "", "", "")
 
-    failures = Table(title="latest failures" + ("" if snap.events_seen else
-                     "  (from task events: none seen; start workers with -E or use --enable)"),
-                     title_justify="left", title_style="bold", box=None, header_style="bold dim",
-                     expand=True)
-    for name in ("time", "task", "id", "worker", "exception"):
-        failures.add_column(name, no_wrap=name in ("time", "id"), overflow="ellipsis")
+    title = Text.assemble(("latest failures", "bold"), (_events_note(snap, listening), "dim"),
+                          no_wrap=True, overflow="ellipsis")
+    failures = Table(title=title, title_justify="left", box=None, header_style="bold dim", expand=True)
+    # one line per failure at any width: the id shortened, the other cells cut with "…"
+    # a task name says more than the exception's tail: it keeps its length (up to 32)
+    task_width = min(32, max([4] + [len(printable(f.task or "")) for f in snap.failures]))
+    for name, ratio, low, high in (("time", None, 8, 8), ("task", None, task_width, task_width),
+                                   ("id", None, 8, 8), ("worker", 1, None, None),
+                                   ("exception", 3, None, None)):
+        failures.add_column(name, no_wrap=True, overflow="ellipsis", ratio=ratio, min_width=low,
+                            max_width=high)
     for f in snap.failures:
-        failures.add_row(t((f.time or "")[11:19]), t(f.task), t(f.id), t(f.worker),
+        failures.add_row(t((f.time or "")[11:19]), t(f.task), t((f.id or "")[:8]), t(f.worker),
                          t(f.exception, "red"))
     return Group(header, Text(""), queues, Text(""), workers, Text(""), failures)

@@ -29,9 +29,9 @@ class MessageBuilder:
     """Turns ``TaskSpec`` into ``OutgoingMessage`` exactly as ``app.send_task`` would."""
 
     def __init__(self, broker_url: str | None = None) -> None:
-        from celery import Celery
+        from celerytool.clients.celery_app import bare_app
 
-        self.app = Celery("celerytool", broker=broker_url, set_as_current=False)
+        self.app = bare_app(broker_url)
         self.amqp = self.app.amqp
         self.conf = self.app.conf
         self.reply_to: str = self.app.thread_oid
@@ -102,6 +102,9 @@ def _template_key(spec: TaskSpec) -> Any:
             spec.soft_time_limit, spec.link, spec.link_error)
 
 
+PER_TASK = ("id", "root_id", "parent_id", "argsrepr", "kwargsrepr")  # header values filled per message
+
+
 class Template:
     """One Celery-built message with the per-task fields left to fill."""
 
@@ -139,9 +142,13 @@ class Template:
         encoding the headers again; it is what ``json.dumps(headers)`` gives.
         """
         final = dict(self.headers)
-        marks = [f"\x00celerytool-{i}\x00" for i in range(4)]
-        final["id"], final["root_id"], final["argsrepr"], final["kwargsrepr"] = marks
+        for name in PER_TASK:
+            final[name] = f"\x00celerytool-{name}\x00"
         final.update(self.spec.headers)
+        self.part_fields = tuple(k for k in final if k in PER_TASK)  # in the headers' own order
+        marks = [f"\x00celerytool-{name}\x00" for name in self.part_fields]
+        if len(marks) != len(PER_TASK):
+            return None
         if self.spec.compression:
             from kombu.compression import get_encoder
 
@@ -158,7 +165,9 @@ class Template:
             parts.append(head)
         return parts + [text]
 
-    def fill(self, task_id: str, args: Any, kwargs: Any) -> OutgoingMessage:
+    def fill(self, task_id: str, args: Any, kwargs: Any, *, parent_id: str | None = None,
+             extra: dict[str, Any] | None = None) -> OutgoingMessage:
+        """The message for one task; ``parent_id`` and ``extra`` headers per message (``retry``)."""
         spec = self.spec
         if self.dynamic:
             message = self.builder.celery_message(spec, task_id, args, kwargs)
@@ -173,14 +182,26 @@ class Template:
             if self.json_parts:
                 p = self.json_parts
                 quoted = f'"{task_id}"' if _is_plain_id(task_id) else _quote(task_id)
-                headers.json_text = "".join((p[0], quoted, p[1], quoted, p[2], _quote(argsrepr),
-                                             p[3], _quote(kwargsrepr), p[4]))
+                values = {"id": quoted, "root_id": quoted, "argsrepr": _quote(argsrepr),
+                          "kwargsrepr": _quote(kwargsrepr),
+                          "parent_id": "null" if parent_id is None else _quote(parent_id)}
+                pieces = [p[0]]
+                for i, name in enumerate(self.part_fields, 1):
+                    pieces += (values[name], p[i])
+                text = "".join(pieces)
+                if extra:  # new keys go at the end of the object
+                    text = text[:-1] + ", " + json.dumps(extra)[1:]
+                headers.json_text = text
         else:
             headers = {}
             body = dict(self.body)
             body["id"] = task_id
             body["args"] = args
             body["kwargs"] = kwargs
+        if parent_id is not None:
+            headers["parent_id"] = parent_id
+        if extra:
+            headers.update(extra)
         if spec.headers:
             headers.update(spec.headers)
         if self.json_encode is not None:

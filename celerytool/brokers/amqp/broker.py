@@ -14,10 +14,11 @@ from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
+from celerytool.brokers.amqp.budget import delivery_count
 from celerytool.brokers.amqp.peek import Peek
 from celerytool.brokers.amqp.properties import from_outgoing, to_message
-from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue
-from celerytool.clients.amqp import amqp_errors, connect, probe
+from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue, natural_key
+from celerytool.clients.amqp import amqp_errors, connect, probe, server_version
 from celerytool.clients.management import ManagementAPI, ManagementError
 from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound
 from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
@@ -32,7 +33,7 @@ IN_FLIGHT_NOTE = ("unacked and requeue are Redis-only: RabbitMQ returns unacknow
 
 class AmqpBroker:
     kind = "amqp"
-    capabilities = Capabilities("RabbitMQ", in_flight_note=IN_FLIGHT_NOTE)
+    capabilities = Capabilities("RabbitMQ", in_flight_note=IN_FLIGHT_NOTE, dead_letters=True)
 
     def __init__(self, url: BrokerURL, options: BrokerOptions) -> None:
         self.url = url
@@ -41,6 +42,7 @@ class AmqpBroker:
         self.connected_url = url.without_alternates()
         self._confirmed: dict[int, weakref.ref[OutgoingMessage]] = {}
         self._answered = False  # the AMQP port was seen to answer (see _management_rows)
+        self._budgets: dict[str, Any] = {}
 
     # -- connections ------------------------------------------------------------------
     @cached_property
@@ -54,6 +56,18 @@ class AmqpBroker:
             del self.__dict__["connection"]
         with self.errors("opening a channel"):
             return self.connection.channel()
+
+    def server_version(self) -> tuple[int, ...]:
+        """RabbitMQ's version from the connection's server properties, e.g. (4, 0, 5)."""
+        return server_version(self.connection)
+
+    def budget(self, queue: str) -> Any:
+        """What returning a message of ``queue`` costs here (budget.Budget; read once per queue)."""
+        if queue not in self._budgets:
+            from celerytool.brokers.amqp.budget import read_budget
+
+            self._budgets[queue] = read_budget(self, queue)
+        return self._budgets[queue]
 
     def errors(self, doing: str = "") -> Any:
         return amqp_errors(self.connected_url, doing)
@@ -74,8 +88,19 @@ class AmqpBroker:
 
     @cached_property
     def management(self) -> ManagementAPI:
-        return ManagementAPI.for_broker(self.url.without_alternates(), self.options.management_url,
+        return ManagementAPI.for_broker(self._answering_url(), self.options.management_url,
                                         self.options.connect_timeout)
+
+    def _answering_url(self) -> BrokerURL:
+        """The node the management API is derived from: through a failover list, the node
+        connected to (or the first whose AMQP port answers), not a stopped first node."""
+        if not self.url.alternates or self.options.management_url:
+            return self.url.without_alternates()
+        if "connection" in self.__dict__:
+            return self.connected_url
+        one = probe(self.url, connect_timeout=self.options.connect_timeout)
+        self._answered = True
+        return one
 
     def _management_rows(self, what: str) -> list[dict[str, Any]]:
         """One listing from the management API; ManagementError when it is down.
@@ -104,7 +129,7 @@ class AmqpBroker:
         except ManagementError as exc:
             return self._queues_by_declare(named or ["celery"], exc)
         listed = {str(r.get("name")): r for r in rows}
-        keep = [n for n in sorted(listed) if self.options.include_internal or not is_internal_queue(n)
+        keep = [n for n in sorted(listed, key=natural_key) if self.options.include_internal or not is_internal_queue(n)
                 or n in named]
         # The API's counts are its last statistics sample (taken every 5 s by default): exact
         # counts by passive declare when asked (--exact), or by default when there are few queues.
@@ -130,7 +155,7 @@ class AmqpBroker:
             counted = "sample"
         return QueueInfo(name=str(row.get("name")), messages=messages, unacked=unacked,
                          consumers=consumers, type=str(row.get("type") or "classic"),
-                         arguments=dict(arguments or {}), counted=counted)
+                         arguments=dict(arguments or {}), counted=counted, **_replicas(row))
 
     def _queues_by_declare(self, names: list[str], exc: ManagementError) -> list[QueueInfo]:
         counts = self._passive_counts(names)  # first: if AMQP fails too, its error is the one line
@@ -141,6 +166,9 @@ class AmqpBroker:
             "consumers; no unacked counts, types or arguments). Give --management-url if it runs elsewhere.")
         return [QueueInfo(name=n, messages=counts[n][0], consumers=counts[n][1], counted="exact") if n in counts
                 else QueueInfo(name=n, messages=0, exists=False) for n in names]
+
+    def passive_counts(self, names: list[str]) -> dict[str, tuple[int, int]]:
+        return self._passive_counts(names)
 
     def _passive_counts(self, names: list[str]) -> dict[str, tuple[int, int]]:
         """(ready, consumers) by passive queue.declare; missing queues are left out."""
@@ -170,13 +198,17 @@ class AmqpBroker:
             return None
         return str(row.get("type") or "classic") if isinstance(row, dict) else None
 
-    def depth(self, queue: str) -> int:
-        """Ready messages in ``queue`` (passive declare); NotFound when it does not exist."""
+    def counts(self, queue: str) -> tuple[int, int]:
+        """(ready messages, consumers) of ``queue`` now (passive declare); NotFound when it does not exist."""
         counts = self._passive_counts([queue])
         if queue not in counts:
             raise NotFound(f"no queue named {queue!r} in vhost {self.url.vhost!r} on "
                            f"{self.connected_url.redacted()} (`celerytool queues` lists the known ones)")
-        return counts[queue][0]
+        return counts[queue]
+
+    def depth(self, queue: str) -> int:
+        """Ready messages in ``queue`` (passive declare); NotFound when it does not exist."""
+        return self.counts(queue)[0]
 
     def check_destination(self, queue: str) -> None:
         self.depth(queue)  # NotFound before anything moves
@@ -214,10 +246,9 @@ class AmqpBroker:
         published during the peek are not waited for, and a consumer that
         takes messages meanwhile only shortens the listing (see peek.py).
         """
-        want = self.depth(queue)  # now, not at the first next(): errors come before any output
-        if limit is not None:
-            want = min(want, limit)
-        return self._peek(queue, want)
+        ready, others = self.counts(queue)  # now, not at the first next(): errors come before any output
+        want = ready if limit is None else min(ready, limit)
+        return self._peek(queue, want, ready, others)
 
     def census(self, queue: str, by: str, selection: Any, tick: Any = None) -> Any:
         """``summary`` over a peek of the whole queue (RabbitMQ has no read-only listing)."""
@@ -230,14 +261,21 @@ class AmqpBroker:
                              "consumer running meanwhile may have received some)")
         return census
 
-    def _peek(self, queue: str, want: int) -> Iterator[Message]:
+    def _peek(self, queue: str, want: int, ready: int, others: int) -> Iterator[Message]:
         if want <= 0:
             return
-        peek = Peek(self, queue, want)
+        peek = Peek(self, queue, want, ready, others)
         deliveries = peek.deliveries()
+        budget = peek.budget if peek.budget.queue_type in ("quorum", None) else None
         try:
-            for position, (method, props, body) in enumerate(deliveries):
-                yield to_message(queue, position, (method, props, body), self.options.limits)
+            for position, delivery in enumerate(deliveries):
+                m = to_message(queue, position, delivery, self.options.limits)
+                if budget is not None:
+                    # as read, before this peek's own return; the limit of the queue (None: none)
+                    m.extra["delivery_count"] = delivery_count(delivery[1])
+                    m.extra["delivery_limit"] = budget.limit
+                    m.extra["requeued_at_tail"] = budget.guarded and budget.at_risk(delivery[1])
+                yield m
         finally:
             deliveries.close()  # stops the consumer before anything is returned
             peek.finish()
@@ -288,3 +326,16 @@ class AmqpBroker:
                 ch.confirm_delivery()
             self._publish_channel = ch
         return ch
+
+
+def _replicas(row: dict[str, Any]) -> dict[str, Any]:
+    """A quorum queue's leader, members and online members as the management API lists them."""
+    if row.get("type") != "quorum":
+        return {}
+
+    def nodes(key: str) -> tuple[str, ...]:
+        value = row.get(key)
+        return tuple(sorted(str(v) for v in value)) if isinstance(value, list) else ()
+
+    leader = row.get("leader") or row.get("node")
+    return {"leader": str(leader) if leader else None, "members": nodes("members"), "online": nodes("online")}

@@ -5,8 +5,11 @@ A ``Consumer`` is one basic.consume (manual ack) on a channel of its own.
 stops early when the broker sends nothing for ``IDLE_SECONDS``; ``ack`` and
 ``publish`` only queue their frames (pika's blocking channel would flush the
 socket once per call), which go out at the next ``poll``.  ``stop`` cancels
-the consumer, and ``give_back`` returns every
-unacknowledged delivery of the channel with one ``basic.nack(multiple, requeue)``.
+the consumer (every delivery still in flight reaches the inbox: none is
+rejected unseen), and ``give_back`` returns every unacknowledged delivery of
+the channel with one ``basic.nack(multiple, requeue)``; deliveries that
+``at_risk`` (budget.py) picks are remembered until acked, for budget.give_back
+to re-publish rather than return.
 
 This is the only module that uses pika's channel implementation (``_impl``)
 directly.
@@ -36,12 +39,19 @@ def prefetch_for(want: int) -> int:
 
 class Consumer:
     def __init__(self, broker: AmqpBroker, queue: str | None, prefetch: int | None, doing: str,
-                 arguments: dict[str, Any] | None = None) -> None:
-        """``queue`` None: a channel that only publishes (consumes nothing)."""
+                 arguments: dict[str, Any] | None = None,
+                 at_risk: Callable[[Any], bool] | None = None) -> None:
+        """``queue`` None: a channel that only publishes (consumes nothing).
+
+        ``at_risk(properties)``: True for a delivery that must not be returned (its
+        next return could make the broker drop it); kept in ``risky`` until acked.
+        """
         self.broker = broker
         self.queue = queue
         self.doing = doing
         self.inbox: deque[Delivery] = deque()
+        self.at_risk = at_risk
+        self.risky: dict[int, Delivery] = {}  # delivery tag -> delivery, not acked yet
         self.delivered = 0  # yielded by deliveries()
         self.acked = 0
         self.ch = broker.channel()
@@ -54,6 +64,8 @@ class Consumer:
 
     def _on_delivery(self, _ch: Any, method: Any, props: Any, body: bytes) -> None:
         self.inbox.append((method, props, body))
+        if self.at_risk is not None and self.at_risk(props):
+            self.risky[method.delivery_tag] = (method, props, body)
 
     # -- the loop --------------------------------------------------------------------------
     def poll(self, seconds: float) -> None:
@@ -105,6 +117,12 @@ class Consumer:
         with self.broker.errors(self.doing):
             self.ch._impl.basic_ack(delivery_tag=delivery_tag, multiple=multiple)
         self.acked += count
+        if self.risky:
+            if multiple:
+                for tag in [t for t in self.risky if t <= delivery_tag]:
+                    del self.risky[tag]
+            else:
+                self.risky.pop(delivery_tag, None)
 
     def held(self) -> int:
         """Delivered to us and not acknowledged."""
@@ -135,22 +153,42 @@ class Consumer:
 
     # -- the end -----------------------------------------------------------------------------
     def stop(self) -> None:
-        """Cancel the consumer; deliveries already read go to the inbox first.
+        """Cancel the consumer; every delivery sent before the broker's cancel-ok goes to the inbox.
 
-        A prefetch cannot be lowered for a running consumer (RabbitMQ applies
-        basic.qos to consumers started after it), so what is still on the wire when
-        the cancel is sent is rejected (requeued) by pika; a caller that must avoid
-        that keeps its prefetch window full when it stops (see walk.py).
+        pika's own cancel rejects (requeues) what is still on the wire, unseen: on a
+        quorum queue each such reject spends one of the message's delivery attempts
+        (or drops it at its limit).  So the cancel is sent underneath pika's blocking
+        channel, and the deliveries that arrive before the cancel-ok are kept: the
+        caller acks or returns them with the rest (see budget.give_back).
         """
         if self.tag is None or not self.ch.is_open:
             return
+        tag, impl, ch = self.tag, self.ch._impl, self.ch
+        done: list[Any] = []
         with self.broker.errors(self.doing):
             self.broker.connection.process_data_events(time_limit=0)
-            self.ch.basic_cancel(self.tag)
+            impl.basic_cancel(tag, callback=done.append)
+            impl._cancelled.discard(tag)  # or pika rejects what arrives before the cancel-ok
+            deadline = time.monotonic() + 30
+            # pika's own wait (process_data_events would sit out its whole time limit)
+            self.broker.connection._flush_output(lambda: bool(done), lambda: not ch.is_open,
+                                                 lambda: time.monotonic() > deadline)
+            if not done and ch.is_open:
+                from celerytool.errors import BrokerUnavailable
+
+                raise BrokerUnavailable(f"RabbitMQ did not confirm the cancel while {self.doing}")
+        # the blocking channel must forget the consumer (its close would cancel it again)
+        for evt in [e for e in ch._pending_events if getattr(getattr(e, "method", None), "consumer_tag", None) == tag]:
+            ch._pending_events.remove(evt)
+            self._on_delivery(ch, evt.method, evt.properties, evt.body)
+        ch._consumer_infos.pop(tag, None)
         self.tag = None
 
     def give_back(self) -> None:
-        """basic.nack(multiple, requeue) of every unacknowledged delivery of this channel."""
+        """basic.nack(multiple, requeue) of every unacknowledged delivery of this channel.
+
+        Callers that may hold deliveries ``at_risk`` use budget.give_back instead.
+        """
         with self.broker.errors(self.doing):
             self.ch.basic_nack(delivery_tag=0, multiple=True, requeue=True)
 

@@ -18,9 +18,11 @@ from celerytool.brokers.amqp.peek import Peek
 from celerytool.brokers.amqp.properties import (
     Delivery,
     from_record,
+    origin_queue,
     task_and_id,
     to_message,
     to_record,
+    without_death_headers,
 )
 from celerytool.brokers.amqp.walk import BATCH, Take, Walk, can_hold
 from celerytool.brokers.base import Control, ExportRecord, OpResult
@@ -81,6 +83,37 @@ class AmqpOps:
         else:
             result = self._walk(src, selection, control, "move", n0, take=take)
         result.extra = {"to": dst, **({"to_broker": dest.url.redacted()} if not same else {})}
+        return result
+
+    def move_to_origin(self, src: str, selection: Selection, control: Control) -> OpResult:
+        """Each selected dead-lettered message back on the queue of its latest ``x-death`` entry.
+
+        Published without the dead-lettering headers (as Celery's own retry
+        does), confirmed, then acked: at-least-once, as every RabbitMQ move.
+        A message without ``x-death`` is not selected (it stays).
+        """
+        selection.require_no_age("queued RabbitMQ messages")
+        selection = selection.and_where("x_death != null")
+        n0 = self.b.depth(src)
+        if control.dry_run:
+            return self._scan(src, selection, control, "move", n0)
+        checked: set[str] = set()
+
+        def take(matched: list[Delivery]) -> None:
+            by_origin: dict[str, list[Delivery]] = {}
+            for method, props, body in matched:
+                origin = origin_queue(props)
+                if origin is None:  # cannot happen: the selection requires x-death
+                    raise DataError("a dead-lettered message without an x-death queue")
+                by_origin.setdefault(origin, []).append((method, without_death_headers(props), body))
+            for origin, deliveries in by_origin.items():
+                if origin not in checked:
+                    self.b.check_destination(origin)
+                    checked.add(origin)
+                republish(self.b, origin, deliveries)
+
+        result = self._walk(src, selection, control, "move", n0, take=take)
+        result.extra = {"to": "origin"}
         return result
 
     # -- export / import ----------------------------------------------------------------
@@ -152,6 +185,23 @@ class AmqpOps:
                 except CeleryToolError:
                     pass
         return result
+
+    # -- delayed work -----------------------------------------------------------------
+    def delayed(self, queue: str | None, selection: Selection, visibility_timeout: float) -> list[Any]:
+        """Tasks waiting in Celery's native delayed-delivery levels, soonest first, read as peek
+        reads (nothing removed; on quorum levels within the delivery budget, see peek.py)."""
+        from celerytool.brokers.amqp.delayed import delayed_in, level_queues
+
+        selection.require_no_age("queued RabbitMQ messages")
+        levels = level_queues()
+        counts = self.b.passive_counts([name for _, name in levels])
+
+        def picked(name: str) -> Iterator[Any]:
+            return (m for m in self.b.peek(name, None) if selection.matches(MessageView(m)))
+
+        found = delayed_in(((lv, picked(name)) for lv, name in levels if counts.get(name, (0, 0))[0]), queue)
+        found.sort(key=lambda d: d.left if d.left is not None else float("inf"))
+        return found[: selection.limit] if selection.limit is not None else found
 
     # -- Redis only ---------------------------------------------------------------------
     def unacked(self, queue: str | None, selection: Selection) -> Iterator[Any]:

@@ -2,7 +2,10 @@
 
 Classic and quorum queues: basic.consume with prefetch N (no limit beyond the
 16-bit prefetch field: the loop reads only as fast as it hands messages on,
-so memory stays flat), then basic.nack(multiple, requeue).  Stream queues keep
+so memory stays flat), then basic.nack(multiple, requeue).  On a quorum queue
+whose returns count towards a delivery limit, the messages one return short of
+it are re-published at the tail instead (budget.py), and a note says what the
+read cost.  Stream queues keep
 their messages whatever a consumer does: they are read from the first offset
 and nothing is returned (streams refuse nack).
 """
@@ -12,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from celerytool.brokers.amqp.budget import give_back
 from celerytool.brokers.amqp.consume import Consumer, prefetch_for
 from celerytool.brokers.amqp.properties import Delivery
+from celerytool.brokers.amqp.settle import PEEK_SETTLE_SECONDS, wait_until_back
 from celerytool.errors import CeleryToolError
 
 if TYPE_CHECKING:
@@ -23,13 +28,24 @@ if TYPE_CHECKING:
 class Peek:
     """One peek of ``want`` messages of ``queue``; iterate ``deliveries()``, then ``finish()``."""
 
-    def __init__(self, broker: AmqpBroker, queue: str, want: int) -> None:
+    def __init__(self, broker: AmqpBroker, queue: str, want: int, ready: int | None = None,
+                 others: int | None = None) -> None:
+        """``ready``, ``others``: the queue's ready count (default ``want``) and consumers at the
+        start; the count is awaited at the end when no other consumer may take messages."""
         self.broker = broker
         self.queue = queue
         self.want = want
+        self.ready = want if ready is None else ready
+        self.others = broker.counts(queue)[1] if others is None else others
         self.stream = False
         self.doing = f"peeking at {queue!r}"
-        self.consumer = Consumer(broker, queue, prefetch_for(want), self.doing)
+        self.budget = broker.budget(queue)
+        note = self.budget.note()
+        if note:
+            broker.warnings.append(note)
+        self.at_risk = self.budget.at_risk if self.budget.guarded else None
+        self.consumer = Consumer(broker, queue, prefetch_for(want), self.doing, at_risk=self.at_risk)
+        self.requeued = 0  # re-published at the tail
 
     @property
     def delivered(self) -> int:
@@ -65,9 +81,13 @@ class Peek:
                 reason = "the channel was closed" if self.delivered else None
             else:
                 c.stop()
-                if (self.delivered or c.pending()) and not self.stream:
-                    c.give_back()
+                returned = (self.delivered or c.pending()) and not self.stream
+                if returned:
+                    self.requeued = give_back(c)
                 c.close()
+                if returned:  # the queue whole again before the command ends
+                    wait_until_back(self.broker, self.queue, self.ready, PEEK_SETTLE_SECONDS,
+                                    others=self.others, quiet=True)
         except CeleryToolError as exc:
             reason = exc.message.rsplit(": ", 1)[-1]
         if reason:

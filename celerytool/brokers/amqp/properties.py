@@ -39,9 +39,14 @@ def to_message(queue: str, position: int, delivery: Delivery, limits: Limits = D
     properties = shown(props)
     properties["delivery_info"] = {"exchange": method.exchange, "routing_key": method.routing_key}
     headers = props.headers if isinstance(props.headers, dict) else {}
-    return decode_payload(body, props.content_type, props.content_encoding, headers, properties,
-                          queue=queue, position=position, priority=props.priority, size=len(body),
-                          raw=body, limits=limits, redelivered=bool(getattr(method, "redelivered", False)))
+    m = decode_payload(body, props.content_type, props.content_encoding, headers, properties,
+                       queue=queue, position=position, priority=props.priority, size=len(body),
+                       raw=body, limits=limits, redelivered=bool(getattr(method, "redelivered", False)))
+    if "x-death" in headers:
+        history = dead_letter_history(headers)
+        if history is not None:
+            m.extra["x_death"] = history
+    return m
 
 
 def task_and_id(props: Any) -> tuple[str, str] | None:
@@ -118,3 +123,64 @@ def untag(value: Any) -> Any:
     if kind == "float":
         return float(v)
     return value
+
+
+# -- dead letters ------------------------------------------------------------------------------
+# The headers RabbitMQ adds when it dead-letters a message (x-first-death-* / x-last-death-*
+# since 3.12/3.13); a message put back on its queue goes without them, as Celery's own
+# retry publishes it (celery#9867: otherwise RabbitMQ's cycle detection can drop it).
+DEATH_HEADERS = ("x-death", "x-first-death-queue", "x-first-death-reason", "x-first-death-exchange",
+                 "x-last-death-queue", "x-last-death-reason", "x-last-death-exchange")
+MAX_DEATHS = 100  # x-death entries shown per message
+
+
+def dead_letter_history(headers: Any) -> dict[str, Any] | None:
+    """``x-death`` as shown (``Message.extra["x_death"]``): the latest entry's fields, and ``history``.
+
+    RabbitMQ keeps one entry per (queue, reason), the most recent first, each
+    with how many times it happened (``count``) and when it last did (``time``).
+    """
+    deaths = headers.get("x-death") if isinstance(headers, dict) else None
+    if not isinstance(deaths, list):
+        return None
+    entries = [_death(d) for d in deaths[:MAX_DEATHS] if isinstance(d, dict)]
+    if not entries:
+        return None
+    return {**entries[0], "history": entries}
+
+
+def _death(d: dict[str, Any]) -> dict[str, Any]:
+    when = d.get("time")
+    count = d.get("count")
+    keys = d.get("routing-keys")
+    return {
+        "queue": _text(d.get("queue")),
+        "reason": _text(d.get("reason")),
+        "count": count if isinstance(count, int) else None,
+        "time": when.isoformat() if hasattr(when, "isoformat") else _text(when),
+        "exchange": _text(d.get("exchange")),
+        "routing_keys": [_text(k) for k in keys] if isinstance(keys, list) else [],
+    }
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def origin_queue(props: Any) -> str | None:
+    """The queue a dead-lettered message came from: its first (latest) ``x-death`` entry's."""
+    history = dead_letter_history(props.headers)
+    return history["queue"] if history else None
+
+
+def without_death_headers(props: Any) -> Any:
+    """A copy of ``props`` without the dead-lettering headers (and nothing else changed)."""
+    import pika
+
+    values = {k: v for k in PROPERTIES if (v := getattr(props, k, None)) is not None}
+    headers = {k: v for k, v in (props.headers or {}).items() if k not in DEATH_HEADERS}
+    return pika.BasicProperties(headers=headers, **values)

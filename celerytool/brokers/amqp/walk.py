@@ -24,6 +24,10 @@ mode) and, for each message:
     batch is published while the confirms of the previous ones are on their
     way (``confirm.Confirms``).
 
+Deliveries the walk returns unhandled (it stopped early: ``--limit``, Ctrl-C, an
+error) follow budget.py: on a quorum queue, one that is a return short of its
+delivery limit is re-published at the tail rather than returned.
+
 Nothing is acked before every copy it needs is confirmed, so a crash at any
 point leaves a duplicate at worst (at-least-once).  The walk examines at most
 the number of messages the queue held at the start (n0).  When re-publishing,
@@ -40,9 +44,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from celerytool.brokers.amqp.budget import give_back, without_count
 from celerytool.brokers.amqp.confirm import WAIT_SECONDS, Confirms
 from celerytool.brokers.amqp.consume import Consumer
 from celerytool.brokers.amqp.properties import Delivery, task_and_id, to_message
+from celerytool.brokers.amqp.settle import wait_until_back
 from celerytool.brokers.base import Control, OpResult
 from celerytool.errors import BrokerUnavailable, CeleryToolError
 from celerytool.selection import MessageView, Selection
@@ -74,6 +80,9 @@ class Walk:
         self.move_to = move_to
         self.take = take
         self.doing = f"walking queue {queue!r}"
+        self.others = broker.counts(queue)[1]  # consumers besides us (settle.py)
+        budget = broker.budget(queue)
+        self.at_risk = budget.at_risk if budget.guarded else None
         self.consumers: list[Consumer] = []  # holding: one per segment; re-publishing: one
         # (confirm sequence number to wait for, consumer, delivery tags to ack one by one | last
         # tag to ack with multiple, selected among them)
@@ -85,14 +94,14 @@ class Walk:
     def _deliveries(self) -> Iterator[Delivery]:
         """The first n0 deliveries, through one consumer or (holding) one per segment."""
         if not self.hold:
-            c = Consumer(self.b, self.queue, min(WINDOW, self.n0), self.doing)
+            c = Consumer(self.b, self.queue, min(WINDOW, self.n0), self.doing, at_risk=self.at_risk)
             self.consumers.append(c)
             yield from c.deliveries(self.n0, self._tend, patient=True)
             return
         delivered = 0
         while delivered < self.n0:
             want = min(SEGMENT, self.n0 - delivered)  # a full window at the end: nothing in flight
-            c = Consumer(self.b, self.queue, want, self.doing)
+            c = Consumer(self.b, self.queue, want, self.doing, at_risk=self.at_risk)
             self.consumers.append(c)
             if len(self.consumers) > 1:
                 self.consumers[-2].stop()  # its selected messages may be acked now
@@ -145,7 +154,7 @@ class Walk:
         seq = self.confirms.seq if self.confirms is not None else 0
         if matched:
             if self.move_to is not None and self.confirms is not None:
-                seq = self.confirms.publish(self.move_to, [(p, body) for _, p, body in matched])
+                seq = self.confirms.publish(self.move_to, [(without_count(p), body) for _, p, body in matched])
             elif self.take is not None:
                 self.take(matched)
         c = self.consumers[-1]
@@ -154,7 +163,7 @@ class Walk:
                 self.awaiting.append((seq, c, [d[0].delivery_tag for d in matched], len(matched)))
         else:
             if kept and self.confirms is not None:
-                seq = self.confirms.publish(self.queue, [(p, body) for _, p, body in kept])
+                seq = self.confirms.publish(self.queue, [(without_count(p), body) for _, p, body in kept])
             last = max(part[-1][0].delivery_tag for part in (matched, kept) if part)
             self.awaiting.append((seq, c, last, len(matched)))
         self._settle()
@@ -199,7 +208,8 @@ class Walk:
         return True
 
     def finish(self) -> int:
-        """Wait for the last confirms, ack, return everything else; the queue's depth after that."""
+        """Wait for the last confirms, ack, return everything else; the queue's depth after that,
+        once RabbitMQ shows it (settle.py: the command ends when the queue is whole)."""
         if self.confirms is not None:
             self.confirms.wait()
         for c in self.consumers:
@@ -209,11 +219,12 @@ class Walk:
         # before the nacks: RabbitMQ requeues asynchronously, a count after them would lag
         depth = self.consumers[0].depth()
         for c in self.consumers:
-            if c.held() > 0:
-                c.give_back()
+            give_back(c)
             c.close()
         if self.publisher is not None:
             self.publisher.close()
+        if held:
+            wait_until_back(self.b, self.queue, depth + held, others=self.others)
         return depth + held
 
     def abandon(self) -> None:
@@ -222,7 +233,7 @@ class Walk:
             try:
                 if c.ch.is_open:
                     c.stop()
-                    c.give_back()
+                    give_back(c)
                     c.close()
             except CeleryToolError:
                 pass

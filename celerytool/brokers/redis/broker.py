@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
-from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue
+from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue, natural_key
 from celerytool.brokers.redis.routing import BINDING_PREFIX, BindingTables, parse_member, text
 from celerytool.clients.redispy import connect, redis_errors
 from celerytool.errors import DataError, NotFound
@@ -74,6 +74,7 @@ class RedisBroker:
     def read(self, fn: Any) -> Any:
         """``fn()`` for a read-only command; through Sentinel it is tried again (on the
         master the sentinels name then) while a failover takes place."""
+        from celerytool.clients.sentinel import SentinelsSilent
         from celerytool.errors import BrokerUnavailable
 
         attempts = 0
@@ -81,6 +82,8 @@ class RedisBroker:
             try:
                 with self.errors():
                     return fn()
+            except SentinelsSilent:  # no sentinel answers: no failover to wait for
+                raise
             except BrokerUnavailable:
                 attempts += 1
                 if not self.url.is_sentinel or attempts > READ_RETRIES:
@@ -195,7 +198,7 @@ class RedisBroker:
             found |= self.scan_queue_lists()
         if not self.options.include_internal:
             found = {q for q in found if not is_internal_queue(q)}
-        all_names = sorted(found) + [n for n in named if n not in found]
+        all_names = sorted(found, key=natural_key) + [n for n in named if n not in found]
         if not all_names:
             return []
         with self.read_errors():

@@ -32,7 +32,7 @@ from celerytool.brokers.redis.unacked import RedisUnacked
 from celerytool.brokers.transfer import publish_across, record_to_outgoing
 from celerytool.codecs.lazy import EnvelopeView, fast_task_id
 from celerytool.codecs.message import decode_envelope
-from celerytool.errors import BrokerUnavailable, UsageError
+from celerytool.errors import BrokerUnavailable, Unsupported, UsageError
 from celerytool.selection import Selection
 
 if TYPE_CHECKING:
@@ -86,6 +86,10 @@ class RedisOps(RedisUnacked):
         return self._walk(queue, selection, control, "purge", lengths, act)
 
     # -- move -------------------------------------------------------------------------
+    def move_to_origin(self, src: str, selection: Selection, control: Control) -> OpResult:
+        raise Unsupported("Redis keeps no dead-lettering history (x-death is RabbitMQ's): "
+                          "give a destination queue")
+
     def move(self, src: str, dst: str, selection: Selection, control: Control, *,
              target: Any = None, keep_routing: bool = False) -> OpResult:
         selection.require_no_age("queued Redis messages")

@@ -16,12 +16,14 @@ from celerytool.brokers.base import Control, OpResult
 from celerytool.brokers.redis.routing import BindingTables, text
 from celerytool.codecs.lazy import EnvelopeView
 from celerytool.errors import CeleryToolError
-from celerytool.model import Message
+from celerytool.model import DelayedTask, Message
 from celerytool.selection import Selection
+from celerytool.timefmt import epoch, utc_iso
 
 UNACKED, UNACKED_INDEX, UNACKED_MUTEX = "unacked", "unacked_index", "unacked_mutex"
 MUTEX_EXPIRE = 300  # kombu's unacked_mutex_expire
 PAGE = 1000
+UNACKED_COUNT_MAX = 50_000  # metrics: read every entry to count them by queue up to this many
 
 
 class RedisUnacked:
@@ -83,6 +85,48 @@ class RedisUnacked:
                 else:
                     result.vanished += 1  # acked or restored by its worker meanwhile
         return result
+
+    def delayed(self, queue: str | None, selection: Selection, visibility_timeout: float) -> list[DelayedTask]:
+        """ETA tasks a worker holds in ``unacked`` until they are due, soonest first.
+
+        kombu's visibility sweep puts back an entry delivered longer ago than the
+        visibility timeout: a task due later than delivery + timeout is delivered
+        to a worker again before it runs (``delivered_again``: it can run twice).
+        """
+        now = time.time()
+        out: list[DelayedTask] = []
+        for view in self._unacked_views(queue):
+            m = view.message()
+            due = epoch(m.eta)
+            if due is None or not selection.matches(view):
+                continue
+            delivered = now - (view.age or 0.0)
+            out.append(DelayedTask(m.id, m.task, m.args, m.kwargs, view.queue, utc_iso(due), due - now, "unacked",
+                                   due - delivered > visibility_timeout))
+            if selection.limit is not None and len(out) >= selection.limit:
+                break
+        return sorted(out, key=lambda d: d.left if d.left is not None else float("inf"))
+
+    def unacked_counts(self, most: int = UNACKED_COUNT_MAX) -> dict[str, int] | None:
+        """Entries of the ``unacked`` hash by the queue they return to (``metrics``); None when
+        the hash has more than ``most`` entries (counting would read them all)."""
+        client, key = self.b.client, self._key(UNACKED)
+        with self.b.errors():
+            total = int(client.hlen(key))
+        if total > most:
+            self.b.warnings.append(f"{total} unacked entries (more than {most}): not counted by queue")
+            return None
+        out: dict[str, int] = {}
+        cursor: Any = 0
+        while True:
+            with self.b.errors():
+                cursor, page = client.hscan(key, cursor, count=PAGE)
+            for raw in page.values():
+                ex, rk = _entry_route(raw)
+                for queue in (self.route(ex, rk) if ex is not None else []):
+                    out[queue] = out.get(queue, 0) + 1
+            if not int(cursor):
+                return out
 
     def _key(self, name: str) -> str:
         return self.b.prefix + name
@@ -154,10 +198,8 @@ class _Mutex:
             pass
 
 
-def _iso(epoch: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat()
+def _iso(seconds: float) -> str:
+    return utc_iso(seconds)
 
 
 def _entry_route(raw: bytes) -> tuple[str | None, str]:

@@ -1,0 +1,219 @@
+"""The work behind ``celerytool retry``: select stored failures, send them again, forget the old ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
+
+from celerytool.errors import CeleryToolError, UsageError
+from celerytool.model import TaskResult
+from celerytool.render import note, warn
+from celerytool.sending.resend import RETRY_HEADER, RetryPlan, Skipped, plan
+
+CHUNK = 1000  # ids read from the backend per round trip
+SHOW_SKIPPED = 20  # skipped ids listed one per line; beyond, a count
+
+
+class Retry:
+    def __init__(self, app: Any, *, backend_keyprefix: str | None, backend_table_names: Any) -> None:
+        self.app = app
+        self.keyprefix = backend_keyprefix
+        self.table_names = backend_table_names
+        self._backend: Any = None
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            self._backend = self.app.open_backend(self.keyprefix, self.table_names)
+        return self._backend
+
+    # -- selection ---------------------------------------------------------------------------
+    def given_ids(self, ids: tuple[str, ...], from_file: TextIO | None) -> list[str] | None:
+        """Ids from the arguments, ``-`` (stdin) and --from, in order, each once; None: none given."""
+        import sys
+
+        streams: list[Iterable[str]] = []
+        words = []
+        for word in ids:
+            if word == "-":
+                streams.append(sys.stdin)
+            else:
+                words.append(word)
+        if from_file is not None:
+            streams.append(from_file)
+        if not words and not streams:
+            return None
+        out = list(words)
+        for stream in streams:
+            out.extend(_ids_in(stream))
+        return list(dict.fromkeys(i for i in out if i))
+
+    def select(self, given: list[str] | None, *, statuses: frozenset[str], task_globs: tuple[str, ...],
+               exceptions: tuple[str, ...], since: float | None, queue: str | None,
+               limit: int | None) -> tuple[list[RetryPlan], list[Skipped]]:
+        from celerytool.backends.query import ResultQuery
+
+        cutoff = None if since is None else dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=since)
+        query = ResultQuery(statuses=statuses, task_globs=task_globs, since=cutoff)
+        if given is not None:
+            results: Iterable[TaskResult] = self._read(given)
+        else:
+            results = self.backend.stream(query)
+        plans: list[RetryPlan] = []
+        skipped: list[Skipped] = []
+        seen: set[str] = set()
+        for r in results:
+            if r.id in seen:  # SCAN can return a key twice; an id given twice is sent once
+                continue
+            seen.add(r.id)
+            if given is not None and r.error is None and r.status in statuses and not _wanted(query, r):
+                skipped.append(Skipped(r.id, "does not match --task / --since"))
+                continue
+            if exceptions and r.error is None and r.status in statuses and not _raised(r, exceptions):
+                if given is not None:
+                    skipped.append(Skipped(r.id, f"raised {_exception(r) or 'no exception'}, "
+                                                 f"not {' or '.join(exceptions)}"))
+                continue
+            outcome = plan(r, statuses=statuses, queue=queue)
+            if isinstance(outcome, Skipped):
+                skipped.append(outcome)
+            else:
+                plans.append(outcome)
+                if limit is not None and len(plans) >= limit:
+                    break
+        return plans, skipped
+
+    def _read(self, ids: list[str]) -> Iterator[TaskResult]:
+        for start in range(0, len(ids), CHUNK):
+            yield from self.backend.get_many(ids[start:start + CHUNK])
+
+    # -- sending -----------------------------------------------------------------------------
+    def run(self, plans: list[RetryPlan], skipped: list[Skipped], options: dict[str, Any], *,
+            same_id: bool, forget: bool, yes: bool, dry_run: bool) -> int:
+        from celerytool.cli.guard import confirm
+
+        if same_id and forget:
+            raise UsageError("--forget with --same-id would delete the new result: give one of them")
+        _report_skipped(skipped)
+        if not plans:
+            if skipped:
+                note(f"none of the {len(skipped)} selected result(s) could be retried")
+                return 1
+            note("no stored failures match")
+            return 0
+        sender, defaults = self._sender(options)
+        if same_id:
+            for p in plans:
+                p.new_id = p.old_id
+        if dry_run:
+            self.app.emit(plans, "retry")
+            note(f"would send {len(plans)} task(s) again to {self.app.broker_url.redacted()}"
+                 + (f"; {len(skipped)} skipped" if skipped else ""))
+            return 0
+        confirm(yes, f"Send {len(plans)} failed task(s) again to {self.app.broker_url.redacted()}?")
+        sent = self._send(sender, defaults, plans, same_id)
+        self._emit_sent(sent)
+        note(f"sent {len(sent)} task(s) again" + (f"; {len(skipped)} skipped" if skipped else ""))
+        if forget:
+            self._forget([p.old_id for p in sent])
+        return 0
+
+    def _sender(self, options: dict[str, Any]) -> tuple[Any, Any]:
+        from celerytool.cli.sendcore import Sender
+        from celerytool.sending import RetryPolicy
+
+        sender = Sender(self.app, RetryPolicy(), visibility_timeout=3600)
+        return sender, sender.defaults(options, ())
+
+    def _send(self, sender: Any, defaults: Any, plans: list[RetryPlan], same_id: bool) -> list[RetryPlan]:
+        from celerytool.cli.sendcore import Prepared, _Progress
+
+        progress = _Progress() if self.app.stderr_is_tty() and len(plans) > 1000 else None
+        sender.on_batch = progress.update if progress else None
+        items = (Prepared(p.task, p.queue, p.old_id if same_id else None, p.args, p.kwargs, p.old_id,
+                          {RETRY_HEADER: p.old_id}) for p in plans)
+        done: list[RetryPlan] = []
+        try:
+            for p, s in zip(plans, sender.send_many(defaults, items), strict=False):
+                p.new_id, p.queue = s.id, s.queue or p.queue
+                done.append(p)
+        except CeleryToolError as exc:
+            extra = exc.__dict__.get("sent_records") or []
+            for p, s in zip(plans[len(done):], extra, strict=False):
+                p.new_id = s.id
+                done.append(p)
+            self._emit_sent(done)
+            raise CeleryToolError(f"{exc.message}; {len(done)} of {len(plans)} task(s) were sent again "
+                                  "(listed on stdout)", exc.exit_code) from None
+        finally:
+            if progress:
+                progress.stop()
+        return done
+
+    def _emit_sent(self, sent: list[RetryPlan]) -> None:
+        """Table mode: one line per task, "OLD_ID NEW_ID" (for scripts and people); else records."""
+        if self.app.fmt == "table":
+            import sys
+
+            from celerytool.render.results import emit_lines
+
+            emit_lines((f"{p.old_id} {p.new_id}" for p in sent), sys.stdout)
+        else:
+            self.app.emit(sent, "retry")
+
+    def _forget(self, ids: list[str]) -> None:
+        from celerytool.brokers.base import Control
+        from celerytool.cli.result_selection import open_store
+        from celerytool.housekeeping.criteria import Criteria
+
+        store = open_store(self.app, self.keyprefix, self.table_names)
+        result = store.forget(Criteria.build(ids=ids), Control())
+        note(f"forgot {result.done} old result(s)")
+
+
+def _ids_in(stream: Iterable[str]) -> Iterator[str]:
+    """Ids one a line, or NDJSON objects with an "id" (results -o ndjson, failures --ids -o ndjson)."""
+    for line in stream:
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("{"):
+            try:
+                record = json.loads(text)
+            except ValueError:
+                raise UsageError(f"not an id nor a JSON object: {text[:80]!r}") from None
+            if isinstance(record, dict) and isinstance(record.get("ids"), list):
+                yield from (str(i) for i in record["ids"])
+            elif isinstance(record, dict) and isinstance(record.get("id"), str):
+                yield record["id"]
+            else:
+                raise UsageError(f"a JSON line without an \"id\": {text[:80]!r}")
+        else:
+            yield text
+
+
+def _exception(r: TaskResult) -> str | None:
+    return str(r.exception.get("type")) if r.exception and r.exception.get("type") else None
+
+
+def _raised(r: TaskResult, wanted: tuple[str, ...]) -> bool:
+    name = _exception(r)
+    if name is None:
+        return False
+    module = (r.exception or {}).get("module") or ""
+    full = f"{module}.{name}" if module else name
+    return any(fnmatch.fnmatchcase(name, w) or fnmatch.fnmatchcase(full, w) for w in wanted)
+
+
+def _wanted(query: Any, r: TaskResult) -> bool:
+    return bool(query.matches(r))
+
+
+def _report_skipped(skipped: list[Skipped]) -> None:
+    for s in skipped[:SHOW_SKIPPED]:
+        warn(f"cannot retry {s.id}: {s.reason}")
+    if len(skipped) > SHOW_SKIPPED:
+        warn(f"... and {len(skipped) - SHOW_SKIPPED} more that cannot be retried")

@@ -1,0 +1,110 @@
+"""delayed: ETA tasks held by a real worker (Redis unacked), and Celery's native delayed delivery
+on RabbitMQ (quorum queues, a real Celery 5.7 worker declares the topology)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+import redis
+
+from conftest import make_app
+from services import wait_for
+from workers import start_worker
+
+
+@pytest.fixture(scope="module")
+def eta_worker(redis_server, tmp_path_factory):
+    url = redis_server.url(10)
+    redis.Redis(port=redis_server.port, db=10).flushdb()
+    worker = start_worker(url, tmp_path_factory.mktemp("eta-worker"), queues="celery,later")
+    app = make_app(url)
+    yield {"url": url, "app": app, "client": redis.Redis(port=redis_server.port, db=10)}
+    worker.stop()
+    app.close()
+
+
+def test_delayed_on_redis_lists_prefetched_eta_tasks(run, eta_worker):
+    app, client = eta_worker["app"], eta_worker["client"]
+    asked = {}
+    for countdown, queue in ((300, "celery"), (7200, "later"), (30, "celery")):
+        sent_at = time.time()
+        res = app.send_task("worker_tasks.add", (countdown, 1), countdown=countdown, queue=queue)
+        asked[res.id] = (sent_at + countdown, queue)
+    wait_for(lambda: client.hlen("unacked") == 3, 30)  # the worker prefetched all three
+    r = run("delayed", "-b", eta_worker["url"], "-o", "json")
+    assert r.exit_code == 0, r
+    rows = r.json()
+    assert [row["id"] for row in rows] == sorted(asked, key=lambda i: asked[i][0])  # soonest first
+    for row in rows:
+        due, queue = asked[row["id"]]
+        got = dt.datetime.fromisoformat(row["due"]).timestamp()
+        assert abs(got - due) < 2, (row, due)
+        assert row["queue"] == queue and row["waits_in"] == "unacked" and row["task"] == "worker_tasks.add"
+        assert row["delivered_again"] == (due - time.time() > 3600)  # beyond the default 1 h visibility timeout
+    assert "deliver them to a worker again" in r.stderr
+    r = run("delayed", "-b", eta_worker["url"], "--visibility-timeout", "3h", "-o", "json")
+    assert not any(row["delivered_again"] for row in r.json()) and "again" not in r.stderr
+    r = run("delayed", "later", "-b", eta_worker["url"], "-o", "json")
+    assert [row["queue"] for row in r.json()] == ["later"]
+    r = run("delayed", "-b", eta_worker["url"], "--where", "args[0] == 30", "-o", "json")
+    assert [row["args"] for row in r.json()] == [[30, 1]]
+    table = run("delayed", "-b", eta_worker["url"], "--full-ids")
+    assert table.exit_code == 0 and "unacked (delivered again)" in table.stdout
+    assert client.hlen("unacked") == 3  # read-only
+
+
+def test_delayed_on_rabbitmq_native_delayed_delivery(run, amqp_url, rabbit_vhost):
+    """Celery 5.5+'s native delayed delivery: the topology as kombu declares it (what a worker on
+    quorum queues does at start), tasks sent by Celery's own send_task with countdowns."""
+    from kombu import Connection, Exchange, Queue
+    from kombu.transport.native_delayed_delivery import (
+        bind_queue_to_native_delayed_delivery_exchange,
+        declare_native_delayed_delivery_exchanges_and_queues,
+    )
+
+    dq = Queue("dq", Exchange("dq", type="topic"), routing_key="dq", queue_arguments={"x-queue-type": "quorum"})
+    with Connection(amqp_url) as conn:
+        declare_native_delayed_delivery_exchanges_and_queues(conn, "quorum")
+        dq(conn.default_channel).declare()
+        bind_queue_to_native_delayed_delivery_exchange(conn, dq)
+    app = make_app(amqp_url, backend="disabled://", task_queues=[dq])
+    try:
+        asked = {}
+        for countdown in (3600, 300, 90):
+            sent_at = time.time()
+            asked[app.send_task("tasks.later", (countdown,), queue="dq", countdown=countdown).id] = (
+                sent_at + countdown)
+    finally:
+        app.close()
+
+    def waiting() -> int:  # the three have reached their levels (publishes are asynchronous)
+        with Connection(amqp_url) as conn:
+            ch = conn.default_channel
+            return sum(ch.queue_declare(f"celery_delayed_{lv}", passive=True).message_count for lv in range(28))
+
+    wait_for(lambda: waiting() == 3, 20)
+    r = run("delayed", "-b", amqp_url, "--management-url", rabbit_vhost.node.management_url, "-o", "json")
+    assert r.exit_code == 0, r
+    rows = r.json()
+    assert [row["id"] for row in rows] == sorted(asked, key=asked.get)  # soonest first
+    for row in rows:
+        got = dt.datetime.fromisoformat(row["due"]).timestamp()
+        assert abs(got - asked[row["id"]]) < 2, row
+        assert row["queue"] == "dq" and row["task"] == "tasks.later"
+        # each waits in the level of its delay's highest bit
+        assert row["waits_in"] == f"celery_delayed_{int(row['args'][0]).bit_length() - 1}"
+    r = run("delayed", "other", "-b", amqp_url, "-o", "json")
+    assert r.json() == []
+    # queues hides the 28 levels (plumbing, shown with --internal); the destination is listed
+    names = [q["name"] for q in run("queues", "-b", amqp_url, "--management-url",
+                                    rabbit_vhost.node.management_url, "-o", "json").json()]
+    assert "dq" in names and not any(n.startswith("celery_delayed_") for n in names)
+    internal = [q["name"] for q in run("queues", "--internal", "-b", amqp_url, "--management-url",
+                                       rabbit_vhost.node.management_url, "-o", "json").json()]
+    levels = [n for n in internal if n.startswith("celery_delayed_")]
+    assert levels == [f"celery_delayed_{i}" for i in range(28)]  # in natural order
+    # read-only: every task is still waiting
+    r = run("delayed", "-b", amqp_url, "-o", "json")
+    assert sorted(row["id"] for row in r.json()) == sorted(asked)

@@ -1,0 +1,167 @@
+"""rate-limit, time-limit, pool against two real workers on Redis: prefork with --autoscale, and solo.
+
+The module has a redis-server of its own (other tests flush theirs). Expected values come from
+what Celery was asked: the limits the command set, the processes it added.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import make_app
+from services import start_redis, wait_for
+from workers import start_worker
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    server = start_redis(tmp_path_factory.mktemp("steer-redis"))
+    url = server.url(0)
+    tmp = tmp_path_factory.mktemp("steer-workers")
+    started = []
+    try:
+        a = start_worker(url, tmp / "a", queues="q1,q2", pool="prefork", prefix="w1",
+                         extra=("--autoscale", "4,2"))
+        started.append(a)
+        b = start_worker(url, tmp / "b", queues="q1,q2", pool="solo", prefix="w2")
+        started.append(b)
+        app = make_app(url)
+        yield {"url": url, "a": a, "b": b, "app": app, "server": server}
+        app.close()
+    finally:
+        for w in started:
+            w.stop(wait=5)
+        server.stop()
+
+
+@pytest.fixture
+def keys(two):
+    import redis
+
+    client = redis.Redis.from_url(two["url"])
+    yield lambda: {k.decode() for k in client.keys("*")}
+    client.close()
+
+
+def assert_clean(before, after):
+    added = {k for k in after - before if not k.startswith(("celery-task-meta-", "ct:record", "unacked", "q"))}
+    assert not added, f"left behind: {added}"
+
+
+def _registered(run, url, worker):
+    r = run("inspect", "registered", "-b", url, "-d", worker, "-o", "json")
+    assert r.exit_code == 0, r
+    return {row["task"]: row["info"] for row in r.json()}
+
+
+def test_rate_limit_unknown_task_exits_1_with_the_workers_error(run, two, keys):
+    before = keys()
+    r = run("rate-limit", "unknown.task", "1/s", "-b", two["url"], "--yes", "-o", "json")
+    assert r.exit_code == 1, r
+    rows = {row["worker"]: row for row in r.json()}
+    assert set(rows) == {two["a"].name, two["b"].name}
+    assert all(row["ok"] is False and row["error"] == "unknown task" for row in rows.values())
+    assert "unknown task" in r.stderr
+    assert_clean(before, keys())
+
+
+def test_rate_limit_set_and_lifted_on_one_worker(run, two, keys):
+    before = keys()
+    r = run("rate-limit", "worker_tasks.add", "1/s", "-b", two["url"], "-d", two["b"].name, "--yes",
+            "-o", "json")
+    assert r.exit_code == 0, r
+    assert [(row["worker"], row["ok"]) for row in r.json()] == [(two["b"].name, True)]
+    assert "rate_limit=1/s" in _registered(run, two["url"], two["b"].name)["worker_tasks.add"]
+    assert "rate_limit:1/s" not in str(_registered(run, two["url"], two["a"].name)["worker_tasks.add"])
+    r = run("rate-limit", "worker_tasks.add", "0", "-b", two["url"], "-d", two["b"].name, "--yes")
+    assert r.exit_code == 0, r
+    assert "rate_limit=1/s" not in str(_registered(run, two["url"], two["b"].name)["worker_tasks.add"])
+    assert_clean(before, keys())
+
+
+def test_time_limit_shows_in_inspect_registered_on_the_addressed_worker_only(run, two, keys):
+    before = keys()
+    r = run("time-limit", "worker_tasks.mul", "--soft", "1", "-b", two["url"], "-d", two["a"].name, "--yes")
+    assert r.exit_code == 0, r
+    assert "soft_time_limit=1.0" in _registered(run, two["url"], two["a"].name)["worker_tasks.mul"]
+    assert "soft_time_limit" not in str(_registered(run, two["url"], two["b"].name)["worker_tasks.mul"])
+    assert_clean(before, keys())
+
+
+def _processes(run, url, worker):
+    r = run("inspect", "stats", "-b", url, "-d", worker, "-o", "json")
+    assert r.exit_code == 0, r
+    return len(r.json()[0]["pool"]["processes"])
+
+
+def test_pool_grow_on_an_autoscaling_worker_is_its_error_and_autoscale_min_adds_two(run, two, keys):
+    """Celery 5.7 refuses pool_grow on a worker run with --autoscale (the range is the lever there):
+    the command reports that error (exit 1); raising the autoscale minimum from 2 to 4 adds two."""
+    before = keys()
+    url, name = two["url"], two["a"].name
+    assert _processes(run, url, name) == 2  # --autoscale 4,2
+    r = run("pool", "grow", "2", "-b", url, "-d", name, "--yes", "-o", "json")
+    assert r.exit_code == 1, r
+    assert "not supported with autoscale" in r.json()[0]["error"]
+    r = run("pool", "autoscale", "6", "4", "-b", url, "-d", name, "--yes")
+    assert r.exit_code == 0, r
+    wait_for(lambda: _processes(run, url, name) == 4, timeout=15)
+    r = run("pool", "autoscale", "4", "2", "-b", url, "-d", name, "--yes")
+    assert r.exit_code == 0, r
+    assert_clean(before, keys())
+
+
+def test_dry_run_names_the_workers_and_sends_nothing(run, two):
+    r = run("rate-limit", "worker_tasks.add", "1/s", "-b", two["url"], "--dry-run", "-o", "json")
+    assert r.exit_code == 0, r
+    assert sorted(r.json()["workers"]) == sorted([two["a"].name, two["b"].name])
+    assert "rate_limit=1/s" not in str(_registered(run, two["url"], two["a"].name)["worker_tasks.add"])
+
+
+def test_refuses_without_yes_off_a_terminal(run, two):
+    r = run("pool", "shrink", "-b", two["url"])
+    assert r.exit_code == 2, r
+
+
+def test_none_answering_exits_69(run, two):
+    r = run("rate-limit", "worker_tasks.add", "1/s", "-b", two["url"], "-d", "nobody@nowhere", "--yes",
+            "-t", "0.5", "-o", "json")
+    assert r.exit_code == 69, r
+    assert r.json() == [{"worker": "nobody@nowhere", "ok": False, "reply": None,
+                         "error": "no reply within the timeout"}]
+
+
+def test_shutdown_stops_exactly_the_addressed_worker(run, two, keys, tmp_path):
+    w3 = start_worker(two["url"], tmp_path / "w3", queues="q3", pool="solo", prefix="w3")
+    try:
+        before = keys()
+        r = run("shutdown", "-d", w3.name, "-b", two["url"], "--yes", "-o", "json")
+        assert r.exit_code == 0, r
+        assert [(row["worker"], row["ok"]) for row in r.json()] == [(w3.name, True)]
+        w3.proc.wait(30)  # the process exits: a warm shutdown
+        r = run("workers", "-b", two["url"], "-o", "json")
+        assert sorted(w["name"] for w in r.json() if w["status"] == "online") == sorted(
+            [two["a"].name, two["b"].name])
+        assert_clean(before, keys())
+    finally:
+        w3.stop(wait=5)
+
+
+def test_rate_limit_1_per_s_spaces_the_next_5_tasks_on_that_worker(run, two, tmp_path):
+    """A behaviour of the worker (what Celery was asked), not of celerytool's speed."""
+    import time
+
+    w5 = start_worker(two["url"], tmp_path / "w5", queues="q5", pool="solo", prefix="w5")
+    try:
+        r = run("rate-limit", "worker_tasks.add", "1/s", "-b", two["url"], "-d", w5.name, "--yes")
+        assert r.exit_code == 0, r
+        app = two["app"]
+        start = time.monotonic()
+        results = [app.send_task("worker_tasks.add", args=[i, i], queue="q5") for i in range(5)]
+        assert [res.get(timeout=60) for res in results] == [0, 2, 4, 6, 8]
+        assert time.monotonic() - start >= 4.0
+        r = run("rate-limit", "worker_tasks.add", "0", "-b", two["url"], "-d", w5.name, "--yes", "-o", "json")
+        assert r.exit_code == 0, r
+        assert r.json()[0]["reply"] == "rate limit disabled successfully"
+    finally:
+        w5.stop(wait=5)
