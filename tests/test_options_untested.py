@@ -41,6 +41,12 @@ def test_backend_keyprefix_finds_results_stored_under_the_apps_prefix(run, redis
 
 
 def test_metrics_scan_finds_an_unbound_queue_and_no_scan_does_not(run, redis_url, redis_client, celery_app):
+    from kombu import Exchange, Queue
+
+    # kombu remembers what it declared per connection, and the app's pool outlives the previous
+    # test's flushed Redis: declare the binding here so 'celery' is bound whatever ran before
+    with celery_app.connection_for_write() as conn:
+        Queue("celery", Exchange("celery", type="direct"), routing_key="celery")(conn.default_channel).declare()
     celery_app.send_task("tasks.add", args=(1, 1))  # 'celery': bound
     redis_client.lpush("orphan", redis_client.lindex("celery", 0))  # a list no binding names
     scanned = run("metrics", "--scan", "-b", redis_url)
