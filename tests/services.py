@@ -328,20 +328,27 @@ class SentinelSet:
         wait_for(ready, timeout, 0.2)
 
     def failover(self, old: int | None = None, timeout: float = 90.0) -> int:
-        """SENTINEL FAILOVER; return the new master's port once the sentinels name it."""
+        """SENTINEL FAILOVER; return the new master's port once the sentinels name it.
+
+        A failover the sentinels accepted can still be aborted (failover-timeout, 10 s, on a busy
+        machine): ask again until the master changes or ``timeout`` passes."""
         import redis
 
         old = old or self.master_port()
         deadline = time.monotonic() + timeout
-        while True:
+        last: Exception | None = None
+        while time.monotonic() < deadline:
             try:
                 self.ask("SENTINEL", "FAILOVER", self.name)
-                break
-            except redis.ResponseError:  # INPROG / NOGOODSLAVE: a replica not ready yet
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        return wait_for(lambda: (p := self.master_port()) != old and p, timeout, 0.1)
+            except redis.ResponseError as exc:  # INPROG / NOGOODSLAVE: a replica not ready yet
+                last = exc
+            attempt = min(deadline, time.monotonic() + 15)  # failover-timeout (10 s) and a margin
+            while time.monotonic() < attempt:
+                port = self.master_port()
+                if port != old:
+                    return port
+                time.sleep(0.1)
+        raise AssertionError(f"no failover within {timeout} s (last refusal: {last})")
 
     def stop(self) -> None:
         for s in (*self.sentinels, self.replica, self.master):
