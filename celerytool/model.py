@@ -126,6 +126,7 @@ class QueueInfo:
     leader: str | None = None  # RabbitMQ quorum queue: the node of its Raft leader
     members: tuple[str, ...] = ()  # RabbitMQ quorum queue: the nodes that hold a replica
     online: tuple[str, ...] = ()  # RabbitMQ quorum queue: the members that answer now
+    paused: bool = False  # `celerytool pause` stopped workers consuming it (a pause record exists)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -134,6 +135,8 @@ class QueueInfo:
             "priorities": dict(self.priorities),
             "exists": self.exists,
         }
+        if self.paused:
+            out["paused"] = True
         if self.counted is not None:
             out["counted"] = self.counted
         if self.unacked is not None:
@@ -149,6 +152,40 @@ class QueueInfo:
             out["members"] = list(self.members)
             out["online"] = list(self.online)
         return out
+
+
+@dataclass(frozen=True)
+class PauseRecord:
+    """What `celerytool pause` keeps in the broker: which workers it stopped consuming a queue,
+    so that `resume` (anyone's) restarts exactly those. Stored as JSON (``to_text``)."""
+
+    queue: str
+    workers: tuple[str, ...]
+    paused_at: str  # ISO 8601, UTC
+    by: str = ""  # user@host that paused it
+
+    def to_json(self) -> dict[str, Any]:
+        return {"queue": self.queue, "workers": list(self.workers), "paused_at": self.paused_at, "by": self.by}
+
+    def to_text(self) -> str:
+        import json
+
+        return json.dumps(self.to_json(), sort_keys=True)
+
+    @classmethod
+    def from_text(cls, queue: str, data: bytes | str) -> PauseRecord:
+        """The stored record; one that cannot be read names no worker (``resume -d`` then)."""
+        import json
+
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            return cls(queue, (), "", "")
+        workers = obj.get("workers")
+        return cls(queue, tuple(w for w in workers if isinstance(w, str)) if isinstance(workers, list) else (),
+                   str(obj.get("paused_at") or ""), str(obj.get("by") or ""))
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,63 @@ def test_none_answering_exits_69(run, two):
                          "error": "no reply within the timeout"}]
 
 
+def _queues(run, url):
+    r = run("queues", "-b", url, "-o", "json")
+    assert r.exit_code == 0, r
+    return {q["name"]: q for q in r.json()}
+
+
+def _workers(run, url):
+    r = run("workers", "-b", url, "-o", "json")
+    assert r.exit_code == 0, r
+    return {w["name"]: w for w in r.json() if w["status"] == "online"}
+
+
+def test_pause_stops_both_workers_on_q1_only_and_resume_restores_them(run, two, keys):
+    import time
+
+    import redis
+
+    url, app = two["url"], two["app"]
+    names = sorted([two["a"].name, two["b"].name])
+    client = redis.Redis.from_url(url)
+    before = keys()
+    r = run("pause", "q1", "-b", url, "--dry-run", "-o", "json")
+    assert r.exit_code == 0 and sorted(r.json()["workers"]) == names, r
+    assert not client.exists("celerytool.paused")  # a dry run records nothing
+    r = run("pause", "q1", "-b", url, "--yes", "-o", "json")
+    assert r.exit_code == 0, r
+    assert sorted((row["worker"], row["ok"]) for row in r.json()) == [(n, True) for n in names]
+    assert _queues(run, url)["q1"].get("paused") is True and "paused" not in _queues(run, url)["q2"]
+    workers = _workers(run, url)
+    assert all(workers[n]["paused"] == ["q1"] and "q1" not in workers[n]["queues"] for n in names), workers
+    held = app.send_task("worker_tasks.add", args=[1, 2], queue="q1")
+    assert app.send_task("worker_tasks.add", args=[3, 4], queue="q2").get(timeout=30) == 7  # q2 goes on
+    time.sleep(5)
+    assert client.llen("q1") == 1 and held.state == "PENDING"  # nobody took it
+    # another operator (a new process, nothing shared but the broker) resumes exactly those workers
+    r = run("resume", "q1", "-b", url, "--yes", "-o", "json")
+    assert r.exit_code == 0, r
+    assert sorted((row["worker"], row["ok"]) for row in r.json()) == [(n, True) for n in names]
+    assert held.get(timeout=30) == 3
+    assert "paused" not in _queues(run, url)["q1"]
+    workers = _workers(run, url)
+    assert all(workers[n]["paused"] == [] and "q1" in workers[n]["queues"] for n in names), workers
+    assert not client.exists("celerytool.paused")
+    r = run("resume", "q1", "-b", url, "--yes")
+    assert r.exit_code == 1 and "not paused" in r.stderr, r
+    assert_clean(before, keys())
+    client.close()
+
+
+def test_pause_of_a_queue_nobody_consumes_exits_1_and_records_nothing(run, two):
+    import redis
+
+    r = run("pause", "nobody-consumes-this", "-b", two["url"], "--yes")
+    assert r.exit_code == 1 and "no answering worker consumes" in r.stderr, r
+    assert not redis.Redis.from_url(two["url"]).exists("celerytool.paused")
+
+
 def test_shutdown_stops_exactly_the_addressed_worker(run, two, keys, tmp_path):
     w3 = start_worker(two["url"], tmp_path / "w3", queues="q3", pool="solo", prefix="w3")
     try:
@@ -165,3 +222,27 @@ def test_rate_limit_1_per_s_spaces_the_next_5_tasks_on_that_worker(run, two, tmp
         assert r.json()[0]["reply"] == "rate limit disabled successfully"
     finally:
         w5.stop(wait=5)
+
+
+def test_a_changed_time_limit_is_enforced_after_pool_restart_not_before(run, two, tmp_path):
+    """Celery 5.7 prefork: `time-limit` shows at once in `inspect registered`, but the pool
+    applies it only after `pool restart` (docs/live.md says so; this is what the worker does)."""
+    import time
+
+    w6 = start_worker(two["url"], tmp_path / "w6", queues="q6", pool="prefork", concurrency=1, prefix="w6",
+                      env={"CT_POOL_RESTARTS": "1"})
+    try:
+        app, url = two["app"], two["url"]
+        r = run("time-limit", "worker_tasks.slow", "--soft", "1", "--hard", "2", "-b", url, "-d", w6.name, "--yes")
+        assert r.exit_code == 0, r
+        start = time.monotonic()
+        before = app.send_task("worker_tasks.slow", args=[3], queue="q6")
+        before.get(timeout=30, propagate=False)
+        assert before.state == "SUCCESS" and time.monotonic() - start >= 3  # not enforced yet
+        r = run("pool", "restart", "-b", url, "-d", w6.name, "--yes")
+        assert r.exit_code == 0, r
+        after = app.send_task("worker_tasks.slow", args=[3], queue="q6")
+        after.get(timeout=30, propagate=False)
+        assert after.state == "FAILURE" and "TimeLimitExceeded" in repr(after.result), after.result
+    finally:
+        w6.stop(wait=5)

@@ -47,6 +47,38 @@ def test_unknown_task_exits_1_and_time_limit_reaches_only_the_addressed_worker(r
     assert sorted(rabbit["vhost"].queue_names()) == before
 
 
+def test_pause_and_resume_q1_on_rabbitmq(run, rabbit):
+    import time
+
+    from conftest import make_app
+
+    url, names = rabbit["url"], sorted([rabbit["a"].name, rabbit["b"].name])
+    before = sorted(rabbit["vhost"].queue_names())
+    r = run("pause", "q1", "-b", url, "--yes", "-o", "json")
+    assert r.exit_code == 0, r
+    assert sorted((row["worker"], row["ok"]) for row in r.json()) == [(n, True) for n in names]
+    queues = {q["name"]: q for q in run("queues", "-b", url, "-o", "json").json()}
+    assert queues["q1"].get("paused") is True and "paused" not in queues["q2"]
+    assert "celerytool.paused.q1" not in queues  # our record is plumbing (shown with --all)
+    workers = {w["name"]: w for w in run("workers", "-b", url, "-o", "json").json()}
+    assert all(workers[n]["paused"] == ["q1"] and "q1" not in workers[n]["queues"] for n in names), workers
+    app = make_app(url, rabbit["server"].url(0))
+    try:
+        held = app.send_task("worker_tasks.add", args=[1, 2], queue="q1")
+        assert app.send_task("worker_tasks.add", args=[3, 4], queue="q2").get(timeout=30) == 7
+        time.sleep(5)
+        assert held.state == "PENDING"
+        r = run("resume", "q1", "-b", url, "--yes", "-o", "json")
+        assert r.exit_code == 0, r
+        assert sorted((row["worker"], row["ok"]) for row in r.json()) == [(n, True) for n in names]
+        assert held.get(timeout=30) == 3
+    finally:
+        app.close()
+    queues = {q["name"]: q for q in run("queues", "-b", url, "-o", "json", "--all").json()}
+    assert "paused" not in queues["q1"] and "celerytool.paused.q1" not in queues
+    assert sorted(rabbit["vhost"].queue_names()) == before
+
+
 def test_shutdown_stops_exactly_w2(run, rabbit):
     url, a, b = rabbit["url"], rabbit["a"].name, rabbit["b"].name
     r = run("shutdown", "-d", b, "-b", url, "--yes", "-o", "json")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
-from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
+from celerytool.model import Binding, Message, OutgoingMessage, PauseRecord, QueueInfo
 from celerytool.selection import Selection
 
 DEFAULT_SEP = "\x06\x16"
@@ -87,6 +87,15 @@ class Broker(Protocol):
         """The changing operations (purge, move, export, import, ...) on this broker."""
         ...
 
+    def pause_records(self, queues: Iterable[str] | None = None) -> dict[str, PauseRecord]:
+        """The queues `celerytool pause` stopped (all, or those of ``queues`` that are), by
+        queue: the records kept in the broker."""
+        ...
+
+    def save_pause_record(self, queue: str, record: PauseRecord | None) -> None:
+        """Keep ``record`` for ``queue`` (replacing any), or remove the queue's record (None)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -100,9 +109,14 @@ def is_delay_queue(name: str) -> bool:
     return bool(m and int(m.group(1)) < DELAY_LEVELS) or name == "celery_delayed_delivery"
 
 
+PAUSE_RECORDS = "celerytool.paused"  # Redis: a hash, queue -> record; RabbitMQ: queues PAUSE_RECORDS.<queue>
+
+
 def is_internal_queue(name: str) -> bool:
-    """Celery's own plumbing: remote-control, event and delayed-delivery queues."""
-    return name.endswith(".pidbox") or name.startswith("celeryev.") or is_delay_queue(name)
+    """Celery's own plumbing (remote-control, event and delayed-delivery queues) and ours
+    (the pause records on RabbitMQ)."""
+    return (name.endswith(".pidbox") or name.startswith("celeryev.") or is_delay_queue(name)
+            or name.startswith(PAUSE_RECORDS + "."))
 
 
 def natural_key(name: str) -> tuple[Any, ...]:

@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rate-limit": ("celerytool.cli.rate_limit", "Set or lift a task's rate limit on workers (per-worker report)."),
     "time-limit": ("celerytool.cli.time_limit", "Set a task's soft/hard time limits on workers."),
     "pool": ("celerytool.cli.pool", "Grow, shrink, autoscale or restart workers' pools."),
+    "pause": ("celerytool.cli.pause", "Stop workers consuming a queue (recorded in the broker) until resume."),
+    "resume": ("celerytool.cli.resume", "Start again exactly the workers that pause stopped on a queue."),
     "shutdown": ("celerytool.cli.shutdown", "Warm shutdown of workers, confirmed by pinging until gone."),
     "summary": ("celerytool.cli.summary", "Census of a queue: count, bytes, ETAs per task (or any field)."),
     "doctor": ("celerytool.cli.doctor", "What uses a Celery Redis, what is wrong, and the fix (exit 1 if any)."),

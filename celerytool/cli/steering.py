@@ -26,7 +26,7 @@ def run_steer(app: Any, command: str, arguments: dict[str, Any], what: str, dest
     """Confirm, send ``command`` to the addressed workers, report each; the exit code (0/1/69)."""
     from celerytool.cli.guard import confirm
     from celerytool.cli.live import open_session
-    from celerytool.control.steer import NO_REPLY, addressed, steer
+    from celerytool.control.steer import addressed, steer
     from celerytool.errors import ExitCode
     from celerytool.render import note
 
@@ -36,15 +36,32 @@ def run_steer(app: Any, command: str, arguments: dict[str, Any], what: str, dest
         note(f"no worker answered a ping within {timeout:g} s: nothing asked")
         return int(ExitCode.UNAVAILABLE)
     if dry_run:
-        if app.fmt == "table":
-            app.emit([_Row(w) for w in workers], "worker-value")
-        else:
-            app.emit_one({"command": command, "arguments": arguments, "workers": workers, "dry_run": True},
-                         "result")
-        note(f"would {what} on {len(workers)} worker(s): {', '.join(workers)}")
-        return 0
+        return dry_run_report(app, command, arguments, what, workers)
     confirm(yes, f"{what[0].upper()}{what[1:]} on {len(workers)} worker(s) ({', '.join(workers)})?")
     acks = steer(session, command, arguments, workers, timeout)
+    return report(app, acks, what, timeout, after)
+
+
+def dry_run_report(app: Any, command: str, arguments: dict[str, Any], what: str, workers: list[str]) -> int:
+    """--dry-run: the workers that would be asked (rows, or one JSON object); exit 0."""
+    from celerytool.render import note
+
+    if app.fmt == "table":
+        app.emit([_Row(w) for w in workers], "worker-value")
+    else:
+        app.emit_one({"command": command, "arguments": arguments, "workers": workers, "dry_run": True},
+                     "result")
+    note(f"would {what} on {len(workers)} worker(s): {', '.join(workers)}")
+    return 0
+
+
+def report(app: Any, acks: list[Any], what: str, timeout: float, after: str | None = None) -> int:
+    """Each worker's answer (one row each); the exit code: 0 all ok, 1 any error or silence,
+    69 none answered."""
+    from celerytool.control.steer import NO_REPLY
+    from celerytool.errors import ExitCode
+    from celerytool.render import note
+
     if app.fmt == "table":
         app.emit(acks, "revoke")
     else:

@@ -41,6 +41,7 @@ def list_workers(app, timeout, wait_for=None, only=()):
     rows = gather_workers(session, timeout, wait_for)
     if only:
         rows = [w for w in rows if w.name in only]
+    rows = with_paused(app, rows)
     online = [w for w in rows if w.status == "online"]
     app.emit(rows, "worker")
     silent = [w.name for w in rows if w.status == "silent"]
@@ -54,3 +55,20 @@ def list_workers(app, timeout, wait_for=None, only=()):
             note(f"no worker answered within {timeout:g} s")
         return 1
     return 0
+
+
+def with_paused(app, rows):
+    """Each worker with the queues `celerytool pause` stopped on it (from the broker's records)."""
+    from dataclasses import replace
+
+    from celerytool.errors import CeleryToolError
+    from celerytool.render import note
+
+    if not rows:
+        return rows
+    try:
+        records = app.open_broker().pause_records()
+    except CeleryToolError as exc:  # the listing stands without it
+        note(f"paused queues unknown: {exc.message}")
+        return rows
+    return [replace(w, paused=sorted(q for q, r in records.items() if w.name in r.workers)) for w in rows]

@@ -27,6 +27,7 @@ class WorkerInfo:
     uptime: int | None = None  # seconds
     version: str | None = None  # Celery's
     processed_by_task: dict[str, int] = field(default_factory=dict)
+    paused: list[str] = field(default_factory=list)  # queues `celerytool pause` stopped on it
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(asdict(self))

@@ -66,3 +66,16 @@ def shutdown(session: ControlSession, workers: list[str], timeout: float) -> lis
                       else f"still answers a ping after {timeout:g} s (running tasks finish first)")
              for w in alive]
     return sorted(acks, key=lambda a: a.worker)
+
+
+def consumers_of(session: ControlSession, queue: str, workers: list[str], timeout: float) -> list[str]:
+    """Of ``workers``, those whose ``active_queues`` reply names ``queue`` (in the given order)."""
+    if not workers:
+        return []
+    replies = session.call("active_queues", destination=workers, timeout=timeout, limit=len(workers))
+    out = []
+    for worker in workers:
+        reply = replies.get(worker)
+        if isinstance(reply, list) and any(isinstance(q, dict) and q.get("name") == queue for q in reply):
+            out.append(worker)
+    return out

@@ -163,6 +163,7 @@ KINDS: dict[str, Kind] = {
         Column("type", lambda q: _opt(q.type), hide_empty=True),
         Column("leader", lambda q: _opt(q.leader), cut_to=8, hide_empty=True),
         Column("online", lambda q: _online(q), cut_to=8, cut_first=True, hide_empty=True),
+        Column("paused", lambda q: "paused" if q.paused else "", hide_empty=True),
     ), low_value=("type", "consumers")),
     "binding": Kind((
         Column("exchange", lambda b: b.exchange or '""', cut_to=10),
@@ -251,6 +252,7 @@ KINDS: dict[str, Kind] = {
         Column("worker", lambda w: w.name, cut_to=12, style="bold"),
         Column("status", lambda w: w.status),
         Column("queues", lambda w: ",".join(w.queues), cut_to=8, cut_first=True),
+        Column("paused", lambda w: ",".join(w.paused), cut_to=6, cut_first=True, hide_empty=True),
         Column("pool", lambda w: _opt(w.pool)),
         Column("conc", lambda w: _opt(w.concurrency), right=True),
         Column("prefetch", lambda w: _opt(w.prefetch), right=True),

@@ -21,7 +21,7 @@ from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_que
 from celerytool.clients.amqp import amqp_errors, connect, probe, server_version
 from celerytool.clients.management import ManagementAPI, ManagementError
 from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound
-from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
+from celerytool.model import Binding, Message, OutgoingMessage, PauseRecord, QueueInfo
 from celerytool.urls import BrokerURL
 
 EXACT_AUTO_MAX_QUEUES = 50  # up to this many queues, `queues` counts by passive declare by default
@@ -138,9 +138,33 @@ class AmqpBroker:
             exact = len(keep) <= EXACT_AUTO_MAX_QUEUES
         declare = keep if exact else [n for n in keep if "messages_ready" not in listed[n]]
         live = self._passive_counts(declare) if declare else {}
+        from dataclasses import replace
+
+        from celerytool.brokers.amqp.pauses import paused_in
+
+        paused = paused_in(listed)
         out = [self._queue_info(listed[n], live.get(n)) for n in keep]
+        out = [replace(q, paused=True) if q.name in paused else q for q in out]
         out += [QueueInfo(name=n, messages=0, exists=False) for n in named if n not in listed]
         return out
+
+    # -- pause records (celerytool pause / resume; see pauses.py) ---------------------------
+    def pause_records(self, queues: Iterable[str] | None = None) -> dict[str, PauseRecord]:
+        from celerytool.brokers.amqp import pauses
+
+        if queues is None:
+            try:
+                queues = sorted(pauses.paused_in(str(r.get("name")) for r in self._management_rows("queues")))
+            except ManagementError as exc:
+                self.warnings.append(f"management API at {self.management} unavailable ({exc}): "
+                                     "paused queues not listed")
+                return {}
+        return pauses.read(self, queues)
+
+    def save_pause_record(self, queue: str, record: PauseRecord | None) -> None:
+        from celerytool.brokers.amqp.pauses import save
+
+        save(self, queue, record)
 
     @staticmethod
     def _queue_info(row: dict[str, Any], live: tuple[int, int] | None) -> QueueInfo:

@@ -12,11 +12,17 @@ from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
-from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue, natural_key
+from celerytool.brokers.base import (
+    PAUSE_RECORDS,
+    BrokerOptions,
+    Capabilities,
+    is_internal_queue,
+    natural_key,
+)
 from celerytool.brokers.redis.routing import BINDING_PREFIX, BindingTables, parse_member, text
 from celerytool.clients.redispy import connect, redis_errors
 from celerytool.errors import DataError, NotFound
-from celerytool.model import Binding, Message, OutgoingMessage, QueueInfo
+from celerytool.model import Binding, Message, OutgoingMessage, PauseRecord, QueueInfo
 from celerytool.urls import BrokerURL
 
 PEEK_CHUNK = 1000
@@ -202,8 +208,10 @@ class RedisBroker:
         if not all_names:
             return []
         with self.read_errors():
-            replies = self.reader.pipeline([("LLEN", key) for name in all_names
-                                            for _, key in self.bucket_keys(name)])
+            replies = self.reader.pipeline([*(("LLEN", key) for name in all_names
+                                              for _, key in self.bucket_keys(name)),
+                                            ("HGETALL", self.pause_key)])
+        paused = self._pause_records(replies.pop())
         out: list[QueueInfo] = []
         per = len(self.steps)
         for i, name in enumerate(all_names):
@@ -219,8 +227,37 @@ class RedisBroker:
             priorities = {str(b): int(c) for (b, _), c in zip(self.bucket_keys(name), counts, strict=False)}
             total = sum(priorities.values())
             out.append(QueueInfo(name=name, messages=total, priorities=priorities,
-                                 exists=total > 0 or name in found))
+                                 exists=total > 0 or name in found, paused=name in paused))
         return out
+
+    # -- pause records (celerytool pause / resume) ----------------------------------------
+    @property
+    def pause_key(self) -> str:
+        return self.prefix + PAUSE_RECORDS
+
+    def pause_records(self, queues: Iterable[str] | None = None) -> dict[str, PauseRecord]:
+        with self.read_errors():
+            reply = self.reader.pipeline([("HGETALL", self.pause_key)])[0]
+        records = self._pause_records(reply, strict=True)
+        return records if queues is None else {q: records[q] for q in queues if q in records}
+
+    def _pause_records(self, reply: Any, strict: bool = False) -> dict[str, PauseRecord]:
+        if isinstance(reply, Exception):
+            msg = f"{self.pause_key!r} is a {self._type_of(self.pause_key)}, not a hash: not celerytool's pause records"
+            if strict:
+                raise DataError(msg)
+            self.warnings.append(f"paused queues unknown: {msg}")
+            return {}
+        pairs = list(reply or [])
+        return {text(k): PauseRecord.from_text(text(k), v) for k, v in zip(pairs[::2], pairs[1::2], strict=True)}
+
+    def save_pause_record(self, queue: str, record: PauseRecord | None) -> None:
+        with self.errors():  # a key of another type: WRONGTYPE, one line, exit 1
+            if record is None:
+                self.client.hdel(self.pause_key, queue)
+            else:
+                self.client.hset(self.pause_key, queue, record.to_text())
+        self.confirm_writes()
 
     def _type_of(self, key: str) -> str:
         with self.read_errors():
