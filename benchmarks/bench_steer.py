@@ -1,7 +1,7 @@
 """Speed of the steering commands (issue 20) against two real workers, ratios from one run.
 
-``celerytool rate-limit`` / ``time-limit`` vs ``celery -b URL control rate_limit`` /
-``time_limit`` with the same --timeout (target: at most 0.5x celery's wall time): celery waits
+``celerytool rate-limit`` / ``time-limit`` / ``pause`` / ``resume`` vs ``celery -b URL control
+rate_limit`` / ``time_limit`` / ``cancel_consumer`` / ``add_consumer`` with the same --timeout (target: at most 0.5x celery's wall time): celery waits
 out its timeout, celerytool returns once every worker that answered the ping has answered.
 Peak RSS of celerytool is printed. On Redis, and on RabbitMQ (a vhost of our own) when one
 answers on 127.0.0.1:5672.
@@ -34,6 +34,23 @@ def compare(url: str, timeout: float, label: str) -> bool:
                        celery + ["time_limit", "worker_tasks.add", "5", "10", "--timeout", t]),
     }
     ok = True
+    # pause / resume change the workers: each pair restores what the other did (ours, then theirs)
+    pause = (me + ["pause", "q1", "-b", url, "-t", t, "--yes", "-o", "json"],
+             celery + ["cancel_consumer", "q1", "--timeout", t])
+    resume = (me + ["resume", "q1", "-b", url, "-t", t, "--yes", "-o", "json"],
+              celery + ["add_consumer", "q1", "--timeout", t])
+    times: dict[str, list[tuple[float, int]]] = {"pause": [], "resume": [], "cancel": [], "add": []}
+    for _ in range(2):  # the first round warms up
+        times["pause"].append(run(pause[0]))
+        times["resume"].append(run(resume[0]))
+        times["cancel"].append(run(pause[1]))
+        times["add"].append(run(resume[1]))
+    for name, theirs in (("pause", "cancel"), ("resume", "add")):
+        (a, rss), (b, _) = times[name][-1], times[theirs][-1]
+        ratio = a / b
+        ok &= ratio <= 0.5
+        print(f"{label:9} {name:11} celerytool {a * 1000:6.0f} ms  celery control {b * 1000:6.0f} ms  "
+              f"ratio {ratio:4.2f} ({'ok' if ratio <= 0.5 else 'MISSED'} <= 0.5)  peak RSS {rss / 1024:.0f} MB")
     for name, (ours, theirs) in pairs.items():
         run(ours), run(theirs)  # warm-up
         a, rss = run(ours)
