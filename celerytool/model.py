@@ -127,6 +127,7 @@ class QueueInfo:
     members: tuple[str, ...] = ()  # RabbitMQ quorum queue: the nodes that hold a replica
     online: tuple[str, ...] = ()  # RabbitMQ quorum queue: the members that answer now
     paused: bool = False  # `celerytool pause` stopped workers consuming it (a pause record exists)
+    delayed: int | None = None  # tasks bound for it waiting for their ETA (`queues --delayed`)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -137,6 +138,8 @@ class QueueInfo:
         }
         if self.paused:
             out["paused"] = True
+        if self.delayed is not None:
+            out["delayed"] = self.delayed
         if self.counted is not None:
             out["counted"] = self.counted
         if self.unacked is not None:

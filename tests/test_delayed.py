@@ -52,6 +52,10 @@ def test_delayed_on_redis_lists_prefetched_eta_tasks(run, eta_worker):
     assert [row["args"] for row in r.json()] == [[30, 1]]
     table = run("delayed", "-b", eta_worker["url"], "--full-ids")
     assert table.exit_code == 0 and "unacked (delivered again)" in table.stdout
+    r = run("queues", "--delayed", "-b", eta_worker["url"], "-o", "json")
+    assert {q["name"]: q["delayed"] for q in r.json()} == {"celery": 2, "later": 1}, r
+    r = run("summary", "celery", "--delayed", "-b", eta_worker["url"], "-o", "json")
+    assert [(g["value"], g["count"]) for g in r.json()] == [("worker_tasks.add", 2)], r
     assert client.hlen("unacked") == 3  # read-only
 
 
@@ -105,6 +109,71 @@ def test_delayed_on_rabbitmq_native_delayed_delivery(run, amqp_url, rabbit_vhost
                                        rabbit_vhost.node.management_url, "-o", "json").json()]
     levels = [n for n in internal if n.startswith("celery_delayed_")]
     assert levels == [f"celery_delayed_{i}" for i in range(28)]  # in natural order
+    # queues: a note by default (the levels hold tasks); --delayed counts them by destination
+    api = ["--management-url", rabbit_vhost.node.management_url]
+    # (the note counts from the management API's statistics sample, taken every 5 s)
+    r = wait_for(lambda: (q := run("queues", "-b", amqp_url, *api)).stderr and q, 15)
+    assert "3 task(s) wait in Celery's delayed-delivery queues" in r.stderr and "delayed" not in r.stdout, r
+    r = run("queues", "--delayed", "-b", amqp_url, *api, "-o", "json")
+    assert {q["name"]: q.get("delayed") for q in r.json()}["dq"] == 3, r
+    r = run("queues", "--delayed", "-b", amqp_url, *api)
+    assert r.exit_code == 0 and "delayed" in r.stdout.splitlines()[0], r
+    # summary --delayed: the three by task, and by due hour (as Celery was asked)
+    r = run("summary", "dq", "--delayed", "-b", amqp_url, *api, "-o", "json")
+    assert [(g["value"], g["count"]) for g in r.json()] == [("tasks.later", 3)], r
+    r = run("summary", "dq", "--delayed", "--by", "eta", "-b", amqp_url, *api, "-o", "json")
+    hours = sorted(dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat()[:13] + ":00" for t in asked.values())
+    assert sorted(g["value"][:16] for g in r.json() for _ in range(g["count"])) == hours, r
     # read-only: every task is still waiting
     r = run("delayed", "-b", amqp_url, "-o", "json")
     assert sorted(row["id"] for row in r.json()) == sorted(asked)
+
+
+def test_send_countdown_goes_through_native_delayed_delivery_as_celery_does(run, amqp_url, rabbit_vhost,
+                                                                          redis_server, tmp_path):
+    """A real Celery 5.7 worker on a quorum queue behind a topic exchange (it declares the
+    delayed-delivery topology and binds its queue): `send --countdown 5` is routed through
+    celery_delayed_27, `delayed` lists it until due, and the worker runs it at its due time."""
+    backend = redis_server.url(11)
+    worker = start_worker(amqp_url, tmp_path / "w", queues="dq", backend_url=backend,
+                          env={"CT_QUEUE_TYPE": "quorum", "CT_EXCHANGE_TYPE": "topic", "CT_DEFAULT_QUEUE": "dq"})
+    api = ["--management-url", rabbit_vhost.node.management_url]
+    try:
+        # the worker's delayed-delivery bootstep binds dq's exchange to celery_delayed_delivery
+        wait_for(lambda: any(b.get("source") == "celery_delayed_delivery" and b.get("destination") == "dq"
+                             for b in rabbit_vhost.api("GET", f"/bindings/{rabbit_vhost.quoted}") or []), 30)
+        sent_at = time.time()
+        r = run("send", "worker_tasks.add", "20", "22", "--countdown", "5", "-q", "dq", "-b", amqp_url, *api,
+                "-o", "json")
+        assert r.exit_code == 0, r
+        assert r.json()["exchange"] == "celery_delayed_27" and "native delayed delivery" in r.stderr, r
+        task_id = r.json()["id"]
+        listed = wait_for(lambda: [row for row in run("delayed", "dq", "-b", amqp_url, *api, "-o", "json").json()
+                                   if row["id"] == task_id], 4)
+        assert listed[0]["waits_in"].startswith("celery_delayed_"), listed
+        assert abs(dt.datetime.fromisoformat(listed[0]["due"]).timestamp() - (sent_at + 5)) < 2, listed
+        app = make_app(amqp_url, backend)
+        try:
+            assert app.AsyncResult(task_id).get(timeout=30) == 42
+            done = app.AsyncResult(task_id).date_done.replace(tzinfo=dt.timezone.utc).timestamp()
+        finally:
+            app.close()
+        assert sent_at + 5 - 1 <= done <= sent_at + 5 + 2, done - sent_at  # at its due time
+        # --no-delayed-delivery: straight to dq with the ETA header (the worker holds it)
+        r = run("send", "worker_tasks.add", "1", "1", "--countdown", "1", "-q", "dq", "--no-delayed-delivery",
+                "-b", amqp_url, *api, "-o", "json")
+        assert r.exit_code == 0 and r.json()["exchange"] == "", r
+    finally:
+        worker.stop(wait=5)
+
+
+def test_send_countdown_to_a_quorum_queue_behind_a_direct_exchange_warns(run, amqp_url, rabbit_vhost):
+    from kombu import Connection, Exchange, Queue
+
+    with Connection(amqp_url) as conn:
+        Queue("dqd", Exchange("dqd", type="direct"), routing_key="dqd",
+              queue_arguments={"x-queue-type": "quorum"})(conn.default_channel).declare()
+    r = run("send", "tasks.later", "--countdown", "60", "-q", "dqd", "-b", amqp_url,
+            "--management-url", rabbit_vhost.node.management_url, "-o", "json")
+    assert r.exit_code == 0 and r.json()["exchange"] == "", r
+    assert "quorum queue and native delayed delivery does not apply" in r.stderr, r

@@ -4,7 +4,7 @@ Configured from the environment the fixture sets: CT_BROKER_URL, CT_READY_FILE,
 CT_TRANSPORT_OPTIONS (JSON: broker and result backend transport options, e.g. Sentinel's), and
 for other result backends CT_RESULT_BACKEND, CT_RESULT_SERIALIZER, CT_RESULT_EXTENDED (0/1),
 CT_TABLE_NAMES (task,group: Celery's database_table_names), CT_QUEUE_TYPE (task_default_queue_type), CT_DEFAULT_QUEUE (task_default_queue),
-CT_POOL_RESTARTS=1 (worker_pool_restarts).
+CT_POOL_RESTARTS=1 (worker_pool_restarts), CT_EXCHANGE_TYPE (task_default_exchange_type).
 Tasks that must leave a trace append to the Redis list ``ct:record`` (Redis backend only).
 """
 
@@ -37,6 +37,8 @@ app.conf.update(
 )
 if os.environ.get("CT_QUEUE_TYPE"):  # "quorum": the worker declares its default queue as a quorum queue
     app.conf.task_default_queue_type = os.environ["CT_QUEUE_TYPE"]
+if os.environ.get("CT_EXCHANGE_TYPE"):  # "topic": native delayed delivery applies (Celery 5.5+)
+    app.conf.task_default_exchange_type = os.environ["CT_EXCHANGE_TYPE"]
 if os.environ.get("CT_POOL_RESTARTS") == "1":  # `pool restart` works on this worker
     app.conf.worker_pool_restarts = True
 if os.environ.get("CT_DEFAULT_QUEUE"):

@@ -47,6 +47,7 @@ GRAMMAR: dict[str, Spec] = {
     "--backend-table-names": Spec(None, "task=T,group=G", "database_table_names of a db+ backend"),
     "--ttl": Spec(None, "DURATION (>= 1ms)", "a time to live for stored results"),
     "--visibility-timeout": Spec(None, "DURATION (>= 1s)", "the workers' kombu visibility_timeout"),
+    "--delayed": Spec(None, "flag", "count the tasks that wait for their ETA (reads them, as `delayed` does)"),
     "--compression": Spec(None, "[zlib|gzip|bzip2|lzma|brotli|zstd]", "a kombu compression"),
     "--exchange": Spec("-e", "NAME", "an exchange"),
     "--enable": Spec(None, "flag", "ask workers to send task events first"),

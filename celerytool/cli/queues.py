@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from celerytool.cli.completion import complete_queues
-from celerytool.cli.options import internal_option, with_app
+from celerytool.cli.options import Duration, internal_option, with_app
 
 
 @click.command("queues")
@@ -18,8 +18,14 @@ from celerytool.cli.options import internal_option, with_app
 @click.option("--scan/--no-scan", default=None,
               help="Also find queues that hold messages but have no binding, by scanning for list "
                    "keys [default: only when the database has at most 200,000 keys].")
+@click.option("--delayed", "count_delayed", is_flag=True,
+              help="Also count, per destination queue, the tasks waiting for their ETA (`celerytool "
+                   "delayed`): Redis: kombu's unacked hash; RabbitMQ: the delayed-delivery levels, "
+                   "read as peek reads them.")
+@click.option("--visibility-timeout", type=Duration(1), default="1h", show_default=True, metavar="DURATION",
+              help="With --delayed: the workers' Redis visibility_timeout, as in `delayed`.")
 @with_app
-def command(app, names, include_internal, exact, scan):
+def command(app, names, include_internal, exact, scan, count_delayed, visibility_timeout):
     """List queues with their depth.
 
     With QUEUE names, only those (known or not: an unknown one shows 0 and
@@ -34,13 +40,22 @@ def command(app, names, include_internal, exact, scan):
       celerytool queues
       celerytool queues -b redis://:pw@cache:6379/1 -o json | jq '.[] | select(.messages > 0)'
       celerytool queues critical reports   # only these two, even if unknown
+      celerytool queues --delayed          # and how many ETA tasks wait for each
     """
     broker = app.open_broker(include_internal=include_internal)
     infos = broker.queues(names, scan=scan, exact=exact)
     if names:  # only the queues named, in the order given (each once), known or not
         by_name = {q.name: q for q in infos}
         infos = [by_name[n] for n in dict.fromkeys(names) if n in by_name]
+    if count_delayed:
+        infos = with_delayed(broker, infos, visibility_timeout)
     app.emit(infos, "queue")
+    waiting = getattr(broker, "delayed_waiting", 0)
+    if waiting and not count_delayed:
+        from celerytool.render import note
+
+        note(f"{waiting} task(s) wait in Celery's delayed-delivery queues: `queues --delayed` counts them "
+             "by destination, `celerytool delayed` lists them")
     sampled = sum(q.counted == "sample" for q in infos)
     if sampled and app.fmt == "table":
         from celerytool.render import note
@@ -51,3 +66,20 @@ def command(app, names, include_internal, exact, scan):
         from celerytool.render import note
 
         note("no queues found (name one to check it: celerytool queues NAME)")
+
+
+def with_delayed(broker, infos, visibility_timeout):
+    """Each queue with the number of tasks bound for it that wait for their ETA (a walk)."""
+    from dataclasses import replace
+
+    from celerytool.model import QueueInfo
+    from celerytool.selection import Selection
+
+    counts: dict[str, int] = {}
+    for task in broker.ops().delayed(None, Selection(), visibility_timeout):
+        if task.queue is not None:
+            counts[task.queue] = counts.get(task.queue, 0) + 1
+    out = [replace(q, delayed=counts.pop(q.name, 0)) for q in infos]
+    # a destination that is not listed (no binding or list yet): shown, so no task is hidden
+    out += [QueueInfo(name=n, messages=0, exists=False, delayed=c) for n, c in sorted(counts.items())]
+    return out

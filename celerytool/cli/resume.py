@@ -13,17 +13,17 @@ from celerytool.cli.steering import steering_options
 @click.command("resume")
 @click.argument("queue", shell_complete=complete_queues)
 @steering_options
-@click.option("--forget", is_flag=True,
+@click.option("--drop-record", is_flag=True,
               help="Remove the pause record even when some of its workers do not answer (gone for good).")
 @with_app
-def command(app, queue, destination, timeout, yes, dry_run, forget):
+def command(app, queue, destination, timeout, yes, dry_run, drop_record):
     """Start again the workers that `pause QUEUE` stopped.
 
     The workers are those of the pause record kept in the broker (whoever
     paused it), or only those given with -d/--destination. Each is asked to
     consume QUEUE again (Celery's add_consumer, with the worker's own
     definition of the queue); the record forgets each worker that said ok
-    and is removed once none is left (or with --forget). Exit 0 when every
+    and is removed once none is left (or with --drop-record). Exit 0 when every
     asked worker said ok, 1 when any answered with an error or not at all
     (they stay in the record: run resume again) or QUEUE is not paused, 69
     when none answered.
@@ -32,7 +32,7 @@ def command(app, queue, destination, timeout, yes, dry_run, forget):
     Examples:
       celerytool resume reports --yes
       celerytool resume reports -d celery@batch1 --yes
-      celerytool resume reports --forget --yes   # a paused worker is gone for good
+      celerytool resume reports --drop-record --yes   # a paused worker is gone for good
     """
     from dataclasses import replace
 
@@ -52,8 +52,8 @@ def command(app, queue, destination, timeout, yes, dry_run, forget):
                  "make them consume it")
         else:
             note(f"the pause record of {queue!r} names no worker; name them with -d"
-                 + ("" if forget else ", or remove the record with --forget"))
-            if forget and not dry_run:
+                 + ("" if drop_record else ", or remove the record with --drop-record"))
+            if drop_record and not dry_run:
                 confirm(yes, f"Remove the pause record of {queue!r}?")
                 broker.save_pause_record(queue, None)
                 return 0
@@ -66,9 +66,9 @@ def command(app, queue, destination, timeout, yes, dry_run, forget):
     if before is not None:
         done = {a.worker for a in acks if a.ok}
         left = tuple(w for w in before.workers if w not in done)
-        if left and not forget:
+        if left and not drop_record:
             broker.save_pause_record(queue, replace(before, workers=left))
-            note(f"{queue!r} stays paused on {', '.join(left)} (run resume again, or --forget)")
+            note(f"{queue!r} stays paused on {', '.join(left)} (run resume again, or --drop-record)")
         else:
             broker.save_pause_record(queue, None)
     return report(app, acks, what, timeout)

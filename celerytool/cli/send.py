@@ -44,6 +44,11 @@ SERIALIZERS = ["json", "pickle", "msgpack", "yaml"]
               help="Longest wait between attempts.")
 @click.option("--visibility-timeout", type=Duration(1), default=3600, show_default=True,
               help="The workers' Redis visibility_timeout, for the far-ETA warning.")
+@click.option("--delayed-delivery/--no-delayed-delivery", default=True, show_default=True,
+              help="RabbitMQ: send a countdown / ETA task through Celery's native delayed delivery "
+                   "(celery_delayed_27) where Celery 5.5+ would (a destination exchange that is not "
+                   "direct and is bound to celery_delayed_delivery); --no-delayed-delivery: the ETA "
+                   "header alone, straight to the queue.")
 @click.option("--dry-run", is_flag=True, help="Print the message that would be published; publish nothing.")
 @click.option("--wait", is_flag=True, help="Wait for the result and exit as `result --wait` does.")
 @timeout_option(None, "With --wait: give up after this long (exit 124).")
@@ -53,7 +58,8 @@ SERIALIZERS = ["json", "pickle", "msgpack", "yaml"]
 def command(app, task, arg, args_json, kwargs_json, kwarg, countdown, eta, expires, queue, exchange,
             routing_key, exchange_type, priority, serializer, compression, protocol, task_id, header,
             time_limit, soft_time_limit, link, link_error, retry, retry_max, retry_interval_start,
-            retry_interval_step, retry_interval_max, visibility_timeout, dry_run, wait, timeout, from_file):
+            retry_interval_step, retry_interval_max, visibility_timeout, delayed_delivery, dry_run, wait, timeout,
+            from_file):
     """Send TASK (a task name) with ARGs, as Celery's send_task would.
 
     Each ARG is a JSON literal when it parses as one (4 is a number, '"4"' a
@@ -92,7 +98,7 @@ def command(app, task, arg, args_json, kwargs_json, kwarg, countdown, eta, expir
                    serializer=serializer, compression=compression, protocol=int(protocol),
                    time_limit=time_limit, soft_time_limit=soft_time_limit, link=tuple(link),
                    link_error=tuple(link_error))
-    sender = Sender(app, policy, visibility_timeout=visibility_timeout)
+    sender = Sender(app, policy, visibility_timeout=visibility_timeout, delayed_delivery=delayed_delivery)
     defaults = sender.defaults(options, header)
     if from_file is not None:
         return sender.send_file(from_file, defaults, dry_run=dry_run)

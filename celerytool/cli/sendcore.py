@@ -29,10 +29,12 @@ _RECORD_FIELDS = frozenset({"task", "args", "kwargs", "options"})
 
 
 class Sender:
-    def __init__(self, app: Any, policy: RetryPolicy, *, visibility_timeout: float) -> None:
+    def __init__(self, app: Any, policy: RetryPolicy, *, visibility_timeout: float,
+                 delayed_delivery: bool = True) -> None:
         self.app = app
         self.policy = policy
         self.visibility_timeout = visibility_timeout
+        self.delayed_delivery = delayed_delivery
         self._broker: Any = None
         self._builder: MessageBuilder | None = None
         self.on_batch: Any = None  # called with the running total after each batch
@@ -89,6 +91,29 @@ class Sender:
                  "and the task can run twice (raise the workers' visibility_timeout, then pass "
                  "--visibility-timeout)")
 
+    def _native_delay(self, spec: TaskSpec, message: Any) -> Any:
+        """On RabbitMQ, a countdown / ETA task routed as Celery 5.5+'s send_task routes it:
+        through native delayed delivery where the destination allows it (see
+        ``brokers.amqp.delayed.native_destination``), else as is, with Celery's warning for a
+        quorum queue behind a direct exchange (its worker holds the task until due)."""
+        if self.broker.kind != "amqp" or (spec.countdown is None and spec.eta is None):
+            return message
+        ahead = spec.countdown if spec.countdown is not None else \
+            (spec.eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+        if ahead <= 0:
+            return message
+        queue = spec.queue or (message.routing_key if message.exchange == "" else None)
+        if not self.delayed_delivery:
+            return message
+        route, why = self.broker.delayed_route(message.exchange, message.routing_key, queue, int(ahead))
+        if route is not None:
+            note(f"through native delayed delivery: exchange {route[0]!r}, due in {int(ahead)} s")
+            return replace(message, exchange=route[0], routing_key=route[1], exchange_type="topic")
+        if queue and self.broker.queue_type(queue) == "quorum":
+            warn(f"{queue!r} is a quorum queue and native delayed delivery does not apply ({why}; Celery "
+                 "warns of a direct exchange too): the worker that receives this task holds it until its ETA")
+        return message
+
     def _publish(self, messages: list[Any]) -> int:
         def on_retry(exc: BrokerUnavailable, wait: float, attempt: int) -> None:
             note(f"{exc.message}; retry {attempt}/{self.policy.max_retries} in {wait:.1f} s")
@@ -100,7 +125,7 @@ class Sender:
         from celerytool.ids import uuid4
 
         template = self.builder.template(spec)
-        message = template.fill(spec.task_id or uuid4(), spec.args, spec.kwargs)
+        message = self._native_delay(spec, template.fill(spec.task_id or uuid4(), spec.args, spec.kwargs))
         sent = describe(message, template)
         if dry_run:  # the exact message is the data: JSON even in table mode
             from celerytool.render import emit_one

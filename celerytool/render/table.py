@@ -159,6 +159,7 @@ KINDS: dict[str, Kind] = {
         Column("by priority", lambda q: _prio(q.priorities) if q.priorities else "", cut_to=11, cut_first=True,
                hide_empty=True),
         Column("unacked", lambda q: _opt(q.unacked), right=True, hide_empty=True),
+        Column("delayed", lambda q: str(q.delayed) if q.delayed else "", right=True, hide_empty=True),
         Column("consumers", lambda q: _opt(q.consumers), right=True, hide_empty=True),
         Column("type", lambda q: _opt(q.type), hide_empty=True),
         Column("leader", lambda q: _opt(q.leader), cut_to=8, hide_empty=True),

@@ -17,7 +17,13 @@ from typing import Any
 from celerytool.brokers.amqp.budget import delivery_count
 from celerytool.brokers.amqp.peek import Peek
 from celerytool.brokers.amqp.properties import from_outgoing, to_message
-from celerytool.brokers.base import BrokerOptions, Capabilities, is_internal_queue, natural_key
+from celerytool.brokers.base import (
+    BrokerOptions,
+    Capabilities,
+    is_delay_queue,
+    is_internal_queue,
+    natural_key,
+)
 from celerytool.clients.amqp import amqp_errors, connect, probe, server_version
 from celerytool.clients.management import ManagementAPI, ManagementError
 from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound
@@ -43,6 +49,7 @@ class AmqpBroker:
         self._confirmed: dict[int, weakref.ref[OutgoingMessage]] = {}
         self._answered = False  # the AMQP port was seen to answer (see _management_rows)
         self._budgets: dict[str, Any] = {}
+        self.delayed_waiting = 0  # messages in the delayed-delivery levels, as the last listing counted
 
     # -- connections ------------------------------------------------------------------
     @cached_property
@@ -129,6 +136,9 @@ class AmqpBroker:
         except ManagementError as exc:
             return self._queues_by_declare(named or ["celery"], exc)
         listed = {str(r.get("name")): r for r in rows}
+        # from the statistics sample: no call more (`queues --delayed` reads them)
+        self.delayed_waiting = sum(int(r.get("messages_ready") or 0) + int(r.get("messages_unacknowledged") or 0)
+                                   for n, r in listed.items() if is_delay_queue(n))
         keep = [n for n in sorted(listed, key=natural_key) if self.options.include_internal or not is_internal_queue(n)
                 or n in named]
         # The API's counts are its last statistics sample (taken every 5 s by default): exact
@@ -147,6 +157,27 @@ class AmqpBroker:
         out = [replace(q, paused=True) if q.name in paused else q for q in out]
         out += [QueueInfo(name=n, messages=0, exists=False) for n in named if n not in listed]
         return out
+
+    # -- native delayed delivery (Celery 5.5+; see delayed.py) -----------------------------
+    def delayed_route(self, exchange: str, routing_key: str, queue: str | None,
+                      seconds: int) -> tuple[tuple[str, str] | None, str]:
+        """``((exchange, routing key), "")`` to send a task due in ``seconds`` as Celery's
+        ``send_task`` would through native delayed delivery, or ``(None, why not)``."""
+        from celerytool.brokers.amqp.delayed import (
+            ENTRY_EXCHANGE,
+            delay_routing_key,
+            native_destination,
+        )
+
+        try:
+            bindings = self._management_rows("bindings")
+            exchanges = self._management_rows("exchanges")
+        except ManagementError as exc:
+            return None, f"management API unavailable ({exc}): cannot tell"
+        key, why = native_destination(bindings, exchanges, exchange, routing_key, queue)
+        if key is None:
+            return None, why
+        return (ENTRY_EXCHANGE, delay_routing_key(seconds, key)), ""
 
     # -- pause records (celerytool pause / resume; see pauses.py) ---------------------------
     def pause_records(self, queues: Iterable[str] | None = None) -> dict[str, PauseRecord]:

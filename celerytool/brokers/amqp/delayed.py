@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from celerytool.brokers.base import DELAY_LEVELS
 from celerytool.model import DelayedTask, Message
@@ -63,3 +64,43 @@ def level_queues() -> list[tuple[int, str]]:
     return [(level, LEVEL_QUEUE.format(level)) for level in range(LEVELS - 1, -1, -1)]
 
 
+
+
+DELIVERY_EXCHANGE = "celery_delayed_delivery"
+ENTRY_EXCHANGE = LEVEL_QUEUE.format(LEVELS - 1)  # celery_delayed_27: where a delayed task is published
+
+
+def delay_routing_key(seconds: int, routing_key: str) -> str:
+    """kombu's ``calculate_routing_key``: the delay's 28 bits, most significant first, then the key."""
+    from kombu.transport.native_delayed_delivery import calculate_routing_key
+
+    return str(calculate_routing_key(seconds, routing_key))
+
+
+def native_destination(bindings: list[dict[str, Any]], exchanges: list[dict[str, Any]], exchange: str,
+                       routing_key: str, queue: str | None) -> tuple[str | None, str]:
+    """Where Celery 5.5+'s ``send_task`` would send a countdown / ETA task through native delayed
+    delivery: ``(routing key to put after the delay bits, "")``, or ``(None, why not)``.
+
+    Celery does so when the destination's exchange is not direct (its app knows the queue's
+    exchange; we read it from the bindings): the task goes to ``celery_delayed_27`` and comes
+    back through ``celery_delayed_delivery``, which must be bound to that exchange (by the
+    worker's ``bind_queue_to_native_delayed_delivery_exchange``)."""
+    types = {str(e.get("name")): str(e.get("type")) for e in exchanges}
+    if DELIVERY_EXCHANGE not in types or ENTRY_EXCHANGE not in types:
+        return None, "no native delayed-delivery topology on this vhost"
+    delivered_to = {str(b.get("destination")) for b in bindings
+                    if b.get("source") == DELIVERY_EXCHANGE and b.get("destination_type") == "exchange"}
+    if exchange:  # --exchange: Celery takes the given exchange and routing key
+        candidates = [(exchange, routing_key)]
+    else:  # a queue through the default exchange: the exchanges the queue is bound from
+        candidates = [(str(b.get("source")), str(b.get("routing_key") or "")) for b in bindings
+                      if b.get("destination") == queue and b.get("destination_type") == "queue"
+                      and b.get("source") not in ("", DELIVERY_EXCHANGE)
+                      and not str(b.get("routing_key") or "").startswith("#")]
+    for name, key in candidates:
+        if types.get(name) not in (None, "direct") and name in delivered_to:
+            return key, ""
+    if any(types.get(name) == "direct" for name, _ in candidates) or not candidates:
+        return None, "direct exchange"
+    return None, "its exchange is not bound to celery_delayed_delivery"
