@@ -293,3 +293,28 @@ class DelayedTask:
                 "kwargs": to_jsonable(self.kwargs), "queue": self.queue, "due": self.due,
                 "left": None if self.left is None else round(self.left, 3), "waits_in": self.waits_in,
                 "delivered_again": self.delivered_again}
+
+
+@dataclass(frozen=True)
+class BeatEntry:
+    """One periodic task of a beat scheduler's store (``beat``)."""
+
+    name: str
+    task: str | None
+    schedule: str  # in words: every 30s, crontab 0 */2 * * * (Europe/Paris), solar ..., clocked ...
+    args: Any = None
+    kwargs: Any = None
+    options: dict[str, Any] = field(default_factory=dict)  # queue, exchange, routing_key, priority, ...
+    enabled: bool | None = None  # None: the store has no such flag (the beat file)
+    last_run_at: str | None = None  # ISO 8601 UTC
+    total_run_count: int | None = None
+    next_due: str | None = None  # ISO 8601 UTC; None when it cannot be told (``note`` says why)
+    note: str | None = None
+    store: str = ""  # redbeat | django | file
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "task": self.task, "schedule": self.schedule,
+                "args": to_jsonable(self.args), "kwargs": to_jsonable(self.kwargs),
+                "options": to_jsonable(self.options), "enabled": self.enabled,
+                "last_run_at": self.last_run_at, "total_run_count": self.total_run_count,
+                "next_due": self.next_due, "note": self.note, "store": self.store}

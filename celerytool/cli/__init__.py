@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("celerytool.cli.summary", "Census of a queue: count, bytes, ETAs per task (or any field)."),
     "doctor": ("celerytool.cli.doctor", "What uses a Celery Redis, what is wrong, and the fix (exit 1 if any)."),
     "delayed": ("celerytool.cli.delayed", "Tasks waiting for their ETA / countdown: where, and when due."),
+    "beat": ("celerytool.cli.beat", "Periodic tasks of a beat schedule (RedBeat, django-celery-beat, file); run/enable/disable."),
     "failures": ("celerytool.cli.failures", "What is failing: failed results grouped by exception or task (exit 1 if any)."),
     "retry": ("celerytool.cli.retry", "Send stored failed tasks again (by id, task, exception, age)."),
     "forget": ("celerytool.cli.forget", "Delete stored results by id, state, task or age."),

@@ -177,11 +177,11 @@ class InertUnpickler(pickle.Unpickler):
         return Opaque("persistent_id", "load", (pid,))
 
 
-def inert_loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+def inert_loads(data: bytes, limits: Limits = DEFAULT_LIMITS, unpickler: type[InertUnpickler] = InertUnpickler) -> Any:
     """Unpickle ``data`` (protocols 0-5) without running any of its code, within ``limits``."""
     try:
         scan_pickle(data, limits)
-        value = InertUnpickler(io.BytesIO(data), limits=limits, encoding="latin1").load()
+        value = unpickler(io.BytesIO(data), limits=limits, encoding="latin1").load()
         check_value(value, limits, "pickle")
         return value
     except DecodeError:

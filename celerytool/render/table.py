@@ -105,6 +105,17 @@ def _outcome(r: Any) -> str:
     return short_repr(r.result, 200)
 
 
+def _seconds_until(iso: str | None) -> float | None:
+    import datetime as dt
+
+    if not iso:
+        return None
+    try:
+        return (dt.datetime.fromisoformat(iso) - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    except ValueError:
+        return None
+
+
 def _left(seconds: Any) -> str:
     """Time until due: '4m05s', '2h03m', 'overdue 12s'."""
     if seconds is None:
@@ -227,6 +238,19 @@ KINDS: dict[str, Kind] = {
                cut_to=8),
         Column("args", lambda d: short_repr(d.args, 200, spaced=True), cut_to=8, cut_first=True),
     ), then_drop=("args", "queue")),
+    "beat": Kind((
+        Column("name", lambda e: e.name, cut_to=12, style="bold"),
+        Column("task", lambda e: _opt(e.task), cut_to=12),
+        Column("schedule", lambda e: e.schedule, cut_to=12),
+        Column("next due (UTC)", lambda e: _short_date(e.next_due) or (e.note or "?")),
+        Column("in", lambda e: _left(_seconds_until(e.next_due)) if e.next_due else "", right=True),
+        Column("last run (UTC)", lambda e: _short_date(e.last_run_at) or "", hide_empty=True),
+        Column("runs", lambda e: _opt(e.total_run_count), right=True, hide_empty=True),
+        Column("enabled", lambda e: "" if e.enabled is None else ("yes" if e.enabled else "NO"), hide_empty=True),
+        Column("args", lambda e: " ".join(short_repr(v, 200, spaced=True) for v in (e.args, e.kwargs) if v),
+               cut_to=8, cut_first=True, hide_empty=True),
+        Column("queue", lambda e: _opt(e.options.get("queue")), cut_to=6, hide_empty=True),
+    ), low_value=("runs", "last run (UTC)"), then_drop=("args", "queue")),
     "retry": Kind((
         Column("id", lambda p: p.old_id, is_id=True),
         Column("new id", lambda p: p.new_id or "(new)", is_id=True),

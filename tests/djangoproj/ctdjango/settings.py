@@ -1,9 +1,10 @@
-"""Django settings: PostgreSQL database CT_DJANGO_DB on 127.0.0.1, results via django-db."""
+"""Django settings: PostgreSQL database CT_DJANGO_DB on 127.0.0.1, results via django-db,
+django-celery-beat's tables for its DatabaseScheduler."""
 
 import os
 
 SECRET_KEY = "celerytool-tests-only"
-INSTALLED_APPS = ["django_celery_results"]
+INSTALLED_APPS = ["django_celery_results", "django_celery_beat"]
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {

@@ -1,0 +1,43 @@
+"""Periodic tasks: the schedule a beat scheduler keeps, read (and on some stores changed)
+without importing the user's app.
+
+Stores: RedBeat (Redis keys, ``redbeat.py``), django-celery-beat (SQL tables, ``django.py``),
+and the default scheduler's ``celerybeat-schedule`` file (a shelve of pickles, read with the
+inert unpickler, ``shelf.py``). ``schedules.py`` turns each store's schedule description into
+words and a next due time with Celery's own schedule classes. ``open_store`` picks the store
+from ``--store``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celerytool.errors import UsageError
+
+
+def open_store(spec: str, *, connect_timeout: float = 5.0, redbeat_prefix: str = "redbeat:",
+               limits: Any = None, timezone: str | None = None) -> Any:
+    """A store for ``spec``: ``redis[s]://`` (RedBeat), ``django-db+URL`` or ``db+URL``
+    (django-celery-beat's tables), or a path (the default scheduler's file)."""
+    from celerytool.codecs.limits import DEFAULT_LIMITS
+
+    limits = limits or DEFAULT_LIMITS
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    if scheme in ("redis", "rediss", "sentinel"):
+        from celerytool.beat.redbeat import RedBeatStore
+        from celerytool.urls import parse_url
+
+        return RedBeatStore(parse_url(spec), redbeat_prefix, connect_timeout, timezone)
+    if scheme.startswith(("django-db+", "db+")):
+        from celerytool.beat.django import DjangoBeatStore
+        from celerytool.urls import parse_url
+
+        url = spec.split("+", 1)[1] if scheme.startswith("django-db+") else spec
+        return DjangoBeatStore(parse_url(url if url.startswith("db+") else "db+" + url), connect_timeout, limits)
+    if scheme:
+        raise UsageError(f"--store takes a redis:// URL (RedBeat), django-db+URL / db+URL "
+                         f"(django-celery-beat) or the path of a celerybeat-schedule file, not {scheme}://")
+    from celerytool.beat.shelf import ShelveStore
+
+    return ShelveStore(os.path.expanduser(spec), limits)

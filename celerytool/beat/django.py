@@ -1,0 +1,144 @@
+"""django-celery-beat's tables (2.x; wire-format section 11), read and changed with SQL.
+
+One query reads every periodic task with its schedule (interval, crontab with its own time
+zone, solar, clocked). ``enable``/``disable`` update ``enabled`` and bump
+``django_celery_beat_periodictasks.last_update`` in the same transaction: a running
+DatabaseScheduler reloads its schedule only when that grows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import replace
+from typing import Any
+
+from celerytool.beat.entries import make_entry
+from celerytool.beat.schedules import Clocked, Cron, Interval, Schedule, Solar, Unknown
+from celerytool.errors import DataError, NotFound
+from celerytool.model import BeatEntry
+from celerytool.urls import BrokerURL
+
+T = "django_celery_beat_"
+PERIODS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1, "microseconds": 1e-6}
+QUERY = f"""
+SELECT t.name, t.task, t.args, t.kwargs, t.queue, t.exchange, t.routing_key, t.priority, t.headers,
+       t.expires, t.expire_seconds, t.one_off, t.enabled, t.last_run_at, t.total_run_count,
+       i.every, i.period,
+       c.minute, c.hour, c.day_of_week, c.day_of_month, c.month_of_year, c.timezone,
+       s.event, s.latitude, s.longitude,
+       k.clocked_time
+FROM {T}periodictask t
+LEFT JOIN {T}intervalschedule i ON t.interval_id = i.id
+LEFT JOIN {T}crontabschedule c ON t.crontab_id = c.id
+LEFT JOIN {T}solarschedule s ON t.solar_id = s.id
+LEFT JOIN {T}clockedschedule k ON t.clocked_id = k.id
+ORDER BY t.name
+"""
+
+
+_EMPTY = {"[]": [], "{}": {}}
+
+
+def _json(text: Any, default: Any) -> Any:
+    if text is None or text == "":
+        return default
+    if text in _EMPTY:  # most rows: no need to parse
+        return type(_EMPTY[text])()
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text  # shown as stored
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)  # Django stores UTC
+
+
+def schedule_of(r: Any) -> Schedule:
+    if r.every is not None and r.period in PERIODS:
+        return Interval(float(r.every) * PERIODS[r.period])
+    if r.minute is not None:
+        return Cron(str(r.minute), str(r.hour), str(r.day_of_week), str(r.day_of_month), str(r.month_of_year),
+                    str(r.timezone) if r.timezone else None)
+    if r.event is not None:
+        try:
+            return Solar(str(r.event), float(r.latitude), float(r.longitude))
+        except (TypeError, ValueError):
+            return Unknown(f"solar {r.event} {r.latitude},{r.longitude}")
+    if r.clocked_time is not None and (when := _aware(r.clocked_time)) is not None:
+        return Clocked(when)
+    return Unknown("none (no interval, crontab, solar or clocked schedule)")
+
+
+class DjangoBeatStore:
+    kind = "django"
+
+    def __init__(self, url: BrokerURL, connect_timeout: float, limits: Any = None) -> None:
+        from celerytool.backends.django import DJANGO_LAYOUT
+        from celerytool.backends.sql import SqlResultBackend
+
+        layout = replace(DJANGO_LAYOUT, what="django-celery-beat database",
+                         missing_hint="run django-celery-beat's migrations (manage.py migrate django_celery_beat)")
+        self.db = SqlResultBackend(url, layout, connect_timeout=connect_timeout, readonly=False)
+        self.url = url
+        self.warnings: list[str] = []
+
+    def describe(self) -> str:
+        return f"django-celery-beat at {self.url.redacted()}"
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _rows(self) -> list[Any]:
+        sa = self.db.sa
+        try:
+            with self.db.errors():
+                return list(self.db.conn.execute(sa.text(QUERY)))
+        except Exception as exc:
+            if "periodictask" in str(exc) and ("exist" in str(exc) or "no such table" in str(exc)):
+                raise DataError(f"no django-celery-beat tables at {self.url.redacted()} "
+                                f"({T}periodictask): run its migrations (manage.py migrate django_celery_beat)") from None
+            raise
+
+    def entries(self, now: dt.datetime | None = None) -> list[BeatEntry]:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        out = []
+        for r in self._rows():
+            options: dict[str, Any] = {k: v for k, v in (("queue", r.queue), ("exchange", r.exchange),
+                                                         ("routing_key", r.routing_key), ("priority", r.priority))
+                                       if v not in (None, "")}
+            if r.expires is not None:
+                options["expires"] = _aware(r.expires).isoformat() if _aware(r.expires) else str(r.expires)
+            elif r.expire_seconds is not None:
+                options["expires"] = r.expire_seconds
+            headers = _json(r.headers, {})
+            if headers:
+                options["headers"] = headers
+            if r.one_off:
+                options["one_off"] = True
+            out.append(make_entry(str(r.name), r.task, schedule_of(r), args=_json(r.args, []),
+                                  kwargs=_json(r.kwargs, {}), options=options, enabled=bool(r.enabled),
+                                  last_run_at=_aware(r.last_run_at), total_run_count=r.total_run_count,
+                                  tz=None, store=self.kind, now=now))
+        return out
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        sa = self.db.sa
+        conn = self.db.conn
+        with self.db.errors():
+            conn.rollback()  # end the listing's transaction: the change is one transaction of its own
+            with conn.begin():
+                done = conn.execute(sa.text(f"UPDATE {T}periodictask SET enabled = :e, date_changed = :now "
+                                            "WHERE name = :n"),
+                                    {"e": enabled, "n": name, "now": dt.datetime.now(dt.timezone.utc)})
+                if done.rowcount == 0:
+                    raise NotFound(f"no periodic task {name!r} in {self.describe()}")
+                now = dt.datetime.now(dt.timezone.utc)
+                bumped = conn.execute(sa.text(f"UPDATE {T}periodictasks SET last_update = :now WHERE ident = 1"),
+                                      {"now": now})
+                if bumped.rowcount == 0:
+                    conn.execute(sa.text(f"INSERT INTO {T}periodictasks (ident, last_update) VALUES (1, :now)"),
+                                 {"now": now})
