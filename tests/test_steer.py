@@ -224,7 +224,7 @@ def test_rate_limit_1_per_s_spaces_the_next_5_tasks_on_that_worker(run, two, tmp
         w5.stop(wait=5)
 
 
-def test_a_changed_time_limit_is_enforced_after_pool_restart_not_before(run, two, tmp_path):
+def test_pool_grow_shrink_and_a_time_limit_enforced_after_pool_restart_not_before(run, two, tmp_path):
     """Celery 5.7 prefork: `time-limit` shows at once in `inspect registered`, but the pool
     applies it only after `pool restart` (docs/live.md says so; this is what the worker does)."""
     import time
@@ -233,6 +233,16 @@ def test_a_changed_time_limit_is_enforced_after_pool_restart_not_before(run, two
                       env={"CT_POOL_RESTARTS": "1"})
     try:
         app, url = two["app"], two["url"]
+        # a prefork worker without --autoscale: pool grow 2 is two more pool processes, shrink takes them back
+        assert _processes(run, url, w6.name) == 1
+        r = run("pool", "grow", "2", "-b", url, "-d", w6.name, "--yes")
+        assert r.exit_code == 0, r
+        wait_for(lambda: _processes(run, url, w6.name) == 3, timeout=15)
+        r = run("workers", "-b", url, "-o", "json")
+        assert {w["name"]: w["concurrency"] for w in r.json()}[w6.name] == 3, r
+        r = run("pool", "shrink", "2", "-b", url, "-d", w6.name, "--yes")
+        assert r.exit_code == 0, r
+        wait_for(lambda: _processes(run, url, w6.name) == 1, timeout=15)
         r = run("time-limit", "worker_tasks.slow", "--soft", "1", "--hard", "2", "-b", url, "-d", w6.name, "--yes")
         assert r.exit_code == 0, r
         start = time.monotonic()
