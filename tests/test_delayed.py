@@ -52,6 +52,13 @@ def test_delayed_on_redis_lists_prefetched_eta_tasks(run, eta_worker):
     assert [row["args"] for row in r.json()] == [[30, 1]]
     table = run("delayed", "-b", eta_worker["url"], "--full-ids")
     assert table.exit_code == 0 and "unacked (delivered again)" in table.stdout
+    # the fast path reads kombu's real entries, with the full decoder's answer (rows above)
+    from celerytool.brokers.redis.unacked import _fast_delayed
+
+    fast = {t.id: t for t in (_fast_delayed(raw, time.time(), time.time(), 3600.0, {}, lambda ex, rk: [rk])
+                              for raw in client.hvals("unacked"))}
+    assert None not in fast and set(fast) == set(asked)
+    assert all(fast[row["id"]].args == row["args"] and fast[row["id"]].due == row["due"] for row in rows)
     r = run("queues", "--delayed", "-b", eta_worker["url"], "-o", "json")
     assert {q["name"]: q["delayed"] for q in r.json()} == {"celery": 2, "later": 1}, r
     r = run("summary", "celery", "--delayed", "-b", eta_worker["url"], "-o", "json")

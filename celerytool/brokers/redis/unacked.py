@@ -7,8 +7,11 @@ Mixed into ``RedisOps``, which provides ``b`` (the RedisBroker) and ``call``.
 
 from __future__ import annotations
 
+import binascii
 import json
+import re
 import time
+from binascii import a2b_base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,20 +95,34 @@ class RedisUnacked:
         kombu's visibility sweep puts back an entry delivered longer ago than the
         visibility timeout: a task due later than delivery + timeout is delivered
         to a worker again before it runs (``delivered_again``: it can run twice).
+        A plain JSON protocol-2 entry is read from its bytes (``_fast_delayed``); any
+        other goes through the full decoder.
         """
         now = time.time()
         out: list[DelayedTask] = []
-        for view in self._unacked_views(queue):
-            m = view.message()
-            due = epoch(m.eta)
-            if due is None or not selection.matches(view):
+        routes: dict[tuple[str, str], list[str]] = {}
+        fast = selection.is_all
+        for tag, score, raw in self._unacked_entries():
+            task = _fast_delayed(raw, now, score, visibility_timeout, routes, self.route) if fast else None
+            if task is None:
+                view = self._view(tag, score, raw, now)
+                m = view.message()
+                due = epoch(m.eta)
+                if due is None or not selection.matches(view):
+                    continue
+                task = DelayedTask(m.id, m.task, m.args, m.kwargs, view.queue, utc_iso(due), due - now, "unacked",
+                                   due - score > visibility_timeout)
+            elif task is _NOT_DELAYED:
                 continue
-            delivered = now - (view.age or 0.0)
-            out.append(DelayedTask(m.id, m.task, m.args, m.kwargs, view.queue, utc_iso(due), due - now, "unacked",
-                                   due - delivered > visibility_timeout))
-            if selection.limit is not None and len(out) >= selection.limit:
-                break
-        return sorted(out, key=lambda d: d.left if d.left is not None else float("inf"))
+            if queue is not None and task.queue != queue and queue not in self._targets(raw, routes):
+                continue
+            out.append(task)
+        out.sort(key=lambda d: d.left if d.left is not None else float("inf"))
+        return out if selection.limit is None else out[:selection.limit]  # the soonest N
+
+    def _targets(self, raw: bytes, routes: dict[tuple[str, str], list[str]]) -> list[str]:
+        ex, rk = _entry_route(raw)
+        return self.route(ex, rk) if ex is not None else []
 
     def unacked_counts(self, most: int = UNACKED_COUNT_MAX) -> dict[str, int] | None:
         """Entries of the ``unacked`` hash by the queue they return to (``metrics``); None when
@@ -138,10 +155,11 @@ class RedisUnacked:
             return contextlib.nullcontext()
         return _Mutex(self, wait)
 
-    def _unacked_views(self, queue: str | None) -> Iterator[EnvelopeView]:
-        """Entries of kombu's ``unacked`` hash, oldest delivery first."""
-        client, now = self.b.client, time.time()
-        index: list[tuple[bytes, float]] = []  # a snapshot: requeue removes entries as it goes
+    def _unacked_entries(self) -> Iterator[tuple[bytes, float, bytes]]:
+        """(delivery tag, delivery time, stored entry) of kombu's ``unacked`` hash, oldest
+        delivery first (a snapshot of ``unacked_index``: requeue removes entries as it goes)."""
+        client = self.b.client
+        index: list[tuple[bytes, float]] = []
         with self.b.errors():
             while True:
                 page = client.zrange(self._key(UNACKED_INDEX), len(index), len(index) + 9999,
@@ -158,19 +176,29 @@ class RedisUnacked:
                 if raw is None:
                     continue
                 seen += 1
-                ex, rk = _entry_route(raw)
-                targets = self.route(ex, rk) if ex is not None else []
-                if queue is not None and queue not in targets:
-                    continue
-                extra = {"delivery_tag": text(tag), "exchange": ex, "routing_key": rk,
-                         "delivered_at": _iso(score), "age": round(now - score, 3), "queues": targets}
-                yield EnvelopeView(raw, targets[0] if targets else None, None,
-                                   self.b.options.limits, age=now - score, extra=extra)
+                yield tag, score, raw
         with self.b.errors():
             total = client.hlen(self._key(UNACKED))
         if total > seen:
             self.b.warnings.append(f"{total - seen} unacked entries have no unacked_index score "
                                    "(not listed; kombu's visibility sweep never restores them)")
+
+    def _view(self, tag: bytes, score: float, raw: bytes, now: float) -> EnvelopeView:
+        ex, rk = _entry_route(raw)
+        targets = self.route(ex, rk) if ex is not None else []
+        extra = {"delivery_tag": text(tag), "exchange": ex, "routing_key": rk,
+                 "delivered_at": _iso(score), "age": round(now - score, 3), "queues": targets}
+        return EnvelopeView(raw, targets[0] if targets else None, None, self.b.options.limits, age=now - score,
+                            extra=extra)
+
+    def _unacked_views(self, queue: str | None) -> Iterator[EnvelopeView]:
+        """Entries of kombu's ``unacked`` hash, oldest delivery first."""
+        now = time.time()
+        for tag, score, raw in self._unacked_entries():
+            view = self._view(tag, score, raw, now)
+            if queue is not None and queue not in (view.extra or {}).get("queues", []):
+                continue
+            yield view
 
     def route(self, exchange: str, routing_key: str) -> list[str]:
         """The queues kombu's restore would push to (its ``_lookup``; see ``routing``)."""
@@ -216,3 +244,46 @@ def _kombu_priority(env: dict[str, Any]) -> int:
         return max(min(int(env["properties"]["priority"]), 9), 0)
     except (TypeError, ValueError, KeyError):
         return 0
+
+
+# A kombu unacked entry holding a plain protocol-2 JSON task: ``[{"body": "<base64>",
+# "content-encoding": "utf-8", "content-type": "application/json", "headers": {"lang": "py",
+# "task": ..., "id": ..., "shadow": ..., "eta": ...`` ... ``}, "<exchange>", "<routing key>"]``
+# (kombu's json.dumps, as ``delayed`` finds it); anything else takes the full decoder.
+_FAST_HEAD = re.compile(
+    rb'\[\{"body": "([A-Za-z0-9+/=]*)", "content-encoding": "utf-8", "content-type": "application/json", '
+    rb'"headers": \{"lang": "py", "task": "([^"\\]*)", "id": "([^"\\]*)", "shadow": (?:null|"[^"\\]*"), '
+    rb'"eta": (?:null|"([^"\\]*)")')
+_NOT_DELAYED: Any = object()
+
+
+def _fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: float,
+                  routes: dict[tuple[str, str], list[str]], route: Any) -> Any:
+    """The ``DelayedTask`` of a plain entry, ``_NOT_DELAYED`` (no eta), or None (decode fully).
+
+    A compressed body is not JSON once base64-decoded: it takes the full decoder too."""
+    head = _FAST_HEAD.match(raw)
+    if head is None:
+        return None
+    eta = head.group(4)
+    if eta is None:
+        return _NOT_DELAYED
+    cut = raw.rfind(b'}, "')
+    tail = raw[cut + 3:-1] if cut > 0 and raw.endswith(b'"]') else b""
+    parts = tail.split(b'", "')
+    if len(parts) != 2 or b"\\" in tail:
+        return None
+    try:
+        due = epoch(eta.decode())
+        body = json.loads(a2b_base64(head.group(1), strict_mode=True).decode())
+        args, kwargs = body[0], body[1]
+        if due is None or not isinstance(args, list) or not isinstance(kwargs, dict):
+            return None
+        key = (parts[0][1:].decode(), parts[1][:-1].decode())
+    except (ValueError, binascii.Error, IndexError, TypeError, KeyError, RecursionError, UnicodeDecodeError):
+        return None
+    targets = routes.get(key)
+    if targets is None:
+        targets = routes[key] = route(*key)
+    return DelayedTask(head.group(3).decode(), head.group(2).decode(), args, kwargs, targets[0] if targets else None,
+                       utc_iso(due), due - now, "unacked", due - delivered > visibility_timeout)
