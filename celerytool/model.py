@@ -128,6 +128,7 @@ class QueueInfo:
     online: tuple[str, ...] = ()  # RabbitMQ quorum queue: the members that answer now
     paused: bool = False  # `celerytool pause` stopped workers consuming it (a pause record exists)
     delayed: int | None = None  # tasks bound for it waiting for their ETA (`queues --delayed`)
+    head_timestamp: float | None = None  # RabbitMQ: the AMQP timestamp of its first message, when it has one
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -140,6 +141,8 @@ class QueueInfo:
             out["paused"] = True
         if self.delayed is not None:
             out["delayed"] = self.delayed
+        if self.head_timestamp is not None:
+            out["head_message_timestamp"] = self.head_timestamp
         if self.counted is not None:
             out["counted"] = self.counted
         if self.unacked is not None:

@@ -3,6 +3,8 @@ unacked entries), checked with prometheus_client's parser and promtool; an unrea
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from metrics_helpers import parse, promtool_check, series, serve, total, value
@@ -110,6 +112,28 @@ def test_serve_survives_an_unreachable_broker_and_recovers(tmp_path):
         if server is not None:
             server.stop()
     assert served.proc.returncode == 0, served.log.read_text()[-2000:]
+
+
+def test_oldest_message_age_from_rabbitmqs_head_message_timestamp(run, amqp_url, pika_channel):
+    """Where the first message carries an AMQP timestamp (a publisher that sets it; Celery does
+    not), its age is a gauge; a queue whose messages have none has no series."""
+    import pika
+
+    sent = int(time.time()) - 120  # published "two minutes ago"
+    for name, props in (("stamped", pika.BasicProperties(timestamp=sent)), ("plain", pika.BasicProperties())):
+        pika_channel.queue_declare(name)
+        pika_channel.basic_publish("", name, b"{}", props)
+
+    def scraped():
+        r = run("metrics", "-b", amqp_url)
+        assert r.exit_code == 0, r
+        s = parse(r.stdout)  # (from the management API's sample: wait for it)
+        return s if value(s, "celery_queue_oldest_message_age_seconds", queue_name="stamped") is not None else None
+
+    s = wait_for(scraped, timeout=30, every=1)
+    age = value(s, "celery_queue_oldest_message_age_seconds", queue_name="stamped")
+    assert 119 <= age <= 160, age
+    assert value(s, "celery_queue_oldest_message_age_seconds", queue_name="plain") is None
 
 
 @pytest.mark.parametrize("bad", [["--serve", "host:notaport"], ["--serve", "70000"],

@@ -17,7 +17,8 @@ from celerytool.urls import BrokerURL, redact_text
 
 DEFAULT_PORT = 15672
 QUEUE_COLUMNS = ("name", "type", "arguments", "durable", "auto_delete", "exclusive",
-                 "messages_ready", "messages_unacknowledged", "consumers", "leader", "members", "online", "node")
+                 "messages_ready", "messages_unacknowledged", "consumers", "leader", "members", "online", "node",
+                 "head_message_timestamp")
 
 
 class ManagementError(Exception):

@@ -140,6 +140,15 @@ class BrokerCollector:
             yield acked
         if any(q.consumers is not None for q in infos):
             yield consumers
+        if any(q.head_timestamp is not None for q in infos):
+            fam = GaugeMetricFamily(f"{p}queue_oldest_message_age_seconds", "Age of the queue's first "
+                                    "message, from its AMQP timestamp (RabbitMQ's head_message_timestamp: "
+                                    "only where publishers set it; Celery does not).", labels=labels)
+            now = time.time()
+            for q in infos:
+                if q.head_timestamp is not None:
+                    fam.add_metric([q.name, *values], max(0.0, now - q.head_timestamp))
+            yield fam
         if delayed is not None:
             fam = GaugeMetricFamily(f"{p}queue_delayed", "Tasks waiting for their ETA / countdown.",
                                     labels=labels)

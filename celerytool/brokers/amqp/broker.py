@@ -208,9 +208,12 @@ class AmqpBroker:
             messages = int(row.get("messages_ready") or 0)
             consumers = int(row.get("consumers") or 0)
             counted = "sample"
+        head = row.get("head_message_timestamp")  # set only when the first message has a timestamp
         return QueueInfo(name=str(row.get("name")), messages=messages, unacked=unacked,
                          consumers=consumers, type=str(row.get("type") or "classic"),
-                         arguments=dict(arguments or {}), counted=counted, **_replicas(row))
+                         arguments=dict(arguments or {}), counted=counted,
+                         head_timestamp=float(head) if type(head) in (int, float) and messages else None,
+                         **_replicas(row))
 
     def _queues_by_declare(self, names: list[str], exc: ManagementError) -> list[QueueInfo]:
         counts = self._passive_counts(names)  # first: if AMQP fails too, its error is the one line
