@@ -61,8 +61,22 @@ def _small(value: Any) -> str:
     return dumps(value)
 
 
+def small_text(value: Any) -> str:
+    """The compact JSON text of a small value (str, int, None, float, bool)."""
+    kind = value.__class__
+    if kind is str:
+        return _quote(value)
+    if value is None:
+        return "null"
+    return _small(value)
+
+
 def record_text(record: Any, end: str = "") -> str:
-    """The compact JSON text of a record, then ``end``: the values of ``dumps(record.to_json())``."""
+    """The compact JSON text of a record, then ``end``: the values of ``dumps(record.to_json())``.
+    A record with a ``json_text()`` method (kept JSON texts) gives its own text when it can."""
+    own = getattr(record, "json_text", None)
+    if own is not None and (text := own()) is not None:
+        return text + end
     texts = getattr(record, "json_texts", None)
     if texts is None or record.error is not None or record.extra or record.redelivered is not None:
         return dumps(record.to_json() if hasattr(record, "to_json") else record) + end

@@ -80,7 +80,7 @@ def decode(raw: bytes, queue: str | None, position: int | None, priority: int | 
             body = decompress(body, str(compression), limits.max_bytes)
         body_text = body.decode("utf-8")
         check_json_size(body_text, limits)
-        found = _task_body(body_text)
+        found = task_body(body_text)
     except _FAILED:
         return None
     if found is None:
@@ -118,7 +118,7 @@ _NO_EMBED = '{"callbacks": null, "errbacks": null, "chain": null, "chord": null}
 _NO_EMBED_TAIL = f", {_NO_EMBED}]"
 
 
-def _task_body(text: str) -> tuple[Any, Any, dict[str, Any], str, str, str] | None:
+def task_body(text: str) -> tuple[Any, Any, dict[str, Any], str, str, str] | None:
     """args, kwargs, embed of a ``[args, kwargs, embed]`` JSON text, and their texts."""
     if (text[:1] != "[" or '"__type__"' in text or "\n" in text or "\r" in text
             or not shallow(text)):

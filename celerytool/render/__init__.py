@@ -91,11 +91,16 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
         out.flush()
         return count
     if fmt == "json":
-        out.write("[")
+        text, batch = json_records.record_text, ["["]
+        append = batch.append
         for record in records:
-            out.write(("\n" if count == 0 else ",\n") + json_records.record_text(record))
+            append(("\n" if count == 0 else ",\n") + text(record))
             count += 1
-        out.write("\n]\n" if count else "]\n")
+            if len(batch) >= NDJSON_BATCH:
+                out.write("".join(batch))
+                batch.clear()
+        append("\n]\n" if count else "]\n")
+        out.write("".join(batch))
         out.flush()
         return count
     if kind in LIVE_KINDS:

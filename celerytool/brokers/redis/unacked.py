@@ -17,6 +17,7 @@ from typing import Any
 
 from celerytool.brokers.base import Control, OpResult
 from celerytool.brokers.redis.routing import BindingTables, text
+from celerytool.codecs.fast_envelope import task_body
 from celerytool.codecs.lazy import EnvelopeView
 from celerytool.errors import CeleryToolError
 from celerytool.model import DelayedTask, Message
@@ -274,16 +275,22 @@ def _fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: 
     if len(parts) != 2 or b"\\" in tail:
         return None
     try:
-        due = epoch(eta.decode())
-        body = json.loads(a2b_base64(head.group(1), strict_mode=True).decode())
-        args, kwargs = body[0], body[1]
+        text = eta.decode()
+        due = epoch(text)
+        if not text.endswith("+00:00"):  # shown in UTC, as utc_iso gives it
+            text = utc_iso(due) if due is not None else text
+        found = task_body(a2b_base64(head.group(1), strict_mode=True).decode())
+        if found is None:
+            return None
+        args, kwargs, _embed, args_text, kwargs_text, _ = found
         if due is None or not isinstance(args, list) or not isinstance(kwargs, dict):
             return None
         key = (parts[0][1:].decode(), parts[1][:-1].decode())
-    except (ValueError, binascii.Error, IndexError, TypeError, KeyError, RecursionError, UnicodeDecodeError):
+    except (ValueError, StopIteration, binascii.Error, IndexError, TypeError, KeyError, RecursionError,
+            UnicodeDecodeError):
         return None
     targets = routes.get(key)
     if targets is None:
         targets = routes[key] = route(*key)
     return DelayedTask(head.group(3).decode(), head.group(2).decode(), args, kwargs, targets[0] if targets else None,
-                       utc_iso(due), due - now, "unacked", due - delivered > visibility_timeout)
+                       text, due - now, "unacked", due - delivered > visibility_timeout, (args_text, kwargs_text))
