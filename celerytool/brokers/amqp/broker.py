@@ -208,7 +208,7 @@ class AmqpBroker:
             messages = int(row.get("messages_ready") or 0)
             consumers = int(row.get("consumers") or 0)
             counted = "sample"
-        head = row.get("head_message_timestamp")  # set only when the first message has a timestamp
+        head: Any = row.get("head_message_timestamp")  # set only when the first message has a timestamp
         return QueueInfo(name=str(row.get("name")), messages=messages, unacked=unacked,
                          consumers=consumers, type=str(row.get("type") or "classic"),
                          arguments=dict(arguments or {}), counted=counted,

@@ -38,7 +38,7 @@ from celerytool.brokers.amqp.consume import Consumer
 from celerytool.clients.management import ManagementError
 
 if TYPE_CHECKING:
-    from celerytool.brokers.amqp.broker import AmqpBroker
+    from celerytool.brokers.amqp.link import AmqpLink
 
 COUNT_HEADER = "x-delivery-count"
 DEFAULT_LIMIT_4 = 20  # RabbitMQ 4.x quorum queues without a limit of their own
@@ -118,7 +118,7 @@ def _int(value: Any) -> int | None:
     return None
 
 
-def _policy_limits(broker: AmqpBroker, queue: str) -> list[int]:
+def _policy_limits(broker: AmqpLink, queue: str) -> list[int]:
     """delivery-limit of every policy and operator policy whose pattern matches ``queue``, now.
 
     The API's per-queue ``effective_policy_definition`` is a statistics sample (a
@@ -148,7 +148,7 @@ def _policy_limits(broker: AmqpBroker, queue: str) -> list[int]:
     return out
 
 
-def read_budget(broker: AmqpBroker, queue: str) -> Budget:
+def read_budget(broker: AmqpLink, queue: str) -> Budget:
     """The queue's type and effective delivery limit (management API) and the broker's version."""
     version = broker.server_version()
     try:

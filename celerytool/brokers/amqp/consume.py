@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from celerytool.brokers.amqp.properties import Delivery
 
 if TYPE_CHECKING:
-    from celerytool.brokers.amqp.broker import AmqpBroker
+    from celerytool.brokers.amqp.link import AmqpLink
 
 MAX_PREFETCH = 65535  # basic.qos prefetch-count is a 16-bit field; 0 means no limit
 IDLE_SECONDS = 1.0  # stop waiting when the broker sends nothing for this long
@@ -38,7 +38,7 @@ def prefetch_for(want: int) -> int:
 
 
 class Consumer:
-    def __init__(self, broker: AmqpBroker, queue: str | None, prefetch: int | None, doing: str,
+    def __init__(self, broker: AmqpLink, queue: str | None, prefetch: int | None, doing: str,
                  arguments: dict[str, Any] | None = None,
                  at_risk: Callable[[Any], bool] | None = None) -> None:
         """``queue`` None: a channel that only publishes (consumes nothing).

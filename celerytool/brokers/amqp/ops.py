@@ -32,11 +32,11 @@ from celerytool.model import Message
 from celerytool.selection import MessageView, Selection
 
 if TYPE_CHECKING:
-    from celerytool.brokers.amqp.broker import AmqpBroker
+    from celerytool.brokers.amqp.link import AmqpLink
 
 
 class AmqpOps:
-    def __init__(self, broker: AmqpBroker) -> None:
+    def __init__(self, broker: AmqpLink) -> None:
         self.b = broker
         # hold the messages that stay unacked (True) or re-publish them (False); None: hold on
         # classic queues only (the benchmark sets it to measure both ways)
@@ -289,7 +289,7 @@ class AmqpOps:
         return result
 
 
-def republish(dest: AmqpBroker, queue: str, deliveries: list[Delivery]) -> None:
+def republish(dest: AmqpLink, queue: str, deliveries: list[Delivery]) -> None:
     """basic.publish each body with its own properties to ``queue`` on another RabbitMQ: confirmed."""
     import pika.exceptions as pex
 

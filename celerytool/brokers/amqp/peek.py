@@ -22,13 +22,13 @@ from celerytool.brokers.amqp.settle import PEEK_SETTLE_SECONDS, wait_until_back
 from celerytool.errors import CeleryToolError
 
 if TYPE_CHECKING:
-    from celerytool.brokers.amqp.broker import AmqpBroker
+    from celerytool.brokers.amqp.link import AmqpLink
 
 
 class Peek:
     """One peek of ``want`` messages of ``queue``; iterate ``deliveries()``, then ``finish()``."""
 
-    def __init__(self, broker: AmqpBroker, queue: str, want: int, ready: int | None = None,
+    def __init__(self, broker: AmqpLink, queue: str, want: int, ready: int | None = None,
                  others: int | None = None) -> None:
         """``ready``, ``others``: the queue's ready count (default ``want``) and consumers at the
         start; the count is awaited at the end when no other consumer may take messages."""

@@ -14,14 +14,14 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from celerytool.brokers.amqp.broker import AmqpBroker
+    from celerytool.brokers.amqp.link import AmqpLink
 
 SETTLE_SECONDS = 30.0  # repairs: at most this long
 PEEK_SETTLE_SECONDS = 10.0  # reads
 OTHERS_GRACE = 0.25  # the queue had other consumers before we began: wait this long at most
 
 
-def wait_until_back(broker: AmqpBroker, queue: str, target: int, seconds: float = SETTLE_SECONDS,
+def wait_until_back(broker: AmqpLink, queue: str, target: int, seconds: float = SETTLE_SECONDS,
                     *, others: int = 0, quiet: bool = False) -> bool:
     """Passive declare until ``queue`` has ``target`` ready messages or more; False (and a warning
     unless ``quiet``) when it does not within ``seconds``.

@@ -54,7 +54,7 @@ from celerytool.errors import BrokerUnavailable, CeleryToolError
 from celerytool.selection import MessageView, Selection
 
 if TYPE_CHECKING:
-    from celerytool.brokers.amqp.broker import AmqpBroker
+    from celerytool.brokers.amqp.link import AmqpLink
 
 BATCH = 500  # deliveries handled (published, acked, counted) together
 WINDOW = 2000  # re-publishing: deliveries unacked at most (a few batches in flight)
@@ -71,7 +71,7 @@ def can_hold(queue_type: str | None, n0: int) -> bool:
 
 
 class Walk:
-    def __init__(self, broker: AmqpBroker, queue: str, n0: int, *, hold: bool,
+    def __init__(self, broker: AmqpLink, queue: str, n0: int, *, hold: bool,
                  move_to: str | None = None, take: Take | None = None) -> None:
         self.b = broker
         self.queue = queue

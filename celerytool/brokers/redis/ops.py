@@ -36,7 +36,7 @@ from celerytool.errors import BrokerUnavailable, Unsupported, UsageError
 from celerytool.selection import Selection
 
 if TYPE_CHECKING:
-    from celerytool.brokers.redis.broker import RedisBroker
+    from celerytool.brokers.redis.link import RedisLink
     from celerytool.model import OutgoingMessage
 
 BATCH = 1000
@@ -50,7 +50,7 @@ Act = Callable[[int, list[bytes]], tuple[str | None, list[bytes]]]
 
 
 class RedisOps(RedisUnacked):
-    def __init__(self, broker: RedisBroker) -> None:
+    def __init__(self, broker: RedisLink) -> None:
         self.b = broker
         self._scripts: dict[str, Any] = {}
         self.tables = broker.binding_tables()

@@ -26,7 +26,7 @@ from celerytool.json_encoder import dumps as _dumps
 from celerytool.model import OutgoingMessage
 
 if TYPE_CHECKING:
-    from celerytool.brokers.redis.broker import RedisBroker
+    from celerytool.brokers.redis.link import RedisLink
 
 BATCH = 2000
 
@@ -106,7 +106,7 @@ def envelope(message: OutgoingMessage, delivery_tag: str, cache: dict[Any, Any] 
 class RedisPublisher:
     """Routes and LPUSHes messages over the broker's one connection."""
 
-    def __init__(self, broker: RedisBroker) -> None:
+    def __init__(self, broker: RedisLink) -> None:
         self.broker = broker
         self.prefix = broker.prefix
         self.sep = broker.sep
