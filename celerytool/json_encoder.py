@@ -22,7 +22,7 @@ def _no_default(obj: Any) -> Any:
 def make_dumps(default: Callable[[Any], Any] | None = None) -> Callable[[Any], str]:
     """A ``dumps(obj)`` equal to ``json.dumps(obj, default=default)``."""
     try:
-        from json.encoder import c_make_encoder
+        from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 
         encoder = c_make_encoder(None, default or _no_default, encode_basestring_ascii, None,
                                  ": ", ", ", False, False, True)

@@ -42,7 +42,7 @@ def _no_constant(name: str) -> Any:
 # (value, end) of the JSON value at an index of a text; raises StopIteration
 # (no value there), ValueError (bad JSON) or NotPlain
 scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(
-    parse_float=_finite_float, parse_constant=_no_constant).scan_once
+    parse_float=_finite_float, parse_constant=_no_constant).scan_once  # type: ignore[attr-defined]
 
 
 def shallow(text: str) -> bool:

@@ -180,7 +180,7 @@ def load_file(path: Path | None = None) -> ProfileFile | None:
     if data is None:
         return None
     try:
-        import tomllib  # type: ignore[import-not-found]
+        import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
     try:

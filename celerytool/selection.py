@@ -11,7 +11,7 @@ import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from celerytool.errors import UsageError
 from celerytool.where import Where, parse_where
@@ -37,7 +37,7 @@ def parse_duration(text: str) -> float:
 
 
 # --- the selection --------------------------------------------------------------------
-class View:
+class View(Protocol):
     """What a selection reads: a message, decoded only as far as needed."""
 
     def task(self) -> str | None: ...  # pragma: no cover

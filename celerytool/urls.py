@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from celerytool.errors import UsageError
@@ -167,8 +168,9 @@ def parse_url(raw: str) -> BrokerURL:
         raise UsageError(f"sentinel:// and other URLs mixed: {_strip_inline_password(raw)}")
     if first.is_sentinel:  # ?master_name=... may end the list, so it sits on the last piece
         query = {k: v for p in parsed for k, v in p.query.items()}
-        first = replace(first, query=query, **{k: next((getattr(p, k) for p in parsed if getattr(p, k)), None)
-                                               for k in ("master_name", "sentinel_password")})
+        named: dict[str, Any] = {k: next((getattr(p, k) for p in parsed if getattr(p, k)), None)
+                                 for k in ("master_name", "sentinel_password")}
+        first = replace(first, query=query, **named)
     return replace(first, alternates=tuple(parsed[1:]))
 
 

@@ -25,6 +25,7 @@ usage error pointing at the spot.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -286,13 +287,11 @@ def _compare(op: str, a: Any, b: Any) -> bool:
     num = (int, float)
     if not ((isinstance(a, num) and isinstance(b, num)) or (isinstance(a, str) and isinstance(b, str))):
         return False
-    if op == "<":
-        return a < b
-    if op == "<=":
-        return a <= b
-    if op == ">":
-        return a > b
-    return a >= b
+    return bool(_ORDER[op](a, b))  # two numbers or two strings
+
+
+_ORDER: dict[str, Callable[[Any, Any], Any]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
+                                                 ">=": operator.ge}
 
 
 def _eq(a: Any, b: Any) -> bool:

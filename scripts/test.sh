@@ -13,6 +13,12 @@ if ! out=$(.venv/bin/lint-imports --no-cache 2>&1); then
 fi
 echo "layer contract: kept ($(printf '%s\n' "$out" | grep -c ' KEPT$') contracts)" >&2
 .venv/bin/ruff check -q celerytool tests benchmarks
+# Types: mypy with the settings of [tool.mypy] (pyproject.toml) must find nothing in celerytool/.
+if ! out=$(.venv/bin/mypy 2>&1); then
+    printf '%s\n' "$out" >&2
+    exit 1
+fi
+echo "types: $(printf '%s\n' "$out" | tail -1)" >&2
 export C_FORCE_ROOT=1
 # Test files run in parallel (pytest-xdist; most of the time goes to waiting for real workers and
 # servers to start); CELERYTOOL_TEST_JOBS=0 runs them one after the other.

@@ -93,7 +93,7 @@ def result_from_meta(task_id: str, raw: bytes, limits: Limits, *, group: bool = 
     status = str(meta.get("status") or "PENDING")
     result = meta.get("result")
     exception = exception_info(result) if status in EXCEPTION_STATES else None
-    extra = {k: meta.get(k) for k in _FIELDS}
+    extra: dict[str, Any] = {k: meta.get(k) for k in _FIELDS}
     return TaskResult(
         id=task_id,
         status=status,
@@ -109,7 +109,7 @@ def result_from_meta(task_id: str, raw: bytes, limits: Limits, *, group: bool = 
 
 def group_result(group_id: str, meta: dict[str, Any]) -> TaskResult:
     """A ``celery-taskset-meta`` value: ``GroupResult.as_tuple()`` under ``result``."""
-    stored = meta.get("result")
+    stored: Any = meta.get("result")
     children: list[str] = []
     try:
         if isinstance(stored, Opaque):  # pickle stores the GroupResult itself: (id, [AsyncResult(id, ...)])

@@ -98,7 +98,7 @@ def _timed_out(exc: Any) -> bool:
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if state in TIMEOUT_SQLSTATES:
         return True
-    args = getattr(orig, "args", ())
+    args: Any = getattr(orig, "args", ())
     return bool(args) and args[0] in TIMEOUT_MYSQL_CODES
 
 
@@ -117,7 +117,7 @@ def _binary_results(dbapi_conn: Any, record: Any) -> None:
     import psycopg
     from psycopg.pq import Format
 
-    class BinaryCursor(psycopg.Cursor):  # type: ignore[type-arg]
+    class BinaryCursor(psycopg.Cursor):
         def __init__(self, connection: Any, *, row_factory: Any = None) -> None:
             super().__init__(connection, row_factory=row_factory)
             self.format = Format.BINARY

@@ -37,7 +37,7 @@ ORDER BY t.name
 """
 
 
-_EMPTY = {"[]": [], "{}": {}}
+_EMPTY: dict[str, list[Any] | dict[str, Any]] = {"[]": [], "{}": {}}
 
 
 def _json(text: Any, default: Any) -> Any:
@@ -111,7 +111,8 @@ class DjangoBeatStore:
                                                          ("routing_key", r.routing_key), ("priority", r.priority))
                                        if v not in (None, "")}
             if r.expires is not None:
-                options["expires"] = _aware(r.expires).isoformat() if _aware(r.expires) else str(r.expires)
+                expires = _aware(r.expires)
+                options["expires"] = expires.isoformat() if expires is not None else str(r.expires)
             elif r.expire_seconds is not None:
                 options["expires"] = r.expire_seconds
             headers = _json(r.headers, {})

@@ -30,7 +30,7 @@ def running(app: Any, label: str, total: int | None, *, dry_run: bool = False) -
     from celerytool.brokers.base import Control
     from celerytool.render.progress import progress
 
-    asked = []
+    asked: list[Any] = []
 
     def on_sigint(signum: int, frame: Any) -> None:
         if asked:

@@ -43,7 +43,11 @@ def _terminate_like_ctrl_c() -> Callable[[], None]:
         previous = signal.signal(signal.SIGTERM, on_term)
     except ValueError:
         return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def flush(session: Any) -> None:

@@ -179,11 +179,10 @@ def _once() -> Any:
 def _once_out(registry: Any, broker: Any, openmetrics: bool) -> int:
     import sys
 
-    if openmetrics:
-        from prometheus_client.openmetrics.exposition import generate_latest
-    else:
-        from prometheus_client import generate_latest
-    sys.stdout.write(generate_latest(registry).decode())
+    from prometheus_client import generate_latest as plain
+    from prometheus_client.openmetrics.exposition import generate_latest as open_metrics
+
+    sys.stdout.write((open_metrics if openmetrics else plain)(registry).decode())
     sys.stdout.flush()
     if broker.last_error:
         from celerytool.errors import BrokerUnavailable
@@ -204,7 +203,7 @@ def _serve(app: Any, registry: Any, broker: Any, events: Any, address: tuple[str
 
     server = Server(wsgi_app(registry, broker.health), *address)
     stop = threading.Event()
-    state = {"up": None}
+    state: dict[str, Any] = {"up": None}
 
     def open_stream() -> Any:
         session = ControlSession(app.broker_url, ControlOptions.of(app.broker_options()))
@@ -231,7 +230,7 @@ def _serve(app: Any, registry: Any, broker: Any, events: Any, address: tuple[str
     previous = signal.signal(signal.SIGTERM, on_term)
     timer = threading.Timer(timeout, stop.set) if timeout else None
     server.start()
-    host, port = server.address
+    host, port = str(server.address[0]), server.address[1]
     shown = f"[{host}]" if ":" in host else host
     note(f"serving http://{shown}:{port}/metrics and /health (Ctrl-C to stop)")
     try:

@@ -92,13 +92,13 @@ def effective(app: Any) -> list[dict[str, Any]]:
         row = {"setting": pkey, "value": masked(value), "source": source}
         out.append(row)
     profile = app.profile
-    for target, key in (("broker", "broker"), ("backend", "backend"), ("sentinel", None)):
+    for target in ("broker", "backend", "sentinel"):
         if target == "sentinel":
             if os.environ.get(SENTINEL_PASSWORD_ENV):
                 out.append({"setting": "sentinel_password", "value": MASK,
                             "source": f"${SENTINEL_PASSWORD_ENV}"})
                 continue
-        elif not app.sources.get(key, "").startswith("profile"):
+        elif not app.sources.get(target, "").startswith("profile"):
             continue
         where = profile.secret_source(target) if profile is not None else None
         if where:

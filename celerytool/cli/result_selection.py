@@ -36,7 +36,7 @@ def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
         kwargs["criteria"] = criteria
         return f(*args, **kwargs)
 
-    opts = [
+    opts: list[Callable[[Any], Any]] = [
         click.argument("ids", nargs=-1, metavar="[ID]..."),
         click.option("--status", "statuses", multiple=True, metavar="S",
                      help="Only these states (repeatable or comma-separated): SUCCESS, FAILURE, ..."),

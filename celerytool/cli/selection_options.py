@@ -34,7 +34,7 @@ def selection_options(limit: bool = True, age: bool = False) -> Callable[[Callab
                 limit=kwargs.pop("sel_limit", None))
             return f(*args, **kwargs)
 
-        opts = [
+        opts: list[Callable[[Any], Any]] = [
             click.option("--task", "sel_task", multiple=True, metavar="GLOB",
                          help="Task name, shell glob (tasks.*); repeatable."),
             click.option("--id", "sel_id", multiple=True, metavar="ID", help="Task id; repeatable."),

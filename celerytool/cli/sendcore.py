@@ -96,10 +96,14 @@ class Sender:
         through native delayed delivery where the destination allows it (see
         ``brokers.amqp.delayed.native_destination``), else as is, with Celery's warning for a
         quorum queue behind a direct exchange (its worker holds the task until due)."""
-        if self.broker.kind != "amqp" or (spec.countdown is None and spec.eta is None):
+        if self.broker.kind != "amqp":
             return message
-        ahead = spec.countdown if spec.countdown is not None else \
-            (spec.eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+        if spec.countdown is not None:
+            ahead = spec.countdown
+        elif spec.eta is not None:
+            ahead = (spec.eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+        else:
+            return message
         if ahead <= 0:
             return message
         queue = spec.queue or (message.routing_key if message.exchange == "" else None)

@@ -96,8 +96,8 @@ class ManagementAPI:
                 reason = f"HTTP {exc.code} {exc.reason}"
             raise ManagementError(reason, reachable=True, status=exc.code) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise ManagementError(redact_text(str(reason)) or type(exc).__name__) from None
+            cause = getattr(exc, "reason", None) or exc
+            raise ManagementError(redact_text(str(cause)) or type(exc).__name__) from None
         if not raw:
             return None
         try:

@@ -78,7 +78,7 @@ def tls_connection_class() -> Any:
     if _TLS_CLASS is None:
         from redis.connection import SSLConnection
 
-        class TLSConnection(SSLConnection):  # type: ignore[misc]
+        class TLSConnection(SSLConnection):
             def __init__(self, *, tls_context: Any, tls_server_hostname: str | None, **kwargs: Any):
                 super().__init__(**kwargs)
                 self.tls_context = tls_context

@@ -73,8 +73,8 @@ def _zlib(data: bytes, limit: int) -> bytes:
 def _stream(module: str, name: str) -> Callable[[bytes, int], bytes]:
     def run(data: bytes, limit: int) -> bytes:
         d = getattr(importlib.import_module(module), name)()  # imported on first use
-        out = d.decompress(data, max_length=limit + 1)  # type: ignore[attr-defined]
-        return _checked(out, limit, d.eof)  # type: ignore[attr-defined]
+        out = d.decompress(data, max_length=limit + 1)
+        return _checked(out, limit, d.eof)
 
     return run
 
@@ -94,7 +94,7 @@ def _zstd(data: bytes, limit: int) -> bytes:
         from compression import zstd  # type: ignore[import-not-found]
     except ImportError:
         try:
-            from backports import zstd  # type: ignore[import-not-found,no-redef]
+            from backports import zstd
         except ImportError:
             raise DecodeError("zstd compression needs the 'backports.zstd' package") from None
     d = zstd.ZstdDecompressor()

@@ -91,7 +91,8 @@ def sane_event(event: Any) -> tuple[dict[str, Any] | None, str]:
         del clean["clock"]
     for key, low, high in (("timestamp", 0, MAX_TIMESTAMP), ("utcoffset", -24, 24)):
         value = clean.get(key)
-        if key in clean and not (type(value) in (int, float) and low <= value <= high):
+        if key in clean and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                 and low <= value <= high):
             if key == "timestamp":
                 clean[key] = time.time()
             else:

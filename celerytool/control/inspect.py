@@ -108,7 +108,9 @@ def inspect(session: ControlSession, what: str, destination: list[str] | None,
 def said_wrong_shapes(session: ControlSession, command: str, replies: dict[str, Any]) -> dict[str, Any]:
     """Each reply that is not of the type ``command`` answers with, said in the session's warnings."""
     want = SHAPES.get(command)
-    for worker, reply in replies.items() if want else ():
+    if want is None:
+        return replies
+    for worker, reply in replies.items():
         if not isinstance(reply, want):
             what = "a list" if want is list else "an object"
             session.warnings.append(f"{worker} answered {command} with a {type(reply).__name__}, "

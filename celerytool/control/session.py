@@ -133,10 +133,10 @@ class ControlSession:
         if self.url.is_sentinel:  # kombu's sentinel transport keeps its own TLS handling
             return {}
 
-        class Channel(kombu_redis.Channel):  # type: ignore[misc]
+        class Channel(kombu_redis.Channel):
             connection_class_ssl = tls_connection_class()
 
-        class Transport(kombu_redis.Transport):  # type: ignore[misc]
+        class Transport(kombu_redis.Transport):
             pass
 
         Transport.Channel = Channel

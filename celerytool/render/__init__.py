@@ -79,7 +79,8 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     count = 0
     if fmt == "ndjson":
         # lines go out in small batches: one write per line costs ~10% of peek --all
-        text, batch = json_records.record_text, []
+        text = json_records.record_text
+        batch: list[str] = []
         append = batch.append
         for record in records:
             append(text(record, "\n"))
@@ -91,16 +92,17 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
         out.flush()
         return count
     if fmt == "json":
-        text, batch = json_records.record_text, ["["]
-        append = batch.append
+        text = json_records.record_text
+        parts: list[str] = ["["]
+        append = parts.append
         for record in records:
             append(("\n" if count == 0 else ",\n") + text(record))
             count += 1
-            if len(batch) >= NDJSON_BATCH:
-                out.write("".join(batch))
-                batch.clear()
+            if len(parts) >= NDJSON_BATCH:
+                out.write("".join(parts))
+                parts.clear()
         append("\n]\n" if count else "]\n")
-        out.write("".join(batch))
+        out.write("".join(parts))
         out.flush()
         return count
     if kind in LIVE_KINDS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 
@@ -78,7 +79,11 @@ def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
     from celerytool.render.table import Column, Kind, chunk_text, terminal_width
 
     right = {"keys", "no ttl"}
-    kind = Kind(tuple(Column(name, lambda r, name=name: r[name], right=name in right, cut_to=12 if name == "class" else 0,
+    kind = Kind(tuple(Column(name, _cell(name), right=name in right, cut_to=12 if name == "class" else 0,
                              style="bold" if name == "class" else "", hide_empty=name == "oldest date_done")
                       for name in rows[0]), low_value=("oldest date_done",))
     out.write(chunk_text(rows, kind, terminal_width(out), styled=colours(out)))
+
+
+def _cell(name: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda r: r[name]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from celerytool.render.escape import printable
@@ -40,8 +40,8 @@ def write_values(rows: list[Any], out: TextIO) -> int:
         return 0
     if all(not isinstance(v, (dict, list)) for d in data for v in d.values()):
         keys = list(dict.fromkeys(k for d in data for k in d))
-        kind = Kind(tuple(Column(printable(k), (lambda d, k=k: "" if d.get(k) is None else str(d[k])), cut_to=8,
-                                 cut_first=k not in ("worker", "id", "task")) for k in keys))
+        kind = Kind(tuple(Column(printable(k), _cell(k), cut_to=8, cut_first=k not in ("worker", "id", "task"))
+                          for k in keys))
         out.write(chunk_text(data, kind, terminal_width(out), full_ids=True, styled=colours(out)))
         out.flush()
         return len(data)
@@ -108,3 +108,8 @@ class EventWriter:
         if self.fmt == "json":
             self.out.write("\n]\n" if self.count else "]\n")
         self.out.flush()
+
+
+def _cell(key: str) -> Callable[[dict[str, Any]], str]:
+    """A row's value of ``key`` as text (empty when missing or null)."""
+    return lambda d: "" if d.get(key) is None else str(d[key])

@@ -361,7 +361,8 @@ def write_table(records: Iterable[Any], kind: str, out: TextIO, *, full_ids: boo
         return write_records(records, kind, out)
     width = width or terminal_width(out)
     styled = colours(out)
-    count, chunk, started = 0, [], 0.0
+    count, started = 0, 0.0
+    chunk: list[Any] = []
     for record in records:
         if not chunk:
             started = time.monotonic()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 BARS = "▁▂▃▄▅▆▇█"
 
@@ -64,9 +64,10 @@ def screen(snap: Any, *, hint: str = "q or Ctrl-C quits", listening: bool = True
 
     workers = Table(title="workers", title_justify="left", title_style="bold", box=None,
                     header_style="bold dim", expand=True)
-    for name, justify in (("worker", "left"), ("status", "left"), ("active", "right"),
-                          ("tasks/s", "right"), ("from", "left"), ("processed", "right"),
-                          ("concurrency", "right"), ("queues", "left")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("worker", "left"), ("status", "left"), ("active", "right"), ("tasks/s", "right"), ("from", "left"),
+        ("processed", "right"), ("concurrency", "right"), ("queues", "left"))
+    for name, justify in columns:
         workers.add_column(name, justify=justify, no_wrap=name == "worker")
     for w in snap.workers:
         workers.add_row(t(w.name), t(w.status, "green" if w.status == "online" else "red"),

@@ -174,7 +174,8 @@ class Template:
             headers, body = message.headers, message.body
             self.last_times = (_field(message, "eta"), _field(message, "expires"))
         elif spec.protocol == 2:
-            headers = EncodedHeaders(self.headers) if self.json_parts else dict(self.headers)
+            encoded = EncodedHeaders(self.headers) if self.json_parts else None
+            headers = encoded if encoded is not None else dict(self.headers)
             headers["id"] = headers["root_id"] = task_id
             argsrepr = headers["argsrepr"] = self._repr(args, self.repr_max[0])
             kwargsrepr = headers["kwargsrepr"] = self._repr(kwargs, self.repr_max[1])
@@ -191,7 +192,8 @@ class Template:
                 text = "".join(pieces)
                 if extra:  # new keys go at the end of the object
                     text = text[:-1] + ", " + json.dumps(extra)[1:]
-                headers.json_text = text
+                if encoded is not None:
+                    encoded.json_text = text
         else:
             headers = {}
             body = dict(self.body)
@@ -204,6 +206,7 @@ class Template:
             headers.update(extra)
         if spec.headers:
             headers.update(spec.headers)
+        data: str | bytes
         if self.json_encode is not None:
             content_type, content_encoding = "application/json", "utf-8"
             if self.embed_json is not None:  # json.dumps((args, kwargs, embed)), embed encoded once
@@ -268,10 +271,11 @@ class Template:
         return saferepr(value, maxsize, maxlevels=self.repr_max[2])
 
 
-class EncodedHeaders(dict):
+class EncodedHeaders(dict[str, Any]):
     """Headers that also carry their own ``json.dumps`` text (see ``Template._json_parts``)."""
 
     __slots__ = ("json_text",)
+    json_text: str
 
 
 _ID_OK = frozenset("0123456789abcdefABCDEF-")

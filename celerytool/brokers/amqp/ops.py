@@ -240,14 +240,14 @@ class AmqpOps:
                     if hit:
                         result.matched += 1
                         if control.on_match or sink is not None:
-                            m = m or to_message(queue, position, d, limits)
-                        if control.on_match:
-                            control.on_match(m)
-                        if sink is not None:
-                            chunk.append(self.record(queue, d, m))
-                            if len(chunk) >= BATCH:
-                                sink(chunk)
-                                chunk = []
+                            full = m or to_message(queue, position, d, limits)
+                            if control.on_match:
+                                control.on_match(full)
+                            if sink is not None:
+                                chunk.append(self.record(queue, d, full))
+                                if len(chunk) >= BATCH:
+                                    sink(chunk)
+                                    chunk = []
                     control.tick(1)
                 if sink is not None and chunk:
                     sink(chunk)

@@ -12,7 +12,7 @@ and nothing is returned (streams refuse nack).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from celerytool.brokers.amqp.budget import give_back
@@ -51,7 +51,7 @@ class Peek:
     def delivered(self) -> int:
         return self.consumer.delivered
 
-    def deliveries(self) -> Iterator[Delivery]:
+    def deliveries(self) -> Generator[Delivery, None, None]:
         yield from self.consumer.deliveries(self.want)
         if self.delivered == 0 and self._is_stream():
             self.stream = True

@@ -8,6 +8,7 @@ brokers/transfer.py; ``from_record``), or published (``from_outgoing``).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from celerytool.brokers.base import AMQP_CONTENT_PROPERTIES, AMQP_OTHER_PROPERTIES
@@ -157,7 +158,7 @@ def _death(d: dict[str, Any]) -> dict[str, Any]:
         "queue": _text(d.get("queue")),
         "reason": _text(d.get("reason")),
         "count": count if isinstance(count, int) else None,
-        "time": when.isoformat() if hasattr(when, "isoformat") else _text(when),
+        "time": when.isoformat() if isinstance(when, (dt.datetime, dt.date)) else _text(when),
         "exchange": _text(d.get("exchange")),
         "routing_keys": [_text(k) for k in keys] if isinstance(keys, list) else [],
     }
