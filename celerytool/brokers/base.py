@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
+from celerytool.kombu_layout import DEFAULT_PRIORITY_STEPS, DEFAULT_SEP, is_plumbing
 from celerytool.model import Binding, Message, OutgoingMessage, PauseRecord, QueueInfo
 from celerytool.selection import Selection
-
-DEFAULT_SEP = "\x06\x16"
-DEFAULT_PRIORITY_STEPS = (0, 3, 6, 9)
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ PAUSE_RECORDS = "celerytool.paused"  # Redis: a hash, queue -> record; RabbitMQ:
 def is_internal_queue(name: str) -> bool:
     """Celery's own plumbing (remote-control, event and delayed-delivery queues) and ours
     (the pause records on RabbitMQ)."""
-    return (name.endswith(".pidbox") or name.startswith("celeryev.") or is_delay_queue(name)
+    return (is_plumbing(name) or is_delay_queue(name)
             or name.startswith(PAUSE_RECORDS + "."))
 
 

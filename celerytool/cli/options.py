@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from celerytool.kombu_layout import DEFAULT_SEP_SHOWN
+
 DEFAULT_BROKER = "redis://localhost:6379/0"
 OUTPUTS = ("table", "json", "ndjson")
 
@@ -53,7 +55,7 @@ def _separator(value: str) -> str:
     try:
         return value.encode("latin-1", "backslashreplace").decode("unicode_escape")
     except UnicodeDecodeError as exc:
-        raise click.BadParameter(f"bad escape in '{value}': {exc.reason} (e.g. \\x06\\x16)") from None
+        raise click.BadParameter(f"bad escape in '{value}': {exc.reason} (e.g. {DEFAULT_SEP_SHOWN})") from None
 
 
 class Converted(click.ParamType):
@@ -200,7 +202,7 @@ SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-o", "--output"), dict(type=click.Choice(OUTPUTS), help="Output format [default: table].")),
     (("--keyprefix", "global_keyprefix"), dict(metavar="PREFIX", help="kombu Redis transport option global_keyprefix.")),
     (("--priority-steps",), dict(type=Converted("steps", _steps), metavar="0,3,6,9", help="kombu Redis priority_steps.")),
-    (("--sep",), dict(type=Converted("sep", _separator), metavar="SEP", help="kombu Redis separator for priority lists and bindings [default \\x06\\x16].")),
+    (("--sep",), dict(type=Converted("sep", _separator), metavar="SEP", help=f"kombu Redis separator for priority lists and bindings [default {DEFAULT_SEP_SHOWN}].")),
     (("--max-size",), dict(type=Converted("size", _size), metavar="SIZE", help="Largest body to decode or decompress [default 64M].")),
     (("--connect-timeout",), dict(type=Duration(0.1, 600), help="How long to wait for the broker or backend to connect and answer [default 5s; 100ms .. 10m].")),
     (("--management-url",), dict(metavar="URL", help="RabbitMQ management API [default http://<host>:15672 (AMQP port + 10000 off 5672) with the broker's credentials].")),

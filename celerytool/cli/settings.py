@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from celerytool.errors import UsageError
+from celerytool.kombu_layout import DEFAULT_SEP_SHOWN
 
 DEFAULTS = {
     "broker": "redis://localhost:6379/0",
@@ -24,7 +25,7 @@ DEFAULTS = {
     "output": "table",
     "global_keyprefix": "(none)",
     "priority_steps": "0,3,6,9",
-    "sep": "\\x06\\x16",
+    "sep": DEFAULT_SEP_SHOWN,
     "max_size": "64M",
     "connect_timeout": "5",
     "management_url": "http://<broker host>:15672",

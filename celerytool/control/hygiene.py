@@ -13,6 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from celerytool.kombu_layout import (
+    BINDING_DEADLINES,
+    BINDING_PERMANENT_PREFIX,
+    binding_key,
+    priority_key,
+)
+
 
 def drop_redis_queue(client: Any, options: Any, exchange: str | None, queue: str) -> None:
     """SREM ``queue``'s rows from ``exchange``'s binding sets (when given); DEL its lists.
@@ -21,8 +28,8 @@ def drop_redis_queue(client: Any, options: Any, exchange: str | None, queue: str
     """
     prefix, sep = options.global_keyprefix, options.sep
     if exchange is not None:
-        table = f"{prefix}_kombu.binding.{exchange}"
-        permanent = f"{prefix}_kombu.binding_permanent.{exchange}"
+        table = binding_key(exchange, prefix)
+        permanent = f"{prefix}{BINDING_PERMANENT_PREFIX}{exchange}"
         wanted = queue.encode()
         for key in (table, permanent):
             rows = [r for r in client.smembers(key) if r.split(sep.encode("latin-1"))[-1] == wanted]
@@ -30,6 +37,7 @@ def drop_redis_queue(client: Any, options: Any, exchange: str | None, queue: str
                 client.srem(key, *rows)
         if not client.exists(table):
             # kombu's sweep would drop this deadline later; the table it guards is gone
-            client.zrem(f"{prefix}_kombu.binding_deadlines", exchange)
-    lists = [f"{prefix}{queue}"] + [f"{prefix}{queue}{sep}{step}" for step in options.priority_steps if step]
+            client.zrem(prefix + BINDING_DEADLINES, exchange)
+    lists = [priority_key(queue, 0, sep, prefix)] + [priority_key(queue, step, sep, prefix)
+                                                     for step in options.priority_steps if step]
     client.delete(*lists)

@@ -23,11 +23,15 @@ from typing import Any
 
 from celerytool.control.replies import ACCEPT
 from celerytool.errors import BrokerUnavailable, CeleryToolError
+from celerytool.kombu_layout import (
+    DEFAULT_PRIORITY_STEPS,
+    DEFAULT_SEP,
+    PIDBOX_EXCHANGE,
+    PIDBOX_SUFFIX,
+    REPLY_EXCHANGE,
+    binding_key,
+)
 from celerytool.urls import BrokerURL
-
-NAMESPACE = "celery"  # Celery's control_exchange default
-PIDBOX_SUFFIX = f".{NAMESPACE}.pidbox"
-REPLY_EXCHANGE = f"reply.{NAMESPACE}.pidbox"
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,8 @@ class ControlOptions:
     """The broker options the live commands need (kombu's Redis layout, timeouts, the API)."""
 
     global_keyprefix: str = ""
-    sep: str = "\x06\x16"
-    priority_steps: tuple[int, ...] = (0, 3, 6, 9)
+    sep: str = DEFAULT_SEP
+    priority_steps: tuple[int, ...] = DEFAULT_PRIORITY_STEPS
     connect_timeout: float = 5.0
     management_url: str | None = None
 
@@ -193,7 +197,7 @@ class ControlSession:
             from celerytool.clients.redispy import redis_errors
 
             with redis_errors(self.url, "Redis broker"):
-                rows = self.redis.smembers(self.rkey(f"_kombu.binding.{NAMESPACE}.pidbox"))
+                rows = self.redis.smembers(self.rkey(binding_key(PIDBOX_EXCHANGE)))
             sep = self.options.sep.encode("latin-1")
             names = set()
             for row in rows:

@@ -15,9 +15,9 @@ from typing import Any
 
 from celerytool.brokers.redis.routing import BINDING_PERMANENT_PREFIX, BINDING_PREFIX
 from celerytool.brokers.redis.unacked import UNACKED_INDEX, UNACKED_MUTEX
-from celerytool.control.session import NAMESPACE, PIDBOX_SUFFIX
 from celerytool.errors import UsageError
 from celerytool.housekeeping.keys import REPLY_EXCHANGE, REPLY_SUFFIX
+from celerytool.kombu_layout import PIDBOX_EXCHANGE, PIDBOX_SUFFIX
 
 FIXES = ("results-without-ttl", "reply-lists", "orphan-bindings", "silent-workers", "stale-unacked",
          "stuck-mutex")
@@ -120,7 +120,7 @@ def apply_fix(name: str, broker: Any, *, dry_run: bool, idle: float, visibility_
 def _fix_silent(b: Any, client: Any, names: list[str], dry_run: bool) -> dict[str, Any]:
     """Remove the control-exchange binding rows of workers that answered no ping (asked again
     just now): a worker that comes back binds again when it restarts."""
-    table = _k(b, f"{BINDING_PREFIX}{NAMESPACE}.pidbox")
+    table = _k(b, BINDING_PREFIX + PIDBOX_EXCHANGE)
     wanted = {n + PIDBOX_SUFFIX for n in names}
     with b.read_errors():
         rows = [m for m in client.execute("SMEMBERS", table) if _queue_of(b, m) in wanted]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from celerytool import kombu_layout
 from celerytool.backends.redis import GROUP_PREFIX, TASK_PREFIX
 from celerytool.brokers.redis.unacked import UNACKED, UNACKED_INDEX, UNACKED_MUTEX
 
@@ -12,11 +13,11 @@ TASK_META = TASK_PREFIX.encode()
 GROUP_META = GROUP_PREFIX.encode()
 CHORD_UNLOCK = b"chord-unlock-"
 CHORD_SUFFIXES = (b".j", b".t", b".s", b".d", b".c")
-BINDING = b"_kombu.binding"
-REPLY_SUFFIX = b".reply.celery.pidbox"
-REPLY_EXCHANGE = "reply.celery.pidbox"
+BINDING = kombu_layout.BINDING_PREFIX.rstrip(".").encode()  # also _kombu.binding_permanent.* / _deadlines
+REPLY_SUFFIX = kombu_layout.REPLY_SUFFIX.encode()
+REPLY_EXCHANGE = kombu_layout.REPLY_EXCHANGE
 PIDBOX_SUFFIX = b".pidbox"
-EVENT_PREFIX = b"celeryev."
+EVENT_PREFIX = kombu_layout.EVENT_PREFIX.encode()
 UNACKED_KEYS = {name.encode(): name for name in (UNACKED, UNACKED_INDEX, UNACKED_MUTEX)}
 
 # class name -> what it is (the order is the order of the report)
@@ -44,7 +45,7 @@ class KeyLayout:
 
     prefix: bytes = b""  # kombu global_keyprefix (broker)
     result_prefix: bytes = b""  # Celery result backend global_keyprefix (with its separator)
-    sep: bytes = b"\x06\x16"
+    sep: bytes = kombu_layout.DEFAULT_SEP.encode("latin-1")
     steps: tuple[int, ...] = (0, 3, 6, 9)
 
     def split_priority(self, name: bytes) -> tuple[bytes, int]:

@@ -23,10 +23,15 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-BINDING_PREFIX = "_kombu.binding."
-BINDING_PERMANENT_PREFIX = "_kombu.binding_permanent."
+from celerytool.kombu_layout import (  # noqa: F401  (re-exported: the Redis package's names)
+    BINDING_PERMANENT_PREFIX,
+    BINDING_PREFIX,
+    EVENT_EXCHANGE,
+    PIDBOX_EXCHANGE,
+)
+
 # Celery declares these as fanout on Redis (remote control; events are forced to fanout).
-FANOUT_EXCHANGES = frozenset({"celery.pidbox", "celeryev"})
+FANOUT_EXCHANGES = frozenset({PIDBOX_EXCHANGE, EVENT_EXCHANGE})
 EXCHANGE_TYPES = ("direct", "topic", "fanout")
 
 
