@@ -11,6 +11,8 @@ import sys
 import time
 import zlib
 
+from timing import within
+
 from services import free_port
 
 
@@ -33,7 +35,7 @@ def test_unreachable_broker_exits_69_quickly_with_one_line():
     start = time.monotonic()
     p = cli("queues", "-b", f"redis://:hunter2@127.0.0.1:{port}/0")
     assert p.returncode == 69
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < within(10)
     assert p.stdout == ""
     assert len(p.stderr.strip().splitlines()) == 1
     assert "Traceback" not in p.stderr and "hunter2" not in p.stderr
@@ -85,7 +87,7 @@ def test_silent_peer_times_out_with_69():
         start = time.monotonic()
         p = cli("queues", "-b", f"redis://127.0.0.1:{port}/0", "--connect-timeout", "1")
         assert p.returncode == 69, p.stderr
-        assert time.monotonic() - start < 20
+        assert time.monotonic() - start < within(20)
         assert "Traceback" not in p.stderr
     finally:
         srv.close()

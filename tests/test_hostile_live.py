@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from timing import within
 
 from services import start_redis, wait_for
 
@@ -163,7 +164,7 @@ def test_hostile_worker_replies_fail_alone(server, good_worker, mode):
             start = time.monotonic()
             proc = cli_process(*args, "-b", url)
             out, err = proc.communicate(timeout=60)
-            assert time.monotonic() - start < 30, (args, "took too long")
+            assert time.monotonic() - start < within(30), (args, "took too long")
             assert proc.returncode in (0, 1) and "Traceback" not in err and "internal error" not in err, (
                 args, proc.returncode, err)
             if args[0] == "workers" or args[1] == "stats":

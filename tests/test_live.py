@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from timing import within
 
 from conftest import make_app
 from services import start_redis, wait_for
@@ -86,7 +87,7 @@ def test_workers_is_fast_when_everyone_answered(run, live):
     start = time.monotonic()
     r = run("workers", "-b", live["url"], "--timeout", "5", "-o", "json")
     assert r.exit_code == 0, r
-    assert time.monotonic() - start < 2.5, "waited for the timeout although both workers answered"
+    assert time.monotonic() - start < within(2.5), "waited for the timeout although both workers answered"
 
 
 def test_wait_for_more_workers_than_exist_fails_after_timeout(run, live, keys):
@@ -95,7 +96,7 @@ def test_wait_for_more_workers_than_exist_fails_after_timeout(run, live, keys):
     r = run("workers", "-b", live["url"], "--wait-for", "3", "--timeout", "3", "-o", "json")
     elapsed = time.monotonic() - start
     assert r.exit_code == 1, r
-    assert 2.5 <= elapsed < 5, elapsed
+    assert 2.5 <= elapsed < within(5), elapsed
     assert "2 of 3" in r.stderr
     assert_clean(before, keys())
 
@@ -111,7 +112,7 @@ def test_no_worker_at_all_exits_1_without_hanging(run, live):
     start = time.monotonic()
     r = run("workers", "-b", empty, "--timeout", "1")
     assert r.exit_code == 1, r
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < within(3)
     assert "no worker answered" in r.stderr
 
 
@@ -163,7 +164,7 @@ def test_inspect_unknown_destination_exits_1(run, live):
     start = time.monotonic()
     r = run("inspect", "active", "-b", live["url"], "-d", "nobody@nowhere", "--timeout", "1")
     assert r.exit_code == 1, r
-    assert "nobody@nowhere" in r.stderr and time.monotonic() - start < 3
+    assert "nobody@nowhere" in r.stderr and time.monotonic() - start < within(3)
 
 
 def _json_lines(text):
@@ -348,7 +349,7 @@ def test_events_timeout_is_124(run, live, keys):
     start = time.monotonic()
     r = run("events", "-b", live["url"], "--type", "task-rejected", "--timeout", "1", "-o", "ndjson")
     assert r.exit_code == 124, r
-    assert time.monotonic() - start < 4
+    assert time.monotonic() - start < within(4)
     assert_clean(before, keys())
 
 
@@ -520,7 +521,7 @@ def test_a_killed_worker_is_named_silent(run, live, tmp_path):
         status = {w["name"]: w["status"] for w in r.json()}
         assert status == {live["a"].name: "online", live["b"].name: "online", ghost.name: "silent"}
         assert ghost.name in r.stderr and "probably dead" in r.stderr
-        assert 0.9 <= elapsed < 3.5, elapsed  # waited for the ghost, up to the timeout only
+        assert 0.9 <= elapsed < within(3.5), elapsed  # waited for the ghost, up to the timeout only
         r = run("revoke", "nothing-" + uuid.uuid4().hex, "-b", live["url"], "-y", "-o", "json")
         assert sorted(r.json()["acknowledged_by"]) == sorted([live["a"].name, live["b"].name])
         assert [x["worker"] for x in r.json()["replies"] if not x["ok"]] == [ghost.name]

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import redis
+from timing import within
 
 from conftest import clean_db_url, make_app
 from services import free_port, start_redis, wait_for
@@ -161,8 +162,8 @@ def test_json_output_fields(run, url2):
     assert out["task"] == "t" and out["queue"] == "celery"
     eta = dt.datetime.fromisoformat(out["eta"])
     expires = dt.datetime.fromisoformat(out["expires"])
-    assert 55 < (eta - dt.datetime.now(UTC)).total_seconds() <= 60
-    assert 115 < (expires - dt.datetime.now(UTC)).total_seconds() <= 120
+    assert 60 - within(5) < (eta - dt.datetime.now(UTC)).total_seconds() <= 60
+    assert 120 - within(5) < (expires - dt.datetime.now(UTC)).total_seconds() <= 120
 
 
 def test_naive_eta_is_utc_and_said(run, url2):
@@ -237,7 +238,7 @@ def test_unreachable_broker_exit_69(run):
     assert r.exit_code == 69, r
     assert "gave up after 3 retries" in r.stderr
     assert r.stderr.count("retry ") == 3
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < within(10)
     r = run("send", "t", "--no-retry", "-b", f"redis://127.0.0.1:{port}/0")
     assert r.exit_code == 69 and "retry" not in r.stderr, r
 

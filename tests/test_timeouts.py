@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from timing import within
 
 from services import RABBIT_HOST
 
@@ -66,7 +67,7 @@ def test_redis_commands_give_up_within_the_connect_timeout(silent_port, command,
 def test_result_backend_url_gives_up_too(silent_port):
     r, took = celerytool("result", "abc", "--connect-timeout", "1",
                          "--backend", f"redis://127.0.0.1:{silent_port}/1", "-b", "redis://127.0.0.1:1/0")
-    assert r.returncode == 69 and took < 6, (r, took)
+    assert r.returncode == 69 and took < within(6), (r, took)
 
 
 @pytest.mark.parametrize("command", [("peek", "celery"), ("queues",), ("bindings",)])
@@ -74,7 +75,7 @@ def test_amqp_commands_give_up_within_the_connect_timeout(silent_port, command):
     r, took = celerytool(*command, "--connect-timeout", "1", "-b", f"amqp://guest:guest@127.0.0.1:{silent_port}//")
     assert r.returncode == 69, r
     assert "cannot reach RabbitMQ" in r.stderr
-    assert took < 6, (command, took)
+    assert took < within(6), (command, took)
 
 
 def test_amqp_port_that_does_not_answer_is_unreachable_although_the_api_does(rabbit_vhost):
@@ -92,7 +93,7 @@ def test_amqps_listing_needs_the_tls_handshake_to_answer(rabbit_vhost, silent_po
         r, took = celerytool("queues", "--connect-timeout", "1",
                              "-b", f"amqps://guest:guest@{host}:{port}//?ssl_cert_reqs=CERT_NONE")
         assert r.returncode == 69, r
-        assert "cannot reach RabbitMQ" in r.stderr and took < 6, (r, took)
+        assert "cannot reach RabbitMQ" in r.stderr and took < within(6), (r, took)
 
 
 @pytest.mark.parametrize("scheme", ["db+mysql", "db+postgresql"])
@@ -102,7 +103,7 @@ def test_sql_result_backends_give_up_within_the_connect_timeout(silent_port, sch
         r, took = celerytool(*command, "--connect-timeout", "1",
                              "--backend", f"{scheme}://u:pw@127.0.0.1:{silent_port}/x", timeout=60)
         assert r.returncode == 69, r
-        assert "cannot reach" in r.stderr and took < 8, (command, took)  # libpq waits 2 s at least
+        assert "cannot reach" in r.stderr and took < within(8), (command, took)  # libpq waits 2 s at least
 
 
 def test_mysql_replies_after_the_greeting_get_the_reply_timeout():
