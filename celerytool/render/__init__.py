@@ -20,6 +20,7 @@ from celerytool import json_records
 
 FORMATS = ("table", "json", "ndjson")
 LIVE_KINDS = ("worker-value", "top")  # tables without fixed columns (render/live.py)
+BIG_RECORD = 1 << 16  # characters: a record this long is written on its own, not joined
 NDJSON_BATCH = 200
 
 
@@ -83,8 +84,14 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
         batch: list[str] = []
         append = batch.append
         for record in records:
-            append(text(record, "\n"))
+            line = text(record, "\n")
             count += 1
+            if len(line) > BIG_RECORD:  # written as it is: joining would copy it
+                out.write("".join(batch))
+                batch.clear()
+                out.write(line)
+                continue
+            append(line)
             if len(batch) >= NDJSON_BATCH:
                 out.write("".join(batch))
                 batch.clear()
@@ -96,8 +103,15 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
         parts: list[str] = ["["]
         append = parts.append
         for record in records:
-            append(("\n" if count == 0 else ",\n") + text(record))
+            one = text(record)
+            append("\n" if count == 0 else ",\n")
             count += 1
+            if len(one) > BIG_RECORD:  # written as it is: joining would copy it (a 50 MB result)
+                out.write("".join(parts))
+                parts.clear()
+                out.write(one)
+                continue
+            append(one)
             if len(parts) >= NDJSON_BATCH:
                 out.write("".join(parts))
                 parts.clear()
