@@ -1,12 +1,17 @@
-"""A three-node RabbitMQ cluster for the tests, beside the machine's own node.
+"""Three-node RabbitMQ clusters for the tests, beside the machines' own nodes: one of each
+installation the tests use (``INSTALLATIONS``).
 
-Three nodes of the machine's RabbitMQ installation (3.10 on Debian 12): node names
-``ctc1@localhost`` .. ``ctc3@localhost``, AMQP 5681-5683, management 15681-15683,
-distribution 25681-25683, their own epmd on 4372 (``ERL_EPMD_PORT``) and their own data
-directories and Erlang cookie under ``CELERYTOOL_CLUSTER_ROOT`` (default
-/var/cache/celerytool-tests/cluster3). The machine's node (5672/15672/25672, epmd 4369) is
-never touched: each node reads its own env file (``RABBITMQ_CONF_ENV_FILE``), not
-/etc/rabbitmq's.
+- ``rabbit3``: three nodes of the machine's RabbitMQ (3.10 on Debian 12): node names
+  ``ctc1@localhost`` .. ``ctc3@localhost``, AMQP 5681-5683, management 15681-15683,
+  distribution 25681-25683, their own epmd on 4372, data directories and Erlang cookie under
+  ``CELERYTOOL_CLUSTER_ROOT`` (default /var/cache/celerytool-tests/cluster3).
+- ``rabbit4``: three nodes of the RabbitMQ 4.0.x of the Debian 13 chroot (tests/rabbit4.py),
+  run inside it: ``ctd1@localhost`` .. ``ctd3@localhost``, AMQP 5691-5693, management
+  15691-15693, distribution 25691-25693, epmd 4373, data under /var/lib/celerytool-cluster4 in
+  the chroot.
+
+The machines' nodes (5672 / 5673, epmd 4369 / 4370) are never touched: each test node reads
+its own env file (``RABBITMQ_CONF_ENV_FILE``), not /etc/rabbitmq's.
 
 The cluster is left running between sessions (start-up is paid once per machine). Set-up
 holds an exclusive ``flock``; so does every test that uses the cluster (``cluster_lock``), since
@@ -23,24 +28,53 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services import RabbitNode, port_open, rabbit_api, wait_port
 
-ROOT = Path(os.environ.get("CELERYTOOL_CLUSTER_ROOT", "/var/cache/celerytool-tests/cluster3"))
-EPMD_PORT = 4372
-SBIN = Path("/usr/lib/rabbitmq/bin")
+ROOT3 = Path(os.environ.get("CELERYTOOL_CLUSTER_ROOT", "/var/cache/celerytool-tests/cluster3"))
 COOKIE = "CELERYTOOLCLUSTERTESTCOOKIE"
+BIN = "/usr/lib/rabbitmq/bin"
+
+
+@dataclass(frozen=True)
+class Installation:
+    """One RabbitMQ installation the clusters are made of, and where its test nodes live."""
+
+    name: str  # the test id: rabbit3 / rabbit4
+    prefix: str  # node names <prefix>1..3@localhost
+    base: int  # node i: AMQP base+i, management 10000+base+i, distribution 20000+base+i
+    epmd_port: int
+    root: Path  # the nodes' data, as the nodes see it
+    chroot: Path | None = None  # the installation's root; None: this machine's
+    nodes: tuple[ClusterNode, ...] = field(default=(), compare=False, repr=False)
+
+    def host_path(self, path: Path) -> Path:
+        """``path`` as the nodes see it, as this process sees it."""
+        return path if self.chroot is None else self.chroot / path.relative_to("/")
+
+    def argv(self, tool: str, env_args: list[str]) -> list[str]:
+        """A tool of the installation (rabbitmqctl, rabbitmq-server) with the node's environment."""
+        if self.chroot is None:
+            return ["env", *env_args, f"{BIN}/{tool}"]
+        return ["chroot", str(self.chroot), "env", *env_args, f"{BIN}/{tool}"]
+
+    def prepare(self) -> None:
+        if self.chroot is not None:  # the chroot built, with /proc and /dev mounted
+            from rabbit4 import ensure_rabbit4
+
+            ensure_rabbit4()
 
 
 @dataclass(frozen=True)
 class ClusterNode:
     index: int
+    inst: Installation
 
     @property
     def short(self) -> str:
-        return f"ctc{self.index}"
+        return f"{self.inst.prefix}{self.index}"
 
     @property
     def nodename(self) -> str:
@@ -48,30 +82,32 @@ class ClusterNode:
 
     @property
     def amqp_port(self) -> int:
-        return 5680 + self.index
+        return self.inst.base + self.index
 
     @property
     def mgmt_port(self) -> int:
-        return 15680 + self.index
+        return 10000 + self.inst.base + self.index
 
     @property
     def dist_port(self) -> int:
-        return 25680 + self.index
+        return 20000 + self.inst.base + self.index
 
     @property
     def dir(self) -> Path:
-        return ROOT / self.short
+        """The node's data directory as the node sees it."""
+        return self.inst.root / self.short
+
+    @property
+    def host_dir(self) -> Path:
+        return self.inst.host_path(self.dir)
 
     @property
     def rabbit(self) -> RabbitNode:
         return RabbitNode(self.short, amqp_port=self.amqp_port, mgmt_port=self.mgmt_port,
-                          nodename=self.nodename, ctl_prefix=("env", *env_args(self)))
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, **dict(a.split("=", 1) for a in env_args(self))}
+                          nodename=self.nodename, ctl_prefix=tuple(self.inst.argv("", env_args(self))[:-1]))
 
     def ctl(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([str(SBIN / "rabbitmqctl"), "-n", self.nodename, *args], env=self.env(),
+        return subprocess.run([*self.inst.argv("rabbitmqctl", env_args(self)), "-n", self.nodename, *args],
                               check=check, capture_output=True, text=True, timeout=timeout)
 
     def running(self) -> bool:
@@ -92,14 +128,29 @@ class ClusterNode:
         return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/{quote(vhost, safe='')}"
 
 
-NODES = (ClusterNode(1), ClusterNode(2), ClusterNode(3))
+def _installation(name: str, prefix: str, base: int, epmd: int, root: Path, chroot: Path | None) -> Installation:
+    inst = Installation(name, prefix, base, epmd, root, chroot)
+    object.__setattr__(inst, "nodes", tuple(ClusterNode(i, inst) for i in (1, 2, 3)))
+    return inst
+
+
+def _rabbit4_root() -> Path:
+    from rabbit4 import ROOT
+
+    return ROOT
+
+
+RABBIT3_CLUSTER = _installation("rabbit3", "ctc", 5680, 4372, ROOT3, None)
+RABBIT4_CLUSTER = _installation("rabbit4", "ctd", 5690, 4373, Path("/var/lib/celerytool-cluster4"), _rabbit4_root())
+INSTALLATIONS = (RABBIT3_CLUSTER, RABBIT4_CLUSTER)
+NODES = RABBIT3_CLUSTER.nodes  # the 3.x cluster's (older callers)
 
 
 def env_args(node: ClusterNode) -> list[str]:
-    d = node.dir
-    return [f"HOME={ROOT}", f"RABBITMQ_CONF_ENV_FILE={d / 'rabbitmq-env.conf'}",
+    d, inst = node.dir, node.inst
+    return [f"HOME={inst.root}", f"RABBITMQ_CONF_ENV_FILE={d / 'rabbitmq-env.conf'}",
             f"RABBITMQ_NODENAME={node.nodename}", f"RABBITMQ_NODE_PORT={node.amqp_port}",
-            f"RABBITMQ_DIST_PORT={node.dist_port}", f"ERL_EPMD_PORT={EPMD_PORT}",
+            f"RABBITMQ_DIST_PORT={node.dist_port}", f"ERL_EPMD_PORT={inst.epmd_port}",
             f"RABBITMQ_MNESIA_BASE={d / 'mnesia'}", f"RABBITMQ_LOG_BASE={d / 'log'}",
             f"RABBITMQ_CONFIG_FILE={d / 'rabbitmq'}",
             f"RABBITMQ_ENABLED_PLUGINS_FILE={d / 'enabled_plugins'}",
@@ -108,9 +159,13 @@ def env_args(node: ClusterNode) -> list[str]:
 
 
 @contextmanager
-def locked(name: str) -> Iterator[None]:
-    ROOT.mkdir(parents=True, exist_ok=True)
-    with open(ROOT.parent / f"cluster3.{name}.lock", "w") as fh:
+def locked(name: str, inst: Installation = RABBIT3_CLUSTER) -> Iterator[None]:
+    host_root = inst.host_path(inst.root)
+    host_root.mkdir(parents=True, exist_ok=True)
+    lock_dir = ROOT3.parent
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    stem = "cluster3" if inst is RABBIT3_CLUSTER else f"cluster-{inst.name}"
+    with open(lock_dir / f"{stem}.{name}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -119,7 +174,7 @@ def locked(name: str) -> Iterator[None]:
 
 
 def write_files(node: ClusterNode) -> None:
-    d = node.dir
+    d = node.host_dir
     (d / "log").mkdir(parents=True, exist_ok=True)
     (d / "rabbitmq-env.conf").write_text("# celerytool test cluster: nothing from /etc/rabbitmq\n")
     (d / "enabled_plugins").write_text("[rabbitmq_management].\n")
@@ -127,7 +182,7 @@ def write_files(node: ClusterNode) -> None:
         f"listeners.tcp.default = 127.0.0.1:{node.amqp_port}\n"
         f"management.tcp.port = {node.mgmt_port}\nmanagement.tcp.ip = 127.0.0.1\n"
         "loopback_users = none\n")
-    cookie = ROOT / ".erlang.cookie"
+    cookie = node.inst.host_path(node.inst.root) / ".erlang.cookie"
     if not cookie.exists():
         cookie.write_text(COOKIE)
         cookie.chmod(0o400)
@@ -137,7 +192,7 @@ def launch_node(node: ClusterNode) -> None:
     """Start the node's Erlang VM (detached) when it is not up; returns at once."""
     write_files(node)
     if not port_open("127.0.0.1", node.dist_port):
-        subprocess.run([str(SBIN / "rabbitmq-server"), "-detached"], env=node.env(), check=True,
+        subprocess.run([*node.inst.argv("rabbitmq-server", env_args(node)), "-detached"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
 
 
@@ -158,7 +213,7 @@ def await_node(node: ClusterNode, timeout: float = 180) -> None:
             except subprocess.TimeoutExpired:
                 pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{node.nodename} did not start (logs in {node.dir / 'log'})")
+            raise RuntimeError(f"{node.nodename} did not start (logs in {node.host_dir / 'log'})")
         time.sleep(1)
 
 
@@ -167,19 +222,19 @@ def start_node(node: ClusterNode) -> None:
     await_node(node)
 
 
-def stop_everything() -> None:
-    """Stop every test node (and only them) and remove their data: the next start forms a
-    new cluster."""
-    for node in NODES:
+def stop_everything(inst: Installation = RABBIT3_CLUSTER) -> None:
+    """Stop every test node of ``inst`` (and only them) and remove their data: the next start
+    forms a new cluster."""
+    for node in inst.nodes:
         try:
             node.ctl("stop", timeout=30, check=False)
         except subprocess.TimeoutExpired:
             pass
     # the VMs (their command line names our HOME and epmd port, not the node)
-    subprocess.run(["pkill", "-9", "-f", f"beam.smp.* -home {ROOT} -epmd_port {EPMD_PORT}"], check=False)
+    subprocess.run(["pkill", "-9", "-f", f"beam.smp.* -home {inst.root} -epmd_port {inst.epmd_port}"], check=False)
     time.sleep(1)
-    for node in NODES:
-        shutil.rmtree(node.dir, ignore_errors=True)
+    for node in inst.nodes:
+        shutil.rmtree(node.host_dir, ignore_errors=True)
 
 
 def members(node: ClusterNode) -> set[str]:
@@ -187,54 +242,56 @@ def members(node: ClusterNode) -> set[str]:
     return {r["name"] for r in status if r.get("running")}  # type: ignore[union-attr]
 
 
-def healthy() -> bool:
-    if not all(n.running() for n in NODES):
+def healthy(inst: Installation = RABBIT3_CLUSTER) -> bool:
+    if not all(n.running() for n in inst.nodes):
         return False
     try:
-        return members(NODES[0]) == {n.nodename for n in NODES}
+        return members(inst.nodes[0]) == {n.nodename for n in inst.nodes}
     except Exception:
         return False
 
 
-def form_cluster() -> None:
-    for node in NODES:  # all VMs first: a node restarted from its data waits for the others
+def form_cluster(inst: Installation = RABBIT3_CLUSTER) -> None:
+    inst.prepare()
+    nodes = inst.nodes
+    for node in nodes:  # all VMs first: a node restarted from its data waits for the others
         launch_node(node)
-    for node in NODES:
+    for node in nodes:
         await_node(node)
-    wanted = {n.nodename for n in NODES}
-    for node in NODES[1:]:
+    wanted = {n.nodename for n in nodes}
+    for node in nodes[1:]:
         status = node.ctl("cluster_status", "--formatter", "json").stdout
         if all(name in status for name in wanted):
             continue
         node.ctl("stop_app")
         node.ctl("reset")
-        node.ctl("join_cluster", NODES[0].nodename)
+        node.ctl("join_cluster", nodes[0].nodename)
         node.ctl("start_app")
         await_node(node)
-    for node in NODES:
+    for node in nodes:
         wait_port("127.0.0.1", node.mgmt_port, 120, f"{node.nodename} management")
     deadline = time.monotonic() + 60
-    while not healthy():
+    while not healthy(inst):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the test cluster did not form (logs under {ROOT})")
+            raise RuntimeError(f"the {inst.name} test cluster did not form (logs under {inst.host_path(inst.root)})")
         time.sleep(0.5)
 
 
-def ensure_cluster() -> tuple[ClusterNode, ...]:
-    """All three nodes up and clustered (started / joined when needed). A cluster that does
-    not come back from its data (nodes left in a state they cannot leave) is wiped and formed
-    again: it holds nothing but test vhosts."""
-    if healthy():
-        return NODES
-    with locked("setup"):
-        if healthy():
-            return NODES
+def ensure_cluster(inst: Installation = RABBIT3_CLUSTER) -> tuple[ClusterNode, ...]:
+    """All three nodes of ``inst`` up and clustered (started / joined when needed). A cluster
+    that does not come back from its data (nodes left in a state they cannot leave) is wiped
+    and formed again: it holds nothing but test vhosts."""
+    if healthy(inst):
+        return inst.nodes
+    with locked("setup", inst):
+        if healthy(inst):
+            return inst.nodes
         try:
-            form_cluster()
+            form_cluster(inst)
         except (RuntimeError, subprocess.SubprocessError):
-            stop_everything()
-            form_cluster()
-    return NODES
+            stop_everything(inst)
+            form_cluster(inst)
+    return inst.nodes
 
 
 def failover_url(vhost: str, order: tuple[ClusterNode, ...] = NODES) -> str:

@@ -1,4 +1,5 @@
-"""A real three-node RabbitMQ cluster (tests/cluster.py): quorum queues replicated on all three,
+"""A real three-node RabbitMQ cluster (tests/cluster.py; this file: 3.x, test_cluster_rabbit4.py
+runs the same tests on the 4.0.x cluster): quorum queues replicated on all three,
 ``queues`` showing their leader and online members, and peek through a failover URL
 ``amqp://n1;amqp://n2;amqp://n3`` while the leader's node is killed mid-walk (selected purge /
 move under the same failure.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pika
 import pytest
-from cluster import NODES, ClusterNode, ensure_cluster, failover_url, locked
+from cluster import RABBIT3_CLUSTER, ClusterNode, Installation, ensure_cluster, failover_url, locked
 
 from services import RabbitVhost, free_port
 
@@ -27,20 +28,28 @@ ROOT = Path(__file__).resolve().parents[1]
 QUORUM = {"x-queue-type": "quorum"}
 
 
-@pytest.fixture(scope="session")
-def cluster_vhost():
-    ensure_cluster()
-    vhost = RabbitVhost(f"celerytool-cluster-{uuid.uuid4().hex[:8]}", node=NODES[0].rabbit).create()
+@pytest.fixture(scope="session", params=[RABBIT3_CLUSTER], ids=["rabbit3"])
+def cluster_vhost(request):
+    """A vhost of our own on the 3.x cluster (test_cluster_rabbit4.py: the 4.x one); ``.nodes``
+    are the cluster's nodes."""
+    yield from cluster_vhost_on(request.param)
+
+
+def cluster_vhost_on(inst: Installation):
+    ensure_cluster(inst)
+    vhost = RabbitVhost(f"celerytool-cluster-{uuid.uuid4().hex[:8]}", node=inst.nodes[0].rabbit).create()
+    vhost.nodes = inst.nodes
+    vhost.inst = inst
     yield vhost
-    with locked("use"):
-        restore()
+    with locked("use", inst):
+        restore(inst.nodes)
         vhost.delete()
 
 
-def restore() -> None:
+def restore(nodes: tuple[ClusterNode, ...]) -> None:
     from cluster import start_node
 
-    for node in NODES:
+    for node in nodes:
         if not node.running():
             start_node(node)  # the VM (killed) or the app (stop_app)
             wait_for(node.running, what=f"{node.nodename} back")
@@ -49,13 +58,13 @@ def restore() -> None:
 @pytest.fixture
 def cluster(cluster_vhost):
     """The cluster, all nodes up, for this test alone (a stopped node would disturb others)."""
-    with locked("use"):
-        restore()
+    with locked("use", cluster_vhost.inst):
+        restore(cluster_vhost.nodes)
         cluster_vhost.delete_queues()
         try:
             yield cluster_vhost
         finally:
-            restore()
+            restore(cluster_vhost.nodes)
 
 
 def celerytool(*args: str, timeout: float = 120) -> subprocess.Popen:
@@ -94,7 +103,7 @@ def publish(node: ClusterNode, vhost: RabbitVhost, queue: str, names: list[str])
 
 def read_all(vhost: RabbitVhost, queue: str) -> list[str]:
     """Every message id of ``queue`` (removing them), through whichever node answers."""
-    for node in NODES:
+    for node in vhost.nodes:
         if node.running():
             conn, ch = channel(node, vhost)
             out = []
@@ -109,9 +118,9 @@ def read_all(vhost: RabbitVhost, queue: str) -> list[str]:
 
 
 def queue_row(vhost: RabbitVhost, queue: str) -> dict:
-    for node in NODES:
+    for node in vhost.nodes:
         if node.running():
-            return vhost.api("GET", f"/queues/{vhost.quoted}/{queue}") if node is NODES[0] else \
+            return vhost.api("GET", f"/queues/{vhost.quoted}/{queue}") if node is vhost.nodes[0] else \
                 RabbitVhost(vhost.name, node=node.rabbit).api("GET", f"/queues/{vhost.quoted}/{queue}")
     raise AssertionError("no node answers")
 
@@ -132,41 +141,41 @@ def seeded() -> random.Random:
     return random.Random(seed)
 
 
-def node_by_name(name: str) -> ClusterNode:
-    return next(n for n in NODES if n.nodename == name)
+def node_by_name(nodes: tuple[ClusterNode, ...], name: str) -> ClusterNode:
+    return next(n for n in nodes if n.nodename == name)
 
 
 def test_queues_shows_leader_and_online_members(cluster):
     import json
 
-    publish(NODES[1], cluster, "qq", ["tasks.a"] * 3)
-    _, ch = channel(NODES[0], cluster)
+    publish(cluster.nodes[1], cluster, "qq", ["tasks.a"] * 3)
+    _, ch = channel(cluster.nodes[0], cluster)
     ch.queue_declare("classic", durable=True)
-    url = failover_url(cluster.name)
+    url = failover_url(cluster.name, cluster.nodes)
     code, out, err = finish(celerytool("queues", "-b", url, "-o", "json"))
     assert code == 0, err
     rows = {r["name"]: r for r in json.loads(out)}
-    every = sorted(n.nodename for n in NODES)
-    assert rows["qq"]["leader"] == NODES[1].nodename  # declared through ctc2: client-local
+    every = sorted(n.nodename for n in cluster.nodes)
+    assert rows["qq"]["leader"] == cluster.nodes[1].nodename  # declared through ctc2: client-local
     assert rows["qq"]["members"] == every and rows["qq"]["online"] == every
     assert "leader" not in rows["classic"]
-    NODES[1].stop_app()
+    cluster.nodes[1].stop_app()
     # a new leader is elected among the two others; ctc2 is a member still, not online
-    row = wait_for(lambda: (lambda r: r if r.get("leader") not in (None, "", NODES[1].nodename) else None)(
+    row = wait_for(lambda: (lambda r: r if r.get("leader") not in (None, "", cluster.nodes[1].nodename) else None)(
         queue_row(cluster, "qq")), what="a new leader")
     code, out, err = finish(celerytool("queues", "-b", url, "-o", "json"))
     assert code == 0, err
     qq = {r["name"]: r for r in json.loads(out)}["qq"]
     assert qq["leader"] == row["leader"] and qq["members"] == every
-    assert NODES[1].nodename not in qq["online"] and len(qq["online"]) == 2
+    assert cluster.nodes[1].nodename not in qq["online"] and len(qq["online"]) == 2
     code, out, err = finish(celerytool("queues", "-b", url))  # the table has the columns
     assert code == 0 and "leader" in out and "online" in out, err
 
 
 def test_failover_url_skips_a_stopped_first_node_and_masks_every_password(cluster):
-    ids = publish(NODES[1], cluster, "qq", ["tasks.a"] * 5)
-    NODES[0].stop_app()
-    code, out, err = finish(celerytool("peek", "qq", "-b", failover_url(cluster.name), "-o", "json", "--all"))
+    ids = publish(cluster.nodes[1], cluster, "qq", ["tasks.a"] * 5)
+    cluster.nodes[0].stop_app()
+    code, out, err = finish(celerytool("peek", "qq", "-b", failover_url(cluster.name, cluster.nodes), "-o", "json", "--all"))
     assert code == 0, err
     import json
 
@@ -181,15 +190,15 @@ def test_failover_url_skips_a_stopped_first_node_and_masks_every_password(cluste
 
 
 def walk_with_leader_stopped(cluster, rng: random.Random, queue: str, args: list[str], total: int):
-    """Run ``celerytool *args`` through the failover URL (connected to ctc1, the queue's leader)
+    """Run ``celerytool *args`` through the failover URL (connected to its first node, the queue's leader)
     and stop ctc1 once it holds a seeded number of unacked messages; start it again."""
-    leader = NODES[0]
+    leader = cluster.nodes[0]
     threshold = rng.randrange(1, total // 4)
     pid = leader.ctl("eval", "os:getpid().").stdout.strip().strip('"')  # asked before: kill at once
-    proc = celerytool(*args, "-b", failover_url(cluster.name))
+    proc = celerytool(*args, "-b", failover_url(cluster.name, cluster.nodes))
     reached = False
     deadline = time.monotonic() + 120
-    conn, ch = channel(NODES[1], cluster)  # a passive declare on another node: milliseconds
+    conn, ch = channel(cluster.nodes[1], cluster)  # a passive declare on another node: milliseconds
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             ready = ch.queue_declare(queue, passive=True).method.message_count
@@ -226,7 +235,7 @@ def check_outcome(code: int, err: str) -> None:
 def test_peek_through_a_leader_failure_loses_nothing(cluster):
     rng = seeded()
     names = ["tasks.a"] * 3000
-    ids = publish(NODES[0], cluster, "qq", names)
+    ids = publish(cluster.nodes[0], cluster, "qq", names)
     reached, code, out, err = walk_with_leader_stopped(cluster, rng, "qq", ["peek", "qq", "--all", "-o", "json"],
                                                       len(names))
     check_outcome(code, err)
@@ -239,7 +248,7 @@ def test_peek_through_a_leader_failure_loses_nothing(cluster):
 
 def read_all_keep(cluster, queue: str) -> list[str]:
     """The ids in ``queue`` by the management API's count and a passive read (nothing removed)."""
-    for node in NODES:
+    for node in cluster.nodes:
         if node.running():
             conn, ch = channel(node, cluster)
             got = []
@@ -258,8 +267,8 @@ def test_selected_walk_through_a_leader_failure(cluster, command):
     """Kept messages never lost; moved ones at-least-once; exit 0 only when the work is done."""
     rng = seeded()
     names = ["tasks.keep", "tasks.drop"] * 4000
-    ids = publish(NODES[0], cluster, "qq", names)
-    publish(NODES[0], cluster, "qdst", [])
+    ids = publish(cluster.nodes[0], cluster, "qq", names)
+    publish(cluster.nodes[0], cluster, "qdst", [])
     args = ["purge", "qq", "--task", "tasks.drop", "-y"] if command == "purge" else \
         ["move", "qq", "qdst", "--task", "tasks.drop", "-y"]
     _, code, _, err = walk_with_leader_stopped(cluster, rng, "qq", args, len(names))
