@@ -61,14 +61,7 @@ def _small(value: Any) -> str:
     return dumps(value)
 
 
-def small_text(value: Any) -> str:
-    """The compact JSON text of a small value (str, int, None, float, bool)."""
-    kind = value.__class__
-    if kind is str:
-        return _quote(value)
-    if value is None:
-        return "null"
-    return _small(value)
+small_text = _small  # the compact JSON text of a small value (str, int, None, float, bool)
 
 
 def record_text(record: Any, end: str = "") -> str:

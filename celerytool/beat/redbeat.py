@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import cached_property
 from typing import Any
 
 from celerytool.beat.entries import make_entry
@@ -71,20 +72,17 @@ class RedBeatStore:
         self.connect_timeout = connect_timeout
         self.timezone = timezone  # the beat app's: RedBeat's crontabs carry none
         self.warnings: list[str] = []
-        self._client: Any = None
 
-    @property
+    @cached_property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = connect(self.url, connect_timeout=self.connect_timeout)
-        return self._client
+        return connect(self.url, connect_timeout=self.connect_timeout)
 
     def describe(self) -> str:
         return f"RedBeat at {self.url.redacted()} (prefix {self.prefix!r})"
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        if "client" in self.__dict__:
+            self.client.close()
 
     @property
     def schedule_key(self) -> str:

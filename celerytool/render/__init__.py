@@ -72,51 +72,42 @@ def dumps(obj: Any, *, compact: bool = True) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=2)
 
 
+def _write_texts(texts: Iterable[str], out: TextIO, flush: bool = True) -> int:
+    """Write ``texts`` in batches of NDJSON_BATCH (one write per text costs ~10% of peek --all);
+    a text over BIG_RECORD is written on its own (joining would copy it: a 50 MB result).
+    Returns how many were written."""
+    count = 0
+    batch: list[str] = []
+    for text in texts:
+        count += 1
+        if len(text) > BIG_RECORD:
+            out.write("".join(batch))
+            batch.clear()
+            out.write(text)
+            continue
+        batch.append(text)
+        if len(batch) >= NDJSON_BATCH:
+            out.write("".join(batch))
+            batch.clear()
+    out.write("".join(batch))
+    if flush:
+        out.flush()
+    return count
+
+
 @survives_closed_pipe
 def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = None,
          full_ids: bool = False) -> int:
     """Write records in ``fmt``; return how many were written."""
     out = out or sys.stdout
     count = 0
-    if fmt == "ndjson":
-        # lines go out in small batches: one write per line costs ~10% of peek --all
-        text = json_records.record_text
-        batch: list[str] = []
-        append = batch.append
-        for record in records:
-            line = text(record, "\n")
-            count += 1
-            if len(line) > BIG_RECORD:  # written as it is: joining would copy it
-                out.write("".join(batch))
-                batch.clear()
-                out.write(line)
-                continue
-            append(line)
-            if len(batch) >= NDJSON_BATCH:
-                out.write("".join(batch))
-                batch.clear()
-        out.write("".join(batch))
-        out.flush()
-        return count
-    if fmt == "json":
-        text = json_records.record_text
-        parts: list[str] = ["["]
-        append = parts.append
-        for record in records:
-            one = text(record)
-            append("\n" if count == 0 else ",\n")
-            count += 1
-            if len(one) > BIG_RECORD:  # written as it is: joining would copy it (a 50 MB result)
-                out.write("".join(parts))
-                parts.clear()
-                out.write(one)
-                continue
-            append(one)
-            if len(parts) >= NDJSON_BATCH:
-                out.write("".join(parts))
-                parts.clear()
-        append("\n]\n" if count else "]\n")
-        out.write("".join(parts))
+    if fmt == "ndjson":  # one record a line
+        return _write_texts((json_records.record_text(r, "\n") for r in records), out)
+    if fmt == "json":  # one array
+        texts = (("\n" if i == 0 else ",\n") + json_records.record_text(r) for i, r in enumerate(records))
+        out.write("[")
+        count = _write_texts(texts, out, flush=False)
+        out.write("\n]\n" if count else "]\n")
         out.flush()
         return count
     if kind in LIVE_KINDS:
