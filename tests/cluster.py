@@ -192,8 +192,11 @@ def launch_node(node: ClusterNode) -> None:
     """Start the node's Erlang VM (detached) when it is not up; returns at once."""
     write_files(node)
     if not port_open("127.0.0.1", node.dist_port):
+        # the VM outlives this test run: it must not keep the checkout as its working directory
+        # (a deleted one, after CI's clone is removed, makes Erlang's open_port fail: enoent)
         subprocess.run([*node.inst.argv("rabbitmq-server", env_args(node)), "-detached"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+                       cwd=node.inst.host_path(node.inst.root), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120)
 
 
 def await_node(node: ClusterNode, timeout: float = 180) -> None:
@@ -235,6 +238,25 @@ def stop_everything(inst: Installation = RABBIT3_CLUSTER) -> None:
     time.sleep(1)
     for node in inst.nodes:
         shutil.rmtree(node.host_dir, ignore_errors=True)
+
+
+def _vms(inst: Installation) -> list[str]:
+    """The pids of ``inst``'s node VMs (their command line names our HOME and epmd port)."""
+    found = subprocess.run(["pgrep", "-f", f"beam.smp.* -home {inst.root} -epmd_port {inst.epmd_port}"],
+                           capture_output=True, text=True, check=False).stdout
+    return found.split()
+
+
+def stale(inst: Installation) -> bool:
+    """Whether a node VM runs in a deleted working directory (started from a checkout that is
+    gone): it cannot start programs any more (Erlang's open_port: enoent) and must be restarted."""
+    for pid in _vms(inst):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd").endswith(" (deleted)"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def members(node: ClusterNode) -> set[str]:
@@ -281,9 +303,11 @@ def ensure_cluster(inst: Installation = RABBIT3_CLUSTER) -> tuple[ClusterNode, .
     """All three nodes of ``inst`` up and clustered (started / joined when needed). A cluster
     that does not come back from its data (nodes left in a state they cannot leave) is wiped
     and formed again: it holds nothing but test vhosts."""
-    if healthy(inst):
+    if healthy(inst) and not stale(inst):
         return inst.nodes
     with locked("setup", inst):
+        if stale(inst):  # started by an earlier checkout, now deleted: start again from nothing
+            stop_everything(inst)
         if healthy(inst):
             return inst.nodes
         try:
