@@ -59,8 +59,11 @@ def test_delayed_on_redis_lists_prefetched_eta_tasks(run, eta_worker):
                               for raw in client.hvals("unacked"))}
     assert None not in fast and set(fast) == set(asked)
     assert all(fast[row["id"]].args == row["args"] and fast[row["id"]].due == row["due"] for row in rows)
-    r = run("queues", "--delayed", "-b", eta_worker["url"], "-o", "json")
-    assert {q["name"]: q["delayed"] for q in r.json()} == {"celery": 2, "later": 1}, r
+    for flag in ("--delayed", None):  # on Redis, by default too (a small unacked hash)
+        r = run("queues", *([flag] if flag else []), "-b", eta_worker["url"], "-o", "json")
+        assert {q["name"]: q["delayed"] for q in r.json()} == {"celery": 2, "later": 1}, r
+    table = run("queues", "-b", eta_worker["url"])
+    assert table.stdout.splitlines()[0].split()[-1] == "delayed", table
     r = run("summary", "celery", "--delayed", "-b", eta_worker["url"], "-o", "json")
     assert [(g["value"], g["count"]) for g in r.json()] == [("worker_tasks.add", 2)], r
     assert client.hlen("unacked") == 3  # read-only

@@ -28,7 +28,9 @@ def test_queues_counts_priority_lists_and_shows_empty_queues(run, redis_url, cel
 def test_queues_named_on_the_command_line(run, redis_url, redis_client):
     r = run("queues", "nosuch", "-b", redis_url, "-o", "json")
     assert r.json() == [{"name": "nosuch", "messages": 0, "priorities": {"0": 0, "3": 0, "6": 0, "9": 0},
-                         "exists": False}]
+                         "exists": False, "delayed": 0}]  # nothing in flight: counted by default on Redis
+    r = run("queues", "nosuch", "--no-delayed", "-b", redis_url, "-o", "json")
+    assert "delayed" not in r.json()[0]
 
 
 def test_queues_name_shows_only_that_queue(run, redis_url, celery_app):

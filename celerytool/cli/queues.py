@@ -7,6 +7,8 @@ import click
 from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import Duration, internal_option, with_app
 
+AUTO_DELAYED_MAX = 5_000  # Redis: in-flight entries read by default (about 0.1 s)
+
 
 @click.command("queues")
 @click.argument("names", nargs=-1, metavar="[QUEUE]...", shell_complete=complete_queues)
@@ -18,10 +20,11 @@ from celerytool.cli.options import Duration, internal_option, with_app
 @click.option("--scan/--no-scan", default=None,
               help="Also find queues that hold messages but have no binding, by scanning for list "
                    "keys [default: only when the database has at most 200,000 keys].")
-@click.option("--delayed", "count_delayed", is_flag=True,
-              help="Also count, per destination queue, the tasks waiting for their ETA (`celerytool "
-                   "delayed`): Redis: kombu's unacked hash; RabbitMQ: the delayed-delivery levels, "
-                   "read as peek reads them.")
+@click.option("--delayed/--no-delayed", "count_delayed", default=None,
+              help="Count, per destination queue, the tasks waiting for their ETA (`celerytool delayed`): "
+                   f"Redis: kombu's unacked hash [default: when it holds at most {AUTO_DELAYED_MAX:,} "
+                   "entries]; RabbitMQ: the delayed-delivery levels, read as peek reads them (each read "
+                   "spends a delivery attempt of a quorum level) [default: only when asked].")
 @click.option("--visibility-timeout", type=Duration(1), default="1h", show_default=True, metavar="DURATION",
               help="With --delayed: the workers' Redis visibility_timeout, as in `delayed`.")
 @with_app
@@ -47,7 +50,9 @@ def command(app, names, include_internal, exact, scan, count_delayed, visibility
     if names:  # only the queues named, in the order given (each once), known or not
         by_name = {q.name: q for q in infos}
         infos = [by_name[n] for n in dict.fromkeys(names) if n in by_name]
-    if count_delayed:
+    if count_delayed is None:  # Redis: a read of kombu's unacked hash, when it is small
+        infos = _auto_delayed(broker, infos, visibility_timeout)
+    elif count_delayed:
         infos = with_delayed(broker, infos, visibility_timeout)
     app.emit(infos, "queue")
     waiting = getattr(broker, "delayed_waiting", 0)
@@ -66,6 +71,24 @@ def command(app, names, include_internal, exact, scan, count_delayed, visibility
         from celerytool.render import note
 
         note("no queues found (name one to check it: celerytool queues NAME)")
+
+
+def _auto_delayed(broker, infos, visibility_timeout):
+    """The delayed counts when they are cheap to read (Redis, a small unacked hash); the listing
+    stands without them when they cannot be read (an ACL user without HLEN, say)."""
+    from celerytool.errors import CeleryToolError
+    from celerytool.render import note
+
+    in_flight = getattr(broker.ops(), "in_flight_count", None)
+    if in_flight is None:
+        return infos
+    try:
+        if in_flight() > AUTO_DELAYED_MAX:
+            return infos
+        return with_delayed(broker, infos, visibility_timeout)
+    except CeleryToolError as exc:
+        note(f"tasks waiting for their ETA not counted: {exc.message}")
+        return infos
 
 
 def with_delayed(broker, infos, visibility_timeout):

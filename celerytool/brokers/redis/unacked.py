@@ -125,6 +125,11 @@ class RedisUnacked:
         ex, rk = _entry_route(raw)
         return self.route(ex, rk) if ex is not None else []
 
+    def in_flight_count(self) -> int:
+        """How many entries kombu's ``unacked`` hash holds (HLEN)."""
+        with self.b.errors():
+            return int(self.b.client.hlen(self._key(UNACKED)))
+
     def unacked_counts(self, most: int = UNACKED_COUNT_MAX) -> dict[str, int] | None:
         """Entries of the ``unacked`` hash by the queue they return to (``metrics``); None when
         the hash has more than ``most`` entries (counting would read them all)."""
