@@ -1,9 +1,11 @@
-"""Result-backend readers; ``open_backend`` picks one from the URL.
+"""Result backends, one store per kind that reads and changes; ``open_backend`` picks one
+from the URL.
 
-Every reader offers the same methods (``query.ResultBackend``): ``get_many(ids)``,
-``get(id)``, ``wait(ids, timeout, on_change)``, ``select(ResultQuery)`` and ``close()``,
-all returning ``TaskResult`` values, so ``result`` / ``results`` behave the
-same on Redis, Celery's database backend and django-celery-results.
+Every store offers the same reads (``query.ResultBackend``): ``get_many(ids)``, ``get(id)``,
+``wait(ids, timeout, on_change)``, ``select(ResultQuery)`` and ``close()``, all returning
+``TaskResult`` values, so ``result`` / ``results`` behave the same on Redis, Celery's database
+backend and django-celery-results; and the same changes (``criteria.ResultStore``:
+``forget``, ``expire``), written in redis_changes.py and sql_changes.py.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ def parse_table_names(text: str) -> dict[str, str]:
 
 
 def open_backend(url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAULT_LIMITS,
-                 connect_timeout: float = 5.0, table_names: dict[str, str] | None = None) -> ResultBackend:
+                 connect_timeout: float = 5.0, table_names: dict[str, str] | None = None,
+                 readonly: bool = True) -> ResultBackend:
+    """The store of ``url``'s kind, which reads (``query.ResultBackend``) and changes
+    (``criteria.ResultStore``: forget, expire); ``readonly`` opens a SQLite file read-only."""
     if url.kind == "redis":
         from celerytool.backends.redis import RedisResultBackend
 
@@ -49,7 +54,7 @@ def open_backend(url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAUL
             from celerytool.backends.celerydb import celery_layout
 
             layout = celery_layout(table_names or {})
-        return SqlResultBackend(url, layout, limits=limits, connect_timeout=connect_timeout)
+        return SqlResultBackend(url, layout, limits=limits, connect_timeout=connect_timeout, readonly=readonly)
     if url.kind == "rpc":
         raise UsageError("rpc:// results are messages sent back to the process that sent the task; "
                          "they cannot be read after the fact (use a Redis or database result backend)")

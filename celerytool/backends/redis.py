@@ -16,6 +16,8 @@ from typing import Any
 
 from celerytool.backends.decode import result_from_meta
 from celerytool.backends.query import READY_STATES, ResultQuery, newest_matching, with_group_status
+from celerytool.backends.redis_changes import RedisResultChanges
+from celerytool.clients.redispy import glob_escape
 from celerytool.clients.resp import RespClient, resp_errors
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.model import TaskResult
@@ -34,8 +36,13 @@ def backend_keyprefix(prefix: str) -> str:
     return prefix
 
 
-class RedisResultBackend:
+class RedisResultBackend(RedisResultChanges):
+    """Celery's Redis result backend: read (here) and changed (``forget`` / ``expire``, the
+    mixin in redis_changes.py)."""
+
     kind = "redis"
+    task_prefix = TASK_PREFIX
+    group_prefix = GROUP_PREFIX
 
     def __init__(self, url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAULT_LIMITS,
                  connect_timeout: float = 5.0) -> None:
@@ -54,6 +61,7 @@ class RedisResultBackend:
     def close(self) -> None:
         if "client" in self.__dict__:
             self.client.close()
+        self.close_writer()
 
     def task_key(self, task_id: str) -> str:
         return f"{self.prefix}{TASK_PREFIX}{task_id}"
@@ -144,7 +152,7 @@ class RedisResultBackend:
         """
         needles = tuple(s.encode() for s in sorted(query.statuses))
         head = len(self.prefix + TASK_PREFIX)
-        pattern = _glob_escape(self.prefix + TASK_PREFIX) + "*"
+        pattern = glob_escape(self.prefix + TASK_PREFIX) + "*"
         for keys, values in self.walk(pattern):
             for key, raw in zip(keys, values or (), strict=True):
                 if raw is None:  # expired between SCAN and MGET
@@ -188,7 +196,7 @@ class RedisResultBackend:
 
     def scan(self) -> Iterator[TaskResult]:
         """Every stored task result, in SCAN order (never KEYS), fetched in chunks."""
-        pattern = _glob_escape(self.prefix + TASK_PREFIX) + "*"
+        pattern = glob_escape(self.prefix + TASK_PREFIX) + "*"
         head = len(self.prefix + TASK_PREFIX)
         with self.errors():
             keys: list[bytes] = []
@@ -208,7 +216,3 @@ class RedisResultBackend:
                 continue
             task_id = key.decode("utf-8", "replace")[head:]
             yield result_from_meta(task_id, raw, self.limits)
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)

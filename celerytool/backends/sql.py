@@ -19,6 +19,7 @@ from typing import Any
 
 from celerytool.backends.layout import Layout, Table
 from celerytool.backends.query import ResultQuery, poll_wait, with_group_status
+from celerytool.backends.sql_changes import SqlResultChanges, glob_to_like
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import BrokerUnavailable, CeleryToolError, DataError, NotFound, UsageError
 from celerytool.model import TaskResult
@@ -125,7 +126,7 @@ def _binary_results(dbapi_conn: Any, record: Any) -> None:
     dbapi_conn.cursor_factory = BinaryCursor
 
 
-class SqlResultBackend:
+class SqlResultBackend(SqlResultChanges):
     def __init__(self, url: BrokerURL, layout: Layout, *, limits: Limits = DEFAULT_LIMITS,
                  connect_timeout: float = 5.0, readonly: bool = True) -> None:
         self.url = url
@@ -372,31 +373,3 @@ class SqlResultBackend:
             finally:
                 rows.close()
                 self.conn.rollback()
-
-
-def glob_to_like(glob: str, backend: str) -> tuple[str, bool]:
-    """fnmatch glob -> (LIKE pattern, whether LIKE matches exactly what fnmatchcase does)."""
-    out, exact, i, n = [], backend == "postgresql", 0, len(glob)  # LIKE ignores case on MySQL, SQLite
-    while i < n:
-        ch = glob[i]
-        if ch == "*":
-            out.append("%")
-        elif ch == "?":
-            out.append("_")
-        elif ch == "[":
-            j = i + 1
-            j += glob[j:j + 1] == "!"
-            j += glob[j:j + 1] == "]"
-            end = glob.find("]", j)
-            if end < 0:
-                out.append("[")  # no closing bracket: fnmatch takes it literally
-            else:
-                out.append("_")  # one character of a class: narrows, matched exactly afterwards
-                exact = False
-                i = end
-        elif ch in "%_\\":
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out), exact

@@ -1,7 +1,7 @@
 """``@result_selection()``: which stored results forget / expire act on.
 
 [ID...] --status S --task GLOB --older-than D --from FILE|- ; the command
-receives ``criteria`` (a ``housekeeping.criteria.Criteria``) and ``every``
+receives ``criteria`` (a ``backends.criteria.Criteria``) and ``every``
 (True when --all was given: the only way to act on every result).
 """
 
@@ -19,8 +19,8 @@ from celerytool.cli.options import Duration, all_option, backend_options
 def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from celerytool.backends.criteria import Criteria
         from celerytool.errors import UsageError
-        from celerytool.housekeeping.criteria import Criteria
 
         ids = list(kwargs.pop("ids"))
         source = kwargs.pop("from_file")
@@ -56,9 +56,12 @@ def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_store(app: Any, keyprefix: str | None, table_names: dict[str, str] | None) -> Any:
-    from celerytool.housekeeping.stores import open_result_store
+    from celerytool.backends import open_backend
+    from celerytool.errors import UsageError
 
-    store = open_result_store(app.backend_url, keyprefix=keyprefix or "", limits=app.limits(),
-                              connect_timeout=app.connect_timeout or 5.0, table_names=table_names)
+    if app.backend_url is not None and app.backend_url.kind == "rpc":
+        raise UsageError("rpc:// results are messages, not stored: there is nothing to forget")
+    store = open_backend(app.backend_url, keyprefix=keyprefix or "", limits=app.limits(),
+                         connect_timeout=app.connect_timeout or 5.0, table_names=table_names, readonly=False)
     app.track(store)
     return store

@@ -165,9 +165,9 @@ class Retry:
             self.app.emit(sent, "retry")
 
     def _forget(self, ids: list[str]) -> None:
+        from celerytool.backends.criteria import Criteria
         from celerytool.brokers.base import Control
         from celerytool.cli.result_selection import open_store
-        from celerytool.housekeeping.criteria import Criteria
 
         store = open_store(self.app, self.keyprefix, self.table_names)
         result = store.forget(Criteria.build(ids=ids), Control())

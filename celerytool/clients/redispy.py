@@ -125,3 +125,8 @@ def redis_errors(url: BrokerURL, what: str = "Redis") -> Iterator[None]:
         raise connection_error(url, what, exc) from None
     except rex.RedisError as exc:  # e.g. InvalidResponse: something else answers there
         raise BrokerUnavailable(url.scrub(f"{what} at {url.redacted()} did not answer like Redis: {exc}")) from None
+
+
+def glob_escape(text: str) -> str:
+    """``text`` matched literally in a SCAN/KEYS pattern (a key prefix may hold ``*?[]\\``)."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)

@@ -15,6 +15,7 @@ from typing import Any
 
 from celerytool.brokers.redis.routing import BINDING_PERMANENT_PREFIX, BINDING_PREFIX
 from celerytool.brokers.redis.unacked import UNACKED_INDEX, UNACKED_MUTEX
+from celerytool.clients.redispy import glob_escape
 from celerytool.errors import UsageError
 from celerytool.housekeeping.keys import REPLY_EXCHANGE, REPLY_SUFFIX
 from celerytool.kombu_layout import PIDBOX_EXCHANGE, PIDBOX_SUFFIX
@@ -133,7 +134,7 @@ def _fix_replies(b: Any, client: Any, dry_run: bool, idle: float) -> dict[str, A
     from celerytool.housekeeping.keys import KeyLayout
 
     layout = KeyLayout(prefix=b.prefix.encode(), sep=b.sep.encode("latin-1"), steps=tuple(b.steps))
-    pattern = _glob_escape(b.prefix) + "*" + REPLY_SUFFIX.decode() + "*"
+    pattern = glob_escape(b.prefix) + "*" + REPLY_SUFFIX.decode() + "*"
     keys = [k for k in client.scan_iter(match=pattern, count=1000, type_="list")
             if layout.by_type(k, "list")[0] == "reply_list"]
     found = abandoned_replies(b, client, keys, idle)
@@ -152,12 +153,12 @@ def _fix_replies(b: Any, client: Any, dry_run: bool, idle: float) -> dict[str, A
 
 
 def _fix_ttl(b: Any, dry_run: bool, ttl: float | None, result_prefix: str, control: Any) -> dict[str, Any]:
-    from celerytool.housekeeping.criteria import Criteria
-    from celerytool.housekeeping.redis_results import RedisResults
+    from celerytool.backends.criteria import Criteria
+    from celerytool.backends.redis import RedisResultBackend
 
     if ttl is None:
         raise UsageError("--fix results-without-ttl needs --ttl DURATION (Celery's default result_expires is 1d)")
-    store = RedisResults(b.url, keyprefix=result_prefix, connect_timeout=b.options.connect_timeout)
+    store = RedisResultBackend(b.url, keyprefix=result_prefix, connect_timeout=b.options.connect_timeout)
     try:
         result = store.expire(Criteria(), ttl, only_without_ttl=True, control=_control(control, dry_run))
     finally:
@@ -180,9 +181,6 @@ def _control(control: Any, dry_run: bool) -> Any:
     control.dry_run = dry_run
     return control
 
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 Tick = Callable[[int], None]

@@ -20,7 +20,7 @@ from celerytool.brokers.base import (
     natural_key,
 )
 from celerytool.brokers.redis.routing import BINDING_PREFIX, BindingTables, parse_member, text
-from celerytool.clients.redispy import connect, redis_errors
+from celerytool.clients.redispy import connect, glob_escape, redis_errors
 from celerytool.errors import DataError, NotFound
 from celerytool.model import Binding, Message, OutgoingMessage, PauseRecord, QueueInfo
 from celerytool.urls import BrokerURL
@@ -141,7 +141,7 @@ class RedisBroker:
 
     # -- bindings ---------------------------------------------------------------------
     def _binding_keys(self) -> list[str]:
-        pattern = _glob_escape(self.prefix + BINDING_PREFIX) + "*"
+        pattern = glob_escape(self.prefix + BINDING_PREFIX) + "*"
         with self.read_errors():
             return sorted(text(k) for k in self.reader.scan_iter(match=pattern, count=1000))
 
@@ -179,7 +179,7 @@ class RedisBroker:
     def scan_queue_lists(self) -> set[str]:
         """Queues that hold messages but may have no binding (found by list keys)."""
         out: set[str] = set()
-        pattern = _glob_escape(self.prefix) + "*"
+        pattern = glob_escape(self.prefix) + "*"
         with self.read_errors():
             for raw in self.reader.scan_iter(match=pattern, count=1000, type_="list"):
                 key = text(raw)[len(self.prefix):]
@@ -380,13 +380,3 @@ class RedisBroker:
             chunk.reverse()
             yield from chunk
             offset += len(chunk)
-
-
-def _glob_escape(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in "*?[]\\":
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)

@@ -14,30 +14,16 @@ import datetime as dt
 import fnmatch
 from typing import Any
 
-from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
+from celerytool.backends.criteria import Criteria, ResultOp
 from celerytool.errors import UsageError
-from celerytool.housekeeping.criteria import Criteria, ResultOp
-from celerytool.urls import BrokerURL
 
 BATCH = 5000
 ID_CHUNK = 1000
 
 
-class SqlResults:
-    def __init__(self, url: BrokerURL, *, table_names: dict[str, str] | None = None,
-                 limits: Limits = DEFAULT_LIMITS, connect_timeout: float = 5.0) -> None:
-        from celerytool.backends.sql import SqlResultBackend
-
-        if url.kind == "django":
-            from celerytool.backends.django import DJANGO_LAYOUT as layout
-        else:
-            from celerytool.backends.celerydb import celery_layout
-
-            layout = celery_layout(table_names or {})
-        self.b = SqlResultBackend(url, layout, limits=limits, connect_timeout=connect_timeout, readonly=False)
-
-    def close(self) -> None:
-        self.b.close()
+class SqlResultChanges:
+    """``forget`` (and the refusal of ``expire``) for ``SqlResultBackend`` (its connection,
+    tables and layout)."""
 
     def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool, control: Any) -> ResultOp:
         raise UsageError("expire sets Redis TTLs; rows of a database result backend have none "
@@ -48,7 +34,8 @@ class SqlResults:
         cutoff = None if criteria.older_than is None else \
             (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=criteria.older_than)).replace(tzinfo=None)
         roles = ["task"] if (criteria.statuses or criteria.tasks) else ["task", "group"]
-        with self.b.errors():
+        b: Any = self
+        with b.errors():
             for role in roles:
                 ids = list(criteria.ids)
                 for start in range(0, max(len(ids), 1), ID_CHUNK):
@@ -60,11 +47,10 @@ class SqlResults:
 
     def _walk(self, role: str, criteria: Criteria, ids: list[str] | None, cutoff: dt.datetime | None,
               control: Any, result: ResultOp) -> None:
-        from celerytool.backends.sql import glob_to_like
-
-        sa, conn = self.b.sa, self.b.conn
-        table = self.b.table(role)
-        spec = getattr(self.b.layout, role)
+        b: Any = self  # SqlResultBackend: sa, conn, table(), layout, target, errors()
+        sa, conn = b.sa, b.conn
+        table = b.table(role)
+        spec = getattr(b.layout, role)
         key = table.c[spec.id_column]
         pk = table.c.id if "id" in table.c else key
         where: list[Any] = []
@@ -75,10 +61,10 @@ class SqlResults:
         if role == "task" and criteria.statuses:
             where.append(table.c.status.in_(sorted(criteria.statuses)))
         if role == "task" and criteria.tasks:
-            if self.b.layout.name_column not in table.c:
+            if b.layout.name_column not in table.c:
                 return  # no task names stored (result_extended off): nothing matches
-            name = table.c[self.b.layout.name_column]
-            likes = [glob_to_like(g, self.b.target.get_backend_name()) for g in criteria.tasks]
+            name = table.c[b.layout.name_column]
+            likes = [glob_to_like(g, b.target.get_backend_name()) for g in criteria.tasks]
             exact = all(ok for _, ok in likes)
             where.append(sa.or_(*(name.like(like, escape="\\") for like, _ in likes)))
         if cutoff is not None:
@@ -105,3 +91,31 @@ class SqlResults:
                 result.done += int(deleted.rowcount or 0)
             conn.commit()
             control.tick(len(rows))
+
+
+def glob_to_like(glob: str, backend: str) -> tuple[str, bool]:
+    """fnmatch glob -> (LIKE pattern, whether LIKE matches exactly what fnmatchcase does)."""
+    out, exact, i, n = [], backend == "postgresql", 0, len(glob)  # LIKE ignores case on MySQL, SQLite
+    while i < n:
+        ch = glob[i]
+        if ch == "*":
+            out.append("%")
+        elif ch == "?":
+            out.append("_")
+        elif ch == "[":
+            j = i + 1
+            j += glob[j:j + 1] == "!"
+            j += glob[j:j + 1] == "]"
+            end = glob.find("]", j)
+            if end < 0:
+                out.append("[")  # no closing bracket: fnmatch takes it literally
+            else:
+                out.append("_")  # one character of a class: narrows, matched exactly afterwards
+                exact = False
+                i = end
+        elif ch in "%_\\":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out), exact

@@ -88,7 +88,7 @@ class ResultOp:
 
 
 class ResultStore(Protocol):
-    """The housekeeping a result backend offers (Redis now; SQL can add a DELETE-based one)."""
+    """What every result backend offers besides reading (``forget`` / ``expire``)."""
 
     def forget(self, criteria: Criteria, control: Any) -> ResultOp: ...
 

@@ -1,8 +1,8 @@
 """``forget`` and ``expire``: delete stored results, or give them a TTL, selected by id / state /
 task / age.
 
-This is the Redis ``ResultStore`` (``criteria.py``; databases:
-``sql_results.py``; ``stores.open_result_store`` picks one).  Redis walks ``celery-task-meta-*`` (and the group
+The writing half of ``RedisResultBackend`` (``redis.py`` mixes it in; databases:
+``sql_changes.py``).  Redis walks ``celery-task-meta-*`` (and the group
 metas when no state or task is asked for) with SCAN, reads each batch with
 one MGET, decides in Python, and deletes each batch with one UNLINK (or
 sets TTLs with one script).  A meta is decided from its JSON text without
@@ -16,11 +16,12 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
-from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
+from celerytool.backends.criteria import Criteria, ResultOp
+from celerytool.codecs.limits import Limits
 from celerytool.errors import UsageError
-from celerytool.housekeeping.criteria import Criteria, ResultOp
 from celerytool.urls import BrokerURL
 
 SCAN_COUNT = 5000  # keys per round trip (SCAN COUNT, MGET, UNLINK)
@@ -40,36 +41,32 @@ return n
 """
 
 
-class RedisResults:
-    def __init__(self, url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAULT_LIMITS,
-                 connect_timeout: float = 5.0) -> None:
-        from celerytool.backends.redis import RedisResultBackend
+class RedisResultChanges:
+    """``forget`` and ``expire`` for ``RedisResultBackend`` (its url, prefix, limits, keys and
+    ``walk``); writes go through redis-py (``writer``), reads through the backend's walk."""
 
-        self.backend = RedisResultBackend(url, keyprefix=keyprefix, limits=limits,
-                                          connect_timeout=connect_timeout)
-        self.limits = limits
-        self.url = url
-        self.connect_timeout = connect_timeout
-        self._client: Any = None
+    url: BrokerURL
+    prefix: str
+    limits: Limits
+    connect_timeout: float
+    task_prefix: str  # Celery's key names, from redis.py
+    group_prefix: str
 
-    @property
-    def client(self) -> Any:
+    @cached_property
+    def writer(self) -> Any:
         """redis-py (with hiredis when installed): MGET of a thousand values parses in C."""
-        if self._client is None:
-            from celerytool.clients.redispy import connect
+        from celerytool.clients.redispy import connect
 
-            self._client = connect(self.url, connect_timeout=self.connect_timeout)
-        return self._client
+        return connect(self.url, connect_timeout=self.connect_timeout)
 
-    def errors(self) -> Any:
+    def write_errors(self) -> Any:
         from celerytool.clients.redispy import redis_errors
 
         return redis_errors(self.url, "Redis result backend")
 
-    def close(self) -> None:
-        self.backend.close()
-        if self._client is not None:
-            self._client.close()
+    def close_writer(self) -> None:
+        if "writer" in self.__dict__:
+            self.writer.close()
 
     # -- selection ----------------------------------------------------------------------
     def _batches(self, criteria: Criteria) -> Iterator[tuple[list[bytes], list[Any] | None]]:
@@ -78,9 +75,10 @@ class RedisResults:
         A SCAN walk sends each batch's MGET together with the next SCAN: one
         round trip per batch.  Given ids: their task and group keys.
         """
-        from celerytool.backends.redis import GROUP_PREFIX, TASK_PREFIX, _glob_escape
+        from celerytool.clients.redispy import glob_escape
 
-        b, client, need = self.backend, self.client, criteria.needs_value
+        b: Any = self  # RedisResultBackend: task_key, group_key, walk
+        client, need = self.writer, criteria.needs_value
         if criteria.ids:
             keys = [k.encode() for i in criteria.ids for k in (b.task_key(i), b.group_key(i))]
             for start in range(0, len(keys), SCAN_COUNT):
@@ -93,8 +91,8 @@ class RedisResults:
             return
         groups = not (criteria.statuses or criteria.tasks)
         # one pass for both: celery-task-meta-* and celery-taskset-meta-*
-        pattern = _glob_escape(b.prefix) + ("celery-task*-meta-*" if groups else _glob_escape(TASK_PREFIX) + "*")
-        group_head = (b.prefix + GROUP_PREFIX).encode()
+        pattern = glob_escape(b.prefix) + ("celery-task*-meta-*" if groups else glob_escape(self.task_prefix) + "*")
+        group_head = (b.prefix + self.group_prefix).encode()
 
         def metas(keys: list[bytes]) -> list[bytes]:
             if groups:  # not the chord counters (<gid>.j, .t, ...)
@@ -143,7 +141,7 @@ class RedisResults:
 
     def _walk(self, criteria: Criteria, control: Any, result: ResultOp, act: Any) -> ResultOp:
         now = time.time()
-        with self.errors():
+        with self.write_errors():
             for keys, values in self._batches(criteria):
                 if control.stop():
                     result.interrupted = True
@@ -165,7 +163,7 @@ class RedisResults:
 
         def act(keys: list[bytes]) -> None:
             if not control.dry_run:
-                result.done += int(self.client.unlink(*keys))
+                result.done += int(self.writer.unlink(*keys))
 
         return self._walk(criteria, control, result, act)
 
@@ -174,7 +172,7 @@ class RedisResults:
             raise UsageError("--ttl must be positive")
         result = ResultOp("expire", dry_run=control.dry_run,
                           extra={"ttl": ttl, "only_without_ttl": only_without_ttl})
-        client = self.client
+        client = self.writer
         ms = int(ttl * 1000)
 
         def act(keys: list[bytes]) -> None:
