@@ -84,23 +84,3 @@ def record_text(record: Any, end: str = "") -> str:
             f'"content_encoding":{s(record.content_encoding)},'
             f'"compression":{s(record.compression)},"headers":{headers},"properties":{properties},'
             f'"embed":{embed},"size":{s(record.size)},"error":null}}{end}')
-
-
-
-def export_line(record: Any) -> str:
-    """One export line: ``dumps(record.to_json())`` + newline, without converting
-    a plain JSON message's big values (their stored text is used as it is)."""
-    m = record.message
-    texts = getattr(m, "json_texts", None)
-    if (texts is None or record.summary or record.amqp is not None or m.error is not None
-            or m.extra or m.redelivered is not None):
-        return dumps(record.to_json()) + "\n"
-    try:
-        raw = '{"__type__":"bytes","__value__":' + _quote(record.raw.decode("utf-8")) + "}"
-    except UnicodeDecodeError:
-        return dumps(record.to_json()) + "\n"
-    s = _small
-    return (f'{{"v":1,"broker":{s(record.broker)},"queue":{s(record.queue)},'
-            f'"priority":{s(record.priority)},"raw":{raw},"id":{s(m.id)},"task":{s(m.task)},'
-            f'"args":{texts[0]},"kwargs":{texts[1]},"eta":{s(m.eta)},"expires":{s(m.expires)},'
-            f'"retries":{s(m.retries)},"error":null}}\n')

@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
+from celerytool.export_format import (  # noqa: F401  (the broker packages read these here)
+    AMQP_CONTENT_PROPERTIES,
+    AMQP_OTHER_PROPERTIES,
+    SUMMARY_KEYS,
+    ExportRecord,
+)
 from celerytool.kombu_layout import DEFAULT_PRIORITY_STEPS, DEFAULT_SEP, is_plumbing
 from celerytool.model import Binding, Message, OutgoingMessage, PauseRecord, QueueInfo
 from celerytool.selection import Selection
@@ -177,54 +183,6 @@ class OpResult:
         out["dry_run"] = self.dry_run
         out["interrupted"] = self.interrupted
         return out
-
-
-@dataclass(frozen=True)
-class ExportRecord:
-    """One line of an export file: the stored message byte-exact plus a summary.
-
-    The summary is ``summary``, or, when empty and ``message`` is given, the
-    ``SUMMARY_KEYS`` of the decoded message.
-    """
-
-    broker: str
-    queue: str
-    priority: int  # Redis: the priority bucket the message sat in
-    raw: bytes
-    summary: dict[str, Any]
-    amqp: dict[str, Any] | None = None  # RabbitMQ: the AMQP properties and headers (raw is the body)
-    message: Message | None = None
-
-    def summary_json(self) -> dict[str, Any]:
-        if self.summary or self.message is None:
-            return self.summary
-        data = self.message.to_json()
-        return {k: data[k] for k in SUMMARY_KEYS}
-
-    def to_json(self) -> dict[str, Any]:
-        from celerytool.jsonable import to_jsonable
-
-        out = {"v": 1, "broker": self.broker, "queue": self.queue, "priority": self.priority,
-               "raw": to_jsonable(self.raw), **self.summary_json()}
-        if self.amqp is not None:
-            out["amqp"] = to_jsonable(self.amqp)
-        return out
-
-    def line(self) -> str:
-        """``dumps(self.to_json())`` and a newline, fast for plain JSON messages."""
-        from celerytool.json_records import export_line
-
-        return export_line(self)
-
-
-# The AMQP basic properties (besides ``headers``) an export record's ``amqp`` field holds, as
-# pika and kombu name them: part of the export format, so both broker packages and
-# ``transfer`` read this one list.
-AMQP_CONTENT_PROPERTIES = ("content_type", "content_encoding")
-AMQP_OTHER_PROPERTIES = ("correlation_id", "reply_to", "delivery_mode", "priority", "expiration",
-                         "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id")
-
-SUMMARY_KEYS = ("id", "task", "args", "kwargs", "eta", "expires", "retries", "error")
 
 
 class BrokerOps(Protocol):
