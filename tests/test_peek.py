@@ -172,7 +172,7 @@ def test_custom_keyprefix_sep_and_priority_steps(run, redis_url):
     r = run("peek", "celery", "-o", "json", *opts)
     assert [m["args"] for m in r.json()] == [[0], [3], [7]]
     q = run("queues", "-o", "json", *opts).json()
-    assert q == [{"name": "celery", "messages": 3, "exists": True,
+    assert q == [{"name": "celery", "messages": 3, "exists": True, "delayed": 0,
                   "priorities": {str(i): (1 if i in (0, 3, 7) else 0) for i in range(10)}}]
     app.close()
 
