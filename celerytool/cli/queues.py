@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from celerytool.cli.completion import complete_queues
@@ -73,7 +75,7 @@ def command(app, names, include_internal, exact, scan, count_delayed, visibility
         note("no queues found (name one to check it: celerytool queues NAME)")
 
 
-def _auto_delayed(broker, infos, visibility_timeout):
+def _auto_delayed(broker: Any, infos: list[Any], visibility_timeout: float) -> list[Any]:
     """The delayed counts when they are cheap to read (Redis, a small unacked hash); the listing
     stands without them when they cannot be read (an ACL user without HLEN, say)."""
     from celerytool.errors import CeleryToolError
@@ -91,7 +93,7 @@ def _auto_delayed(broker, infos, visibility_timeout):
         return infos
 
 
-def with_delayed(broker, infos, visibility_timeout):
+def with_delayed(broker: Any, infos: list[Any], visibility_timeout: float) -> list[Any]:
     """Each queue with the number of tasks bound for it that wait for their ETA (a walk)."""
     from dataclasses import replace
 
