@@ -13,10 +13,14 @@ installation the tests use (``INSTALLATIONS``).
 The machines' nodes (5672 / 5673, epmd 4369 / 4370) are never touched: each test node reads
 its own env file (``RABBITMQ_CONF_ENV_FILE``), not /etc/rabbitmq's.
 
-The cluster is left running between sessions (start-up is paid once per machine). Set-up
-holds an exclusive ``flock``; so does every test that uses the cluster (``cluster_lock``), since
-a test that stops a node would disturb another session's test: cluster tests of parallel
-sessions / xdist workers run one at a time. Each test session uses its own vhost and deletes it.
+test_cluster.py's ``cluster_vhost`` fixture is parametrized over ``INSTALLATIONS`` (ids
+``rabbit3`` / ``rabbit4``): every cluster test runs on both.
+
+Each cluster is left running between sessions (start-up is paid once per machine). Its set-up
+holds an exclusive ``flock``; so does every test that uses it (``locked("use", inst)``), since
+a test that stops a node would disturb another session's test: the tests of one cluster, across
+parallel sessions / xdist workers, run one at a time (the two clusters' tests side by side).
+Each test session uses its own vhost on each cluster and deletes it.
 """
 
 from __future__ import annotations
@@ -143,7 +147,6 @@ def _rabbit4_root() -> Path:
 RABBIT3_CLUSTER = _installation("rabbit3", "ctc", 5680, 4372, ROOT3, None)
 RABBIT4_CLUSTER = _installation("rabbit4", "ctd", 5690, 4373, Path("/var/lib/celerytool-cluster4"), _rabbit4_root())
 INSTALLATIONS = (RABBIT3_CLUSTER, RABBIT4_CLUSTER)
-NODES = RABBIT3_CLUSTER.nodes  # the 3.x cluster's (older callers)
 
 
 def env_args(node: ClusterNode) -> list[str]:
@@ -159,12 +162,12 @@ def env_args(node: ClusterNode) -> list[str]:
 
 
 @contextmanager
-def locked(name: str, inst: Installation = RABBIT3_CLUSTER) -> Iterator[None]:
+def locked(name: str, inst: Installation) -> Iterator[None]:
     host_root = inst.host_path(inst.root)
     host_root.mkdir(parents=True, exist_ok=True)
     lock_dir = ROOT3.parent
     lock_dir.mkdir(parents=True, exist_ok=True)
-    stem = "cluster3" if inst is RABBIT3_CLUSTER else f"cluster-{inst.name}"
+    stem = "cluster3" if inst is RABBIT3_CLUSTER else f"cluster-{inst.name}"  # cluster3: older checkouts' too
     with open(lock_dir / f"{stem}.{name}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -225,7 +228,7 @@ def start_node(node: ClusterNode) -> None:
     await_node(node)
 
 
-def stop_everything(inst: Installation = RABBIT3_CLUSTER) -> None:
+def stop_everything(inst: Installation) -> None:
     """Stop every test node of ``inst`` (and only them) and remove their data: the next start
     forms a new cluster."""
     for node in inst.nodes:
@@ -233,8 +236,8 @@ def stop_everything(inst: Installation = RABBIT3_CLUSTER) -> None:
             node.ctl("stop", timeout=30, check=False)
         except subprocess.TimeoutExpired:
             pass
-    # the VMs (their command line names our HOME and epmd port, not the node)
-    subprocess.run(["pkill", "-9", "-f", f"beam.smp.* -home {inst.root} -epmd_port {inst.epmd_port}"], check=False)
+    for pid in _vms(inst):  # what did not stop, by pid
+        subprocess.run(["kill", "-9", pid], check=False)
     time.sleep(1)
     for node in inst.nodes:
         shutil.rmtree(node.host_dir, ignore_errors=True)
@@ -264,7 +267,7 @@ def members(node: ClusterNode) -> set[str]:
     return {r["name"] for r in status if r.get("running")}  # type: ignore[union-attr]
 
 
-def healthy(inst: Installation = RABBIT3_CLUSTER) -> bool:
+def healthy(inst: Installation) -> bool:
     if not all(n.running() for n in inst.nodes):
         return False
     try:
@@ -273,7 +276,7 @@ def healthy(inst: Installation = RABBIT3_CLUSTER) -> bool:
         return False
 
 
-def form_cluster(inst: Installation = RABBIT3_CLUSTER) -> None:
+def form_cluster(inst: Installation) -> None:
     inst.prepare()
     nodes = inst.nodes
     for node in nodes:  # all VMs first: a node restarted from its data waits for the others
@@ -299,7 +302,7 @@ def form_cluster(inst: Installation = RABBIT3_CLUSTER) -> None:
         time.sleep(0.5)
 
 
-def ensure_cluster(inst: Installation = RABBIT3_CLUSTER) -> tuple[ClusterNode, ...]:
+def ensure_cluster(inst: Installation) -> tuple[ClusterNode, ...]:
     """All three nodes of ``inst`` up and clustered (started / joined when needed). A cluster
     that does not come back from its data (nodes left in a state they cannot leave) is wiped
     and formed again: it holds nothing but test vhosts."""
@@ -318,5 +321,5 @@ def ensure_cluster(inst: Installation = RABBIT3_CLUSTER) -> tuple[ClusterNode, .
     return inst.nodes
 
 
-def failover_url(vhost: str, order: tuple[ClusterNode, ...] = NODES) -> str:
+def failover_url(vhost: str, order: tuple[ClusterNode, ...]) -> str:
     return ";".join(n.url(vhost) for n in order)

@@ -1,8 +1,8 @@
-"""A real three-node RabbitMQ cluster (tests/cluster.py; this file: 3.x, test_cluster_rabbit4.py
-runs the same tests on the 4.0.x cluster): quorum queues replicated on all three,
+"""Real three-node RabbitMQ clusters (tests/cluster.py), every test on each: ``rabbit3`` (the
+machine's 3.10) and ``rabbit4`` (the chroot's 4.0.5). Quorum queues replicated on all three,
 ``queues`` showing their leader and online members, and peek through a failover URL
 ``amqp://n1;amqp://n2;amqp://n3`` while the leader's node is killed mid-walk (selected purge /
-move under the same failure.
+move under the same failure).
 
 The moment a node is stopped is seeded (the seed is printed: CELERYTOOL_CLUSTER_SEED replays it):
 the node is stopped once the command holds that many unacknowledged messages.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pika
 import pytest
-from cluster import RABBIT3_CLUSTER, ClusterNode, Installation, ensure_cluster, failover_url, locked
+from cluster import INSTALLATIONS, ClusterNode, ensure_cluster, failover_url, locked
 
 from services import RabbitVhost, free_port
 
@@ -28,14 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 QUORUM = {"x-queue-type": "quorum"}
 
 
-@pytest.fixture(scope="session", params=[RABBIT3_CLUSTER], ids=["rabbit3"])
+@pytest.fixture(scope="session", params=INSTALLATIONS, ids=[inst.name for inst in INSTALLATIONS])
 def cluster_vhost(request):
-    """A vhost of our own on the 3.x cluster (test_cluster_rabbit4.py: the 4.x one); ``.nodes``
-    are the cluster's nodes."""
-    yield from cluster_vhost_on(request.param)
-
-
-def cluster_vhost_on(inst: Installation):
+    """A vhost of our own on one cluster (each test runs on the 3.x and the 4.x one); ``.nodes``
+    are the cluster's nodes, ``.inst`` its installation."""
+    inst = request.param
     ensure_cluster(inst)
     vhost = RabbitVhost(f"celerytool-cluster-{uuid.uuid4().hex[:8]}", node=inst.nodes[0].rabbit).create()
     vhost.nodes = inst.nodes
@@ -49,10 +46,16 @@ def cluster_vhost_on(inst: Installation):
 def restore(nodes: tuple[ClusterNode, ...]) -> None:
     from cluster import start_node
 
+    from services import port_open
+
     for node in nodes:
-        if not node.running():
-            start_node(node)  # the VM (killed) or the app (stop_app)
-            wait_for(node.running, what=f"{node.nodename} back")
+        if node.running():
+            continue
+        if port_open("127.0.0.1", node.dist_port):
+            node.start_app()  # the VM is up, a test stopped the app (await_startup would wait it out)
+        else:
+            start_node(node)  # the VM was killed
+        wait_for(node.running, what=f"{node.nodename} back")
 
 
 @pytest.fixture
@@ -156,11 +159,11 @@ def test_queues_shows_leader_and_online_members(cluster):
     assert code == 0, err
     rows = {r["name"]: r for r in json.loads(out)}
     every = sorted(n.nodename for n in cluster.nodes)
-    assert rows["qq"]["leader"] == cluster.nodes[1].nodename  # declared through ctc2: client-local
+    assert rows["qq"]["leader"] == cluster.nodes[1].nodename  # declared through node 2: client-local
     assert rows["qq"]["members"] == every and rows["qq"]["online"] == every
     assert "leader" not in rows["classic"]
     cluster.nodes[1].stop_app()
-    # a new leader is elected among the two others; ctc2 is a member still, not online
+    # a new leader is elected among the two others; node 2 is a member still, not online
     row = wait_for(lambda: (lambda r: r if r.get("leader") not in (None, "", cluster.nodes[1].nodename) else None)(
         queue_row(cluster, "qq")), what="a new leader")
     code, out, err = finish(celerytool("queues", "-b", url, "-o", "json"))
@@ -191,7 +194,7 @@ def test_failover_url_skips_a_stopped_first_node_and_masks_every_password(cluste
 
 def walk_with_leader_stopped(cluster, rng: random.Random, queue: str, args: list[str], total: int):
     """Run ``celerytool *args`` through the failover URL (connected to its first node, the queue's leader)
-    and stop ctc1 once it holds a seeded number of unacked messages; start it again."""
+    and kill its node once it holds a seeded number of unacked messages; start it again."""
     leader = cluster.nodes[0]
     threshold = rng.randrange(1, total // 4)
     pid = leader.ctl("eval", "os:getpid().").stdout.strip().strip('"')  # asked before: kill at once
@@ -212,15 +215,15 @@ def walk_with_leader_stopped(cluster, rng: random.Random, queue: str, args: list
         reached = proc.poll() is None  # still at work when its node died
         from services import port_open
 
-        wait_for(lambda: not port_open("127.0.0.1", leader.dist_port), what="ctc1 gone")
+        wait_for(lambda: not port_open("127.0.0.1", leader.dist_port), what=f"{leader.nodename} gone")
     code, out, err = finish(proc)
     if reached:
         from cluster import start_node
 
         start_node(leader)
         leader.ctl("await_startup")
-        wait_for(lambda: leader.running(), what="ctc1 back")
-    print(f"killed ctc1 at {threshold} taken: {reached}; exit {code}; {err.strip()[-300:]}")
+        wait_for(lambda: leader.running(), what=f"{leader.nodename} back")
+    print(f"killed {leader.nodename} at {threshold} taken: {reached}; exit {code}; {err.strip()[-300:]}")
     assert reached, f"the command ended before its node was killed at {threshold}: nothing was tested ({err})"
     return reached, code, out, err
 
