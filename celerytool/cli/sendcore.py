@@ -387,7 +387,7 @@ class DryRun:
         from celerytool.codecs.compression import decompress
         from celerytool.codecs.limits import DEFAULT_LIMITS
         from celerytool.codecs.serializers import deserialize
-        from celerytool.jsonable import to_jsonable
+        from celerytool.jsontext import to_jsonable
 
         m = self.m
         body = m.body
