@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO, TypeVar
 
-from celerytool import json_records
+from celerytool import jsontext
 
 FORMATS = ("table", "json", "ndjson")
 LIVE_KINDS = ("worker-value", "top")  # tables without fixed columns (render/live.py)
@@ -68,7 +68,7 @@ def _json_of(record: Any) -> Any:
 
 def dumps(obj: Any, *, compact: bool = True) -> str:
     if compact:
-        return json_records.dumps(obj)
+        return jsontext.dumps(obj)
     return json.dumps(obj, ensure_ascii=False, indent=2)
 
 
@@ -102,9 +102,9 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     out = out or sys.stdout
     count = 0
     if fmt == "ndjson":  # one record a line
-        return _write_texts((json_records.record_text(r, "\n") for r in records), out)
+        return _write_texts((jsontext.record_text(r, "\n") for r in records), out)
     if fmt == "json":  # one array
-        texts = (("\n" if i == 0 else ",\n") + json_records.record_text(r) for i, r in enumerate(records))
+        texts = (("\n" if i == 0 else ",\n") + jsontext.record_text(r) for i, r in enumerate(records))
         out.write("[")
         count = _write_texts(texts, out, flush=False)
         out.write("\n]\n" if count else "]\n")
@@ -126,7 +126,7 @@ def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> 
     if fmt == "json":
         out.write(dumps(_json_of(record), compact=False) + "\n")
     elif fmt == "ndjson":
-        out.write(json_records.record_text(record) + "\n")
+        out.write(jsontext.record_text(record) + "\n")
     elif kind == "result":
         from celerytool.render.results import write_result_detail
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from celerytool.jsonable import short_repr
+from celerytool.jsontext import short_repr
 from celerytool.render import survives_closed_pipe
 from celerytool.render.escape import printable, printable_lines
 from celerytool.render.layout import STATUS_SGR, cell, colours

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from celerytool.jsonable import short_repr
+from celerytool.jsontext import short_repr
 from celerytool.render.layout import (
     GAP,
     SGR,

@@ -17,8 +17,8 @@ from typing import Any
 
 from celerytool.errors import UsageError
 from celerytool.ids import uuid4
-from celerytool.json_encoder import make_dumps
-from celerytool.json_encoder import quote as _quote
+from celerytool.jsontext import make_celery_dumps as make_dumps
+from celerytool.jsontext import quote as _quote
 from celerytool.model import OutgoingMessage
 from celerytool.sending.spec import TaskSpec
 
