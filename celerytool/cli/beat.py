@@ -101,8 +101,7 @@ def _default_store(app):
 def _run(app, entry, yes, dry_run):
     """Send the entry now through the send pipeline, with its args, kwargs and options."""
     from celerytool.cli.guard import confirm
-    from celerytool.cli.sendcore import Sender
-    from celerytool.sending import RetryPolicy
+    from celerytool.cli.send import pipeline, send_one
 
     if entry.task is None:
         from celerytool.errors import DataError
@@ -114,12 +113,12 @@ def _run(app, entry, yes, dry_run):
         options["exchange"] = options["exchange"].get("name")
     if not dry_run:
         confirm(yes, f"Send {entry.task} now (beat entry {entry.name!r})?")
-    sender = Sender(app, RetryPolicy(), visibility_timeout=3600.0)
-    defaults = sender.defaults(options, ())
+    pipe = pipeline(app)
+    defaults = pipe.defaults(options, ())
     args = entry.args if isinstance(entry.args, (list, tuple)) else []
     kwargs = entry.kwargs if isinstance(entry.kwargs, dict) else {}
     from dataclasses import replace
 
     spec = replace(defaults, name=entry.task, args=tuple(args), kwargs=dict(kwargs))
-    sender.check(spec)
-    return sender.send_one(spec, dry_run=dry_run, wait=False, timeout=None)
+    pipe.check(spec)
+    return send_one(app, pipe, spec, dry_run=dry_run)
