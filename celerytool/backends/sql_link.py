@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from celerytool.backends.sql import (
@@ -25,6 +25,9 @@ from celerytool.backends.sql import (
     unreachable,
 )
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 PSYCOPG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
@@ -76,8 +79,8 @@ class SqlLink:
         self.direct = psycopg_args(url, connect_timeout)
         self.target = engine_url(url) if self.direct is None else None  # a missing extra: a usage error now
         self.backend: str = "postgresql" if self.target is None else self.target.get_backend_name()
-        self.dbapi: Any = None
-        self._engine: Any = None
+        self.dbapi: Any = None  # the driver's module: its Error classes and paramstyle
+        self._engine: Engine | None = None
 
     @cached_property
     def conn(self) -> Any:
@@ -89,11 +92,13 @@ class SqlLink:
                 return psycopg.connect(**self.direct)
             except psycopg.Error as exc:
                 raise unreachable(self.url, self.what, exc) from None
+        assert self.target is not None
         sa = load_sqlalchemy()
-        self._engine = create_engine(self.target, connect_timeout=self.connect_timeout, readonly=self.readonly)
-        self.dbapi = self._engine.dialect.loaded_dbapi
+        engine = self._engine = create_engine(self.target, connect_timeout=self.connect_timeout,
+                                              readonly=self.readonly)
+        self.dbapi = engine.dialect.loaded_dbapi
         try:
-            return self._engine.raw_connection()
+            return engine.raw_connection()
         except sa.exc.DBAPIError as exc:
             raise unreachable(self.url, self.what, exc) from None
 
