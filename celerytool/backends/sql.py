@@ -13,17 +13,26 @@ import contextlib
 import importlib.util
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
-from celerytool.backends.layout import Layout, Table
+from celerytool.backends.layout import Layout, Row, Table
 from celerytool.backends.query import ResultQuery, poll_wait, with_group_status
 from celerytool.backends.sql_changes import SqlResultChanges, glob_to_like
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import BrokerUnavailable, CeleryToolError, DataError, NotFound, UsageError
 from celerytool.model import TaskResult
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:  # SQLAlchemy is the optional db extra, imported on first use
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.pool import ConnectionPoolEntry
+    from sqlalchemy.sql import Select, TableClause
 
 EXTRA = "pip install 'celerytool[db]'"
 CHUNK = 500
@@ -34,7 +43,7 @@ DRIVER_MODULES = {"psycopg": "psycopg", "psycopg2": "psycopg2", "pymysql": "pymy
                   "mysqlconnector": "mysql.connector", "asyncpg": "asyncpg", "pg8000": "pg8000"}
 
 
-def _sqlalchemy() -> Any:
+def _sqlalchemy() -> ModuleType:
     try:
         import sqlalchemy
     except ModuleNotFoundError as exc:
@@ -51,7 +60,7 @@ def _installed(module: str) -> bool:
         return False
 
 
-def engine_url(url: BrokerURL) -> Any:
+def engine_url(url: BrokerURL) -> URL:
     """The SQLAlchemy URL, with the db extra's driver when the URL names none."""
     sa = _sqlalchemy()
     try:
@@ -74,7 +83,7 @@ def engine_url(url: BrokerURL) -> Any:
     return target.set(drivername=f"{backend}+{driver}" if driver else backend)
 
 
-def _userinfo_as_parsed(url: BrokerURL, target: Any) -> Any:
+def _userinfo_as_parsed(url: BrokerURL, target: URL) -> URL:
     """User, password and host as ``urls`` parsed them: up to the LAST '@'.
 
     SQLAlchemy ends the password at the first '@', so ``user:SECRET@TAIL@host`` connected to
@@ -93,7 +102,7 @@ TIMEOUT_SQLSTATES = {"55P03", "57014"}
 TIMEOUT_MYSQL_CODES = {1205, 1969, 3024}
 
 
-def _timed_out(exc: Any) -> bool:
+def _timed_out(exc: BaseException) -> bool:
     """Whether a DBAPI error says a lock wait or a statement ran out of time."""
     orig = getattr(exc, "orig", None)
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
@@ -103,15 +112,15 @@ def _timed_out(exc: Any) -> bool:
     return bool(args) and args[0] in TIMEOUT_MYSQL_CODES
 
 
-def _after_handshake(reply_timeout: float) -> Any:
-    def raise_timeouts(dbapi_conn: Any, record: Any) -> None:
+def _after_handshake(reply_timeout: float) -> Callable[[Any, ConnectionPoolEntry], None]:
+    def raise_timeouts(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:  # a PyMySQL connection
         # PyMySQL reads these before every socket read / write; it has no public setter
         dbapi_conn._read_timeout = dbapi_conn._write_timeout = reply_timeout
 
     return raise_timeouts
 
 
-def _binary_results(dbapi_conn: Any, record: Any) -> None:
+def _binary_results(dbapi_conn: psycopg.Connection[Any], record: ConnectionPoolEntry) -> None:
     """psycopg 3 cursors that receive rows in PostgreSQL's binary format: a ``bytea`` result
     arrives as its bytes, not as hex text twice its size (a 50 MB result peaked at 346 MB,
     most of it libpq's hex copy)."""
@@ -119,7 +128,7 @@ def _binary_results(dbapi_conn: Any, record: Any) -> None:
     from psycopg.pq import Format
 
     class BinaryCursor(psycopg.Cursor):
-        def __init__(self, connection: Any, *, row_factory: Any = None) -> None:
+        def __init__(self, connection: psycopg.Connection[Any], *, row_factory: Any = None) -> None:
             super().__init__(connection, row_factory=row_factory)
             self.format = Format.BINARY
 
@@ -137,7 +146,7 @@ class SqlResultBackend(SqlResultChanges):
         self.readonly = readonly
         self.target = engine_url(url)  # a missing extra is a usage error before anything else
         self.sa = _sqlalchemy()
-        self._tables: dict[str, Any] = {}
+        self._tables: dict[str, TableClause] = {}
 
     # -- connection ----------------------------------------------------------------------
     @property
@@ -146,7 +155,7 @@ class SqlResultBackend(SqlResultChanges):
         return max(10.0, 2 * self.connect_timeout)
 
     @cached_property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         sa, target = self.sa, self.target
         backend = target.get_backend_name()
         timeout = max(1, round(self.connect_timeout))
@@ -176,7 +185,7 @@ class SqlResultBackend(SqlResultChanges):
             sa.event.listen(engine, "connect", _binary_results)
         return engine
 
-    def _sqlite_creator(self, target: Any) -> Any:
+    def _sqlite_creator(self, target: URL) -> Callable[[], sqlite3.Connection]:
         import sqlite3
         from urllib.parse import quote
 
@@ -190,19 +199,19 @@ class SqlResultBackend(SqlResultChanges):
         return lambda: sqlite3.connect(uri, uri=True, timeout=self.connect_timeout, check_same_thread=False)
 
     @cached_property
-    def conn(self) -> Any:
+    def conn(self) -> Connection:
         try:
             return self.engine.connect()
         except self.sa.exc.DBAPIError as exc:
             raise BrokerUnavailable(f"cannot reach the {self.layout.what} at {self.url.redacted()}: "
                                     f"{self._reason(exc)}") from None
 
-    def _reason(self, exc: Any) -> str:
+    def _reason(self, exc: BaseException) -> str:
         orig = getattr(exc, "orig", None) or exc
         text = str(orig).strip().splitlines()
         return self.url.scrub(text[0].strip() if text else type(orig).__name__)
 
-    def _late(self, exc: Any) -> BrokerUnavailable:
+    def _late(self, exc: BaseException) -> BrokerUnavailable:
         """A lock wait or a statement past its time (exit 69)."""
         return BrokerUnavailable(f"the {self.layout.what} at {self.url.redacted()} did not answer in time "
                                  f"(a lock held by another session?): {self._reason(exc)}")
@@ -229,7 +238,7 @@ class SqlResultBackend(SqlResultChanges):
             self.engine.dispose()
 
     # -- tables --------------------------------------------------------------------------
-    def table(self, role: str) -> Any:
+    def table(self, role: str) -> TableClause:
         """The ``task`` or ``group`` table with the layout's columns it has (probed once)."""
         if role in self._tables:
             return self._tables[role]
@@ -264,15 +273,15 @@ class SqlResultBackend(SqlResultChanges):
             return True  # cannot tell: report the original error
 
     # -- reading -------------------------------------------------------------------------
-    def _rows(self, role: str, ids: list[str]) -> dict[str, Any]:
+    def _rows(self, role: str, ids: list[str]) -> dict[str, Row]:
         table = self.table(role)
         key = table.c[getattr(self.layout, role).id_column]
-        found: dict[str, Any] = {}
+        found: dict[str, Row] = {}
         with self.errors():
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start:start + CHUNK]
                 for row in self.conn.execute(self.sa.select(table).where(key.in_(chunk))).mappings():
-                    found[row[key.name]] = row
+                    found[row[key.name]] = cast(Row, row)  # a RowMapping: read by column name
             self.conn.rollback()  # end the read transaction: --wait must see new commits
         return found
 
@@ -297,7 +306,8 @@ class SqlResultBackend(SqlResultChanges):
     def get(self, task_id: str) -> TaskResult:
         return self.get_many([task_id])[0]
 
-    def wait(self, ids: list[str], timeout: float | None, on_change: Any = None) -> tuple[list[TaskResult], bool]:
+    def wait(self, ids: list[str], timeout: float | None,
+             on_change: Callable[[TaskResult], None] | None = None) -> tuple[list[TaskResult], bool]:
         return poll_wait(self.get_many, ids, timeout, on_change)
 
     def select(self, query: ResultQuery) -> list[TaskResult]:
@@ -333,7 +343,7 @@ class SqlResultBackend(SqlResultChanges):
                 else:  # LIKE only narrows (case, [...] classes): stream and match exactly
                     rows = self.conn.execution_options(stream_results=True, yield_per=CHUNK).execute(part).mappings()
                 for row in rows:
-                    result = self.layout.task_row(row[key], row, self.limits)
+                    result = self.layout.task_row(row[key], cast(Row, row), self.limits)
                     if exact or query.matches(result):
                         out.append(result)
                         if len(out) >= query.limit:
@@ -342,7 +352,8 @@ class SqlResultBackend(SqlResultChanges):
             self.conn.rollback()
         return out
 
-    def _where_task(self, stmt: Any, table: Any, globs: tuple[str, ...]) -> tuple[Any, bool]:
+    def _where_task(self, stmt: Select[Any], table: TableClause,
+                    globs: tuple[str, ...]) -> tuple[Select[Any], bool]:
         """``stmt`` narrowed to task names LIKE any of ``globs``; and whether LIKE is exact for all."""
         likes = [glob_to_like(g, self.target.get_backend_name()) for g in globs]
         column = table.c[self.layout.name_column]
@@ -367,7 +378,7 @@ class SqlResultBackend(SqlResultChanges):
             rows = self.conn.execution_options(stream_results=True, yield_per=CHUNK).execute(stmt).mappings()
             try:
                 for row in rows:
-                    result = self.layout.task_row(row[key], row, self.limits)
+                    result = self.layout.task_row(row[key], cast(Row, row), self.limits)
                     if query.matches(result):
                         yield result
             finally:
