@@ -199,3 +199,36 @@ def test_send_countdown_to_a_quorum_queue_behind_a_direct_exchange_warns(run, am
             "--management-url", rabbit_vhost.node.management_url, "-o", "json")
     assert r.exit_code == 0 and r.json()["exchange"] == "", r
     assert "quorum queue and native delayed delivery does not apply" in r.stderr, r
+
+
+def test_queues_makes_no_more_management_calls_with_the_delayed_topology(amqp_url, rabbit_vhost):
+    """The 28 delay levels are hidden using the one queue listing: `queues` asks the management
+    API as often as on a vhost without the topology (once)."""
+    from kombu import Connection, Exchange, Queue
+    from kombu.transport.native_delayed_delivery import (
+        bind_queue_to_native_delayed_delivery_exchange,
+        declare_native_delayed_delivery_exchanges_and_queues,
+    )
+
+    from celerytool.brokers import BrokerOptions, open_broker
+    from celerytool.urls import parse_url
+
+    def calls() -> tuple[int, list[str]]:
+        broker = open_broker(parse_url(amqp_url), BrokerOptions(management_url=rabbit_vhost.node.management_url))
+        try:
+            names = [q.name for q in broker.queues()]
+            return broker.management.calls, names
+        finally:
+            broker.close()
+
+    dq = Queue("dq", Exchange("dq", type="topic"), routing_key="dq", queue_arguments={"x-queue-type": "quorum"})
+    with Connection(amqp_url) as conn:
+        dq(conn.default_channel).declare()
+    without, names = calls()
+    assert names == ["dq"]
+    with Connection(amqp_url) as conn:
+        declare_native_delayed_delivery_exchanges_and_queues(conn, "quorum")
+        bind_queue_to_native_delayed_delivery_exchange(conn, dq)
+    with_topology, names = calls()
+    assert names == ["dq"]  # the levels are plumbing
+    assert with_topology <= without == 1
