@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+if TYPE_CHECKING:
+    from celerytool.cli.options import App
+    from celerytool.control.session import ControlSession
 
-def open_session(app: Any) -> Any:
+
+def open_session(app: App) -> ControlSession:
     """A ControlSession for the broker, closed (and its warnings printed) when the command ends."""
     from celerytool.control.session import ControlOptions, ControlSession
 
@@ -50,7 +54,7 @@ def _terminate_like_ctrl_c() -> Callable[[], None]:
     return restore
 
 
-def flush(session: Any) -> None:
+def flush(session: ControlSession) -> None:
     from celerytool.render import warn
 
     for w in session.warnings:
