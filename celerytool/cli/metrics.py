@@ -17,6 +17,8 @@ from celerytool.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from prometheus_client import CollectorRegistry
 
     from celerytool.brokers.base import Broker
@@ -235,7 +237,7 @@ def _serve(app: App, registry: CollectorRegistry, broker: BrokerCollector, event
             warn(text)
         session.warnings.clear()
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
