@@ -43,7 +43,7 @@ DRIVER_MODULES = {"psycopg": "psycopg", "psycopg2": "psycopg2", "pymysql": "pymy
                   "mysqlconnector": "mysql.connector", "asyncpg": "asyncpg", "pg8000": "pg8000"}
 
 
-def _sqlalchemy() -> ModuleType:
+def load_sqlalchemy() -> ModuleType:
     try:
         import sqlalchemy
     except ModuleNotFoundError as exc:
@@ -53,7 +53,7 @@ def _sqlalchemy() -> ModuleType:
     return sqlalchemy
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
@@ -62,7 +62,7 @@ def _installed(module: str) -> bool:
 
 def engine_url(url: BrokerURL) -> URL:
     """The SQLAlchemy URL, with the db extra's driver when the URL names none."""
-    sa = _sqlalchemy()
+    sa = load_sqlalchemy()
     try:
         target = sa.engine.make_url(url.sqlalchemy_url)
     except Exception as exc:  # ArgumentError, ValueError
@@ -73,12 +73,12 @@ def engine_url(url: BrokerURL) -> URL:
         backend = "postgresql"
     if not driver and backend in DEFAULT_DRIVERS:
         ours, theirs = DEFAULT_DRIVERS[backend]
-        if _installed(ours):
+        if installed(ours):
             driver = ours
-        elif not _installed(theirs):
+        elif not installed(theirs):
             raise UsageError(f"no {backend} driver installed: {EXTRA}")
     module = DRIVER_MODULES.get(driver)
-    if module and not _installed(module):
+    if module and not installed(module):
         raise UsageError(f"the {driver} driver is not installed: {EXTRA}")
     return target.set(drivername=f"{backend}+{driver}" if driver else backend)
 
@@ -104,7 +104,7 @@ TIMEOUT_MYSQL_CODES = {1205, 1969, 3024}
 
 def _timed_out(exc: BaseException) -> bool:
     """Whether a DBAPI error says a lock wait or a statement ran out of time."""
-    orig = getattr(exc, "orig", None)
+    orig = getattr(exc, "orig", None) or exc  # SQLAlchemy's wrapper, or the driver's own error
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if state in TIMEOUT_SQLSTATES:
         return True
@@ -135,6 +135,87 @@ def _binary_results(dbapi_conn: psycopg.Connection[Any], record: ConnectionPoolE
     dbapi_conn.cursor_factory = BinaryCursor
 
 
+def reply_timeout(connect_timeout: float) -> float:
+    """Seconds one statement's reply may take."""
+    return max(10.0, 2 * connect_timeout)
+
+
+def session_args(backend: str, driver: str, connect_timeout: float) -> dict[str, Any]:
+    """The driver's connect arguments: the session every connection of ours gets (engines,
+    and ``sql_link``'s own psycopg connection)."""
+    timeout = max(1, round(connect_timeout))
+    if backend == "postgresql":
+        args: dict[str, Any] = {"connect_timeout": timeout, "application_name": "celerytool"}
+        if driver in ("psycopg", "psycopg2"):
+            # naive bounds compare as UTC, as Celery stores them; a locked table (another
+            # session's LOCK TABLE, a long migration) is given --connect-timeout, a statement
+            # the reply timeout, instead of waiting for good
+            args["options"] = (f"-c TimeZone=UTC -c lock_timeout={int(connect_timeout * 1000)} "
+                               f"-c statement_timeout={int(reply_timeout(connect_timeout) * 1000)}")
+        return args
+    if backend in ("mysql", "mariadb"):
+        # PyMySQL reads the server's greeting with read_timeout (None: forever): the first
+        # answer is part of connecting, later replies get the reply timeout (_after_handshake)
+        return {"connect_timeout": timeout, "read_timeout": connect_timeout, "write_timeout": connect_timeout,
+                # a row or table lock is waited for --connect-timeout, not 50 s / a year
+                "init_command": f"SET SESSION innodb_lock_wait_timeout={timeout}, lock_wait_timeout={timeout}"}
+    return {}
+
+
+def create_engine(target: URL, *, connect_timeout: float, readonly: bool) -> Engine:
+    """The engine for ``target`` (``engine_url``'s): no pool, our session settings."""
+    sa = load_sqlalchemy()
+    backend, driver = target.get_backend_name(), target.get_driver_name()
+    if backend == "sqlite":
+        return sa.create_engine("sqlite://", creator=_sqlite_creator(target, connect_timeout, readonly),
+                                poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(target, connect_args=session_args(backend, driver, connect_timeout),
+                              poolclass=sa.pool.NullPool)
+    if backend in ("mysql", "mariadb") and driver == "pymysql":
+        sa.event.listen(engine, "connect", _after_handshake(reply_timeout(connect_timeout)))
+    if backend == "postgresql" and driver == "psycopg":
+        sa.event.listen(engine, "connect", _binary_results)
+    return cast("Engine", engine)
+
+
+def _sqlite_creator(target: URL, connect_timeout: float, readonly: bool) -> Callable[[], sqlite3.Connection]:
+    import sqlite3
+    from urllib.parse import quote
+
+    path = target.database
+    if not path or path == ":memory:":
+        raise UsageError("db+sqlite:/// needs the path of the database file, e.g. db+sqlite:///results.sqlite")
+    if not os.path.exists(path):
+        raise NotFound(f"no SQLite database at {path}")
+    uri = f"file:{quote(os.path.abspath(path))}?mode={'ro' if readonly else 'rw'}"
+    return lambda: sqlite3.connect(uri, uri=True, timeout=connect_timeout, check_same_thread=False)
+
+
+def _reason(url: BrokerURL, exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return url.scrub(text[0].strip() if text else type(orig).__name__)
+
+
+def _late(url: BrokerURL, what: str, exc: BaseException) -> BrokerUnavailable:
+    """A lock wait or a statement past its time (exit 69)."""
+    return BrokerUnavailable(f"the {what} at {url.redacted()} did not answer in time "
+                             f"(a lock held by another session?): {_reason(url, exc)}")
+
+
+def query_failure(url: BrokerURL, what: str, exc: BaseException, *, lost: bool) -> CeleryToolError:
+    """A statement's driver error as ours: out of time or connection lost (69), else failed."""
+    if _timed_out(exc):
+        return _late(url, what, exc)
+    if lost:
+        return BrokerUnavailable(f"lost the {what} at {url.redacted()}: {_reason(url, exc)}")
+    return CeleryToolError(f"{what} query failed: {_reason(url, exc)}")
+
+
+def unreachable(url: BrokerURL, what: str, exc: BaseException) -> BrokerUnavailable:
+    return BrokerUnavailable(f"cannot reach the {what} at {url.redacted()}: {_reason(url, exc)}")
+
+
 class SqlResultBackend(SqlResultChanges):
     def __init__(self, url: BrokerURL, layout: Layout, *, limits: Limits = DEFAULT_LIMITS,
                  connect_timeout: float = 5.0, readonly: bool = True) -> None:
@@ -145,76 +226,31 @@ class SqlResultBackend(SqlResultChanges):
         self.connect_timeout = connect_timeout
         self.readonly = readonly
         self.target = engine_url(url)  # a missing extra is a usage error before anything else
-        self.sa = _sqlalchemy()
+        self.sa = load_sqlalchemy()
         self._tables: dict[str, TableClause] = {}
 
     # -- connection ----------------------------------------------------------------------
     @property
     def reply_timeout(self) -> float:
         """Seconds one statement's reply may take."""
-        return max(10.0, 2 * self.connect_timeout)
+        return reply_timeout(self.connect_timeout)
 
     @cached_property
     def engine(self) -> Engine:
-        sa, target = self.sa, self.target
-        backend = target.get_backend_name()
-        timeout = max(1, round(self.connect_timeout))
-        if backend == "sqlite":
-            return sa.create_engine("sqlite://", creator=self._sqlite_creator(target), poolclass=sa.pool.NullPool)
-        args: dict[str, Any] = {}
-        if backend == "postgresql":
-            args = {"connect_timeout": timeout, "application_name": "celerytool"}
-            if target.get_driver_name() in ("psycopg", "psycopg2"):
-                # naive bounds compare as UTC, as Celery stores them; a locked table (another
-                # session's LOCK TABLE, a long migration) is given --connect-timeout, a statement
-                # the reply timeout, instead of waiting for good
-                args["options"] = (f"-c TimeZone=UTC -c lock_timeout={int(self.connect_timeout * 1000)} "
-                                   f"-c statement_timeout={int(self.reply_timeout * 1000)}")
-        elif backend in ("mysql", "mariadb"):
-            # PyMySQL reads the server's greeting with read_timeout (None: forever): the first
-            # answer is part of connecting, later replies get the reply timeout (_after_handshake)
-            args = {"connect_timeout": timeout, "read_timeout": self.connect_timeout,
-                    "write_timeout": self.connect_timeout,
-                    # a row or table lock is waited for --connect-timeout, not 50 s / a year
-                    "init_command": f"SET SESSION innodb_lock_wait_timeout={timeout}, "
-                                    f"lock_wait_timeout={timeout}"}
-        engine = sa.create_engine(target, connect_args=args, poolclass=sa.pool.NullPool)
-        if backend in ("mysql", "mariadb") and target.get_driver_name() == "pymysql":
-            sa.event.listen(engine, "connect", _after_handshake(self.reply_timeout))
-        if backend == "postgresql" and target.get_driver_name() == "psycopg":
-            sa.event.listen(engine, "connect", _binary_results)
-        return engine
-
-    def _sqlite_creator(self, target: URL) -> Callable[[], sqlite3.Connection]:
-        import sqlite3
-        from urllib.parse import quote
-
-        path = target.database
-        if not path or path == ":memory:":
-            raise UsageError("db+sqlite:/// needs the path of the database file, e.g. db+sqlite:///results.sqlite")
-        if not os.path.exists(path):
-            raise NotFound(f"no SQLite database at {path}")
-        mode = "ro" if self.readonly else "rw"
-        uri = f"file:{quote(os.path.abspath(path))}?mode={mode}"
-        return lambda: sqlite3.connect(uri, uri=True, timeout=self.connect_timeout, check_same_thread=False)
+        return create_engine(self.target, connect_timeout=self.connect_timeout, readonly=self.readonly)
 
     @cached_property
     def conn(self) -> Connection:
         try:
             return self.engine.connect()
         except self.sa.exc.DBAPIError as exc:
-            raise BrokerUnavailable(f"cannot reach the {self.layout.what} at {self.url.redacted()}: "
-                                    f"{self._reason(exc)}") from None
+            raise unreachable(self.url, self.layout.what, exc) from None
 
     def _reason(self, exc: BaseException) -> str:
-        orig = getattr(exc, "orig", None) or exc
-        text = str(orig).strip().splitlines()
-        return self.url.scrub(text[0].strip() if text else type(orig).__name__)
+        return _reason(self.url, exc)
 
     def _late(self, exc: BaseException) -> BrokerUnavailable:
-        """A lock wait or a statement past its time (exit 69)."""
-        return BrokerUnavailable(f"the {self.layout.what} at {self.url.redacted()} did not answer in time "
-                                 f"(a lock held by another session?): {self._reason(exc)}")
+        return _late(self.url, self.layout.what, exc)
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
@@ -223,12 +259,8 @@ class SqlResultBackend(SqlResultChanges):
         except self.sa.exc.DBAPIError as exc:
             with contextlib.suppress(Exception):
                 self.conn.rollback()
-            if _timed_out(exc):
-                raise self._late(exc) from None
-            if exc.connection_invalidated or isinstance(exc, (self.sa.exc.InterfaceError,)):
-                raise BrokerUnavailable(f"lost the {self.layout.what} at {self.url.redacted()}: "
-                                        f"{self._reason(exc)}") from None
-            raise CeleryToolError(f"{self.layout.what} query failed: {self._reason(exc)}") from None
+            lost = exc.connection_invalidated or isinstance(exc, self.sa.exc.InterfaceError)
+            raise query_failure(self.url, self.layout.what, exc, lost=lost) from None
 
     def close(self) -> None:
         if "conn" in self.__dict__:

@@ -176,19 +176,11 @@ def send_stream(app: App, pipe: Pipeline, stream: Iterable[str], defaults: TaskS
         emit((DryRun(m) for m in pipe.planned(stream, defaults)), "ndjson" if app.fmt == "table" else app.fmt,
              "dry-run")
         return 0
-    import gc
-
+    from celerytool.cli.guard import bulk
     from celerytool.render import note
 
-    # Messages hold no reference cycles, so reference counting frees them all; the
-    # cycle collector would only rescan every live object (Celery's included) over
-    # and over while hundreds of thousands of small dicts are made.
-    gc.disable()
-    try:
-        with counting(app, pipe, "sending"):
-            total = emit_sent(app, pipe.send_stream(stream, defaults))
-    finally:
-        gc.enable()
+    with bulk(), counting(app, pipe, "sending"):
+        total = emit_sent(app, pipe.send_stream(stream, defaults))
     note(f"sent {total} task(s)")
     return 0
 
