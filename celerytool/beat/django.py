@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import namedtuple
+from collections.abc import Iterator
 from typing import Any
 
 from celerytool.beat.entries import make_entry
@@ -57,6 +58,11 @@ def _json(text: Any, default: Any) -> Any:
 
 
 def _aware(value: Any) -> dt.datetime | None:
+    if isinstance(value, str):  # SQLite's driver gives the stored text
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
     if not isinstance(value, dt.datetime):
         return None
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)  # Django stores UTC
@@ -81,7 +87,7 @@ def schedule_of(r: Any) -> Schedule:
 class DjangoBeatStore:
     kind = "django"
 
-    def __init__(self, url: BrokerURL, connect_timeout: float, limits: Any = None) -> None:
+    def __init__(self, url: BrokerURL, connect_timeout: float) -> None:
         from celerytool.backends.sql_link import SqlLink
 
         self.db = SqlLink(url, "django-celery-beat database", connect_timeout=connect_timeout, readonly=False)
@@ -104,11 +110,15 @@ class DjangoBeatStore:
                                 f"({T}periodictask): run its migrations (manage.py migrate django_celery_beat)") from None
             raise
 
-    def entries(self, now: dt.datetime | None = None) -> list[BeatEntry]:
-        now = now or dt.datetime.now(dt.timezone.utc)
-        out = []
+    def entries(self, now: dt.datetime | None = None) -> Iterator[BeatEntry]:
+        """Every entry by name: the query runs now; each entry is made as it is asked for."""
+        return self._entries(self._rows(), now or dt.datetime.now(dt.timezone.utc))
+
+    def _entries(self, rows: list[Row], now: dt.datetime) -> Iterator[BeatEntry]:
         schedules: dict[tuple[Any, ...], Schedule] = {}  # rows share schedule rows
-        for r in self._rows():
+        rows.reverse()
+        while rows:
+            r = rows.pop()  # each row let go once made into an entry
             key = r[SCHEDULE_COLUMNS]
             schedule = schedules.get(key)
             if schedule is None:
@@ -126,11 +136,9 @@ class DjangoBeatStore:
                 options["headers"] = headers
             if r.one_off:
                 options["one_off"] = True
-            out.append(make_entry(str(r.name), r.task, schedule, args=_json(r.args, []),
-                                  kwargs=_json(r.kwargs, {}), options=options, enabled=bool(r.enabled),
-                                  last_run_at=_aware(r.last_run_at), total_run_count=r.total_run_count,
-                                  tz=None, store=self.kind, now=now))
-        return out
+            yield make_entry(str(r.name), r.task, schedule, args=_json(r.args, []), kwargs=_json(r.kwargs, {}),
+                             options=options, enabled=bool(r.enabled), last_run_at=_aware(r.last_run_at),
+                             total_run_count=r.total_run_count, tz=None, store=self.kind, now=now)
 
     def set_enabled(self, name: str, enabled: bool) -> None:
         db = self.db

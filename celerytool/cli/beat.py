@@ -55,13 +55,12 @@ def command(app, action, name, store, redbeat_prefix, timezone, yes, dry_run):
         raise UsageError(f"beat {action} takes the NAME of an entry")
     spec = store or _default_store(app)
     beat_store = open_store(spec, connect_timeout=app.connect_timeout or 5.0, redbeat_prefix=redbeat_prefix,
-                            limits=app.limits(), timezone=timezone)
+                            limits=app.limits, timezone=timezone)  # limits: asked for a beat file only
     app.track(beat_store)
     if action == "list":
-        entries = beat_store.entries()
-        app.emit(entries, "beat")
+        count = app.emit(beat_store.entries(), "beat")  # written as they are made
         if app.fmt == "table":
-            note(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {beat_store.describe()}")
+            note(f"{count} entr{'y' if count == 1 else 'ies'} in {beat_store.describe()}")
         return 0
     entries = {e.name: e for e in beat_store.entries()}
     if name not in entries:
