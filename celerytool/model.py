@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from celerytool.jsontext import to_jsonable
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ class Message:
         return out
 
 
-def _as_is(value: Any) -> Any:
+def _as_is(value: _T) -> _T:
     return value
 
 

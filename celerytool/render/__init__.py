@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO, TypeVar
+from typing import Any, ParamSpec, TextIO, TypeVar
 
 from celerytool import jsontext
 
@@ -24,7 +24,8 @@ BIG_RECORD = 1 << 16  # characters: a record this long is written on its own, no
 NDJSON_BATCH = 200
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 _stdout_closed = False
 
 
@@ -45,12 +46,12 @@ def close_stdout() -> None:
         pass
 
 
-def survives_closed_pipe(fn: F) -> F:
+def survives_closed_pipe(fn: Callable[P, R]) -> Callable[P, R | int]:
     """A writer of a command's data: when the reader goes away, stop writing and let the command
     finish, so its exit code is its outcome (a failed task stays 1 under ``| head -n 1``)."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | int:
         if _stdout_closed:
             return 0
         try:
@@ -59,7 +60,7 @@ def survives_closed_pipe(fn: F) -> F:
             close_stdout()
             return 0
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _json_of(record: Any) -> Any:
