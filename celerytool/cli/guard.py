@@ -63,6 +63,22 @@ def run_listed(app: Any, label: str, total: int | None, dry_run: bool, op: Calla
     return result
 
 
+def walk_queue(app: Any, broker: Any, queue: str, *, question: str, label: str, yes: bool, dry_run: bool,
+               op: Callable[[Any], Any]) -> Any:
+    """A changing walk over ``queue`` (purge, move): confirmed unless a dry run, then
+    ``op(control)`` with a progress bar on a terminal, each match listed in a dry run."""
+    if not dry_run:
+        confirm(yes, question)
+    return run_listed(app, label, queue_total(broker, queue), dry_run, op)
+
+
+def vanished_note(result: Any) -> str:
+    """What a consumer took while the walk ran ('' when nothing)."""
+    if not result.vanished:
+        return ""
+    return f" ({result.vanished} matching were taken by a consumer first)"
+
+
 def queue_total(broker: Any, queue: str) -> int | None:
     """Messages in ``queue`` for the progress bar (only worth asking on a terminal)."""
     if not sys.stderr.isatty():
