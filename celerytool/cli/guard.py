@@ -6,10 +6,15 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from celerytool.cli.options import dry_run_option, yes_option  # noqa: F401 -- the decorators live there
 from celerytool.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from celerytool.brokers.base import Control, OpResult
+
+T = TypeVar("T")
 
 
 def confirm(yes: bool, question: str) -> None:
@@ -25,7 +30,7 @@ def confirm(yes: bool, question: str) -> None:
 
 
 @contextlib.contextmanager
-def running(app: Any, label: str, total: int | None, *, dry_run: bool = False) -> Iterator[Any]:
+def running(app: Any, label: str, total: int | None, *, dry_run: bool = False) -> Iterator[Control]:
     """A Control whose stop() turns true on the first Ctrl-C (the second one aborts)."""
     from celerytool.brokers.base import Control
     from celerytool.render.progress import progress
@@ -50,8 +55,8 @@ def running(app: Any, label: str, total: int | None, *, dry_run: bool = False) -
             signal.signal(signal.SIGINT, previous)
 
 
-def run_listed(app: Any, label: str, total: int | None, dry_run: bool, op: Callable[[Any], Any],
-               kind: str = "message") -> Any:
+def run_listed(app: Any, label: str, total: int | None, dry_run: bool, op: Callable[[Control], T],
+               kind: str = "message") -> T:
     """``op(control)`` under ``running``; in a dry run each match is listed on stdout."""
     from celerytool.cli.listing import Shown
 
@@ -64,7 +69,7 @@ def run_listed(app: Any, label: str, total: int | None, dry_run: bool, op: Calla
 
 
 def walk_queue(app: Any, broker: Any, queue: str, *, question: str, label: str, yes: bool, dry_run: bool,
-               op: Callable[[Any], Any]) -> Any:
+               op: Callable[[Control], T]) -> T:
     """A changing walk over ``queue`` (purge, move): confirmed unless a dry run, then
     ``op(control)`` with a progress bar on a terminal, each match listed in a dry run."""
     if not dry_run:
@@ -72,7 +77,7 @@ def walk_queue(app: Any, broker: Any, queue: str, *, question: str, label: str, 
     return run_listed(app, label, queue_total(broker, queue), dry_run, op)
 
 
-def vanished_note(result: Any) -> str:
+def vanished_note(result: OpResult) -> str:
     """What a consumer took while the walk ran ('' when nothing)."""
     if not result.vanished:
         return ""

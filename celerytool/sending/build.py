@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from celerytool.errors import UsageError
 from celerytool.ids import uuid4
@@ -71,7 +72,7 @@ class MessageBuilder:
         # maybe_list(link) in send_task: a list of signatures, or None
         return [self.app.signature(n) for n in names] if names else None
 
-    def celery_message(self, spec: TaskSpec, task_id: str, args: Any, kwargs: Any) -> Any:
+    def celery_message(self, spec: TaskSpec, task_id: str, args: Any, kwargs: Any) -> CeleryMessage:
         """Celery's own ``as_task_v2`` / ``as_task_v1`` result for ``spec``."""
         make = self.amqp.task_protocols[spec.protocol]
         try:
@@ -95,11 +96,20 @@ class MessageBuilder:
         return str(int(max(seconds, 0) * 1000))
 
 
-def _template_key(spec: TaskSpec) -> Any:
+def _template_key(spec: TaskSpec) -> tuple[object, ...]:
     return (spec.name, spec.countdown, spec.eta, spec.expires, spec.queue, spec.exchange,
             spec.routing_key, spec.exchange_type, spec.priority, spec.serializer, spec.compression,
             spec.protocol, json.dumps(spec.headers, sort_keys=True, default=repr), spec.time_limit,
             spec.soft_time_limit, spec.link, spec.link_error)
+
+
+class CeleryMessage(Protocol):
+    """What Celery's ``amqp.as_task_v2`` / ``as_task_v1`` return (its ``task_message`` tuple)."""
+
+    @property
+    def headers(self) -> dict[str, Any]: ...
+    @property
+    def body(self) -> Any: ...  # (args, kwargs, embed) for protocol 2, a dict for protocol 1
 
 
 PER_TASK = ("id", "root_id", "parent_id", "argsrepr", "kwargsrepr")  # header values filled per message
@@ -285,7 +295,7 @@ def _is_plain_id(text: str) -> bool:
     return len(text) == 36 and _ID_OK.issuperset(text)
 
 
-def _kombu_json_dumps() -> Any:
+def _kombu_json_dumps() -> Callable[[Any], str]:
     """kombu's json serializer (json.dumps with kombu's JSONEncoder), its encoder built once."""
     from kombu.utils.json import JSONEncoder
 
@@ -303,7 +313,8 @@ def _plain_text(text: str) -> bool:
     return len(text) <= 64 and text.isprintable() and "'" not in text and '"' not in text and "\\" not in text
 
 
-def _field(message: Any, name: str) -> Any:
+def _field(message: CeleryMessage, name: str) -> str | None:
+    """The message's ``eta`` / ``expires`` (ISO 8601 text): in the body (protocol 1), else a header."""
     if isinstance(message.body, dict):
         return message.body.get(name)
     return message.headers.get(name)
