@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celerytool.errors import DataError
-from celerytool.json_records import _quote, _small, dumps
+from celerytool.jsontext import dumps, quote, small_text
 from celerytool.model import Message
 
 
@@ -41,7 +41,7 @@ class ExportRecord:
         return {k: data[k] for k in SUMMARY_KEYS}
 
     def to_json(self) -> dict[str, Any]:
-        from celerytool.jsonable import to_jsonable
+        from celerytool.jsontext import to_jsonable
 
         out = {"v": 1, "broker": self.broker, "queue": self.queue, "priority": self.priority,
                "raw": to_jsonable(self.raw), **self.summary_json()}
@@ -73,10 +73,10 @@ def export_line(record: Any) -> str:
             or m.extra or m.redelivered is not None):
         return dumps(record.to_json()) + "\n"
     try:
-        raw = '{"__type__":"bytes","__value__":' + _quote(record.raw.decode("utf-8")) + "}"
+        raw = '{"__type__":"bytes","__value__":' + quote(record.raw.decode("utf-8")) + "}"
     except UnicodeDecodeError:
         return dumps(record.to_json()) + "\n"
-    s = _small
+    s = small_text
     return (f'{{"v":1,"broker":{s(record.broker)},"queue":{s(record.queue)},'
             f'"priority":{s(record.priority)},"raw":{raw},"id":{s(m.id)},"task":{s(m.task)},'
             f'"args":{texts[0]},"kwargs":{texts[1]},"eta":{s(m.eta)},"expires":{s(m.expires)},'

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
-from celerytool.jsonable import to_jsonable
+from celerytool.jsontext import to_jsonable
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Message:
     extra: dict[str, Any] = field(default_factory=dict)  # adapter-specific fields
     # the JSON texts of args, kwargs, embed, headers and properties as stored,
     # kept by the fast decoder (codecs.fast_envelope) when they hold plain JSON
-    # values only: to_json need not convert them and json_records.record_text writes
+    # values only: to_json need not convert them and jsontext.record_text writes
     # these texts as they are.  Not an init argument: replace() drops it.
     json_texts: tuple[str, str, str, str, str] | None = field(
         default=None, init=False, compare=False, repr=False)
@@ -100,7 +102,7 @@ class Message:
         return out
 
 
-def _as_is(value: Any) -> Any:
+def _as_is(value: _T) -> _T:
     return value
 
 
@@ -304,7 +306,7 @@ class DelayedTask:
         """``dumps(self.to_json())``, from the kept texts (None when there are none)."""
         if self.texts is None:
             return None
-        from celerytool.json_records import small_text as s
+        from celerytool.jsontext import small_text as s
 
         left = "null" if self.left is None else repr(round(self.left, 3))
         return (f'{{"id":{s(self.id)},"task":{s(self.task)},"args":{self.texts[0]},"kwargs":{self.texts[1]},'

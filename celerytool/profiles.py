@@ -22,6 +22,7 @@ import os
 import re
 import stat
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -276,7 +277,7 @@ def _line_of(text: str, profile: str | None, key: str) -> int | None:
 _URL_PASSWORD = re.compile(r"://[^:@/\s]*:[^@\s]+@|[?&](?:sentinel_)?password=[^&\s]")
 
 
-def _holds_password(profiles: Any) -> bool:
+def _holds_password(profiles: Iterable[Profile]) -> bool:
     for p in profiles:
         if any(p.values.get(keys[0]) for keys in SECRETS.values()):
             return True

@@ -172,12 +172,22 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+class Named(Protocol):
+    """A decoded Message (any broker), or a record that names a task the same way (a worker's
+    ``TaskRow``); ``extra`` (Message's adapter-specific fields) is read when it has one."""
+
+    @property
+    def id(self) -> str | None: ...  # pragma: no cover
+    @property
+    def task(self) -> str | None: ...  # pragma: no cover
+
+
 class MessageView(View):
     """A selection ``View`` over an already decoded Message (any broker)."""
 
     __slots__ = ("m",)
 
-    def __init__(self, m: Any) -> None:
+    def __init__(self, m: Named) -> None:
         self.m = m
 
     def task(self) -> str | None:

@@ -219,8 +219,8 @@ class _Parser:
             return ("path", tok.value, tuple(self.steps()))
         raise self.fail(tok, f"expected a field or a value but found {_show(tok)}")
 
-    def steps(self) -> list[Any]:
-        steps: list[Any] = []
+    def steps(self) -> list[str | int]:
+        steps: list[str | int] = []
         while self.peek().kind == "op" and self.peek().value in (".", "["):
             tok = self.take()
             if tok.value == ".":
@@ -263,7 +263,7 @@ def parse_where(text: str) -> Where:
     return Where(text, tree, frozenset(p.roots))
 
 
-def _step(value: Any, step: Any) -> Any:
+def _step(value: Any, step: str | int) -> Any:
     if isinstance(step, int):
         if isinstance(value, (list, tuple)) and -len(value) <= step < len(value):
             return value[step]

@@ -435,3 +435,16 @@ def test_template_fill_equals_celerys_builder(args, kwargs, options):
     fast = envelope(replace(ours, headers=dict(ours.headers)), "tag")
     cached = envelope(ours, "tag", {})
     assert cached == fast and json.loads(cached) == plain
+
+
+
+@pytest.mark.parametrize("extra", [{"retry_of": TID}, {"retry_of": "it's \"é\"\n", "x": "y"}, {"n": [1, {"a": None}]}])
+def test_template_fill_with_parent_and_extra_headers_text(extra):
+    """retry's per-message headers (parent id, retry_of) in the kept JSON text equal json.dumps's."""
+    from celerytool.sending import MessageBuilder, TaskSpec
+
+    spec = TaskSpec(name="tasks.x")
+    ours = MessageBuilder("redis://localhost").template(spec).fill(TID, (1, "a"), {"k": 2}, parent_id="p-1",
+                                                                  extra=extra)
+    assert ours.headers["parent_id"] == "p-1" and all(ours.headers[k] == v for k, v in extra.items())
+    assert ours.headers.json_text == json.dumps(dict(ours.headers))

@@ -14,7 +14,7 @@ import pytest
 from celerytool.codecs.compression import decompress
 from celerytool.codecs.inert_pickle import inert_loads
 from celerytool.errors import DecodeError, UsageError
-from celerytool.jsonable import to_jsonable
+from celerytool.jsontext import to_jsonable
 from celerytool.urls import parse_url
 
 

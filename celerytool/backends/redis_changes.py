@@ -15,14 +15,18 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from celerytool.backends.criteria import Criteria, ResultOp
 from celerytool.codecs.limits import Limits
 from celerytool.errors import UsageError
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 SCAN_COUNT = 5000  # keys per round trip (SCAN COUNT, MGET, UNLINK)
 _STATUS = re.compile(rb'^\{"status": "([A-Z_]+)"')
@@ -41,6 +45,17 @@ return n
 """
 
 
+class Progress(Protocol):
+    """What ``forget`` / ``expire`` need of the command's control (``brokers.base.Control``,
+    which this layer cannot import): report progress, learn it should stop."""
+
+    dry_run: bool
+
+    def tick(self, n: int, /) -> None: ...
+
+    def stop(self) -> bool: ...
+
+
 class RedisResultChanges:
     """``forget`` and ``expire`` for ``RedisResultBackend`` (its url, prefix, limits, keys and
     ``walk``); writes go through redis-py (``writer``), reads through the backend's walk."""
@@ -52,14 +67,23 @@ class RedisResultChanges:
     task_prefix: str  # Celery's key names, from redis.py
     group_prefix: str
 
+    if TYPE_CHECKING:  # RedisResultBackend's own (redis.py)
+        def task_key(self, task_id: str) -> str: ...
+
+        def group_key(self, group_id: str) -> str: ...
+
+        def walk(self, pattern: str, *, values: bool = True,
+                 keep: Callable[[list[bytes]], list[bytes]] | None = None,
+                 count: int = ...) -> Iterator[tuple[list[bytes], list[Any] | None]]: ...
+
     @cached_property
-    def writer(self) -> Any:
+    def writer(self) -> Redis:
         """redis-py (with hiredis when installed): MGET of a thousand values parses in C."""
         from celerytool.clients.redispy import connect
 
         return connect(self.url, connect_timeout=self.connect_timeout)
 
-    def write_errors(self) -> Any:
+    def write_errors(self) -> AbstractContextManager[None]:
         from celerytool.clients.redispy import redis_errors
 
         return redis_errors(self.url, "Redis result backend")
@@ -77,10 +101,9 @@ class RedisResultChanges:
         """
         from celerytool.clients.redispy import glob_escape
 
-        b: Any = self  # RedisResultBackend: task_key, group_key, walk
         client, need = self.writer, criteria.needs_value
         if criteria.ids:
-            keys = [k.encode() for i in criteria.ids for k in (b.task_key(i), b.group_key(i))]
+            keys = [k.encode() for i in criteria.ids for k in (self.task_key(i), self.group_key(i))]
             for start in range(0, len(keys), SCAN_COUNT):
                 batch = keys[start:start + SCAN_COUNT]
                 values = client.mget(batch)
@@ -91,15 +114,15 @@ class RedisResultChanges:
             return
         groups = not (criteria.statuses or criteria.tasks)
         # one pass for both: celery-task-meta-* and celery-taskset-meta-*
-        pattern = glob_escape(b.prefix) + ("celery-task*-meta-*" if groups else glob_escape(self.task_prefix) + "*")
-        group_head = (b.prefix + self.group_prefix).encode()
+        pattern = glob_escape(self.prefix) + ("celery-task*-meta-*" if groups else glob_escape(self.task_prefix) + "*")
+        group_head = (self.prefix + self.group_prefix).encode()
 
         def metas(keys: list[bytes]) -> list[bytes]:
             if groups:  # not the chord counters (<gid>.j, .t, ...)
                 return [k for k in keys if not (k.startswith(group_head) and k[-2:-1] == b".")]
             return keys
 
-        yield from b.walk(pattern, values=need, keep=metas, count=SCAN_COUNT)
+        yield from self.walk(pattern, values=need, keep=metas, count=SCAN_COUNT)
 
     def _select(self, keys: list[bytes], values: list[Any], criteria: Criteria, result: ResultOp,
                 now: float) -> list[bytes]:
@@ -139,7 +162,8 @@ class RedisResultChanges:
         return criteria.matches(meta.get("status"), meta.get("name"),
                                 date if isinstance(date, str) else None, now)
 
-    def _walk(self, criteria: Criteria, control: Any, result: ResultOp, act: Any) -> ResultOp:
+    def _walk(self, criteria: Criteria, control: Progress, result: ResultOp,
+              act: Callable[[list[bytes]], None]) -> ResultOp:
         now = time.time()
         with self.write_errors():
             for keys, values in self._batches(criteria):
@@ -158,7 +182,7 @@ class RedisResultChanges:
         return result
 
     # -- the two operations -------------------------------------------------------------
-    def forget(self, criteria: Criteria, control: Any) -> ResultOp:
+    def forget(self, criteria: Criteria, control: Progress) -> ResultOp:
         result = ResultOp("forget", dry_run=control.dry_run)
 
         def act(keys: list[bytes]) -> None:
@@ -167,7 +191,8 @@ class RedisResultChanges:
 
         return self._walk(criteria, control, result, act)
 
-    def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool, control: Any) -> ResultOp:
+    def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool,
+               control: Progress) -> ResultOp:
         if ttl <= 0:
             raise UsageError("--ttl must be positive")
         result = ResultOp("expire", dry_run=control.dry_run,

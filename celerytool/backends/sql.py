@@ -13,17 +13,26 @@ import contextlib
 import importlib.util
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
-from celerytool.backends.layout import Layout, Table
+from celerytool.backends.layout import Layout, Row, Table
 from celerytool.backends.query import ResultQuery, poll_wait, with_group_status
 from celerytool.backends.sql_changes import SqlResultChanges, glob_to_like
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import BrokerUnavailable, CeleryToolError, DataError, NotFound, UsageError
 from celerytool.model import TaskResult
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:  # SQLAlchemy is the optional db extra, imported on first use
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.engine import URL, Connection, Engine
+    from sqlalchemy.pool import ConnectionPoolEntry
+    from sqlalchemy.sql import Select, TableClause
 
 EXTRA = "pip install 'celerytool[db]'"
 CHUNK = 500
@@ -34,7 +43,7 @@ DRIVER_MODULES = {"psycopg": "psycopg", "psycopg2": "psycopg2", "pymysql": "pymy
                   "mysqlconnector": "mysql.connector", "asyncpg": "asyncpg", "pg8000": "pg8000"}
 
 
-def _sqlalchemy() -> Any:
+def load_sqlalchemy() -> ModuleType:
     try:
         import sqlalchemy
     except ModuleNotFoundError as exc:
@@ -44,16 +53,16 @@ def _sqlalchemy() -> Any:
     return sqlalchemy
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
 
 
-def engine_url(url: BrokerURL) -> Any:
+def engine_url(url: BrokerURL) -> URL:
     """The SQLAlchemy URL, with the db extra's driver when the URL names none."""
-    sa = _sqlalchemy()
+    sa = load_sqlalchemy()
     try:
         target = sa.engine.make_url(url.sqlalchemy_url)
     except Exception as exc:  # ArgumentError, ValueError
@@ -64,17 +73,17 @@ def engine_url(url: BrokerURL) -> Any:
         backend = "postgresql"
     if not driver and backend in DEFAULT_DRIVERS:
         ours, theirs = DEFAULT_DRIVERS[backend]
-        if _installed(ours):
+        if installed(ours):
             driver = ours
-        elif not _installed(theirs):
+        elif not installed(theirs):
             raise UsageError(f"no {backend} driver installed: {EXTRA}")
     module = DRIVER_MODULES.get(driver)
-    if module and not _installed(module):
+    if module and not installed(module):
         raise UsageError(f"the {driver} driver is not installed: {EXTRA}")
     return target.set(drivername=f"{backend}+{driver}" if driver else backend)
 
 
-def _userinfo_as_parsed(url: BrokerURL, target: Any) -> Any:
+def _userinfo_as_parsed(url: BrokerURL, target: URL) -> URL:
     """User, password and host as ``urls`` parsed them: up to the LAST '@'.
 
     SQLAlchemy ends the password at the first '@', so ``user:SECRET@TAIL@host`` connected to
@@ -93,9 +102,9 @@ TIMEOUT_SQLSTATES = {"55P03", "57014"}
 TIMEOUT_MYSQL_CODES = {1205, 1969, 3024}
 
 
-def _timed_out(exc: Any) -> bool:
+def _timed_out(exc: BaseException) -> bool:
     """Whether a DBAPI error says a lock wait or a statement ran out of time."""
-    orig = getattr(exc, "orig", None)
+    orig = getattr(exc, "orig", None) or exc  # SQLAlchemy's wrapper, or the driver's own error
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if state in TIMEOUT_SQLSTATES:
         return True
@@ -103,15 +112,15 @@ def _timed_out(exc: Any) -> bool:
     return bool(args) and args[0] in TIMEOUT_MYSQL_CODES
 
 
-def _after_handshake(reply_timeout: float) -> Any:
-    def raise_timeouts(dbapi_conn: Any, record: Any) -> None:
+def _after_handshake(reply_timeout: float) -> Callable[[Any, ConnectionPoolEntry], None]:
+    def raise_timeouts(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:  # a PyMySQL connection
         # PyMySQL reads these before every socket read / write; it has no public setter
         dbapi_conn._read_timeout = dbapi_conn._write_timeout = reply_timeout
 
     return raise_timeouts
 
 
-def _binary_results(dbapi_conn: Any, record: Any) -> None:
+def _binary_results(dbapi_conn: psycopg.Connection[Any], record: ConnectionPoolEntry) -> None:
     """psycopg 3 cursors that receive rows in PostgreSQL's binary format: a ``bytea`` result
     arrives as its bytes, not as hex text twice its size (a 50 MB result peaked at 346 MB,
     most of it libpq's hex copy)."""
@@ -119,11 +128,92 @@ def _binary_results(dbapi_conn: Any, record: Any) -> None:
     from psycopg.pq import Format
 
     class BinaryCursor(psycopg.Cursor):
-        def __init__(self, connection: Any, *, row_factory: Any = None) -> None:
+        def __init__(self, connection: psycopg.Connection[Any], *, row_factory: Any = None) -> None:
             super().__init__(connection, row_factory=row_factory)
             self.format = Format.BINARY
 
     dbapi_conn.cursor_factory = BinaryCursor
+
+
+def reply_timeout(connect_timeout: float) -> float:
+    """Seconds one statement's reply may take."""
+    return max(10.0, 2 * connect_timeout)
+
+
+def session_args(backend: str, driver: str, connect_timeout: float) -> dict[str, Any]:
+    """The driver's connect arguments: the session every connection of ours gets (engines,
+    and ``sql_link``'s own psycopg connection)."""
+    timeout = max(1, round(connect_timeout))
+    if backend == "postgresql":
+        args: dict[str, Any] = {"connect_timeout": timeout, "application_name": "celerytool"}
+        if driver in ("psycopg", "psycopg2"):
+            # naive bounds compare as UTC, as Celery stores them; a locked table (another
+            # session's LOCK TABLE, a long migration) is given --connect-timeout, a statement
+            # the reply timeout, instead of waiting for good
+            args["options"] = (f"-c TimeZone=UTC -c lock_timeout={int(connect_timeout * 1000)} "
+                               f"-c statement_timeout={int(reply_timeout(connect_timeout) * 1000)}")
+        return args
+    if backend in ("mysql", "mariadb"):
+        # PyMySQL reads the server's greeting with read_timeout (None: forever): the first
+        # answer is part of connecting, later replies get the reply timeout (_after_handshake)
+        return {"connect_timeout": timeout, "read_timeout": connect_timeout, "write_timeout": connect_timeout,
+                # a row or table lock is waited for --connect-timeout, not 50 s / a year
+                "init_command": f"SET SESSION innodb_lock_wait_timeout={timeout}, lock_wait_timeout={timeout}"}
+    return {}
+
+
+def create_engine(target: URL, *, connect_timeout: float, readonly: bool) -> Engine:
+    """The engine for ``target`` (``engine_url``'s): no pool, our session settings."""
+    sa = load_sqlalchemy()
+    backend, driver = target.get_backend_name(), target.get_driver_name()
+    if backend == "sqlite":
+        return sa.create_engine("sqlite://", creator=_sqlite_creator(target, connect_timeout, readonly),
+                                poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(target, connect_args=session_args(backend, driver, connect_timeout),
+                              poolclass=sa.pool.NullPool)
+    if backend in ("mysql", "mariadb") and driver == "pymysql":
+        sa.event.listen(engine, "connect", _after_handshake(reply_timeout(connect_timeout)))
+    if backend == "postgresql" and driver == "psycopg":
+        sa.event.listen(engine, "connect", _binary_results)
+    return cast("Engine", engine)
+
+
+def _sqlite_creator(target: URL, connect_timeout: float, readonly: bool) -> Callable[[], sqlite3.Connection]:
+    import sqlite3
+    from urllib.parse import quote
+
+    path = target.database
+    if not path or path == ":memory:":
+        raise UsageError("db+sqlite:/// needs the path of the database file, e.g. db+sqlite:///results.sqlite")
+    if not os.path.exists(path):
+        raise NotFound(f"no SQLite database at {path}")
+    uri = f"file:{quote(os.path.abspath(path))}?mode={'ro' if readonly else 'rw'}"
+    return lambda: sqlite3.connect(uri, uri=True, timeout=connect_timeout, check_same_thread=False)
+
+
+def _reason(url: BrokerURL, exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return url.scrub(text[0].strip() if text else type(orig).__name__)
+
+
+def _late(url: BrokerURL, what: str, exc: BaseException) -> BrokerUnavailable:
+    """A lock wait or a statement past its time (exit 69)."""
+    return BrokerUnavailable(f"the {what} at {url.redacted()} did not answer in time "
+                             f"(a lock held by another session?): {_reason(url, exc)}")
+
+
+def query_failure(url: BrokerURL, what: str, exc: BaseException, *, lost: bool) -> CeleryToolError:
+    """A statement's driver error as ours: out of time or connection lost (69), else failed."""
+    if _timed_out(exc):
+        return _late(url, what, exc)
+    if lost:
+        return BrokerUnavailable(f"lost the {what} at {url.redacted()}: {_reason(url, exc)}")
+    return CeleryToolError(f"{what} query failed: {_reason(url, exc)}")
+
+
+def unreachable(url: BrokerURL, what: str, exc: BaseException) -> BrokerUnavailable:
+    return BrokerUnavailable(f"cannot reach the {what} at {url.redacted()}: {_reason(url, exc)}")
 
 
 class SqlResultBackend(SqlResultChanges):
@@ -136,76 +226,31 @@ class SqlResultBackend(SqlResultChanges):
         self.connect_timeout = connect_timeout
         self.readonly = readonly
         self.target = engine_url(url)  # a missing extra is a usage error before anything else
-        self.sa = _sqlalchemy()
-        self._tables: dict[str, Any] = {}
+        self.sa = load_sqlalchemy()
+        self._tables: dict[str, TableClause] = {}
 
     # -- connection ----------------------------------------------------------------------
     @property
     def reply_timeout(self) -> float:
         """Seconds one statement's reply may take."""
-        return max(10.0, 2 * self.connect_timeout)
+        return reply_timeout(self.connect_timeout)
 
     @cached_property
-    def engine(self) -> Any:
-        sa, target = self.sa, self.target
-        backend = target.get_backend_name()
-        timeout = max(1, round(self.connect_timeout))
-        if backend == "sqlite":
-            return sa.create_engine("sqlite://", creator=self._sqlite_creator(target), poolclass=sa.pool.NullPool)
-        args: dict[str, Any] = {}
-        if backend == "postgresql":
-            args = {"connect_timeout": timeout, "application_name": "celerytool"}
-            if target.get_driver_name() in ("psycopg", "psycopg2"):
-                # naive bounds compare as UTC, as Celery stores them; a locked table (another
-                # session's LOCK TABLE, a long migration) is given --connect-timeout, a statement
-                # the reply timeout, instead of waiting for good
-                args["options"] = (f"-c TimeZone=UTC -c lock_timeout={int(self.connect_timeout * 1000)} "
-                                   f"-c statement_timeout={int(self.reply_timeout * 1000)}")
-        elif backend in ("mysql", "mariadb"):
-            # PyMySQL reads the server's greeting with read_timeout (None: forever): the first
-            # answer is part of connecting, later replies get the reply timeout (_after_handshake)
-            args = {"connect_timeout": timeout, "read_timeout": self.connect_timeout,
-                    "write_timeout": self.connect_timeout,
-                    # a row or table lock is waited for --connect-timeout, not 50 s / a year
-                    "init_command": f"SET SESSION innodb_lock_wait_timeout={timeout}, "
-                                    f"lock_wait_timeout={timeout}"}
-        engine = sa.create_engine(target, connect_args=args, poolclass=sa.pool.NullPool)
-        if backend in ("mysql", "mariadb") and target.get_driver_name() == "pymysql":
-            sa.event.listen(engine, "connect", _after_handshake(self.reply_timeout))
-        if backend == "postgresql" and target.get_driver_name() == "psycopg":
-            sa.event.listen(engine, "connect", _binary_results)
-        return engine
-
-    def _sqlite_creator(self, target: Any) -> Any:
-        import sqlite3
-        from urllib.parse import quote
-
-        path = target.database
-        if not path or path == ":memory:":
-            raise UsageError("db+sqlite:/// needs the path of the database file, e.g. db+sqlite:///results.sqlite")
-        if not os.path.exists(path):
-            raise NotFound(f"no SQLite database at {path}")
-        mode = "ro" if self.readonly else "rw"
-        uri = f"file:{quote(os.path.abspath(path))}?mode={mode}"
-        return lambda: sqlite3.connect(uri, uri=True, timeout=self.connect_timeout, check_same_thread=False)
+    def engine(self) -> Engine:
+        return create_engine(self.target, connect_timeout=self.connect_timeout, readonly=self.readonly)
 
     @cached_property
-    def conn(self) -> Any:
+    def conn(self) -> Connection:
         try:
             return self.engine.connect()
         except self.sa.exc.DBAPIError as exc:
-            raise BrokerUnavailable(f"cannot reach the {self.layout.what} at {self.url.redacted()}: "
-                                    f"{self._reason(exc)}") from None
+            raise unreachable(self.url, self.layout.what, exc) from None
 
-    def _reason(self, exc: Any) -> str:
-        orig = getattr(exc, "orig", None) or exc
-        text = str(orig).strip().splitlines()
-        return self.url.scrub(text[0].strip() if text else type(orig).__name__)
+    def _reason(self, exc: BaseException) -> str:
+        return _reason(self.url, exc)
 
-    def _late(self, exc: Any) -> BrokerUnavailable:
-        """A lock wait or a statement past its time (exit 69)."""
-        return BrokerUnavailable(f"the {self.layout.what} at {self.url.redacted()} did not answer in time "
-                                 f"(a lock held by another session?): {self._reason(exc)}")
+    def _late(self, exc: BaseException) -> BrokerUnavailable:
+        return _late(self.url, self.layout.what, exc)
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
@@ -214,12 +259,8 @@ class SqlResultBackend(SqlResultChanges):
         except self.sa.exc.DBAPIError as exc:
             with contextlib.suppress(Exception):
                 self.conn.rollback()
-            if _timed_out(exc):
-                raise self._late(exc) from None
-            if exc.connection_invalidated or isinstance(exc, (self.sa.exc.InterfaceError,)):
-                raise BrokerUnavailable(f"lost the {self.layout.what} at {self.url.redacted()}: "
-                                        f"{self._reason(exc)}") from None
-            raise CeleryToolError(f"{self.layout.what} query failed: {self._reason(exc)}") from None
+            lost = exc.connection_invalidated or isinstance(exc, self.sa.exc.InterfaceError)
+            raise query_failure(self.url, self.layout.what, exc, lost=lost) from None
 
     def close(self) -> None:
         if "conn" in self.__dict__:
@@ -229,7 +270,7 @@ class SqlResultBackend(SqlResultChanges):
             self.engine.dispose()
 
     # -- tables --------------------------------------------------------------------------
-    def table(self, role: str) -> Any:
+    def table(self, role: str) -> TableClause:
         """The ``task`` or ``group`` table with the layout's columns it has (probed once)."""
         if role in self._tables:
             return self._tables[role]
@@ -264,15 +305,15 @@ class SqlResultBackend(SqlResultChanges):
             return True  # cannot tell: report the original error
 
     # -- reading -------------------------------------------------------------------------
-    def _rows(self, role: str, ids: list[str]) -> dict[str, Any]:
+    def _rows(self, role: str, ids: list[str]) -> dict[str, Row]:
         table = self.table(role)
         key = table.c[getattr(self.layout, role).id_column]
-        found: dict[str, Any] = {}
+        found: dict[str, Row] = {}
         with self.errors():
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start:start + CHUNK]
                 for row in self.conn.execute(self.sa.select(table).where(key.in_(chunk))).mappings():
-                    found[row[key.name]] = row
+                    found[row[key.name]] = cast(Row, row)  # a RowMapping: read by column name
             self.conn.rollback()  # end the read transaction: --wait must see new commits
         return found
 
@@ -297,7 +338,8 @@ class SqlResultBackend(SqlResultChanges):
     def get(self, task_id: str) -> TaskResult:
         return self.get_many([task_id])[0]
 
-    def wait(self, ids: list[str], timeout: float | None, on_change: Any = None) -> tuple[list[TaskResult], bool]:
+    def wait(self, ids: list[str], timeout: float | None,
+             on_change: Callable[[TaskResult], None] | None = None) -> tuple[list[TaskResult], bool]:
         return poll_wait(self.get_many, ids, timeout, on_change)
 
     def select(self, query: ResultQuery) -> list[TaskResult]:
@@ -333,7 +375,7 @@ class SqlResultBackend(SqlResultChanges):
                 else:  # LIKE only narrows (case, [...] classes): stream and match exactly
                     rows = self.conn.execution_options(stream_results=True, yield_per=CHUNK).execute(part).mappings()
                 for row in rows:
-                    result = self.layout.task_row(row[key], row, self.limits)
+                    result = self.layout.task_row(row[key], cast(Row, row), self.limits)
                     if exact or query.matches(result):
                         out.append(result)
                         if len(out) >= query.limit:
@@ -342,7 +384,8 @@ class SqlResultBackend(SqlResultChanges):
             self.conn.rollback()
         return out
 
-    def _where_task(self, stmt: Any, table: Any, globs: tuple[str, ...]) -> tuple[Any, bool]:
+    def _where_task(self, stmt: Select[Any], table: TableClause,
+                    globs: tuple[str, ...]) -> tuple[Select[Any], bool]:
         """``stmt`` narrowed to task names LIKE any of ``globs``; and whether LIKE is exact for all."""
         likes = [glob_to_like(g, self.target.get_backend_name()) for g in globs]
         column = table.c[self.layout.name_column]
@@ -367,7 +410,7 @@ class SqlResultBackend(SqlResultChanges):
             rows = self.conn.execution_options(stream_results=True, yield_per=CHUNK).execute(stmt).mappings()
             try:
                 for row in rows:
-                    result = self.layout.task_row(row[key], row, self.limits)
+                    result = self.layout.task_row(row[key], cast(Row, row), self.limits)
                     if query.matches(result):
                         yield result
             finally:

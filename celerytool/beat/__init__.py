@@ -19,10 +19,8 @@ from celerytool.errors import UsageError
 def open_store(spec: str, *, connect_timeout: float = 5.0, redbeat_prefix: str = "redbeat:",
                limits: Any = None, timezone: str | None = None) -> Any:
     """A store for ``spec``: ``redis[s]://`` (RedBeat), ``django-db+URL`` or ``db+URL``
-    (django-celery-beat's tables), or a path (the default scheduler's file)."""
-    from celerytool.codecs.limits import DEFAULT_LIMITS
-
-    limits = limits or DEFAULT_LIMITS
+    (django-celery-beat's tables), or a path (the default scheduler's file). ``limits``: the
+    inert unpickler's, for the file; or a function that gives them, asked only for a file."""
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in ("redis", "rediss", "sentinel"):
         from celerytool.beat.redbeat import RedBeatStore
@@ -34,10 +32,11 @@ def open_store(spec: str, *, connect_timeout: float = 5.0, redbeat_prefix: str =
         from celerytool.urls import parse_url
 
         url = spec.split("+", 1)[1] if scheme.startswith("django-db+") else spec
-        return DjangoBeatStore(parse_url(url if url.startswith("db+") else "db+" + url), connect_timeout, limits)
+        return DjangoBeatStore(parse_url(url if url.startswith("db+") else "db+" + url), connect_timeout)
     if scheme:
         raise UsageError(f"--store takes a redis:// URL (RedBeat), django-db+URL / db+URL "
                          f"(django-celery-beat) or the path of a celerybeat-schedule file, not {scheme}://")
     from celerytool.beat.shelf import ShelveStore
+    from celerytool.codecs.limits import DEFAULT_LIMITS
 
-    return ShelveStore(os.path.expanduser(spec), limits)
+    return ShelveStore(os.path.expanduser(spec), (limits() if callable(limits) else limits) or DEFAULT_LIMITS)

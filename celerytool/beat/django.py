@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import replace
+from collections import namedtuple
+from collections.abc import Iterator
 from typing import Any
 
 from celerytool.beat.entries import make_entry
@@ -35,6 +36,11 @@ LEFT JOIN {T}solarschedule s ON t.solar_id = s.id
 LEFT JOIN {T}clockedschedule k ON t.clocked_id = k.id
 ORDER BY t.name
 """
+# the query's columns, in its order
+Row = namedtuple("Row", "name task args kwargs queue exchange routing_key priority headers expires expire_seconds "
+                        "one_off enabled last_run_at total_run_count every period minute hour day_of_week "
+                        "day_of_month month_of_year timezone event latitude longitude clocked_time")
+SCHEDULE_COLUMNS = slice(Row._fields.index("every"), None)
 
 
 _EMPTY: dict[str, list[Any] | dict[str, Any]] = {"[]": [], "{}": {}}
@@ -52,6 +58,11 @@ def _json(text: Any, default: Any) -> Any:
 
 
 def _aware(value: Any) -> dt.datetime | None:
+    if isinstance(value, str):  # SQLite's driver gives the stored text
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
     if not isinstance(value, dt.datetime):
         return None
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)  # Django stores UTC
@@ -76,13 +87,10 @@ def schedule_of(r: Any) -> Schedule:
 class DjangoBeatStore:
     kind = "django"
 
-    def __init__(self, url: BrokerURL, connect_timeout: float, limits: Any = None) -> None:
-        from celerytool.backends.django import DJANGO_LAYOUT
-        from celerytool.backends.sql import SqlResultBackend
+    def __init__(self, url: BrokerURL, connect_timeout: float) -> None:
+        from celerytool.backends.sql_link import SqlLink
 
-        layout = replace(DJANGO_LAYOUT, what="django-celery-beat database",
-                         missing_hint="run django-celery-beat's migrations (manage.py migrate django_celery_beat)")
-        self.db = SqlResultBackend(url, layout, connect_timeout=connect_timeout, readonly=False)
+        self.db = SqlLink(url, "django-celery-beat database", connect_timeout=connect_timeout, readonly=False)
         self.url = url
         self.warnings: list[str] = []
 
@@ -92,21 +100,29 @@ class DjangoBeatStore:
     def close(self) -> None:
         self.db.close()
 
-    def _rows(self) -> list[Any]:
-        sa = self.db.sa
+    def _rows(self) -> list[Row]:
         try:
             with self.db.errors():
-                return list(self.db.conn.execute(sa.text(QUERY)))
+                return list(map(Row._make, self.db.execute(QUERY).fetchall()))
         except Exception as exc:
             if "periodictask" in str(exc) and ("exist" in str(exc) or "no such table" in str(exc)):
                 raise DataError(f"no django-celery-beat tables at {self.url.redacted()} "
                                 f"({T}periodictask): run its migrations (manage.py migrate django_celery_beat)") from None
             raise
 
-    def entries(self, now: dt.datetime | None = None) -> list[BeatEntry]:
-        now = now or dt.datetime.now(dt.timezone.utc)
-        out = []
-        for r in self._rows():
+    def entries(self, now: dt.datetime | None = None) -> Iterator[BeatEntry]:
+        """Every entry by name: the query runs now; each entry is made as it is asked for."""
+        return self._entries(self._rows(), now or dt.datetime.now(dt.timezone.utc))
+
+    def _entries(self, rows: list[Row], now: dt.datetime) -> Iterator[BeatEntry]:
+        schedules: dict[tuple[Any, ...], Schedule] = {}  # rows share schedule rows
+        rows.reverse()
+        while rows:
+            r = rows.pop()  # each row let go once made into an entry
+            key = r[SCHEDULE_COLUMNS]
+            schedule = schedules.get(key)
+            if schedule is None:
+                schedule = schedules[key] = schedule_of(r)
             options: dict[str, Any] = {k: v for k, v in (("queue", r.queue), ("exchange", r.exchange),
                                                          ("routing_key", r.routing_key), ("priority", r.priority))
                                        if v not in (None, "")}
@@ -120,26 +136,26 @@ class DjangoBeatStore:
                 options["headers"] = headers
             if r.one_off:
                 options["one_off"] = True
-            out.append(make_entry(str(r.name), r.task, schedule_of(r), args=_json(r.args, []),
-                                  kwargs=_json(r.kwargs, {}), options=options, enabled=bool(r.enabled),
-                                  last_run_at=_aware(r.last_run_at), total_run_count=r.total_run_count,
-                                  tz=None, store=self.kind, now=now))
-        return out
+            yield make_entry(str(r.name), r.task, schedule, args=_json(r.args, []), kwargs=_json(r.kwargs, {}),
+                             options=options, enabled=bool(r.enabled), last_run_at=_aware(r.last_run_at),
+                             total_run_count=r.total_run_count, tz=None, store=self.kind, now=now)
 
     def set_enabled(self, name: str, enabled: bool) -> None:
-        sa = self.db.sa
-        conn = self.db.conn
-        with self.db.errors():
-            conn.rollback()  # end the listing's transaction: the change is one transaction of its own
-            with conn.begin():
-                done = conn.execute(sa.text(f"UPDATE {T}periodictask SET enabled = :e, date_changed = :now "
-                                            "WHERE name = :n"),
-                                    {"e": enabled, "n": name, "now": dt.datetime.now(dt.timezone.utc)})
-                if done.rowcount == 0:
-                    raise NotFound(f"no periodic task {name!r} in {self.describe()}")
-                now = dt.datetime.now(dt.timezone.utc)
-                bumped = conn.execute(sa.text(f"UPDATE {T}periodictasks SET last_update = :now WHERE ident = 1"),
-                                      {"now": now})
-                if bumped.rowcount == 0:
-                    conn.execute(sa.text(f"INSERT INTO {T}periodictasks (ident, last_update) VALUES (1, :now)"),
-                                 {"now": now})
+        db = self.db
+        with db.errors():
+            db.conn.rollback()  # end the listing's transaction: the change is one transaction of its own
+            now = self._now()
+            done = db.execute(f"UPDATE {T}periodictask SET enabled = %s, date_changed = %s WHERE name = %s",
+                              (enabled, now, name))
+            if done.rowcount == 0:
+                db.conn.rollback()
+                raise NotFound(f"no periodic task {name!r} in {self.describe()}")
+            now = self._now()
+            if db.execute(f"UPDATE {T}periodictasks SET last_update = %s WHERE ident = 1", (now,)).rowcount == 0:
+                db.execute(f"INSERT INTO {T}periodictasks (ident, last_update) VALUES (1, %s)", (now,))
+            db.conn.commit()
+
+    def _now(self) -> dt.datetime:
+        """Now as Django stores it: aware on PostgreSQL, naive UTC on MySQL and SQLite."""
+        now = dt.datetime.now(dt.timezone.utc)
+        return now if self.db.backend == "postgresql" else now.replace(tzinfo=None)

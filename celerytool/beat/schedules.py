@@ -99,19 +99,26 @@ class _App:
 
 
 @functools.lru_cache(maxsize=4096)
-def celery_schedule(s: Schedule, tz: str | None) -> Any:
+def celery_schedule(s: Schedule, tz: str | None, now: dt.datetime) -> Any:
     """The Celery schedule object for ``s`` (None for clocked / unknown); one per schedule
-    (entries share them: django-celery-beat's rows point at shared schedule rows)."""
+    (entries share them: django-celery-beat's rows point at shared schedule rows). Its clock
+    (``nowfun``) is ``app.now()`` at ``now``: one instant for the whole listing, which also
+    spares each entry Celery's two reads of the clock."""
     from celery import schedules
 
-    app = _App.get(tz)
+    app = _App.get((s.timezone or tz) if isinstance(s, Cron) else tz)  # a crontab row may carry its zone
+    clock = now.astimezone(app.timezone)  # what app.now() gives at that instant
+
+    def nowfun() -> dt.datetime:
+        return clock
+
     if isinstance(s, Interval):
-        return schedules.schedule(dt.timedelta(seconds=s.seconds), s.relative, app=app)
+        return schedules.schedule(dt.timedelta(seconds=s.seconds), s.relative, nowfun=nowfun, app=app)
     if isinstance(s, Cron):
-        zone = _App.get(s.timezone or tz)
-        return schedules.crontab(s.minute, s.hour, s.day_of_week, s.day_of_month, s.month_of_year, app=zone)
+        return schedules.crontab(s.minute, s.hour, s.day_of_week, s.day_of_month, s.month_of_year,
+                                 nowfun=nowfun, app=app)
     if isinstance(s, Solar):
-        return schedules.solar(s.event, s.lat, s.lon, app=app)
+        return schedules.solar(s.event, s.lat, s.lon, nowfun=nowfun, app=app)
     return None
 
 
@@ -119,8 +126,12 @@ def next_due(s: Schedule, last_run_at: dt.datetime | None, now: dt.datetime,
              tz: str | None = None) -> tuple[dt.datetime | None, str | None]:
     """(When the entry is next due, UTC; why it cannot be told). As beat decides: from the last
     run (none yet: beat counts from now, when it first sees the entry). Entries with the same
-    schedule and last run share one computation."""
-    key = (s, last_run_at, tz)
+    schedule and last run share one computation; for a crontab, the same minute of the last
+    run (Celery's crontab sets second and microsecond to 0: they cannot change the answer)."""
+    if isinstance(s, Cron) and last_run_at is not None and last_run_at.year > 1972:
+        # (since 1972 every zone's offset is whole minutes: the minute is the same in any zone)
+        last_run_at = last_run_at.replace(second=0, microsecond=0)
+    key = (s, last_run_at, tz, now)
     if key not in _DUE:
         if len(_DUE) > 100_000:
             _DUE.clear()
@@ -139,16 +150,15 @@ def _next_due(s: Schedule, last_run_at: dt.datetime | None, now: dt.datetime,
     if isinstance(s, Unknown):
         return None, f"unknown schedule {s.what}"
     try:
-        sched = celery_schedule(s, tz)
+        sched = celery_schedule(s, tz, now)
         last = last_run_at or now
         if last.tzinfo is None:
             last = last.replace(tzinfo=UTC)
-        clock = sched.now()
-        due = (clock + sched.remaining_estimate(last)).astimezone(UTC)
+        due = (sched.now() + sched.remaining_estimate(last)).astimezone(UTC)
     except ImportError as exc:  # solar needs ephem (celery[solar])
         return None, f"needs {exc.name or 'ephem'} (pip install 'celery[solar]')"
     except Exception as exc:  # a crontab field Celery refuses, a solar event it does not know
         return None, f"{type(exc).__name__}: {exc}"
-    if isinstance(s, Cron):  # whole minutes: Celery's two reads of the clock differ by microseconds
+    if isinstance(s, Cron):  # whole minutes, as Celery's crontab gives them
         due = (due + dt.timedelta(seconds=30)).replace(second=0, microsecond=0)
     return due, None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import click
@@ -71,7 +72,8 @@ class LazyGroup(click.Group):
             command.__class__ = Command
         return command
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
         """As click's, with "did you mean" for a mistyped command name (as for options)."""
         name = args[0] if args else ""
         if name and not name.startswith("-") and name not in COMMANDS:
@@ -120,7 +122,8 @@ class LazyGroup(click.Group):
             ctx.exit(rv)
         return rv
 
-    def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
+    def _main_shell_completion(self, ctx_args: MutableMapping[str, Any], prog_name: str,
+                               complete_var: str | None = None) -> None:
         if complete_var is None:
             complete_var = f"_{prog_name}_COMPLETE".replace("-", "_").upper()
         if os.environ.get(complete_var):  # our bash completion (URLs with ':' on the line)

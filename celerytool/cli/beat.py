@@ -55,13 +55,12 @@ def command(app, action, name, store, redbeat_prefix, timezone, yes, dry_run):
         raise UsageError(f"beat {action} takes the NAME of an entry")
     spec = store or _default_store(app)
     beat_store = open_store(spec, connect_timeout=app.connect_timeout or 5.0, redbeat_prefix=redbeat_prefix,
-                            limits=app.limits(), timezone=timezone)
+                            limits=app.limits, timezone=timezone)  # limits: asked for a beat file only
     app.track(beat_store)
     if action == "list":
-        entries = beat_store.entries()
-        app.emit(entries, "beat")
+        count = app.emit(beat_store.entries(), "beat")  # written as they are made
         if app.fmt == "table":
-            note(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {beat_store.describe()}")
+            note(f"{count} entr{'y' if count == 1 else 'ies'} in {beat_store.describe()}")
         return 0
     entries = {e.name: e for e in beat_store.entries()}
     if name not in entries:
@@ -101,8 +100,7 @@ def _default_store(app):
 def _run(app, entry, yes, dry_run):
     """Send the entry now through the send pipeline, with its args, kwargs and options."""
     from celerytool.cli.guard import confirm
-    from celerytool.cli.sendcore import Sender
-    from celerytool.sending import RetryPolicy
+    from celerytool.cli.send import pipeline, send_one
 
     if entry.task is None:
         from celerytool.errors import DataError
@@ -114,12 +112,12 @@ def _run(app, entry, yes, dry_run):
         options["exchange"] = options["exchange"].get("name")
     if not dry_run:
         confirm(yes, f"Send {entry.task} now (beat entry {entry.name!r})?")
-    sender = Sender(app, RetryPolicy(), visibility_timeout=3600.0)
-    defaults = sender.defaults(options, ())
+    pipe = pipeline(app)
+    defaults = pipe.defaults(options, ())
     args = entry.args if isinstance(entry.args, (list, tuple)) else []
     kwargs = entry.kwargs if isinstance(entry.kwargs, dict) else {}
     from dataclasses import replace
 
     spec = replace(defaults, name=entry.task, args=tuple(args), kwargs=dict(kwargs))
-    sender.check(spec)
-    return sender.send_one(spec, dry_run=dry_run, wait=False, timeout=None)
+    pipe.check(spec)
+    return send_one(app, pipe, spec, dry_run=dry_run)

@@ -63,6 +63,22 @@ def run_listed(app: Any, label: str, total: int | None, dry_run: bool, op: Calla
     return result
 
 
+def walk_queue(app: Any, broker: Any, queue: str, *, question: str, label: str, yes: bool, dry_run: bool,
+               op: Callable[[Any], Any]) -> Any:
+    """A changing walk over ``queue`` (purge, move): confirmed unless a dry run, then
+    ``op(control)`` with a progress bar on a terminal, each match listed in a dry run."""
+    if not dry_run:
+        confirm(yes, question)
+    return run_listed(app, label, queue_total(broker, queue), dry_run, op)
+
+
+def vanished_note(result: Any) -> str:
+    """What a consumer took while the walk ran ('' when nothing)."""
+    if not result.vanished:
+        return ""
+    return f" ({result.vanished} matching were taken by a consumer first)"
+
+
 def queue_total(broker: Any, queue: str) -> int | None:
     """Messages in ``queue`` for the progress bar (only worth asking on a terminal)."""
     if not sys.stderr.isatty():
@@ -85,3 +101,19 @@ def finish(app: Any, result: Any, summary: str) -> int:
         return int(ExitCode.INTERRUPTED)
     note(summary)
     return 0
+
+
+@contextlib.contextmanager
+def bulk() -> Iterator[None]:
+    """Hundreds of thousands of small objects made and kept (records, plans, messages): none of
+    them holds a reference cycle, so reference counting frees them all, and the cycle collector
+    would only rescan every live object (Celery's included) over and over: it is paused."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

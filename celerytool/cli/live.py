@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from types import FrameType
 
-def open_session(app: Any) -> Any:
+    from celerytool.cli.options import App
+    from celerytool.control.session import ControlSession
+
+
+def open_session(app: App) -> ControlSession:
     """A ControlSession for the broker, closed (and its warnings printed) when the command ends."""
     from celerytool.control.session import ControlOptions, ControlSession
 
@@ -36,7 +42,7 @@ def _terminate_like_ctrl_c() -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     try:
@@ -50,7 +56,7 @@ def _terminate_like_ctrl_c() -> Callable[[], None]:
     return restore
 
 
-def flush(session: Any) -> None:
+def flush(session: ControlSession) -> None:
     from celerytool.render import warn
 
     for w in session.warnings:

@@ -6,7 +6,10 @@ data), so an installed celerytool shows the manual without a checkout or a netwo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 ALIASES = {"connecting": "connection", "connect": "connection", "urls": "connection", "tls": "connection",
            "profiles": "connection", "sentinel": "connection", "permissions": "connection",
@@ -15,7 +18,7 @@ ALIASES = {"connecting": "connection", "connect": "connection", "urls": "connect
            "versions": "compatibility", "benchmarks": "speed", "reference": "commands"}
 
 
-def _docs() -> Any:
+def _docs() -> Traversable:
     from importlib.resources import files
 
     return files("celerytool").joinpath("docs")

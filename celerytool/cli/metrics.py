@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +15,18 @@ from celerytool.cli.options import (
     timeout_option,
     with_app,
 )
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from prometheus_client import CollectorRegistry
+
+    from celerytool.brokers.base import Broker
+    from celerytool.cli.options import App
+    from celerytool.control.events import EventStream
+    from celerytool.control.session import ControlSession
+    from celerytool.metrics.broker import BrokerCollector
+    from celerytool.metrics.events import EventMetrics
 
 RESERVED_LABELS = {"queue_name", "name", "hostname", "exception", "priority", "type", "le", "quantile"}
 
@@ -124,7 +137,7 @@ def command(app, serve, timeout, queue, include_internal, scan, exact, delayed, 
     warn = _once()
     broker_options = app.broker_options(include_internal=include_internal)
 
-    def open_broker() -> Any:
+    def open_broker() -> Broker:
         from celerytool.brokers import open_broker as open_
 
         return open_(app.broker_url, broker_options)
@@ -154,7 +167,7 @@ class _Closing:
 
     warnings: list[str] = []
 
-    def __init__(self, collector: Any) -> None:
+    def __init__(self, collector: BrokerCollector) -> None:
         self.collector = collector
 
     def close(self) -> None:
@@ -163,7 +176,7 @@ class _Closing:
             broker.close()
 
 
-def _once() -> Any:
+def _once() -> Callable[[str], None]:
     from celerytool.render import warn
 
     said: set[str] = set()
@@ -176,7 +189,7 @@ def _once() -> Any:
     return say
 
 
-def _once_out(registry: Any, broker: Any, openmetrics: bool) -> int:
+def _once_out(registry: CollectorRegistry, broker: BrokerCollector, openmetrics: bool) -> int:
     import sys
 
     from prometheus_client import generate_latest as plain
@@ -191,8 +204,8 @@ def _once_out(registry: Any, broker: Any, openmetrics: bool) -> int:
     return 0
 
 
-def _serve(app: Any, registry: Any, broker: Any, events: Any, address: tuple[str, int],
-           timeout: float | None, enable: bool, warn: Any) -> int:
+def _serve(app: App, registry: CollectorRegistry, broker: BrokerCollector, events: EventMetrics,
+           address: tuple[str, int], timeout: float | None, enable: bool, warn: Callable[[str], None]) -> int:
     import signal
     import threading
 
@@ -205,7 +218,7 @@ def _serve(app: Any, registry: Any, broker: Any, events: Any, address: tuple[str
     stop = threading.Event()
     state: dict[str, Any] = {"up": None}
 
-    def open_stream() -> Any:
+    def open_stream() -> tuple[ControlSession, EventStream]:
         session = ControlSession(app.broker_url, ControlOptions.of(app.broker_options()))
         return session, EventStream(session)
 
@@ -214,7 +227,7 @@ def _serve(app: Any, registry: Any, broker: Any, events: Any, address: tuple[str
             note("reading the event stream" if up else f"event stream lost ({reason}); retrying")
         state["up"] = up
 
-    def first(session: Any) -> None:
+    def first(session: ControlSession) -> None:
         if enable:
             agreed, failed = enable_events(session)
             note(f"asked every worker to send task events: {len(agreed)} agreed")
@@ -224,7 +237,7 @@ def _serve(app: Any, registry: Any, broker: Any, events: Any, address: tuple[str
             warn(text)
         session.warnings.clear()
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)

@@ -39,7 +39,7 @@ def command(app, src, dst, selection, to_origin, to_broker, keep_routing, yes, d
       celerytool move celery retry_later --where 'retries >= 3' --dry-run
       celerytool move celery.dlq --to-origin --where 'x_death.reason == "rejected"' --yes
     """
-    from celerytool.cli.guard import confirm, finish, queue_total, run_listed
+    from celerytool.cli.guard import finish, vanished_note, walk_queue
     from celerytool.errors import UsageError
 
     if to_origin:
@@ -48,7 +48,7 @@ def command(app, src, dst, selection, to_origin, to_broker, keep_routing, yes, d
         raise UsageError("give a destination queue DST (or --to-origin for dead-lettered messages)")
     broker = app.open_broker()
     target = None
-    where = "the same broker"
+    where = app.broker_url.redacted()
     if to_broker:
         from celerytool.cli.settings import finish_url
         from celerytool.urls import parse_url
@@ -58,11 +58,10 @@ def command(app, src, dst, selection, to_origin, to_broker, keep_routing, yes, d
         where = target_url.redacted()
     ops = broker.ops()
     what = selection.describe()
-    if not dry_run:
-        confirm(yes, f"Move {what} from {src!r} to {dst!r} on {where}?")
-    result = run_listed(app, "moving", queue_total(broker, src), dry_run,
-                        lambda control: ops.move(src, dst, selection, control, target=target,
-                                                 keep_routing=keep_routing))
+    result = walk_queue(app, broker, src, question=f"Move {what} from {src!r} to {dst!r} on {where}?",
+                        label="moving", yes=yes, dry_run=dry_run,
+                        op=lambda control: ops.move(src, dst, selection, control, target=target,
+                                                    keep_routing=keep_routing))
     if dry_run:
         summary = f"would move {result.matched} of {result.examined} message(s) from {src!r} to {dst!r}"
     else:
@@ -70,13 +69,13 @@ def command(app, src, dst, selection, to_origin, to_broker, keep_routing, yes, d
         if result.vanished and target is not None:
             summary += (f" ({result.vanished} were consumed from {src!r} while being copied:"
                         " they were delivered there and also published to the other broker)")
-        elif result.vanished:
-            summary += f" ({result.vanished} matching were taken by a consumer first)"
+        else:
+            summary += vanished_note(result)
     return finish(app, result, summary)
 
 
 def _to_origin(app, src, dst, selection, to_broker, yes, dry_run):
-    from celerytool.cli.guard import confirm, finish, queue_total, run_listed
+    from celerytool.cli.guard import finish, vanished_note, walk_queue
     from celerytool.errors import UsageError
 
     if dst is not None or to_broker:
@@ -88,14 +87,13 @@ def _to_origin(app, src, dst, selection, to_broker, yes, dry_run):
                          "RabbitMQ's): give a destination queue")
     ops = broker.ops()
     what = selection.describe()
-    if not dry_run:
-        confirm(yes, f"Move {what} (dead-lettered) from {src!r} back to the queues they came from?")
-    result = run_listed(app, "moving", queue_total(broker, src), dry_run,
-                        lambda control: ops.move_to_origin(src, selection, control))
+    result = walk_queue(app, broker, src, question=f"Move {what} (dead-lettered) from {src!r} back to the queues "
+                        f"they came from on {app.broker_url.redacted()}?", label="moving", yes=yes,
+                        dry_run=dry_run, op=lambda control: ops.move_to_origin(src, selection, control))
     if dry_run:
         summary = (f"would move {result.matched} of {result.examined} message(s) from {src!r} "
                    "back to the queues they were dead-lettered from")
     else:
         summary = (f"moved {result.done} dead-lettered message(s) from {src!r} back to their queues, "
-                   f"{result.kept} left in {src!r}")
+                   f"{result.kept} left in {src!r}" + vanished_note(result))
     return finish(app, result, summary)

@@ -12,11 +12,20 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
 from celerytool.kombu_layout import DEFAULT_SEP_SHOWN
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
+    from celerytool.backends.query import ResultBackend
+    from celerytool.brokers.base import Broker, BrokerOptions
+    from celerytool.codecs.limits import Limits
+    from celerytool.profiles import Profile
+    from celerytool.urls import BrokerURL
 
 DEFAULT_BROKER = "redis://localhost:6379/0"
 OUTPUTS = ("table", "json", "ndjson")
@@ -63,7 +72,7 @@ class Converted(click.ParamType):
         self.name = name
         self.fn = fn
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str):
             return value
         try:
@@ -89,10 +98,10 @@ class Duration(click.ParamType):
         self.minimum = minimum
         self.maximum = maximum
 
-    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "DURATION"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | None:
         if value is None:
             return None
         from celerytool.errors import UsageError
@@ -120,17 +129,17 @@ class Compression(click.ParamType):
     name = "compression"
     NAMES = ("zlib", "gzip", "bzip2", "lzma", "brotli", "zstd")
 
-    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "[" + "|".join(self.NAMES) + "]"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | None:
         from celerytool.codecs.compression import ALIASES
 
         if value is None or value.strip().lower() in ALIASES:
             return value and value.strip().lower()
         self.fail(f"{value!r} is not a compression: {', '.join(self.NAMES)}", param, ctx)
 
-    def shell_complete(self, ctx: Any, param: Any, incomplete: str) -> list[Any]:
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
         from click.shell_completion import CompletionItem
 
         return [CompletionItem(n) for n in self.NAMES if n.startswith(incomplete)]
@@ -353,6 +362,12 @@ def _dest(decls: tuple[str, ...]) -> str:
     return max(decls, key=len).lstrip("-").replace("-", "_")
 
 
+class Resource(Protocol):
+    """What a command opens and ``App`` closes when it ends (its ``warnings`` are shown, if any)."""
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class App:
     broker: str | None = None
@@ -365,10 +380,10 @@ class App:
     connect_timeout: float | None = None
     management_url: str | None = None
     master_name: str | None = None
-    profile: Any = None  # the profiles.Profile in use, if any
+    profile: Profile | None = None  # the profile in use, if any
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     full_ids: bool = False  # tables: whole task ids instead of git-style short ones
-    _opened: list[Any] = field(default_factory=list)
+    _opened: list[Resource] = field(default_factory=list)
 
     @property
     def fmt(self) -> str:
@@ -382,7 +397,7 @@ class App:
         return env or "table"
 
     @functools.cached_property
-    def broker_url(self) -> Any:
+    def broker_url(self) -> BrokerURL:
         from celerytool.cli.settings import finish_url
         from celerytool.urls import parse_url
 
@@ -390,7 +405,7 @@ class App:
         return finish_url(parse_url(raw), "broker", self)
 
     @functools.cached_property
-    def backend_url(self) -> Any:
+    def backend_url(self) -> BrokerURL:
         from celerytool.errors import UsageError
         from celerytool.urls import parse_url
 
@@ -406,7 +421,7 @@ class App:
             return url
         raise UsageError("no result backend: give --backend URL (or CELERY_RESULT_BACKEND)")
 
-    def broker_options(self, **extra: Any) -> Any:
+    def broker_options(self, **extra: Any) -> BrokerOptions:
         from celerytool.brokers.base import DEFAULT_PRIORITY_STEPS, DEFAULT_SEP, BrokerOptions
         from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 
@@ -420,14 +435,15 @@ class App:
             **extra,
         )
 
-    def open_broker(self, url: Any = None, **extra: Any) -> Any:
+    def open_broker(self, url: BrokerURL | None = None, **extra: Any) -> Broker:
         from celerytool.brokers import open_broker
 
         broker = open_broker(url or self.broker_url, self.broker_options(**extra))
         self.track(broker)
         return broker
 
-    def open_backend(self, keyprefix: str | None = None, table_names: dict[str, str] | None = None) -> Any:
+    def open_backend(self, keyprefix: str | None = None,
+                     table_names: dict[str, str] | None = None) -> ResultBackend:
         from celerytool.backends import open_backend
 
         backend = open_backend(self.backend_url, keyprefix=keyprefix or "", limits=self.limits(),
@@ -435,11 +451,11 @@ class App:
         self.track(backend)
         return backend
 
-    def track(self, resource: Any) -> None:
+    def track(self, resource: Resource) -> None:
         """Close ``resource`` (and show its warnings) when the command ends."""
         self._opened.append(resource)
 
-    def limits(self) -> Any:
+    def limits(self) -> Limits:
         return self.broker_options().limits
 
     def emit(self, records: Iterable[Any], kind: str) -> int:

@@ -29,19 +29,16 @@ def command(app, queue, selection, yes, dry_run):
       celerytool purge celery --task 'tasks.send_email' --yes
       celerytool purge celery --where "kwargs.user_id == 42" --limit 10 -y -o json
     """
-    from celerytool.cli.guard import confirm, finish, queue_total, run_listed
+    from celerytool.cli.guard import finish, vanished_note, walk_queue
 
     broker = app.open_broker()
     ops = broker.ops()
     what = selection.describe()
-    if not dry_run:
-        confirm(yes, f"Remove {what} from queue {queue!r} on {app.broker_url.redacted()}?")
-    result = run_listed(app, "purging", queue_total(broker, queue), dry_run,
-                        lambda control: ops.purge(queue, selection, control))
+    result = walk_queue(app, broker, queue, question=f"Remove {what} from queue {queue!r} on "
+                        f"{app.broker_url.redacted()}?", label="purging", yes=yes, dry_run=dry_run,
+                        op=lambda control: ops.purge(queue, selection, control))
     if dry_run:
         summary = f"would remove {result.matched} of {result.examined} message(s) from {queue!r} ({what})"
     else:
-        summary = f"removed {result.done} message(s) from {queue!r}, {result.kept} kept"
-        if result.vanished:
-            summary += f" ({result.vanished} matching were taken by a consumer first)"
+        summary = f"removed {result.done} message(s) from {queue!r}, {result.kept} kept" + vanished_note(result)
     return finish(app, result, summary)

@@ -76,7 +76,7 @@ def show_results(app, ids, *, wait, timeout, keyprefix="", table_names=None, one
 
 
 def _progress(result):
-    from celerytool.jsonable import short_repr
+    from celerytool.jsontext import short_repr
     from celerytool.render import note
 
     detail = ""

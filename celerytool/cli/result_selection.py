@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from celerytool.cli.options import Duration, all_option, backend_options
+from celerytool.cli.options import App, Duration, all_option, backend_options
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from celerytool.backends.criteria import ResultStore
+    from celerytool.backends.query import ResultBackend
+
+    class Store(ResultBackend, ResultStore, Protocol):
+        """A result backend that reads and changes: what ``backends.open_backend`` opens."""
 
 
 def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,7 +64,7 @@ def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
     return backend_options(wrapper)
 
 
-def open_store(app: Any, keyprefix: str | None, table_names: dict[str, str] | None) -> Any:
+def open_store(app: App, keyprefix: str | None, table_names: dict[str, str] | None) -> Store:
     from celerytool.backends import open_backend
     from celerytool.errors import UsageError
 
@@ -64,4 +73,4 @@ def open_store(app: Any, keyprefix: str | None, table_names: dict[str, str] | No
     store = open_backend(app.backend_url, keyprefix=keyprefix or "", limits=app.limits(),
                          connect_timeout=app.connect_timeout or 5.0, table_names=table_names, readonly=False)
     app.track(store)
-    return store
+    return cast("Store", store)  # open_backend names only the reading half

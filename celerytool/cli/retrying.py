@@ -6,12 +6,16 @@ import datetime as dt
 import fnmatch
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from celerytool.errors import CeleryToolError, UsageError
 from celerytool.model import TaskResult
 from celerytool.render import note, warn
 from celerytool.sending.resend import RETRY_HEADER, RetryPlan, Skipped, plan
+
+if TYPE_CHECKING:
+    from celerytool.sending import TaskSpec
+    from celerytool.sending.pipeline import Pipeline
 
 CHUNK = 1000  # ids read from the backend per round trip
 SHOW_SKIPPED = 20  # skipped ids listed one per line; beyond, a count
@@ -121,36 +125,32 @@ class Retry:
             self._forget([p.old_id for p in sent])
         return 0
 
-    def _sender(self, options: dict[str, Any]) -> tuple[Any, Any]:
-        from celerytool.cli.sendcore import Sender
-        from celerytool.sending import RetryPolicy
+    def _sender(self, options: dict[str, Any]) -> tuple[Pipeline, TaskSpec]:
+        from celerytool.cli.send import pipeline
 
-        sender = Sender(self.app, RetryPolicy(), visibility_timeout=3600)
-        return sender, sender.defaults(options, ())
+        pipe = pipeline(self.app)
+        return pipe, pipe.defaults(options, ())
 
-    def _send(self, sender: Any, defaults: Any, plans: list[RetryPlan], same_id: bool) -> list[RetryPlan]:
-        from celerytool.cli.sendcore import Prepared, _Progress
+    def _send(self, pipe: Pipeline, defaults: TaskSpec, plans: list[RetryPlan], same_id: bool) -> list[RetryPlan]:
+        from celerytool.cli.send import counting
+        from celerytool.sending.pipeline import BatchStopped, Prepared
 
-        progress = _Progress() if self.app.stderr_is_tty() and len(plans) > 1000 else None
-        sender.on_batch = progress.update if progress else None
         items = (Prepared(p.task, p.queue, p.old_id if same_id else None, p.args, p.kwargs, p.old_id,
                           {RETRY_HEADER: p.old_id}) for p in plans)
         done: list[RetryPlan] = []
         try:
-            for p, s in zip(plans, sender.send_many(defaults, items), strict=False):
-                p.new_id, p.queue = s.id, s.queue or p.queue
-                done.append(p)
+            with counting(self.app, pipe, "sending again", len(plans)):
+                for p, s in zip(plans, pipe.send_many(defaults, items), strict=False):
+                    p.new_id, p.queue = s.id, s.queue or p.queue
+                    done.append(p)
         except CeleryToolError as exc:
-            extra = exc.__dict__.get("sent_records") or []
+            extra = exc.sent if isinstance(exc, BatchStopped) else []
             for p, s in zip(plans[len(done):], extra, strict=False):
                 p.new_id = s.id
                 done.append(p)
             self._emit_sent(done)
             raise CeleryToolError(f"{exc.message}; {len(done)} of {len(plans)} task(s) were sent again "
                                   "(listed on stdout)", exc.exit_code) from None
-        finally:
-            if progress:
-                progress.stop()
         return done
 
     def _emit_sent(self, sent: list[RetryPlan]) -> None:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
 import click
 
 from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import Compression, Duration, queue_option, timeout_option, with_app
 
+if TYPE_CHECKING:
+    from celerytool.cli.options import App
+    from celerytool.sending import RetryPolicy, Sent, TaskSpec
+    from celerytool.sending.pipeline import Pipeline
+
 SERIALIZERS = ["json", "pickle", "msgpack", "yaml"]
+
 @click.command("send")
 @click.argument("task", required=False)
 @click.argument("arg", nargs=-1)
@@ -81,7 +91,6 @@ def command(app, task, arg, args_json, kwargs_json, kwarg, countdown, eta, expir
     line (the lines before it were sent, as stderr says); 69 broker unreachable
     after the retry policy. With --wait, the codes of `result --wait`.
     """
-    from celerytool.cli.sendcore import Sender
     from celerytool.errors import UsageError
     from celerytool.sending import RetryPolicy
 
@@ -98,9 +107,98 @@ def command(app, task, arg, args_json, kwargs_json, kwarg, countdown, eta, expir
                    serializer=serializer, compression=compression, protocol=int(protocol),
                    time_limit=time_limit, soft_time_limit=soft_time_limit, link=tuple(link),
                    link_error=tuple(link_error))
-    sender = Sender(app, policy, visibility_timeout=visibility_timeout, delayed_delivery=delayed_delivery)
-    defaults = sender.defaults(options, header)
+    pipe = pipeline(app, policy, visibility_timeout=visibility_timeout, delayed_delivery=delayed_delivery)
+    defaults = pipe.defaults(options, header)
     if from_file is not None:
-        return sender.send_file(from_file, defaults, dry_run=dry_run)
-    spec = sender.single_spec(task, arg, args_json, kwargs_json, kwarg, task_id, defaults)
-    return sender.send_one(spec, dry_run=dry_run, wait=wait, timeout=timeout)
+        return send_stream(app, pipe, from_file, defaults, dry_run=dry_run)
+    spec = pipe.single_spec(task, arg, args_json, kwargs_json, kwarg, task_id, defaults)
+    return send_one(app, pipe, spec, dry_run=dry_run, wait=wait, timeout=timeout)
+
+
+# -- the send pipeline (sending/pipeline.py) seen from the command line: notes, output ---------
+def pipeline(app: App, policy: RetryPolicy | None = None, *, visibility_timeout: float = 3600.0,
+             delayed_delivery: bool = True) -> Pipeline:
+    """The send pipeline to the command's broker, its notes and warnings on stderr."""
+    from celerytool.render import note, warn
+    from celerytool.sending import RetryPolicy
+    from celerytool.sending.pipeline import Pipeline
+
+    return Pipeline(app.open_broker, app.broker_url.raw, policy or RetryPolicy(),
+                    visibility_timeout=visibility_timeout, delayed_delivery=delayed_delivery,
+                    say=note, warn=warn)
+
+
+def send_one(app: App, pipe: Pipeline, spec: TaskSpec, *, dry_run: bool, wait: bool = False,
+             timeout: float | None = None) -> int:
+    """Send one task; its id on stdout (table) or its record; ``--wait``: then its result."""
+    message, sent = pipe.prepare(spec)
+    if dry_run:  # the exact message is the data: JSON even in table mode
+        from celerytool.render import emit_one
+        from celerytool.sending.pipeline import DryRun
+
+        emit_one(DryRun(message), "json" if app.fmt == "table" else app.fmt, "dry-run")
+        return 0
+    if wait:  # a backend we cannot read is a usage error before anything is sent
+        from celerytool.backends import open_backend
+
+        open_backend(app.backend_url)
+    pipe.publish([message])
+    if wait:
+        from celerytool.cli.result import show_results
+        from celerytool.render import note
+
+        note(f"sent {sent.id}; waiting for its result")
+        return show_results(app, [sent.id], wait=True, timeout=timeout, one=True)
+    if app.fmt == "table":
+        emit_sent(app, [sent])
+    else:
+        app.emit_one(sent, "sent")
+    return 0
+
+
+def emit_sent(app: App, records: Iterable[Sent]) -> int:
+    """Ids one a line (table) or the records; returns how many."""
+    if app.fmt == "table":
+        import sys
+
+        from celerytool.render.results import emit_lines
+
+        return emit_lines((r.id for r in records), sys.stdout)
+    return app.emit(records, "sent")
+
+
+def send_stream(app: App, pipe: Pipeline, stream: Iterable[str], defaults: TaskSpec, *, dry_run: bool) -> int:
+    """``send --from``: one task a line, published in pipelined batches (a count on a terminal)."""
+    if dry_run:
+        from celerytool.render import emit
+        from celerytool.sending.pipeline import DryRun
+
+        emit((DryRun(m) for m in pipe.planned(stream, defaults)), "ndjson" if app.fmt == "table" else app.fmt,
+             "dry-run")
+        return 0
+    from celerytool.cli.guard import bulk
+    from celerytool.render import note
+
+    with bulk(), counting(app, pipe, "sending"):
+        total = emit_sent(app, pipe.send_stream(stream, defaults))
+    note(f"sent {total} task(s)")
+    return 0
+
+
+@contextlib.contextmanager
+def counting(app: App, pipe: Pipeline, label: str, total: int | None = None) -> Iterator[None]:
+    """A progress bar on stderr (a terminal only) advanced after each published batch."""
+    from celerytool.render.progress import progress
+
+    with progress(total, label, enabled=app.stderr_is_tty()) as bar:
+        done = [0]
+
+        def on_batch(sent: int) -> None:
+            bar.advance(sent - done[0])
+            done[0] = sent
+
+        pipe.on_batch = on_batch
+        try:
+            yield
+        finally:
+            pipe.on_batch = None

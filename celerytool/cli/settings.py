@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
 from celerytool.errors import UsageError
 from celerytool.kombu_layout import DEFAULT_SEP_SHOWN
+
+if TYPE_CHECKING:
+    from celerytool.profiles import Profile, ProfileFile
+    from celerytool.urls import BrokerURL
 
 DEFAULTS = {
     "broker": "redis://localhost:6379/0",
@@ -37,12 +41,12 @@ DEFAULTS = {
 class Resolved:
     values: dict[str, Any]
     sources: dict[str, str]
-    profile: Any = None  # profiles.Profile
-    file: Any = None  # profiles.ProfileFile
+    profile: Profile | None = None
+    file: ProfileFile | None = None
     warnings: list[str] = field(default_factory=list)
 
 
-def resolve(cli: dict[str, Any], types: dict[str, Any]) -> Resolved:
+def resolve(cli: dict[str, Any], types: dict[str, click.ParamType | None]) -> Resolved:
     """``types``: setting -> the click ParamType of its option (None: text), to check profile values."""
     from celerytool.profiles import SETTINGS, select
 
@@ -73,7 +77,7 @@ def resolve(cli: dict[str, Any], types: dict[str, Any]) -> Resolved:
     return Resolved(values, sources, profile, loaded, list(loaded.warnings) if loaded else [])
 
 
-def _convert(profile: Any, key: str, pkey: str, kind: Any) -> Any:
+def _convert(profile: Profile, key: str, pkey: str, kind: click.ParamType | None) -> Any:
     value = profile.values[pkey]
     if isinstance(value, list):
         value = ",".join(str(v) for v in value)
@@ -86,7 +90,15 @@ def _convert(profile: Any, key: str, pkey: str, kind: Any) -> Any:
                          f"{exc.message}") from None
 
 
-def finish_url(url: Any, which: str, app: Any) -> Any:
+class _Settings(Protocol):
+    """What ``finish_url`` reads of the App (options.py, which imports this module)."""
+
+    profile: Profile | None
+    sources: dict[str, str]
+    master_name: str | None
+
+
+def finish_url(url: BrokerURL, which: str, app: _Settings) -> BrokerURL:
     """``url`` (parsed) completed with the profile's password and the sentinel settings."""
     from celerytool.profiles import SENTINEL_PASSWORD_ENV, with_password
     from celerytool.urls import parse_url

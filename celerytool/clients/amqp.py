@@ -12,11 +12,67 @@ import logging
 import socket
 import ssl
 import struct
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound, UsageError
 from celerytool.urls import BrokerURL
+
+
+# pika ships its annotations without py.typed, so mypy sees none: what celerytool uses of its
+# blocking connection and channel, written out.  Frames and properties stay Any (pika's
+# ``Method``, ``Basic.Deliver`` / ``GetOk``, ``BasicProperties``).
+class Channel(Protocol):
+    """pika's ``BlockingChannel``."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    _impl: Any  # pika's ``Channel``: what the blocking channel does not offer (brokers/amqp/consume.py)
+    _pending_events: Any  # deliveries the blocking channel holds for its consumers
+    _consumer_infos: dict[str, Any]
+
+    def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None: ...
+
+    def queue_declare(self, queue: str, passive: bool = False, durable: bool = False,
+                      exclusive: bool = False, auto_delete: bool = False,
+                      arguments: dict[str, Any] | None = None) -> Any: ...
+
+    def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> Any: ...
+
+    def queue_purge(self, queue: str) -> Any: ...
+
+    def basic_qos(self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False) -> None: ...
+
+    def basic_consume(self, queue: str, on_message_callback: Callable[[Any, Any, Any, bytes], None],
+                      auto_ack: bool = False, exclusive: bool = False, consumer_tag: str | None = None,
+                      arguments: dict[str, Any] | None = None) -> str: ...
+
+    def basic_get(self, queue: str, auto_ack: bool = False) -> tuple[Any, Any, bytes | None]: ...
+
+    def basic_nack(self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True) -> None: ...
+
+    def basic_publish(self, exchange: str, routing_key: str, body: bytes, properties: Any = None,
+                      mandatory: bool = False) -> None: ...
+
+    def confirm_delivery(self) -> None: ...
+
+
+class Connection(Protocol):
+    """pika's ``BlockingConnection``."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    _impl: Any  # pika's connection, for its server properties (``server_version``)
+
+    def channel(self, channel_number: int | None = None) -> Channel: ...
+
+    def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None: ...
+
+    def process_data_events(self, time_limit: float | None = 0) -> None: ...
+
+    def _flush_output(self, *waiters: Callable[[], bool]) -> None: ...
 
 
 def _q(url: BrokerURL, *names: str) -> str | None:
@@ -93,7 +149,7 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def connect(url: BrokerURL, *, connect_timeout: float = 5.0) -> tuple[Any, BrokerURL]:
+def connect(url: BrokerURL, *, connect_timeout: float = 5.0) -> tuple[Connection, BrokerURL]:
     """Open a BlockingConnection to the first host that answers; return it and its URL."""
     import pika
     import pika.exceptions as pex
@@ -213,7 +269,7 @@ def install_table_codecs() -> None:
     pika.data.decode_value = decode_value
 
 
-def server_version(connection: Any) -> tuple[int, ...]:
+def server_version(connection: Connection) -> tuple[int, ...]:
     """The broker's version from the connection's server properties (``4.0.5`` -> (4, 0, 5)); () unknown."""
     props = getattr(getattr(connection, "_impl", None), "server_properties", None) or {}
     raw = props.get("version") or props.get(b"version") or ""

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from celerytool.urls import BrokerURL, redact_text
+
+if TYPE_CHECKING:
+    import urllib.error
 
 DEFAULT_PORT = 15672
 QUEUE_COLUMNS = ("name", "type", "arguments", "durable", "auto_delete", "exclusive",
@@ -147,7 +150,7 @@ def _seg(text: str) -> str:
     return quote(text, safe="")
 
 
-def _error_reason(exc: Any) -> str:
+def _error_reason(exc: urllib.error.HTTPError) -> str:
     try:
         body = json.loads(exc.read() or b"{}")
     except (ValueError, OSError):

@@ -6,12 +6,18 @@ Used by the Redis broker adapter and the Redis result backend alike.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from celerytool.clients.redis_errors import connection_error, reply_error
 from celerytool.errors import BrokerUnavailable
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:  # redis-py loads its asyncio stack: only where a command needs it
+    import socket
+    import ssl
+
+    from redis.connection import AbstractConnection, SSLConnection
 
 # redis-py strips the code from an error reply; older releases keep no ``status_code``
 _CLASS_CODES = {"ReadOnlyError": "READONLY", "OutOfMemoryError": "OOM", "BusyLoadingError": "LOADING",
@@ -20,6 +26,9 @@ _CLASS_CODES = {"ReadOnlyError": "READONLY", "OutOfMemoryError": "OOM", "BusyLoa
 
 def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = None) -> Any:
     """A redis.Redis for ``url``; nothing is sent until the first command.
+
+    Typed Any, not ``redis.Redis``, for backends/redis.py: redis-py types its replies as
+    ``bytes | str`` where this client (no ``decode_responses``) only ever gives bytes.
 
     Each new connection must answer a PING (after AUTH / SELECT) within
     ``connect_timeout``: a server that accepts and never answers is
@@ -70,7 +79,7 @@ def tls_connection_kwargs(url: BrokerURL) -> dict[str, Any]:
     return {"tls_context": ssl_context(tls, url), "tls_server_hostname": tls.server_hostname}
 
 
-def tls_connection_class() -> Any:
+def tls_connection_class() -> type[SSLConnection]:
     """redis-py's SSLConnection wrapping its socket with our SSLContext and verifying
     ``server_hostname`` (redis-py verifies the host it connects to, and knows no other name).
     Also kombu's, for the live commands (see control/session.py)."""
@@ -79,24 +88,25 @@ def tls_connection_class() -> Any:
         from redis.connection import SSLConnection
 
         class TLSConnection(SSLConnection):
-            def __init__(self, *, tls_context: Any, tls_server_hostname: str | None, **kwargs: Any):
+            def __init__(self, *, tls_context: ssl.SSLContext, tls_server_hostname: str | None,
+                         **kwargs: Any) -> None:
                 super().__init__(**kwargs)
                 self.tls_context = tls_context
                 self.tls_server_hostname = tls_server_hostname
 
-            def _wrap_socket_with_ssl(self, sock: Any) -> Any:
+            def _wrap_socket_with_ssl(self, sock: socket.socket) -> ssl.SSLSocket:
                 return self.tls_context.wrap_socket(sock, server_hostname=self.tls_server_hostname or self.host)
 
         _TLS_CLASS = TLSConnection
     return _TLS_CLASS
 
 
-_TLS_CLASS: Any = None
+_TLS_CLASS: type[SSLConnection] | None = None
 
 
-def _handshake(reply_timeout: float) -> Any:
+def _handshake(reply_timeout: float) -> Callable[[AbstractConnection], None]:
     """redis-py's on-connect step, then a PING, under the connect timeout; then the reply timeout."""
-    def on_connect(conn: Any) -> None:
+    def on_connect(conn: AbstractConnection) -> None:
         conn.on_connect()
         conn.send_command("PING", check_health=False)
         conn.read_response()

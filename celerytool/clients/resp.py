@@ -14,10 +14,13 @@ import contextlib
 import select
 import socket
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from celerytool.clients.redis_errors import connection_error, reply_error
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:
+    import ssl
 
 
 class ReplyError(Exception):
@@ -26,6 +29,10 @@ class ReplyError(Exception):
 
 class _Incomplete(Exception):
     pass
+
+
+# what the server sends: simple strings and bulk strings are bytes, nil is None
+Reply = bytes | int | ReplyError | list["Reply"] | None
 
 
 def _encode(args: tuple[Any, ...]) -> bytes:
@@ -48,7 +55,7 @@ class RespClient:
         self.connect_timeout = connect_timeout
         self.socket_timeout = max(10.0, 2 * connect_timeout) if socket_timeout is None else socket_timeout
         self.answered = False
-        self.sock: Any = None
+        self.sock: socket.socket | None = None
         self.buf = bytearray()
         self.pos = 0
 
@@ -76,12 +83,22 @@ class RespClient:
         if u.db:
             self.execute("SELECT", u.db)
 
-    def _wrap_tls(self, sock: socket.socket) -> Any:
+    def _wrap_tls(self, sock: socket.socket) -> ssl.SSLSocket:
         from celerytool.clients.tls import ssl_context, tls_settings
 
         settings = tls_settings(self.url)
         assert settings is not None
         return ssl_context(settings, self.url).wrap_socket(sock, server_hostname=settings.server_hostname)
+
+    def _socket(self) -> socket.socket:
+        if self.sock is None:
+            self._connect()
+        assert self.sock is not None
+        return self.sock
+
+    def _open(self) -> socket.socket:
+        assert self.sock is not None, "not connected"
+        return self.sock
 
     def close(self) -> None:
         if self.sock is not None:
@@ -90,7 +107,7 @@ class RespClient:
             self.sock = None
 
     # -- commands -----------------------------------------------------------------------
-    def execute(self, *args: Any) -> Any:
+    def execute(self, *args: Any) -> Any:  # the reply's shape is the command's: the caller knows it
         reply = self.pipeline([args])[0]
         if isinstance(reply, ReplyError):
             raise reply
@@ -98,13 +115,12 @@ class RespClient:
 
     def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send all commands, then read all replies (errors come back as ReplyError)."""
-        if self.sock is None:
-            self._connect()
-        self.sock.sendall(b"".join(_encode(c) for c in commands))
+        sock = self._socket()
+        sock.sendall(b"".join(_encode(c) for c in commands))
         replies = [self._read() for _ in commands]
         if not self.answered:
             self.answered = True
-            self.sock.settimeout(self.socket_timeout)
+            sock.settimeout(self.socket_timeout)
         return replies
 
     def scan_iter(self, match: str, count: int = 1000, type_: str | None = None) -> Iterator[bytes]:
@@ -117,24 +133,23 @@ class RespClient:
                 return
 
     def subscribe(self, *channels: str) -> None:
-        if self.sock is None:
-            self._connect()
-        self.sock.sendall(_encode(("SUBSCRIBE", *channels)))
+        sock = self._socket()
+        sock.sendall(_encode(("SUBSCRIBE", *channels)))
         for _ in channels:
             self._read()  # the subscribe confirmations
         if not self.answered:
             self.answered = True
-            self.sock.settimeout(self.socket_timeout)
+            sock.settimeout(self.socket_timeout)
 
     def get_message(self, timeout: float) -> tuple[bytes, bytes] | None:
         """The next (channel, data) published to a subscribed channel, or None after ``timeout``."""
         if not self._has_reply():
-            ready, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+            ready, _, _ = select.select([self._open()], [], [], max(timeout, 0))
             if not ready and not self._has_reply():
                 return None
         reply = self._read()
         if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
-            return reply[1], reply[2]
+            return cast("tuple[bytes, bytes]", (reply[1], reply[2]))  # bulk strings
         return None
 
     # -- reading ------------------------------------------------------------------------
@@ -148,14 +163,14 @@ class RespClient:
         finally:
             self.pos = start
 
-    def _read(self) -> Any:
+    def _read(self) -> Reply:
         while True:
             start = self.pos
             try:
                 reply = self._parse()
             except _Incomplete:
                 self.pos = start
-                chunk = self.sock.recv(1 << 16)
+                chunk = self._open().recv(1 << 16)
                 if not chunk:
                     raise ConnectionError("connection closed by server") from None
                 if self.pos > (1 << 20):  # drop what was consumed
@@ -176,7 +191,7 @@ class RespClient:
         self.pos = end + 2
         return line
 
-    def _parse(self) -> Any:
+    def _parse(self) -> Reply:
         line = self._line()
         kind, rest = line[:1], line[1:]
         if kind == b"+":

@@ -19,11 +19,34 @@ own password is Celery's ``sentinel_kwargs={"password": ...}``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from celerytool.errors import BrokerUnavailable, NotFound, UsageError
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+_T = TypeVar("_T")
+
+
+class _Asker(Protocol):
+    """One connection to a sentinel (``clients.resp.RespClient``)."""
+
+    def execute(self, *args: Any) -> Any: ...
+    def close(self) -> None: ...
+
+
+class AskerClass(Protocol):
+    """The light RESP client's class, passed in because it also calls back here to resolve
+    sentinel:// URLs."""
+
+    @property
+    def ReplyError(self) -> type[Exception]: ...  # the class attribute
+    def __call__(self, url: BrokerURL, *, connect_timeout: float = ...,
+                 socket_timeout: float | None = ...) -> _Asker: ...
 
 
 class SentinelsSilent(BrokerUnavailable):
@@ -48,7 +71,7 @@ def _require_name(url: BrokerURL) -> str:
     return url.master_name
 
 
-def master_address(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> tuple[str, int]:
+def master_address(url: BrokerURL, client_class: AskerClass, connect_timeout: float = 5.0) -> tuple[str, int]:
     """(host, port) of the master, from the first sentinel that knows it.
 
     ``client_class`` is the light RESP client (``clients.resp.RespClient``), passed in
@@ -57,7 +80,7 @@ def master_address(url: BrokerURL, client_class: Any, connect_timeout: float = 5
     return _ask(url, client_class, connect_timeout, "get-master-addr-by-name", _address)
 
 
-def _address(reply: Any) -> tuple[str, int]:
+def _address(reply: object) -> tuple[str, int]:
     """``[host, port]`` as a sentinel answers; ValueError for anything else."""
     if not isinstance(reply, list) or len(reply) != 2 or not all(isinstance(x, bytes) for x in reply):
         raise ValueError(f"not [host, port] but {_shown(reply)}")
@@ -67,17 +90,17 @@ def _address(reply: Any) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _shown(reply: Any) -> str:
+def _shown(reply: object) -> str:
     return ascii(reply)[:100]  # escaped: what a sentinel says is shown, never run by the terminal
 
 
-def master_identity(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> tuple[str, int]:
+def master_identity(url: BrokerURL, client_class: AskerClass, connect_timeout: float = 5.0) -> tuple[str, int]:
     """(run id, port) of the server the sentinels hold to be the master now; the run id is
     empty until a sentinel has polled a newly promoted master."""
     return _ask(url, client_class, connect_timeout, "master", _identity)
 
 
-def _identity(reply: Any) -> tuple[str, int]:
+def _identity(reply: object) -> tuple[str, int]:
     if not isinstance(reply, list):
         raise ValueError(f"not a list of fields but {_shown(reply)}")
     fields = dict(zip(reply[::2], reply[1::2], strict=False))
@@ -88,7 +111,8 @@ def _identity(reply: Any) -> tuple[str, int]:
     return (run_id.decode("utf-8", "replace") if isinstance(run_id, bytes) else ""), int(port)
 
 
-def _ask(url: BrokerURL, client_class: Any, connect_timeout: float, what: str, read: Any) -> Any:
+def _ask(url: BrokerURL, client_class: AskerClass, connect_timeout: float, what: str,
+         read: Callable[[object], _T]) -> _T:
     name = _require_name(url)
     failures: list[str] = []
     answered = False
@@ -124,14 +148,14 @@ def _ask(url: BrokerURL, client_class: Any, connect_timeout: float, what: str, r
                           f"{name!r}: {'; '.join(failures)}"))
 
 
-def master_url(url: BrokerURL, client_class: Any, connect_timeout: float = 5.0) -> BrokerURL:
+def master_url(url: BrokerURL, client_class: AskerClass, connect_timeout: float = 5.0) -> BrokerURL:
     """A plain ``redis://`` URL of the current master (same password and database)."""
     host, port = master_address(url, client_class, connect_timeout)
     query = {k: v for k, v in url.query.items() if k not in ("master_name", "sentinel_password")}
     return replace(url, scheme="redis", host=host, port=port, query=query, alternates=())
 
 
-def redis_client(url: BrokerURL, kwargs: dict[str, Any], client_class: Any) -> Any:
+def redis_client(url: BrokerURL, kwargs: dict[str, Any], client_class: AskerClass) -> Redis:
     """A redis.Redis whose connections go to whichever server the sentinels name master."""
     from redis import Redis
     from redis.sentinel import Sentinel
@@ -152,20 +176,20 @@ def redis_client(url: BrokerURL, kwargs: dict[str, Any], client_class: Any) -> A
 class WriteFence:
     """Remembers which masters had replicas, so writes to them must be acknowledged."""
 
-    def __init__(self, url: BrokerURL, timeout: float, client_class: Any) -> None:
+    def __init__(self, url: BrokerURL, timeout: float, client_class: AskerClass) -> None:
         self.url = url
         self.timeout = timeout
         self.client_class = client_class  # the RESP client, to ask the sentinels
         self.replicated: set[str] = set()  # master_replid of masters seen with replicas
 
-    def observe(self, client: Any) -> dict[str, Any]:
+    def observe(self, client: Redis) -> dict[str, Any]:
         """Note whether the server has replicas; call it before the first write too."""
         info = client.info("replication")
         if info.get("role") == "master" and int(info.get("connected_slaves", 0)) > 0:
             self.replicated.add(str(info.get("master_replid", "")))
         return info
 
-    def confirm(self, client: Any) -> None:
+    def confirm(self, client: Redis) -> None:
         """Raise BrokerUnavailable unless the writes just made on ``client`` will survive a failover."""
         info = self.observe(client)
         if info.get("role") != "master":
@@ -182,13 +206,13 @@ class WriteFence:
                     (not run_id and int(server.get("tcp_port", 0)) != port):
                 self._fail(client, "is no longer the one the sentinels name (failover under way)")
 
-    def _fail(self, client: Any, why: str) -> None:
+    def _fail(self, client: Redis, why: str) -> None:
         _drop(client)
         raise BrokerUnavailable(f"the Redis master of {self.url.redacted()} {why}: "
                                 "the last batch was not counted")
 
 
-def _drop(client: Any) -> None:
+def _drop(client: Redis) -> None:
     """Close the pooled connections, so the next command asks the sentinels afresh."""
     try:
         client.connection_pool.disconnect()

@@ -4,9 +4,9 @@ kombu's Redis transport stores ``json.dumps`` of ``{"body": <base64>,
 "content-encoding": "utf-8", "content-type": "application/json", "headers":
 {...}, "properties": {...}}`` and Celery's json body is ``[args, kwargs,
 embed]``.  For exactly that shape, each big value is read with the standard
-library's C scanner (``json_records.scan``), which also says where its text ends, so
+library's C scanner (``jsontext.scan``), which also says where its text ends, so
 the Message keeps the JSON texts of headers, properties, args, kwargs and embed
-(``Message.json_texts``) for ``json_records.record_text`` to write as they are.
+(``Message.json_texts``) for ``jsontext.record_text`` to write as they are.
 
 ``decode`` returns None for anything else, and wherever the texts would not
 give the values ``Message.to_json`` gives: kombu-tagged values (``__type__``),
@@ -26,7 +26,7 @@ from typing import Any
 from celerytool.codecs.bounds import check_json_size
 from celerytool.codecs.limits import Limits
 from celerytool.errors import DecodeError
-from celerytool.json_records import scan, shallow
+from celerytool.jsontext import scan, shallow
 from celerytool.model import Message
 
 # kombu's keys in kombu's order, its separators, a base64 body and plain

@@ -29,7 +29,7 @@ from typing import Any
 from celerytool.codecs.bounds import check_value, scan_pickle
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import DecodeError
-from celerytool.jsonable import tag, to_jsonable
+from celerytool.jsontext import tag, to_jsonable
 
 
 class Opaque:

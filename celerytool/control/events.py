@@ -12,7 +12,7 @@ import fnmatch
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,7 +136,7 @@ class EventStream:
 
         receiver._receive = receive
 
-    def batches(self) -> Iterator[list[dict[str, Any]]]:
+    def batches(self) -> Generator[list[dict[str, Any]], None, None]:
         from celery.events.receiver import EventReceiver
 
         session = self.session

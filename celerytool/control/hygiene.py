@@ -11,7 +11,8 @@ routed there, then the lists.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol, cast
 
 from celerytool.kombu_layout import (
     BINDING_DEADLINES,
@@ -20,8 +21,24 @@ from celerytool.kombu_layout import (
     priority_key,
 )
 
+if TYPE_CHECKING:
+    from redis import Redis
 
-def drop_redis_queue(client: Any, options: Any, exchange: str | None, queue: str) -> None:
+
+class KeyLayout(Protocol):
+    """kombu's Redis key layout as a ControlOptions gives it."""
+
+    @property
+    def global_keyprefix(self) -> str: ...
+
+    @property
+    def sep(self) -> str: ...
+
+    @property
+    def priority_steps(self) -> Iterable[int]: ...
+
+
+def drop_redis_queue(client: Redis, options: KeyLayout, exchange: str | None, queue: str) -> None:
     """SREM ``queue``'s rows from ``exchange``'s binding sets (when given); DEL its lists.
 
     ``options`` gives ``global_keyprefix``, ``sep`` and ``priority_steps`` (a ControlOptions).
@@ -32,7 +49,8 @@ def drop_redis_queue(client: Any, options: Any, exchange: str | None, queue: str
         permanent = f"{prefix}{BINDING_PERMANENT_PREFIX}{exchange}"
         wanted = queue.encode()
         for key in (table, permanent):
-            rows = [r for r in client.smembers(key) if r.split(sep.encode("latin-1"))[-1] == wanted]
+            members = cast("set[bytes]", client.smembers(key))  # our client decodes no replies
+            rows = [r for r in members if r.split(sep.encode("latin-1"))[-1] == wanted]
             if rows:
                 client.srem(key, *rows)
         if not client.exists(table):

@@ -77,13 +77,13 @@ def task_rows(worker: str, state: str, items: Any) -> Iterator[TaskRow]:
 
 
 def inspect(session: ControlSession, what: str, destination: list[str] | None,
-            timeout: float) -> tuple[list[Any], list[str]]:
+            timeout: float) -> tuple[list[TaskRow | WorkerValue], list[str]]:
     """Rows for ``inspect WHAT`` and the names of the workers that answered."""
     arguments = {"taskinfoitems": TASK_INFO} if what == "registered" else None
     replies = session.call(INSPECT[what], arguments, destination=destination, timeout=timeout,
                            limit=len(destination) if destination else None)
     said_wrong_shapes(session, INSPECT[what], replies)
-    rows: list[Any] = []
+    rows: list[TaskRow | WorkerValue] = []
     for worker in sorted(replies):
         reply = replies[worker]
         if what in TASK_LISTS:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from celerytool.jsonable import to_jsonable
+from celerytool.jsontext import to_jsonable
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from celerytool.control.replies import ACCEPT
 from celerytool.errors import BrokerUnavailable, CeleryToolError
@@ -33,6 +33,28 @@ from celerytool.kombu_layout import (
 )
 from celerytool.urls import BrokerURL
 
+if TYPE_CHECKING:
+    from redis import Redis
+
+
+class BrokerSettings(Protocol):
+    """What ``ControlOptions.of`` reads (the CLI passes its BrokerOptions)."""
+
+    @property
+    def global_keyprefix(self) -> str: ...
+
+    @property
+    def sep(self) -> str: ...
+
+    @property
+    def priority_steps(self) -> Iterable[int]: ...
+
+    @property
+    def connect_timeout(self) -> float: ...
+
+    @property
+    def management_url(self) -> str | None: ...
+
 
 @dataclass(frozen=True)
 class ControlOptions:
@@ -45,7 +67,7 @@ class ControlOptions:
     management_url: str | None = None
 
     @classmethod
-    def of(cls, options: Any) -> ControlOptions:
+    def of(cls, options: BrokerSettings) -> ControlOptions:
         """From any object with these attributes (the CLI passes its BrokerOptions)."""
         return cls(options.global_keyprefix, options.sep, tuple(options.priority_steps),
                    options.connect_timeout, options.management_url)
@@ -162,7 +184,7 @@ class ControlSession:
         return bound
 
     @cached_property
-    def redis(self) -> Any:
+    def redis(self) -> Redis:
         """Our own redis-py client (not kombu's): expected workers and clean-up."""
         from celerytool.clients.redispy import connect
 
@@ -197,7 +219,8 @@ class ControlSession:
             from celerytool.clients.redispy import redis_errors
 
             with redis_errors(self.url, "Redis broker"):
-                rows = self.redis.smembers(self.rkey(binding_key(PIDBOX_EXCHANGE)))
+                # bytes: our client decodes no replies (redis-py types them ``bytes | str``)
+                rows = cast("set[bytes]", self.redis.smembers(self.rkey(binding_key(PIDBOX_EXCHANGE))))
             sep = self.options.sep.encode("latin-1")
             names = set()
             for row in rows:
@@ -316,7 +339,7 @@ class ControlSession:
     def __enter__(self) -> ControlSession:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

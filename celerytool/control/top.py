@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from celerytool.control.records import WorkerInfo, iso_time
-from celerytool.jsonable import to_jsonable
+from celerytool.jsontext import to_jsonable
 from celerytool.model import QueueInfo
 
 HISTORY = 180  # samples kept per queue (3 minutes at one a second)

@@ -16,10 +16,16 @@ import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from celerytool.brokers.redis.routing import BINDING_PERMANENT_PREFIX, BINDING_PREFIX
 from celerytool.housekeeping.keys import CLASSES, RESULT_CLASSES, KeyLayout
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from celerytool.brokers.redis.broker import RedisBroker
+    from celerytool.clients.resp import RespClient
 
 SCAN_COUNT = 1000
 SAMPLE = 1000
@@ -131,7 +137,7 @@ class Report:
                 "findings": [f.to_json() for f in self.findings]}
 
 
-def layout_of(broker: Any, result_prefix: str = "") -> KeyLayout:
+def layout_of(broker: RedisBroker, result_prefix: str = "") -> KeyLayout:
     from celerytool.backends.redis import backend_keyprefix
 
     return KeyLayout(prefix=broker.prefix.encode(), result_prefix=backend_keyprefix(result_prefix).encode(),
@@ -141,7 +147,7 @@ def layout_of(broker: Any, result_prefix: str = "") -> KeyLayout:
 class Doctor:
     """Scan a database and report; ``broker`` is a RedisBroker (reader, prefix, sep, steps)."""
 
-    def __init__(self, broker: Any, *, result_prefix: str = "", sample: int = SAMPLE,
+    def __init__(self, broker: RedisBroker, *, result_prefix: str = "", sample: int = SAMPLE,
                  idle: float = DEFAULT_IDLE, visibility_timeout: float = DEFAULT_VISIBILITY,
                  tick: Callable[[int], None] | None = None,
                  silent: Callable[[], list[str]] | None = None) -> None:
@@ -169,7 +175,8 @@ class Doctor:
         total = 0
         with self.b.errors():
             sha = self._script(client)
-            cursor, keys = client.scan(0, count=SCAN_COUNT)
+            # bytes: the client decodes no replies (redis-py types them ``bytes | str``)
+            cursor, keys = cast("tuple[int, list[bytes]]", client.scan(0, count=SCAN_COUNT))
             while keys or cursor:
                 # this batch's script and the next SCAN: one round trip
                 named = [self.layout.by_name(k) in RESULT_CLASSES for k in keys]
@@ -195,7 +202,7 @@ class Doctor:
         classes = [self.stats[name] for name in CLASSES]
         return Report(self.b.url.redacted(), total, time.monotonic() - started, self.sample, classes, findings)
 
-    def _script(self, client: Any) -> str | None:
+    def _script(self, client: Redis) -> str | None:
         """The INSPECT script's sha, or None when the ACL refuses scripts (a ``+@read`` user):
         then the same facts are read with plain read commands (``_inspect_plain``)."""
         import redis.exceptions as rex
@@ -208,7 +215,7 @@ class Doctor:
                               "more round trips; result dates from the last 1 KB of each value")
             return None
 
-    def _inspect_plain(self, client: Any, results: list[bytes], others: list[bytes]) -> list[Any]:
+    def _inspect_plain(self, client: Redis, results: list[bytes], others: list[bytes]) -> list[Any]:
         """INSPECT's reply, from ``+@read`` commands only (PTTL, GETRANGE, TYPE, OBJECT
         IDLETIME, MEMORY USAGE).  A result's ``date_done`` is looked for in its last kilobyte
         (where Celery's JSON writes it), not in the whole value."""
@@ -249,7 +256,7 @@ class Doctor:
                 out[at + 3] = memory if isinstance(memory, int) else -1
         return out
 
-    def _batch(self, client: Any, results: list[bytes], others: list[bytes], reply: list[Any]) -> None:
+    def _batch(self, client: Redis, results: list[bytes], others: list[bytes], reply: list[Any]) -> None:
         layout, stats = self.layout, self.stats
         measure: list[tuple[bytes, ClassStats]] = []
         i = 0
@@ -296,7 +303,7 @@ class Doctor:
                 measure.append((key, s))
         self._measure(client, measure)
 
-    def _measure(self, client: Any, measure: list[tuple[bytes, ClassStats]]) -> None:
+    def _measure(self, client: Redis, measure: list[tuple[bytes, ClassStats]]) -> None:
         if not measure:
             return
         pipe = client.pipeline(transaction=False)
@@ -307,7 +314,7 @@ class Doctor:
                 s.memory_sampled += 1
                 s.memory_measured += n
 
-    def _decide_lists(self, client: Any) -> None:
+    def _decide_lists(self, client: Redis) -> None:
         """A list is a Celery queue when bound, or when its next item is a kombu envelope."""
         tables = [k for k in self.binding_keys if k.startswith(self.layout.prefix + BINDING_PREFIX.encode())
                   or k.startswith(self.layout.prefix + BINDING_PERMANENT_PREFIX.encode())]
@@ -337,7 +344,7 @@ class Doctor:
                 s.memory_measured += max(0, memory)
 
     # -- findings -----------------------------------------------------------------------
-    def _findings(self, client: Any) -> list[Finding]:
+    def _findings(self, client: RespClient) -> list[Finding]:
         from celerytool.housekeeping import fixes
 
         out: list[Finding] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celerytool.brokers.redis.routing import BINDING_PERMANENT_PREFIX, BINDING_PREFIX
 from celerytool.brokers.redis.unacked import UNACKED_INDEX, UNACKED_MUTEX
@@ -19,6 +19,11 @@ from celerytool.clients.redispy import glob_escape
 from celerytool.errors import UsageError
 from celerytool.housekeeping.keys import REPLY_EXCHANGE, REPLY_SUFFIX
 from celerytool.kombu_layout import PIDBOX_EXCHANGE, PIDBOX_SUFFIX
+
+if TYPE_CHECKING:
+    from celerytool.brokers.base import Control
+    from celerytool.brokers.redis.broker import RedisBroker
+    from celerytool.clients.resp import RespClient
 
 FIXES = ("results-without-ttl", "reply-lists", "orphan-bindings", "silent-workers", "stale-unacked",
          "stuck-mutex")
@@ -29,15 +34,15 @@ return 0
 """
 
 
-def _k(b: Any, name: str) -> bytes:
+def _k(b: RedisBroker, name: str) -> bytes:
     return (b.prefix + name).encode()
 
 
-def _reply_tables(b: Any) -> list[bytes]:
+def _reply_tables(b: RedisBroker) -> list[bytes]:
     return [_k(b, BINDING_PREFIX + REPLY_EXCHANGE), _k(b, BINDING_PERMANENT_PREFIX + REPLY_EXCHANGE)]
 
 
-def abandoned_replies(b: Any, client: Any, keys: list[bytes], idle: float) -> list[tuple[bytes, int]]:
+def abandoned_replies(b: RedisBroker, client: RespClient, keys: list[bytes], idle: float) -> list[tuple[bytes, int]]:
     """(key, bytes) of the reply lists nobody has touched for ``idle`` seconds.
 
     A waiting client pops each reply as it lands, so a list that holds
@@ -54,12 +59,12 @@ def abandoned_replies(b: Any, client: Any, keys: list[bytes], idle: float) -> li
     return out
 
 
-def _queue_of(b: Any, member: bytes) -> str | None:
+def _queue_of(b: RedisBroker, member: bytes) -> str | None:
     parts = member.decode("utf-8", "replace").split(b.sep)
     return b.sep.join(parts[2:]) if len(parts) >= 3 else None
 
 
-def orphan_bindings(b: Any, client: Any) -> list[tuple[str, bytes, str]]:
+def orphan_bindings(b: RedisBroker, client: RespClient) -> list[tuple[str, bytes, str]]:
     """(table, row, queue) of reply-exchange rows whose queue has no list.
 
     A reply queue lives while its client waits (seconds); a row whose list
@@ -82,14 +87,14 @@ def orphan_bindings(b: Any, client: Any) -> list[tuple[str, bytes, str]]:
     return [row for row, n in zip(rows, exists, strict=True) if n == 0]
 
 
-def stale_unacked(b: Any, client: Any, visibility_timeout: float) -> int:
+def stale_unacked(b: RedisBroker, client: RespClient, visibility_timeout: float) -> int:
     n = client.execute("ZCOUNT", _k(b, UNACKED_INDEX), "-inf", f"({time.time() - visibility_timeout}")
     return int(n or 0)
 
 
 # -- applying a fix ---------------------------------------------------------------------------
-def apply_fix(name: str, broker: Any, *, dry_run: bool, idle: float, visibility_timeout: float,
-              ttl: float | None, result_prefix: str = "", control: Any = None,
+def apply_fix(name: str, broker: RedisBroker, *, dry_run: bool, idle: float, visibility_timeout: float,
+              ttl: float | None, result_prefix: str = "", control: Control | None = None,
               silent: Callable[[], list[str]] | None = None) -> dict[str, Any]:
     """Apply one fix; return what it did (or would do) as plain data."""
     if name not in FIXES:
@@ -118,7 +123,7 @@ def apply_fix(name: str, broker: Any, *, dry_run: bool, idle: float, visibility_
     return _fix_unacked(broker, dry_run, visibility_timeout, control)
 
 
-def _fix_silent(b: Any, client: Any, names: list[str], dry_run: bool) -> dict[str, Any]:
+def _fix_silent(b: RedisBroker, client: RespClient, names: list[str], dry_run: bool) -> dict[str, Any]:
     """Remove the control-exchange binding rows of workers that answered no ping (asked again
     just now): a worker that comes back binds again when it restarts."""
     table = _k(b, BINDING_PREFIX + PIDBOX_EXCHANGE)
@@ -130,7 +135,7 @@ def _fix_silent(b: Any, client: Any, names: list[str], dry_run: bool) -> dict[st
     return {"fix": "silent-workers", "workers": names, "bindings_removed": len(rows), "dry_run": dry_run}
 
 
-def _fix_replies(b: Any, client: Any, dry_run: bool, idle: float) -> dict[str, Any]:
+def _fix_replies(b: RedisBroker, client: RespClient, dry_run: bool, idle: float) -> dict[str, Any]:
     from celerytool.housekeeping.keys import KeyLayout
 
     layout = KeyLayout(prefix=b.prefix.encode(), sep=b.sep.encode("latin-1"), steps=tuple(b.steps))
@@ -152,7 +157,8 @@ def _fix_replies(b: Any, client: Any, dry_run: bool, idle: float) -> dict[str, A
             "dry_run": dry_run}
 
 
-def _fix_ttl(b: Any, dry_run: bool, ttl: float | None, result_prefix: str, control: Any) -> dict[str, Any]:
+def _fix_ttl(b: RedisBroker, dry_run: bool, ttl: float | None, result_prefix: str,
+             control: Control | None) -> dict[str, Any]:
     from celerytool.backends.criteria import Criteria
     from celerytool.backends.redis import RedisResultBackend
 
@@ -166,14 +172,15 @@ def _fix_ttl(b: Any, dry_run: bool, ttl: float | None, result_prefix: str, contr
     return {"fix": "results-without-ttl", **result.to_json()}
 
 
-def _fix_unacked(b: Any, dry_run: bool, visibility_timeout: float, control: Any) -> dict[str, Any]:
+def _fix_unacked(b: RedisBroker, dry_run: bool, visibility_timeout: float,
+                 control: Control | None) -> dict[str, Any]:
     from celerytool.selection import Selection
 
     result = b.ops().requeue(None, Selection.build(older_than=visibility_timeout), _control(control, dry_run))
     return {"fix": "stale-unacked", **result.to_json()}
 
 
-def _control(control: Any, dry_run: bool) -> Any:
+def _control(control: Control | None, dry_run: bool) -> Control:
     from celerytool.brokers.base import Control
 
     if control is None:

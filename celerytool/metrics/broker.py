@@ -16,10 +16,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from celerytool.errors import CeleryToolError
 from celerytool.metrics.labels import LabelBudget
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from celerytool.brokers.base import Broker
+    from celerytool.model import QueueInfo
 
 MAX_QUEUE_SERIES = 10_000
 
@@ -38,16 +44,16 @@ class BrokerConfig:
 class BrokerCollector:
     """``collect()`` reads the broker now; ``health()`` says whether it answered."""
 
-    def __init__(self, open_broker: Callable[[], Any], config: BrokerConfig,
+    def __init__(self, open_broker: Callable[[], Broker], config: BrokerConfig,
                  warn: Callable[[str], None] = lambda text: None) -> None:
         self.open_broker = open_broker
         self.c = config
         self.warn = warn
         self.lock = threading.Lock()
-        self.broker: Any = None
+        self.broker: Broker | None = None
         self.last_error = ""
 
-    def read(self) -> tuple[list[Any], dict[str, int] | None, dict[str, int] | None]:
+    def read(self) -> tuple[list[QueueInfo], dict[str, int] | None, dict[str, int] | None]:
         """(queues, unacked by queue or None, delayed by queue or None); raises CeleryToolError."""
         if self.broker is None:
             self.broker = self.open_broker()
@@ -63,7 +69,7 @@ class BrokerCollector:
         broker.warnings.clear()
         return infos, unacked, delayed
 
-    def _delayed(self, broker: Any) -> dict[str, int]:
+    def _delayed(self, broker: Broker) -> dict[str, int]:
         from celerytool.selection import Selection
 
         out: dict[str, int] = {}
@@ -91,7 +97,7 @@ class BrokerCollector:
                 return False, exc.message
             return True, "ok"
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
         p, names, values = self.c.prefix, list(self.c.static), list(self.c.static.values())

@@ -14,9 +14,9 @@ import bisect
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celerytool.metrics.labels import (
     OTHER,
@@ -26,6 +26,9 @@ from celerytool.metrics.labels import (
     short,
     worker_host,
 )
+
+if TYPE_CHECKING:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 # Prometheus' (and prometheus_client's) default histogram buckets, +Inf implied
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -118,7 +121,7 @@ class EventMetrics:
         self.last_sweep = 0.0
 
     # -- feeding --------------------------------------------------------------------------
-    def feed(self, batch: list[Any]) -> None:
+    def feed(self, batch: Iterable[object]) -> None:
         with self.lock:
             now = self.clock()
             if now - self.last_sweep >= SWEEP_EVERY:  # first: a forgotten worker frees its label
@@ -129,7 +132,7 @@ class EventMetrics:
                 except (TypeError, ValueError, AttributeError, KeyError, OverflowError):
                     self.ignored += 1  # one bad event fails alone
 
-    def _one(self, event: Any) -> None:
+    def _one(self, event: object) -> None:
         if not isinstance(event, dict):
             self.ignored += 1
             return
@@ -247,7 +250,7 @@ class EventMetrics:
                 del table[key]
 
     # -- reading out ----------------------------------------------------------------------
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import (
             CounterMetricFamily,
             GaugeMetricFamily,
@@ -301,7 +304,8 @@ class EventMetrics:
             fam.add_metric(values, self.ignored)
             yield fam
 
-    def _worker_families(self, now: float, gauge: Any, counter: Any) -> Iterator[Any]:
+    def _worker_families(self, now: float, gauge: type[GaugeMetricFamily],
+                         counter: type[CounterMetricFamily]) -> Iterator[Metric]:
         p, names, values = self.c.prefix, list(self.c.static), list(self.c.static.values())
         up: dict[str, int] = {}
         active: dict[str, int] = {}

@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from celerytool.errors import CeleryToolError
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from celerytool.backends.query import ResultBackend
+    from celerytool.backends.redis import RedisResultBackend
+    from celerytool.backends.sql import SqlResultBackend
+    from celerytool.clients.resp import RespClient
 
 EXACT_MAX_KEYS = 200_000
 SAMPLE = 2_000
 SCAN_COUNT = 1_000
 
 
-def redis_counts(backend: Any, exact_max: int = EXACT_MAX_KEYS, sample: int = SAMPLE) -> tuple[int, int, bool]:
+def redis_counts(backend: RedisResultBackend, exact_max: int = EXACT_MAX_KEYS, sample: int = SAMPLE) -> tuple[int, int, bool]:
     """(stored, without a TTL, sampled) of a Redis result backend."""
     from celerytool.backends.redis import TASK_PREFIX
 
@@ -46,7 +54,7 @@ def redis_counts(backend: Any, exact_max: int = EXACT_MAX_KEYS, sample: int = SA
         return stored, without, False
 
 
-def _add(client: Any, keys: list[bytes], stored: int, without: int) -> tuple[int, int]:
+def _add(client: RespClient, keys: list[bytes], stored: int, without: int) -> tuple[int, int]:
     ttls = client.pipeline([("PTTL", k) for k in keys])
     return stored + sum(1 for t in ttls if t != -2), without + sum(1 for t in ttls if t == -1)
 
@@ -56,7 +64,7 @@ def _glob(prefix: bytes) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-def sql_count(backend: Any) -> int:
+def sql_count(backend: SqlResultBackend) -> int:
     sa = backend.sa
     table = backend.table("task")
     with backend.errors():
@@ -64,19 +72,19 @@ def sql_count(backend: Any) -> int:
 
 
 class ResultsCollector:
-    def __init__(self, open_backend: Callable[[], Any], prefix: str, static: dict[str, str],
+    def __init__(self, open_backend: Callable[[], ResultBackend], prefix: str, static: dict[str, str],
                  warn: Callable[[str], None]) -> None:
         self.open_backend = open_backend
         self.prefix, self.static, self.warn = prefix, static, warn
         self.lock = threading.Lock()
-        self.backend: Any = None
+        self.backend: ResultBackend | None = None
 
     def read(self) -> tuple[int, int | None, bool]:
         if self.backend is None:
             self.backend = self.open_backend()
-        if self.backend.kind == "redis":
-            return redis_counts(self.backend)
-        return sql_count(self.backend), None, False
+        if self.backend.kind == "redis":  # the kind names the class (backends.open_backend)
+            return redis_counts(cast("RedisResultBackend", self.backend))
+        return sql_count(cast("SqlResultBackend", self.backend)), None, False
 
     def close(self) -> None:
         backend, self.backend = self.backend, None
@@ -86,7 +94,7 @@ class ResultsCollector:
             except Exception:
                 pass
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
         p, names, values = self.prefix, list(self.static), list(self.static.values())

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celerytool.errors import BrokerUnavailable, CeleryToolError
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from celerytool.control.events import EventStream
+    from celerytool.control.session import ControlSession
 
 Health = Callable[[], tuple[bool, str]]
 
@@ -30,7 +36,7 @@ def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]
     return host, value
 
 
-def wsgi_app(registry: Any, health: Health) -> Callable[..., Iterable[bytes]]:
+def wsgi_app(registry: CollectorRegistry, health: Health) -> Callable[..., Iterable[bytes]]:
     from prometheus_client import make_wsgi_app
 
     metrics = make_wsgi_app(registry)
@@ -85,8 +91,9 @@ class Server:
         self.httpd.server_close()
 
 
-def follow(open_stream: Callable[[], Any], feed: Callable[[list[Any]], None], stop: threading.Event,
-           report: Callable[[bool, str], None], first: Callable[[Any], None] | None = None) -> None:
+def follow(open_stream: Callable[[], tuple[ControlSession, EventStream]],
+           feed: Callable[[list[dict[str, Any]]], None], stop: threading.Event,
+           report: Callable[[bool, str], None], first: Callable[[ControlSession], None] | None = None) -> None:
     """Feed event batches until ``stop`` is set; ``open_stream()`` -> (session, EventStream).
 
     ``report(up, reason)`` is told whenever the stream starts or stops working.

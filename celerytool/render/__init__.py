@@ -14,9 +14,9 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO, TypeVar
+from typing import Any, ParamSpec, TextIO, TypeVar
 
-from celerytool import json_records
+from celerytool import jsontext
 
 FORMATS = ("table", "json", "ndjson")
 LIVE_KINDS = ("worker-value", "top")  # tables without fixed columns (render/live.py)
@@ -24,7 +24,8 @@ BIG_RECORD = 1 << 16  # characters: a record this long is written on its own, no
 NDJSON_BATCH = 200
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 _stdout_closed = False
 
 
@@ -45,12 +46,12 @@ def close_stdout() -> None:
         pass
 
 
-def survives_closed_pipe(fn: F) -> F:
+def survives_closed_pipe(fn: Callable[P, R]) -> Callable[P, R | int]:
     """A writer of a command's data: when the reader goes away, stop writing and let the command
     finish, so its exit code is its outcome (a failed task stays 1 under ``| head -n 1``)."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | int:
         if _stdout_closed:
             return 0
         try:
@@ -59,7 +60,7 @@ def survives_closed_pipe(fn: F) -> F:
             close_stdout()
             return 0
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _json_of(record: Any) -> Any:
@@ -68,7 +69,7 @@ def _json_of(record: Any) -> Any:
 
 def dumps(obj: Any, *, compact: bool = True) -> str:
     if compact:
-        return json_records.dumps(obj)
+        return jsontext.dumps(obj)
     return json.dumps(obj, ensure_ascii=False, indent=2)
 
 
@@ -102,9 +103,9 @@ def emit(records: Iterable[Any], fmt: str, kind: str, *, out: TextIO | None = No
     out = out or sys.stdout
     count = 0
     if fmt == "ndjson":  # one record a line
-        return _write_texts((json_records.record_text(r, "\n") for r in records), out)
+        return _write_texts((jsontext.record_text(r, "\n") for r in records), out)
     if fmt == "json":  # one array
-        texts = (("\n" if i == 0 else ",\n") + json_records.record_text(r) for i, r in enumerate(records))
+        texts = (("\n" if i == 0 else ",\n") + jsontext.record_text(r) for i, r in enumerate(records))
         out.write("[")
         count = _write_texts(texts, out, flush=False)
         out.write("\n]\n" if count else "]\n")
@@ -126,7 +127,7 @@ def emit_one(record: Any, fmt: str, kind: str, *, out: TextIO | None = None) -> 
     if fmt == "json":
         out.write(dumps(_json_of(record), compact=False) + "\n")
     elif fmt == "ndjson":
-        out.write(json_records.record_text(record) + "\n")
+        out.write(jsontext.record_text(record) + "\n")
     elif kind == "result":
         from celerytool.render.results import write_result_detail
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 
 def human_bytes(n: int | None) -> str:
@@ -38,13 +38,19 @@ def _utc(text: str | None) -> str:
     return text[:19].replace("T", " ") + "Z" if text.endswith(("+00:00", "Z")) else text
 
 
-def render_report(report: Any, out: TextIO | None = None) -> None:
+class Report(Protocol):
+    """A doctor report (``housekeeping.doctor.Report``, a layer above this one): its JSON."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def render_report(report: Report, out: TextIO | None = None) -> None:
     from celerytool.render import survives_closed_pipe
 
     survives_closed_pipe(_render_report)(report, out)
 
 
-def _render_report(report: Any, out: TextIO | None = None) -> None:
+def _render_report(report: Report, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     data = report.to_json()
     rows = []

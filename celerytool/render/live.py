@@ -91,7 +91,7 @@ class EventWriter:
             out.write("[")
 
     def write(self, event: dict[str, Any]) -> None:
-        from celerytool import json_records as jsonio
+        from celerytool import jsontext as jsonio
 
         if self.fmt == "ndjson":
             self.out.write(jsonio.dumps(event) + "\n")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import Task, TaskID
+    from rich.text import Text
 
 
 class Progress:
@@ -16,8 +21,8 @@ class Progress:
         self.total = total
         self.label = printable(label)  # may hold a queue name: shown, never obeyed
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self._bar: Any = None
-        self._task: Any = None
+        self._bar: RichProgress | None = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> Progress:
         if self.enabled:
@@ -32,7 +37,7 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             class Rate(TextColumn):
-                def render(self, task: Any) -> Any:
+                def render(self, task: Task) -> Text:
                     from rich.text import Text
 
                     speed = task.finished_speed or task.speed
@@ -48,7 +53,7 @@ class Progress:
         return self
 
     def advance(self, n: int = 1) -> None:
-        if self._bar is not None and n:
+        if self._bar is not None and self._task is not None and n:
             self._bar.advance(self._task, n)
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,

@@ -4,12 +4,15 @@ traceback), any record kind without a table of its own; and plain id lines."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from celerytool.jsonable import short_repr
+from celerytool.jsontext import short_repr
 from celerytool.render import survives_closed_pipe
 from celerytool.render.escape import printable, printable_lines
 from celerytool.render.layout import STATUS_SGR, cell, colours
+
+if TYPE_CHECKING:
+    from celerytool.model import TaskResult
 
 DETAIL_KEYS = ("name", "args", "kwargs", "worker", "queue", "retries", "date_done", "group_id", "parent_id")
 
@@ -35,7 +38,7 @@ def _pairs_text(pairs: list[tuple[str, str, str]], styled: bool) -> str:
                    + "\n" for k, v, code in pairs)
 
 
-def result_pairs(r: Any) -> list[tuple[str, str, str]]:
+def result_pairs(r: TaskResult) -> list[tuple[str, str, str]]:
     pairs = [("id", r.id, ""), ("status", r.status, STATUS_SGR.get(r.status, ""))]
     if r.exception:
         e = r.exception
@@ -53,7 +56,7 @@ def result_pairs(r: Any) -> list[tuple[str, str, str]]:
     return pairs
 
 
-def write_result_detail(r: Any, out: TextIO) -> None:
+def write_result_detail(r: TaskResult, out: TextIO) -> None:
     """One task result: its fields, then its traceback as stored."""
     styled = colours(out)
     out.write(_pairs_text(result_pairs(r), styled))

@@ -16,9 +16,9 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from celerytool.jsonable import short_repr
+from celerytool.jsontext import short_repr
 from celerytool.render.layout import (
     GAP,
     SGR,
@@ -32,6 +32,9 @@ from celerytool.render.layout import (
     isatty,
     short_ids,
 )
+
+if TYPE_CHECKING:
+    from celerytool.model import Message, QueueInfo, TaskResult
 
 CHUNK = 1000
 CHUNK_SECONDS = 1.0
@@ -58,11 +61,11 @@ class Kind:
     then_drop: tuple[str, ...] = ()  # dropped when cutting every value is not enough
 
 
-def _opt(value: Any) -> str:
+def _opt(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _online(q: Any) -> str:
+def _online(q: QueueInfo) -> str:
     """A quorum queue's members that answer, then how many of how many (``n1 n3 (2/3)``)."""
     if not q.members:
         return ""
@@ -73,7 +76,7 @@ def _prio(counts: dict[str, int]) -> str:
     return " ".join(f"{k}:{v}" for k, v in counts.items() if v) or "-"
 
 
-def _when(text: Any) -> str:
+def _when(text: object) -> str:
     """'2026-11-23T10:08:15.823034+00:00' -> '2026-11-23T10:08:15Z'; other offsets as stored."""
     if not text:
         return ""
@@ -90,14 +93,14 @@ def _short_date(text: str | None) -> str:
     return text[:19].replace("T", " ") if text.endswith(("+00:00", "Z")) else text
 
 
-def _age(seconds: Any) -> str:
+def _age(seconds: float | None) -> str:
     if seconds is None:
         return ""
     s = int(seconds)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _outcome(r: Any) -> str:
+def _outcome(r: TaskResult) -> str:
     if r.exception:
         return f"{r.exception.get('type')}: {r.exception.get('message')}"
     if r.error:
@@ -116,7 +119,7 @@ def _seconds_until(iso: str | None) -> float | None:
         return None
 
 
-def _left(seconds: Any) -> str:
+def _left(seconds: float | None) -> str:
     """Time until due: '4m05s', '2h03m', 'overdue 12s'."""
     if seconds is None:
         return "?"
@@ -124,7 +127,7 @@ def _left(seconds: Any) -> str:
     return f"overdue {text}" if seconds < 0 else text
 
 
-def _death(x_death: Any) -> str:
+def _death(x_death: dict[str, Any] | None) -> str:
     """RabbitMQ's x-death, in words: 'rejected from q1 x3' (the latest entry; +N for earlier ones)."""
     if not x_death:
         return ""
@@ -151,7 +154,7 @@ def _deliveries(extra: dict[str, Any]) -> str:
     return text + " to tail" if extra.get("requeued_at_tail") else text
 
 
-def _decoded(m: Any, value: Any, stored: int) -> str:
+def _decoded(m: Message, value: Any, stored: int) -> str:
     """args / kwargs in one line; as stored when the fast decoder kept plain JSON text of it."""
     if m.error is not None:
         return ""
@@ -309,7 +312,7 @@ KINDS: dict[str, Kind] = {
 }
 
 
-def _duration(seconds: Any) -> str:
+def _duration(seconds: object) -> str:
     if not isinstance(seconds, (int, float)):
         return ""
     s = int(seconds)

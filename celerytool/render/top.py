@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.text import Text
 
 BARS = "▁▂▃▄▅▆▇█"
 
@@ -36,7 +40,7 @@ def _events_note(snap: Any, listening: bool) -> str:
     return "  (none yet)"
 
 
-def screen(snap: Any, *, hint: str = "q or Ctrl-C quits", listening: bool = True) -> Any:
+def screen(snap: Any, *, hint: str = "q or Ctrl-C quits", listening: bool = True) -> Group:
     """The whole screen: header, queues, workers, latest failures."""
     from rich.console import Group
     from rich.table import Table
@@ -44,7 +48,7 @@ def screen(snap: Any, *, hint: str = "q or Ctrl-C quits", listening: bool = True
 
     from celerytool.render.escape import printable
 
-    def t(value: Any, style: str = "") -> Any:  # stored text: never read as markup or obeyed
+    def t(value: str | None, style: str = "") -> Text:  # stored text: never read as markup or obeyed
         return Text(printable(value or ""), style)
 
     header = Text.assemble(("celerytool top", "bold"), "  ", snap.taken_at[11:19], " UTC  ", snap.broker,

@@ -1,4 +1,5 @@
-"""Build Celery task messages from a name and options, as ``app.send_task`` would."""
+"""Build Celery task messages from a name and options, as ``app.send_task`` would, and publish
+them (``pipeline.py``: the one send pipeline of ``send``, ``retry`` and ``beat run``)."""
 
 from celerytool.sending.build import MessageBuilder, Sent, Template, describe
 from celerytool.sending.retry import RetryPolicy, with_retry

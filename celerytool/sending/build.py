@@ -17,8 +17,8 @@ from typing import Any
 
 from celerytool.errors import UsageError
 from celerytool.ids import uuid4
-from celerytool.json_encoder import make_dumps
-from celerytool.json_encoder import quote as _quote
+from celerytool.jsontext import make_celery_dumps as make_dumps
+from celerytool.jsontext import quote as _quote
 from celerytool.model import OutgoingMessage
 from celerytool.sending.spec import TaskSpec
 
@@ -191,7 +191,7 @@ class Template:
                     pieces += (values[name], p[i])
                 text = "".join(pieces)
                 if extra:  # new keys go at the end of the object
-                    text = text[:-1] + ", " + json.dumps(extra)[1:]
+                    text = text[:-1] + ", " + _object_tail(extra)
                 if encoded is not None:
                     encoded.json_text = text
         else:
@@ -290,6 +290,13 @@ def _kombu_json_dumps() -> Any:
     from kombu.utils.json import JSONEncoder
 
     return make_dumps(JSONEncoder().default)
+
+
+def _object_tail(extra: dict[str, Any]) -> str:
+    """``json.dumps(extra)[1:]``: the members and the closing brace (str -> str at once)."""
+    if all(k.__class__ is str and v.__class__ is str for k, v in extra.items()):
+        return ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in extra.items()) + "}"
+    return json.dumps(extra)[1:]
 
 
 def _plain_text(text: str) -> bool:

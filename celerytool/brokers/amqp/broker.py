@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celerytool.brokers.amqp.budget import delivery_count
 from celerytool.brokers.amqp.peek import Peek
@@ -20,15 +21,22 @@ from celerytool.brokers.amqp.properties import from_outgoing, to_message
 from celerytool.brokers.base import (
     BrokerOptions,
     Capabilities,
+    Tick,
     is_delay_queue,
     is_internal_queue,
     natural_key,
 )
-from celerytool.clients.amqp import amqp_errors, connect, probe, server_version
+from celerytool.clients.amqp import Channel, Connection, amqp_errors, connect, probe, server_version
 from celerytool.clients.management import ManagementAPI, ManagementError
 from celerytool.errors import BrokerUnavailable, CeleryToolError, NotFound
 from celerytool.model import Binding, Message, OutgoingMessage, PauseRecord, QueueInfo
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:
+    from celerytool.brokers.amqp.budget import Budget
+    from celerytool.brokers.amqp.ops import AmqpOps
+    from celerytool.brokers.census import Census
+    from celerytool.selection import Selection
 
 EXACT_AUTO_MAX_QUEUES = 50  # up to this many queues, `queues` counts by passive declare by default
 
@@ -48,16 +56,16 @@ class AmqpBroker:
         self.connected_url = url.without_alternates()
         self._confirmed: dict[int, weakref.ref[OutgoingMessage]] = {}
         self._answered = False  # the AMQP port was seen to answer (see _management_rows)
-        self._budgets: dict[str, Any] = {}
+        self._budgets: dict[str, Budget] = {}
         self.delayed_waiting = 0  # messages in the delayed-delivery levels, as the last listing counted
 
     # -- connections ------------------------------------------------------------------
     @cached_property
-    def connection(self) -> Any:
+    def connection(self) -> Connection:
         conn, self.connected_url = connect(self.url, connect_timeout=self.options.connect_timeout)
         return conn
 
-    def channel(self) -> Any:
+    def channel(self) -> Channel:
         conn = self.__dict__.get("connection")
         if conn is not None and not conn.is_open:  # lost: reconnect (a retry after a drop)
             del self.__dict__["connection"]
@@ -68,7 +76,7 @@ class AmqpBroker:
         """RabbitMQ's version from the connection's server properties, e.g. (4, 0, 5)."""
         return server_version(self.connection)
 
-    def budget(self, queue: str) -> Any:
+    def budget(self, queue: str) -> Budget:
         """What returning a message of ``queue`` costs here (budget.Budget; read once per queue)."""
         if queue not in self._budgets:
             from celerytool.brokers.amqp.budget import read_budget
@@ -76,10 +84,10 @@ class AmqpBroker:
             self._budgets[queue] = read_budget(self, queue)
         return self._budgets[queue]
 
-    def errors(self, doing: str = "") -> Any:
+    def errors(self, doing: str = "") -> AbstractContextManager[None]:
         return amqp_errors(self.connected_url, doing)
 
-    def ops(self) -> Any:
+    def ops(self) -> AmqpOps:
         """purge, move, export and import on this broker."""
         from celerytool.brokers.amqp.ops import AmqpOps
 
@@ -306,7 +314,7 @@ class AmqpBroker:
         want = ready if limit is None else min(ready, limit)
         return self._peek(queue, want, ready, others)
 
-    def census(self, queue: str, by: str, selection: Any, tick: Any = None) -> Any:
+    def census(self, queue: str, by: str, selection: Selection, tick: Tick | None = None) -> Census:
         """``summary`` over a peek of the whole queue (RabbitMQ has no read-only listing)."""
         from celerytool.brokers.census import census_of_messages
 
@@ -373,7 +381,7 @@ class AmqpBroker:
         self._confirmed.clear()  # all confirmed: nothing left for a retry to skip
         return sent
 
-    def publisher(self) -> Any:
+    def publisher(self) -> Channel:
         """One channel in confirm mode, kept for every publish() of this adapter."""
         ch = self.__dict__.get("_publish_channel")
         if ch is None or not ch.is_open:

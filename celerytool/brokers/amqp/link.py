@@ -5,9 +5,11 @@ broker: a narrow interface, so that they never import ``broker.py`` (which impor
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from celerytool.brokers.base import BrokerOptions, Capabilities
+from celerytool.clients.amqp import Channel, Connection
 from celerytool.clients.management import ManagementAPI
 from celerytool.model import Message, OutgoingMessage
 from celerytool.urls import BrokerURL
@@ -21,18 +23,19 @@ class AmqpLink(Protocol):
     capabilities: Capabilities
 
     @property
-    def connection(self) -> Any: ...  # pika.BlockingConnection
+    def connection(self) -> Connection: ...
 
     @property
     def management(self) -> ManagementAPI: ...
 
-    def channel(self) -> Any: ...  # a pika channel; reconnects when the connection was lost
+    def channel(self) -> Channel: ...  # reconnects when the connection was lost
 
-    def errors(self, doing: str = "") -> Any: ...  # a context manager: pika errors -> one line
+    def errors(self, doing: str = "") -> AbstractContextManager[None]: ...  # pika errors -> one line
 
     def server_version(self) -> tuple[int, ...]: ...
 
-    def budget(self, queue: str) -> Any: ...  # budget.Budget
+    # a budget.Budget; budget.py reads the queue through this link, so naming it is a cycle
+    def budget(self, queue: str) -> Any: ...
 
     def counts(self, queue: str) -> tuple[int, int]: ...
 
@@ -48,4 +51,4 @@ class AmqpLink(Protocol):
 
     def publish(self, messages: Iterable[OutgoingMessage]) -> int: ...
 
-    def publisher(self) -> Any: ...  # the channel in confirm mode that publish() uses
+    def publisher(self) -> Channel: ...  # the channel in confirm mode that publish() uses

@@ -28,7 +28,7 @@ from celerytool.brokers.amqp.walk import BATCH, Take, Walk, can_hold
 from celerytool.brokers.base import Control, ExportRecord, OpResult
 from celerytool.brokers.transfer import amqp_to_outgoing, record_to_outgoing
 from celerytool.errors import CeleryToolError, DataError, Unsupported, UsageError
-from celerytool.model import Message
+from celerytool.model import DelayedTask, Message
 from celerytool.selection import MessageView, Selection
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class AmqpOps:
         return result
 
     # -- delayed work -----------------------------------------------------------------
-    def delayed(self, queue: str | None, selection: Selection, visibility_timeout: float) -> list[Any]:
+    def delayed(self, queue: str | None, selection: Selection, visibility_timeout: float) -> list[DelayedTask]:
         """Tasks waiting in Celery's native delayed-delivery levels, soonest first, read as peek
         reads (nothing removed; on quorum levels within the delivery budget, see peek.py)."""
         from celerytool.brokers.amqp.delayed import delayed_in, level_queues
@@ -196,7 +196,7 @@ class AmqpOps:
         levels = level_queues()
         counts = self.b.passive_counts([name for _, name in levels])
 
-        def picked(name: str) -> Iterator[Any]:
+        def picked(name: str) -> Iterator[Message]:
             return (m for m in self.b.peek(name, None) if selection.matches(MessageView(m)))
 
         found = delayed_in(((lv, picked(name)) for lv, name in levels if counts.get(name, (0, 0))[0]), queue)
@@ -204,7 +204,7 @@ class AmqpOps:
         return found[: selection.limit] if selection.limit is not None else found
 
     # -- Redis only ---------------------------------------------------------------------
-    def unacked(self, queue: str | None, selection: Selection) -> Iterator[Any]:
+    def unacked(self, queue: str | None, selection: Selection) -> Iterator[Message]:
         raise Unsupported(self.b.capabilities.in_flight_note)
 
     def requeue(self, queue: str | None, selection: Selection, control: Control, *,

@@ -10,10 +10,13 @@ management API's listing shows which records exist; a named record is read over 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from celerytool.brokers.base import PAUSE_RECORDS
 from celerytool.model import PauseRecord
+
+if TYPE_CHECKING:
+    from celerytool.brokers.amqp.link import AmqpLink
 
 PREFIX = PAUSE_RECORDS + "."
 ARGUMENTS = {"x-queue-type": "classic"}
@@ -28,7 +31,7 @@ def paused_in(names: Iterable[str]) -> set[str]:
     return {n[len(PREFIX):] for n in names if n.startswith(PREFIX)}
 
 
-def read(broker: Any, queues: Iterable[str]) -> dict[str, PauseRecord]:
+def read(broker: AmqpLink, queues: Iterable[str]) -> dict[str, PauseRecord]:
     """The records of ``queues`` that exist (passive declare, then get and return the message)."""
     import pika.exceptions as pex
 
@@ -48,6 +51,7 @@ def read(broker: Any, queues: Iterable[str]) -> dict[str, PauseRecord]:
             if method is None:  # a record queue without its message: paused, workers unknown
                 out[queue] = PauseRecord(queue, (), "", "")
                 continue
+            assert body is not None  # pika gives a body with every GetOk
             out[queue] = PauseRecord.from_text(queue, body)
             ch.basic_nack(method.delivery_tag, requeue=True)
     if ch.is_open:
@@ -55,7 +59,7 @@ def read(broker: Any, queues: Iterable[str]) -> dict[str, PauseRecord]:
     return out
 
 
-def save(broker: Any, queue: str, record: PauseRecord | None) -> None:
+def save(broker: AmqpLink, queue: str, record: PauseRecord | None) -> None:
     """Replace the record of ``queue`` (published with confirms), or delete it (None)."""
     import pika
 

@@ -8,14 +8,16 @@ Bindings live in ``_kombu.binding.<exchange>`` sets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from celerytool.brokers.base import (
     PAUSE_RECORDS,
     BrokerOptions,
     Capabilities,
+    Tick,
     is_internal_queue,
     natural_key,
 )
@@ -24,6 +26,17 @@ from celerytool.clients.redispy import connect, glob_escape, redis_errors
 from celerytool.errors import DataError, NotFound
 from celerytool.model import Binding, Message, OutgoingMessage, PauseRecord, QueueInfo
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:  # redis-py is imported when a command first needs the client
+    from redis import Redis
+
+    from celerytool.brokers.census import Census
+    from celerytool.brokers.redis.ops import RedisOps
+    from celerytool.clients.resp import RespClient
+    from celerytool.clients.sentinel import WriteFence
+    from celerytool.selection import Selection
+
+_T = TypeVar("_T")
 
 PEEK_CHUNK = 1000
 SCAN_AUTO_MAX_KEYS = 200_000
@@ -43,7 +56,7 @@ class RedisBroker:
         self.warnings: list[str] = []
 
     @cached_property
-    def client(self) -> Any:
+    def client(self) -> Redis:
         client = connect(self.url, connect_timeout=self.options.connect_timeout)
         if self.url.is_sentinel:  # whether the master has replicas, before anything is written
             with self.errors():
@@ -51,14 +64,14 @@ class RedisBroker:
         return client
 
     @cached_property
-    def fence(self) -> Any:
+    def fence(self) -> WriteFence:
         from celerytool.clients.resp import RespClient
         from celerytool.clients.sentinel import WriteFence
 
         return WriteFence(self.url, self.options.connect_timeout, RespClient)
 
     @cached_property
-    def reader(self) -> Any:
+    def reader(self) -> RespClient:
         """A light client for the listings (queues, bindings), where start-up time
         matters: ``import redis`` alone costs more than the whole listing."""
         from celerytool.clients.resp import RespClient
@@ -66,7 +79,7 @@ class RedisBroker:
         timeout = self.options.connect_timeout
         return RespClient(self.url, connect_timeout=timeout, socket_timeout=max(10.0, 2 * timeout))
 
-    def errors(self) -> Any:
+    def errors(self) -> AbstractContextManager[None]:
         return redis_errors(self.url, "Redis broker")
 
     def confirm_writes(self) -> None:
@@ -77,7 +90,7 @@ class RedisBroker:
         with self.errors():
             self.fence.confirm(self.client)
 
-    def read(self, fn: Any) -> Any:
+    def read(self, fn: Callable[[], _T]) -> _T:
         """``fn()`` for a read-only command; through Sentinel it is tried again (on the
         master the sentinels name then) while a failover takes place."""
         from celerytool.clients.sentinel import SentinelsSilent
@@ -98,7 +111,7 @@ class RedisBroker:
 
                 time.sleep(min(0.1 * 2 ** attempts, 2.0))
 
-    def read_errors(self) -> Any:
+    def read_errors(self) -> AbstractContextManager[None]:
         from celerytool.clients.resp import resp_errors
 
         return resp_errors(self.url, "Redis broker")
@@ -117,7 +130,7 @@ class RedisBroker:
             self._publisher = RedisPublisher(self)
         return self._publisher.publish(messages)
 
-    def ops(self) -> Any:
+    def ops(self) -> RedisOps:
         """purge, move, export, import, unacked and requeue on this broker."""
         from celerytool.brokers.redis.ops import RedisOps
 
@@ -171,7 +184,7 @@ class RedisBroker:
         """kombu's routing tables, read on demand and cached by the returned object."""
         return BindingTables(self._smembers, self.prefix, self.sep)
 
-    def _smembers(self, key: str) -> Any:
+    def _smembers(self, key: str) -> set[bytes | str]:
         with self.errors():
             return self.client.smembers(key)
 
@@ -272,7 +285,7 @@ class RedisBroker:
         """(bucket, key, LLEN) for each priority list; DataError on a non-list key."""
         keys = self.bucket_keys(queue)
 
-        def llens() -> list[Any]:
+        def llens() -> list[int | Exception]:
             pipe = self.client.pipeline(transaction=False)
             for _, key in keys:
                 pipe.llen(key)
@@ -324,7 +337,7 @@ class RedisBroker:
             if limit is not None and position >= limit:
                 return
 
-    def census(self, queue: str, by: str, selection: Any, tick: Any = None) -> Any:
+    def census(self, queue: str, by: str, selection: Selection, tick: Tick | None = None) -> Census:
         """``summary``: counts per value of ``by``, read with LRANGE, header-only where it can."""
         from celerytool.brokers.census import census_of_envelopes
 
@@ -374,7 +387,12 @@ class RedisBroker:
         while offset < want:
             n = min(PEEK_CHUNK, want - offset)
             start, end = -(offset + n), -(offset + 1)
-            chunk = self.read(lambda start=start, end=end: self.client.lrange(key, start, end))
+
+            def lrange(start: int = start, end: int = end) -> list[bytes | str]:
+                return self.client.lrange(key, start, end)
+
+            # bytes: the client decodes no replies (redis-py types them ``bytes | str``)
+            chunk = cast("list[bytes]", self.read(lrange))
             if not chunk:
                 return
             chunk.reverse()

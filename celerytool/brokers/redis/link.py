@@ -4,13 +4,19 @@ one implementation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from celerytool.brokers.base import BrokerOptions
 from celerytool.brokers.redis.routing import BindingTables
 from celerytool.model import OutgoingMessage
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+_T = TypeVar("_T")
 
 
 class RedisLink(Protocol):
@@ -22,13 +28,13 @@ class RedisLink(Protocol):
     steps: tuple[int, ...]  # priority steps, lowest first
 
     @property
-    def client(self) -> Any: ...  # redis.Redis
+    def client(self) -> Redis: ...
 
-    def errors(self) -> Any: ...  # a context manager: redis-py errors -> one line
+    def errors(self) -> AbstractContextManager[None]: ...  # redis-py errors -> one line
 
     def confirm_writes(self) -> None: ...
 
-    def read(self, fn: Any) -> Any: ...
+    def read(self, fn: Callable[[], _T]) -> _T: ...
 
     def bucket_key(self, queue: str, bucket: int) -> str: ...
 

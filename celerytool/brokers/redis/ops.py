@@ -36,6 +36,8 @@ from celerytool.errors import BrokerUnavailable, Unsupported, UsageError
 from celerytool.selection import Selection
 
 if TYPE_CHECKING:
+    from redis.commands.core import Script
+
     from celerytool.brokers.redis.link import RedisLink
     from celerytool.model import OutgoingMessage
 
@@ -52,15 +54,15 @@ Act = Callable[[int, list[bytes]], tuple[str | None, list[bytes]]]
 class RedisOps(RedisUnacked):
     def __init__(self, broker: RedisLink) -> None:
         self.b = broker
-        self._scripts: dict[str, Any] = {}
+        self._scripts: dict[str, Script] = {}
         self.tables = broker.binding_tables()
 
-    def script(self, name: str) -> Any:
+    def script(self, name: str) -> Script:
         if name not in self._scripts:
             self._scripts[name] = self.b.client.register_script(getattr(redis_lua, name))
         return self._scripts[name]
 
-    def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    def call(self, name: str, keys: list[str], args: list[bytes | str | int]) -> Any:  # the script's reply
         with self.b.errors():
             return self.script(name)(keys=keys, args=args)
 
@@ -296,7 +298,7 @@ class RedisOps(RedisUnacked):
                 matched = [items[i] for i in chosen]
                 dst_key, args = act(bucket, matched) if matched else (None, [])
                 per = 2 if dst_key else 1
-                placed: list[Any] = []
+                placed: list[int | bytes] = []
                 for n, i in enumerate(chosen):  # the script selects by position, then checks bytes
                     placed += [i, *args[n * per:(n + 1) * per]]
                 deepest = items[-1]

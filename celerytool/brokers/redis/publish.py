@@ -22,7 +22,7 @@ from celerytool.brokers.redis.routing import (
 )
 from celerytool.errors import CeleryToolError, ExitCode
 from celerytool.ids import uuid4_strings
-from celerytool.json_encoder import dumps as _dumps
+from celerytool.jsontext import celery_dumps as _dumps
 from celerytool.model import OutgoingMessage
 
 if TYPE_CHECKING:

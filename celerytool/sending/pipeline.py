@@ -1,74 +1,128 @@
-"""The work behind ``celerytool send``: specs from options, one task or an NDJSON stream."""
+"""The send pipeline: task specs -> messages -> published in pipelined batches.
+
+``send`` (one task or an NDJSON stream), ``retry`` (stored failures) and ``beat run`` go
+through one ``Pipeline``: it builds each message once per task and options (a
+``Template``), checks what the broker will not take, routes countdown / ETA tasks as
+Celery 5.5+ does on RabbitMQ (native delayed delivery), and publishes with Celery's publish
+retry policy.  It prints nothing: notes and warnings go to the ``say`` / ``warn``
+callables the command gives it; the command renders what was sent.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import replace
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple, Protocol, cast
 
 from celerytool.errors import BrokerUnavailable, CeleryToolError, DataError, UsageError
-from celerytool.render import note, warn
-from celerytool.sending import (
-    MessageBuilder,
-    RetryPolicy,
-    TaskSpec,
-    describe,
-    normalize,
-    parse_value,
-    spec_from_record,
-    with_retry,
-)
-from celerytool.sending.spec import parse_pair
+from celerytool.model import OutgoingMessage
+from celerytool.sending.build import MessageBuilder, Sent, Template, describe
+from celerytool.sending.retry import RetryPolicy, with_retry
+from celerytool.sending.spec import TaskSpec, normalize, parse_pair, parse_value, spec_from_record
 
-BATCH = 5000  # tasks per pipelined round-trip in --from mode
+BATCH = 5000  # tasks per pipelined round-trip
 MAX_TEMPLATES = 10_000  # distinct task+options kept built; beyond, start again (bounded memory)
 _RECORD_FIELDS = frozenset({"task", "args", "kwargs", "options"})
 
 
-class Sender:
-    def __init__(self, app: Any, policy: RetryPolicy, *, visibility_timeout: float,
-                 delayed_delivery: bool = True) -> None:
-        self.app = app
-        self.policy = policy
-        self.visibility_timeout = visibility_timeout
-        self.delayed_delivery = delayed_delivery
-        self._broker: Any = None
+class _Limits(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_priority(self) -> int | None: ...
+    @property
+    def visibility_timeout(self) -> bool: ...
+
+
+class Publisher(Protocol):
+    """What the pipeline needs of a broker (``brokers.base.Broker`` has it)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def capabilities(self) -> _Limits: ...
+    def publish(self, messages: list[OutgoingMessage]) -> int: ...
+
+
+class _DelayRouter(Publisher, Protocol):
+    """A RabbitMQ broker: native delayed delivery and queue types."""
+
+    def delayed_route(self, exchange: str, routing_key: str, queue: str | None,
+                      seconds: int) -> tuple[tuple[str, str] | None, str]: ...
+    def queue_type(self, queue: str) -> str | None: ...
+
+
+class Prepared(NamedTuple):
+    """One task for ``Pipeline.send_many``: what differs from the defaults."""
+
+    task: str
+    queue: str | None
+    task_id: str | None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    parent_id: str | None = None
+    extra: dict[str, Any] | None = None
+
+
+class BatchStopped(CeleryToolError):
+    """Publishing stopped part-way: ``sent`` holds what went out before the error."""
+
+    def __init__(self, error: CeleryToolError, sent: list[Sent]) -> None:
+        super().__init__(error.message, error.exit_code)
+        self.sent = sent
+
+
+def _quiet(text: str) -> None:
+    pass
+
+
+@dataclass
+class Pipeline:
+    """Builds and publishes task messages to one broker, opened on first use."""
+
+    open_broker: Callable[[], Publisher]
+    url: str  # the broker URL (its transport decides the message's shape)
+    policy: RetryPolicy
+    visibility_timeout: float = 3600.0
+    delayed_delivery: bool = True
+    say: Callable[[str], None] = _quiet  # a note for the operator
+    warn: Callable[[str], None] = _quiet  # a warning
+    on_batch: Callable[[int], None] | None = None  # called with the running total after each batch
+
+    def __post_init__(self) -> None:
+        self._broker: Publisher | None = None
         self._builder: MessageBuilder | None = None
-        self.on_batch: Any = None  # called with the running total after each batch
 
     # -- pieces ----------------------------------------------------------------------------
     @property
     def builder(self) -> MessageBuilder:
         if self._builder is None:
-            self._builder = MessageBuilder(self.app.broker_url.raw)
+            self._builder = MessageBuilder(self.url)
         return self._builder
 
     @property
-    def broker(self) -> Any:
+    def broker(self) -> Publisher:
         if self._broker is None:
-            self._broker = self.app.open_broker()
+            self._broker = self.open_broker()
         return self._broker
 
     def defaults(self, options: dict[str, Any], headers: Iterable[str]) -> TaskSpec:
+        """The spec every task of this run starts from: the command line's options."""
         spec = TaskSpec(name="", headers=dict(parse_pair(h, "--header") for h in headers), **options)
-        return self._normalize(spec)
-
-    def _normalize(self, spec: TaskSpec) -> TaskSpec:
         notes: list[str] = []
         spec = normalize(spec, notes)
         for text in notes:
-            note(text)
+            self.say(text)
         return spec
 
     def single_spec(self, task: str, arg: tuple[str, ...], args_json: str | None, kwargs_json: str | None,
                     kwarg: tuple[str, ...], task_id: str | None, defaults: TaskSpec) -> TaskSpec:
         if args_json is not None and arg:
             raise UsageError("give positional arguments either as ARGs or with --args, not both")
-        args = _json_option(args_json, "--args", list) if args_json is not None else [parse_value(a) for a in arg]
-        kwargs = _json_option(kwargs_json, "--kwargs", dict) if kwargs_json is not None else {}
+        args = json_option(args_json, "--args", list) if args_json is not None else [parse_value(a) for a in arg]
+        kwargs = json_option(kwargs_json, "--kwargs", dict) if kwargs_json is not None else {}
         kwargs.update(parse_pair(k, "--kwarg") for k in kwarg)
         spec = replace(defaults, name=task, args=tuple(args), kwargs=kwargs, task_id=task_id)
         self.check(spec)
@@ -82,96 +136,63 @@ class Sender:
             raise UsageError(f"priority {spec.priority} is out of range on {caps.name}: 0-{top} (0 is served first)")
         if not caps.visibility_timeout:
             return
-        ahead = spec.countdown or 0.0
-        if spec.eta is not None:
-            ahead = (spec.eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+        ahead = _ahead(spec) or 0.0
         if ahead > self.visibility_timeout:
-            warn(f"the ETA is {ahead:.0f} s ahead, beyond the Redis visibility timeout "
-                 f"({self.visibility_timeout:.0f} s): the worker holding it will have it redelivered "
-                 "and the task can run twice (raise the workers' visibility_timeout, then pass "
-                 "--visibility-timeout)")
+            self.warn(f"the ETA is {ahead:.0f} s ahead, beyond the Redis visibility timeout "
+                      f"({self.visibility_timeout:.0f} s): the worker holding it will have it redelivered "
+                      "and the task can run twice (raise the workers' visibility_timeout, then pass "
+                      "--visibility-timeout)")
 
-    def _native_delay(self, spec: TaskSpec, message: Any) -> Any:
+    def _native_delay(self, spec: TaskSpec, message: OutgoingMessage) -> OutgoingMessage:
         """On RabbitMQ, a countdown / ETA task routed as Celery 5.5+'s send_task routes it:
         through native delayed delivery where the destination allows it (see
         ``brokers.amqp.delayed.native_destination``), else as is, with Celery's warning for a
         quorum queue behind a direct exchange (its worker holds the task until due)."""
-        if self.broker.kind != "amqp":
+        if self.broker.kind != "amqp" or not self.delayed_delivery:
             return message
-        if spec.countdown is not None:
-            ahead = spec.countdown
-        elif spec.eta is not None:
-            ahead = (spec.eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
-        else:
+        ahead = _ahead(spec)
+        if ahead is None or ahead <= 0:
             return message
-        if ahead <= 0:
-            return message
+        broker = cast(_DelayRouter, self.broker)
         queue = spec.queue or (message.routing_key if message.exchange == "" else None)
-        if not self.delayed_delivery:
-            return message
-        route, why = self.broker.delayed_route(message.exchange, message.routing_key, queue, int(ahead))
+        route, why = broker.delayed_route(message.exchange, message.routing_key, queue, int(ahead))
         if route is not None:
-            note(f"through native delayed delivery: exchange {route[0]!r}, due in {int(ahead)} s")
+            self.say(f"through native delayed delivery: exchange {route[0]!r}, due in {int(ahead)} s")
             return replace(message, exchange=route[0], routing_key=route[1], exchange_type="topic")
-        if queue and self.broker.queue_type(queue) == "quorum":
-            warn(f"{queue!r} is a quorum queue and native delayed delivery does not apply ({why}; Celery "
-                 "warns of a direct exchange too): the worker that receives this task holds it until its ETA")
+        if queue and broker.queue_type(queue) == "quorum":
+            self.warn(f"{queue!r} is a quorum queue and native delayed delivery does not apply ({why}; Celery "
+                      "warns of a direct exchange too): the worker that receives this task holds it until its ETA")
         return message
 
-    def _publish(self, messages: list[Any]) -> int:
+    def publish(self, messages: list[OutgoingMessage]) -> int:
+        """Publish under the retry policy (notes on each retry)."""
         def on_retry(exc: BrokerUnavailable, wait: float, attempt: int) -> None:
-            note(f"{exc.message}; retry {attempt}/{self.policy.max_retries} in {wait:.1f} s")
+            self.say(f"{exc.message}; retry {attempt}/{self.policy.max_retries} in {wait:.1f} s")
 
         return with_retry(lambda: self.broker.publish(messages), self.policy, on_retry)
 
     # -- one task --------------------------------------------------------------------------
-    def send_one(self, spec: TaskSpec, *, dry_run: bool, wait: bool, timeout: float | None) -> int:
+    def prepare(self, spec: TaskSpec) -> tuple[OutgoingMessage, Sent]:
+        """The message of one task (routed) and the record of it."""
         from celerytool.ids import uuid4
 
         template = self.builder.template(spec)
         message = self._native_delay(spec, template.fill(spec.task_id or uuid4(), spec.args, spec.kwargs))
-        sent = describe(message, template)
-        if dry_run:  # the exact message is the data: JSON even in table mode
-            from celerytool.render import emit_one
-
-            emit_one(DryRun(message), "json" if self.app.fmt == "table" else self.app.fmt, "dry-run")
-            return 0
-        if wait:  # a backend we cannot read is a usage error before anything is sent
-            from celerytool.backends import open_backend
-
-            open_backend(self.app.backend_url)
-        self._publish([message])
-        if wait:
-            from celerytool.cli.result import show_results
-
-            note(f"sent {sent.id}; waiting for its result")
-            return show_results(self.app, [sent.id], wait=True, timeout=timeout, one=True)
-        if self.app.fmt == "table":
-            self._emit_sent([sent])
-        else:
-            self.app.emit_one(sent, "sent")
-        return 0
-
-    def _emit_sent(self, records: Iterable[Any]) -> int:
-        if self.app.fmt == "table":
-            from celerytool.render.results import emit_lines
-
-            return emit_lines((r.id for r in records), sys.stdout)
-        return self.app.emit(records, "sent")
+        return message, describe(message, template)
 
     # -- prepared tasks (retry) --------------------------------------------------------------
-    def send_many(self, defaults: TaskSpec, items: Iterable[Prepared]) -> Iterator[Any]:
+    def send_many(self, defaults: TaskSpec, items: Iterable[Prepared]) -> Iterator[Sent]:
         """Publish each prepared task in pipelined batches; yield each ``Sent`` once published.
 
-        A template is built once per task name and queue (from ``defaults``);
-        only the id, args, kwargs, parent id and extra headers differ from one
-        message to the next.
+        A template is built once per task name and queue (from ``defaults``); only the id,
+        args, kwargs, parent id and extra headers differ from one message to the next.  A
+        failed batch raises ``BatchStopped`` with what of it went out.
         """
         from celerytool.ids import uuid4_strings
 
         ids = uuid4_strings()
-        templates: dict[tuple[str, str | None], Any] = {}
-        batch: list[tuple[Any, Any]] = []
+        templates: dict[tuple[str, str | None], Template] = {}
+        batch: list[tuple[OutgoingMessage, Sent]] = []
         sent = 0
         for item in items:
             key = (item.task, item.queue)
@@ -197,60 +218,43 @@ class Sender:
             if self.on_batch is not None:
                 self.on_batch(sent)
 
-    def _publish_done(self, batch: list[tuple[Any, Any]]) -> int:
+    def _publish_done(self, batch: list[tuple[OutgoingMessage, Sent]]) -> int:
         try:
-            self._publish([m for m, _ in batch])
+            self.publish([m for m, _ in batch])
         except CeleryToolError as exc:
             done = getattr(exc, "sent", None) or 0
-            exc.sent_records = [s for _, s in batch[:done]]  # type: ignore[attr-defined]
-            raise
+            raise BatchStopped(exc, [s for _, s in batch[:done]]) from None
         return len(batch)
 
     # -- NDJSON stream -----------------------------------------------------------------------
-    def send_file(self, stream: Iterable[str], defaults: TaskSpec, *, dry_run: bool) -> int:
-        if dry_run:
-            from celerytool.render import emit
-
-            fmt = "ndjson" if self.app.fmt == "table" else self.app.fmt
-            try:
-                emit((DryRun(m) for _, m, _ in self._messages(stream, defaults)), fmt, "dry-run")
-            except _BadLine as bad:
-                raise DataError(f"line {bad.lineno}: {bad.reason}") from None
-            return 0
-        import gc
-
-        # Messages hold no reference cycles, so reference counting frees them all; the
-        # cycle collector would only rescan every live object (Celery's included) over
-        # and over while hundreds of thousands of small dicts are made.
-        gc.disable()
-        progress = _Progress() if self.app.stderr_is_tty() else None
-        self.on_batch = progress.update if progress else None
+    def planned(self, stream: Iterable[str], defaults: TaskSpec) -> Iterator[OutgoingMessage]:
+        """Each line's message, nothing sent (``--dry-run``); a bad line is a DataError."""
         try:
-            total = self._emit_sent(self._publish_batches(stream, defaults))
-        finally:
-            gc.enable()
-            if progress:
-                progress.stop()
-        note(f"sent {total} task(s)")
-        return 0
+            for _, message, _ in self._messages(stream, defaults):
+                yield message
+        except _BadLine as bad:
+            raise DataError(f"line {bad.lineno}: {bad.reason}") from None
 
-    def _publish_batches(self, stream: Iterable[str], defaults: TaskSpec) -> Iterator[Any]:
-        batch: list[tuple[int, Any, Any]] = []
+    def send_stream(self, stream: Iterable[str], defaults: TaskSpec) -> Iterator[Sent]:
+        """Publish each line's task in pipelined batches; yield each ``Sent`` once published.
+        A bad line or a broker error stops it, saying which lines were sent."""
+        batch: list[tuple[int, OutgoingMessage, Sent]] = []
         state = {"sent": 0, "last": 0}
 
-        def flush() -> Iterator[Any]:
+        def flush() -> Iterator[Sent]:
             if not batch:
                 return
             messages = [m for _, m, _ in batch]
             try:
-                self._publish(messages)
+                self.publish(messages)
             except CeleryToolError as exc:
                 done = getattr(exc, "sent", None)
                 done = 0 if done is None else done
                 yield from (s for _, _, s in batch[:done])
                 state["sent"] += done
-                raise CeleryToolError(_stopped(exc.message, batch[done][0], state["sent"], batch[done - 1][0] if done else state["last"]),
-                                exc.exit_code) from None
+                last = batch[done - 1][0] if done else state["last"]
+                raise CeleryToolError(_stopped(exc.message, batch[done][0], state["sent"], last),
+                                      exc.exit_code) from None
             yield from (s for _, _, s in batch)
             state["sent"] += len(batch)
             if self.on_batch is not None:
@@ -269,12 +273,12 @@ class Sender:
                                      state["last"])) from None
         yield from flush()
 
-    def _messages(self, stream: Iterable[str], defaults: TaskSpec) -> Iterator[tuple[int, Any, Any]]:
+    def _messages(self, stream: Iterable[str], defaults: TaskSpec) -> Iterator[tuple[int, OutgoingMessage, Sent]]:
         """(line number, message, Sent record) for each NDJSON line; _BadLine stops it."""
         from celerytool.ids import uuid4_strings
 
         ids = uuid4_strings()
-        templates: dict[Any, Any] = {}
+        templates: dict[tuple[Any, str | None], Template] = {}
         builder = self.builder
         for lineno, line in enumerate(stream, 1):
             if not line.strip():
@@ -300,7 +304,7 @@ class Sender:
                 if template is None:
                     spec, notes = spec_from_record({**record, "options": options}, defaults)
                     for text in notes:
-                        note(f"line {lineno}: {text}")
+                        self.say(f"line {lineno}: {text}")
                     self.check(spec)
                     if len(templates) >= MAX_TEMPLATES:
                         templates.clear()
@@ -323,36 +327,13 @@ class Sender:
             yield lineno, message, describe(message, template)
 
 
-class Prepared(NamedTuple):
-    """One task for ``Sender.send_many``: what differs from the defaults."""
-
-    task: str
-    queue: str | None
-    task_id: str | None
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    parent_id: str | None = None
-    extra: dict[str, Any] | None = None
-
-
-class _Progress:
-    """A count of sent tasks on stderr (only when stderr is a terminal)."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(SpinnerColumn(), TextColumn("sent {task.completed:,} task(s)"),
-                            TimeElapsedColumn(), console=Console(stderr=True), transient=True,
-                            redirect_stdout=False, redirect_stderr=False)
-        self.task = self.bar.add_task("send", total=None)
-        self.bar.start()
-
-    def update(self, sent: int) -> None:
-        self.bar.update(self.task, completed=sent)
-
-    def stop(self) -> None:
-        self.bar.stop()
+def _ahead(spec: TaskSpec) -> float | None:
+    """Seconds until the task is due (countdown or ETA), None when it is not delayed."""
+    if spec.countdown is not None:
+        return spec.countdown
+    if spec.eta is not None:
+        return (spec.eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+    return None
 
 
 class _BadLine(Exception):
@@ -367,7 +348,8 @@ def _stopped(reason: str, lineno: int, sent: int, last_sent_line: int) -> str:
     return f"{reason}; {sent} task(s) were sent{where}, nothing from line {lineno} on"
 
 
-def _json_option(text: str, what: str, kind: type) -> Any:
+def json_option(text: str, what: str, kind: type) -> Any:
+    """The JSON value of an option (``--args``, ``--kwargs``), of the kind it must be."""
     try:
         value = json.loads(text)
     except ValueError as exc:
@@ -380,14 +362,14 @@ def _json_option(text: str, what: str, kind: type) -> Any:
 class DryRun:
     """The message as it would be handed to the broker, for --dry-run."""
 
-    def __init__(self, message: Any) -> None:
+    def __init__(self, message: OutgoingMessage) -> None:
         self.m = message
 
     def to_json(self) -> dict[str, Any]:
         from celerytool.codecs.compression import decompress
         from celerytool.codecs.limits import DEFAULT_LIMITS
         from celerytool.codecs.serializers import deserialize
-        from celerytool.jsonable import to_jsonable
+        from celerytool.jsontext import to_jsonable
 
         m = self.m
         body = m.body

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from celerytool import json_records
+from celerytool import jsontext
 from celerytool.codecs.message import decode_envelope
 
 from conftest import make_app
@@ -45,42 +45,42 @@ def same(a, b):
     [1e-7, 1e16, 0.00001, -0.0, 123.456],
 ])
 def test_dumps_is_compact_json_of_the_same_values(value):
-    text = json_records.dumps(value)
+    text = jsontext.dumps(value)
     assert same(json.loads(text), value)
     assert text == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def test_dumps_leaves_other_types_to_the_caller():
     with pytest.raises(TypeError):  # celerytool tags them first (to_jsonable)
-        json_records.dumps({"when": dt.datetime(2024, 1, 2)})
+        jsontext.dumps({"when": dt.datetime(2024, 1, 2)})
 
 
 @pytest.mark.parametrize("text", ["[NaN]", "[1, Infinity]", "{\"a\": -Infinity}", "[1e400]", "[-1e999]"])
 def test_scan_refuses_what_to_jsonable_would_tag(text):
-    from celerytool.jsonable import to_jsonable
+    from celerytool.jsontext import to_jsonable
 
     assert not same(to_jsonable(json.loads(text)), json.loads(text))
-    with pytest.raises(json_records.NotPlain):
-        json_records.scan(text, 0)
+    with pytest.raises(jsontext.NotPlain):
+        jsontext.scan(text, 0)
 
 
 def test_scan_gives_the_value_and_where_its_text_ends():
     text = '[[1, 2.5e3, "\\u00fc"], {"a": [123456789012345678901234567890]}, 1.5e300]'
-    args, end = json_records.scan(text, 1)
+    args, end = jsontext.scan(text, 1)
     assert args == [1, 2500.0, "ü"] and text[1:end] == '[1, 2.5e3, "\\u00fc"]'
-    kwargs, end2 = json_records.scan(text, end + 2)
+    kwargs, end2 = jsontext.scan(text, end + 2)
     assert kwargs == {"a": [123456789012345678901234567890]}
-    assert json_records.scan(text, end2 + 2) == (1.5e300, len(text) - 1)
+    assert jsontext.scan(text, end2 + 2) == (1.5e300, len(text) - 1)
 
 
 def test_shallow_bounds_to_jsonables_depth():
-    from celerytool.jsonable import to_jsonable
+    from celerytool.jsontext import to_jsonable
 
-    assert json_records.shallow(json.dumps(nested(200)))
+    assert jsontext.shallow(json.dumps(nested(200)))
     assert to_jsonable(nested(200)) == nested(200)
-    assert not json_records.shallow(json.dumps(nested(202)))
+    assert not jsontext.shallow(json.dumps(nested(202)))
     assert to_jsonable(nested(203)) != nested(203)
-    assert json_records.shallow('"' + "[" * 1000 + '"') is False  # a bound, not a parser
+    assert jsontext.shallow('"' + "[" * 1000 + '"') is False  # a bound, not a parser
 
 
 # --- real Celery messages: fast lines against the general path ----------------------
@@ -130,10 +130,10 @@ def _check_same(fast, general):
     expected = json.loads(json.dumps(general.to_json()))
     assert fast == general
     assert same(fast.to_json(), general.to_json())
-    line = json_records.record_text(fast, "\n")
+    line = jsontext.record_text(fast, "\n")
     assert line.endswith("\n") and line.count("\n") == 1
     assert same(json.loads(line), expected)
-    assert same(json.loads(json_records.record_text(general)), expected)
+    assert same(json.loads(jsontext.record_text(general)), expected)
     return expected
 
 
@@ -258,5 +258,5 @@ def test_a_changed_message_loses_its_json_texts(redis_client, celery_app):
     assert fast.json_texts is not None
     changed = dataclasses.replace(fast, args=["other"], headers={"h": 1})
     assert changed.json_texts is None  # stale texts are never written
-    got = json.loads(json_records.record_text(changed))
+    got = json.loads(jsontext.record_text(changed))
     assert got["args"] == ["other"] and got["headers"] == {"h": 1}
