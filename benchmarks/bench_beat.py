@@ -5,7 +5,9 @@ Run:  .venv/bin/python benchmarks/bench_beat.py [N]     (default 10,000; needs P
 A database of our own is migrated by Django (tests/djangoproj) and filled with N periodic tasks
 (half every-N-seconds intervals, half crontabs in a few time zones), as django-celery-beat
 stores them. Then `celerytool beat --store django-db+... -o json` once, as its own process:
-wall time (target < 1 s) and peak RSS; the rows it printed are counted.
+wall time (target < 1 s) and peak RSS. Once more after every entry has run (a last run each,
+spread over the past hour, as a running beat leaves them): each entry then has a next due of
+its own to compute.
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ PeriodicTask.objects.bulk_create([
 '''
 
 
+def ran_once(name: str) -> None:
+    """A last run and a run count for every entry, the last runs spread over the past hour."""
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname=name, autocommit=True) as conn:
+        conn.execute("UPDATE django_celery_beat_periodictask SET total_run_count = id % 50 + 1, "
+                     "last_run_at = now() - (id % 3600) * interval '1 second' - (id % 7) * interval '1 millisecond'")
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     project = ROOT / "tests" / "djangoproj"
@@ -55,7 +66,10 @@ def main() -> None:
                             "beat", "--store", "django-db+" + db.url(), "-o", "json"], stdout=subprocess.DEVNULL)
         seconds, peak = run_timed(["beat", "--store", "django-db+" + db.url(), "-o", "json"])
         print(f"beat over {n:,} django-celery-beat entries: {seconds:.2f} s, peak {peak:.0f} MB  (target < 1 s)")
-        sys.exit(0 if seconds < 1 else 1)
+        ran_once(db.name)
+        ran, ran_peak = run_timed(["beat", "--store", "django-db+" + db.url(), "-o", "json"])
+        print(f"  the same entries, each with a last run: {ran:.2f} s, peak {ran_peak:.0f} MB  (target < 1 s)")
+        sys.exit(0 if max(seconds, ran) < 1 else 1)
     finally:
         db.drop()
 
