@@ -292,3 +292,44 @@ def test_django_celery_beat(run, redis_server, tmp_path):
             worker.stop(wait=5)
         client.flushdb()
         db.drop()
+
+
+def test_django_celery_beat_on_sqlite(run, tmp_path):
+    """The same tables in a SQLite file (the path through SQLAlchemy): listed exactly, and
+    disable / enable change the row and bump django_celery_beat_periodictasks.last_update."""
+    import sqlite3
+
+    project = Path(__file__).parent / "djangoproj"
+    path = tmp_path / "beat.sqlite"
+    env = {**os.environ, "CT_DJANGO_SQLITE": str(path), "DJANGO_SETTINGS_MODULE": "ctdjango.settings",
+           "PYTHONPATH": os.pathsep.join([str(project), str(HERE)])}
+    for cmd in ([sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
+                [sys.executable, "-c", DJANGO_ENTRIES]):
+        done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    store = f"django-db+sqlite:///{path}"
+    now = dt.datetime.now(UTC)
+    r = run("beat", "--store", store, "-o", "json")
+    assert r.exit_code == 0, r
+    rows = {e["name"]: e for e in r.json()}
+    assert set(rows) == {"every-2s", "cron", "every-5m", "sun", "xmas"}, rows
+    check_static_entries(rows, now)
+    assert when(rows["xmas"]["next_due"]) == dt.datetime(2030, 12, 24, 18, 0, tzinfo=UTC)
+
+    def state() -> tuple[int, object]:
+        with sqlite3.connect(path) as db:
+            enabled = db.execute("SELECT enabled FROM django_celery_beat_periodictask WHERE name = 'cron'").fetchone()
+            changed = db.execute("SELECT last_update FROM django_celery_beat_periodictasks").fetchone()
+        return enabled[0], changed and changed[0]
+
+    before = state()
+    assert before[0] == 1
+    r = run("beat", "disable", "cron", "--store", store, "--dry-run")
+    assert r.exit_code == 0 and state() == before, r
+    r = run("beat", "disable", "cron", "--store", store, "--yes")
+    assert r.exit_code == 0, r
+    disabled = state()
+    assert disabled[0] == 0 and disabled[1] is not None and disabled[1] != before[1]
+    assert {e["name"]: e["enabled"] for e in run("beat", "--store", store, "-o", "json").json()}["cron"] is False
+    r = run("beat", "enable", "cron", "--store", store, "--yes")
+    assert r.exit_code == 0 and state()[0] == 1, r

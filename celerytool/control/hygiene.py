@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from redis import Redis
 
 
-class KeyLayout(Protocol):
-    """kombu's Redis key layout as a ControlOptions gives it."""
+class BrokerSettings(Protocol):
+    """kombu's Redis key layout and the timeouts, as a ControlOptions or the CLI's
+    BrokerOptions gives them."""
 
     @property
     def global_keyprefix(self) -> str: ...
@@ -37,8 +38,14 @@ class KeyLayout(Protocol):
     @property
     def priority_steps(self) -> Iterable[int]: ...
 
+    @property
+    def connect_timeout(self) -> float: ...
 
-def drop_redis_queue(client: Redis, options: KeyLayout, exchange: str | None, queue: str) -> None:
+    @property
+    def management_url(self) -> str | None: ...
+
+
+def drop_redis_queue(client: Redis, options: BrokerSettings, exchange: str | None, queue: str) -> None:
     """SREM ``queue``'s rows from ``exchange``'s binding sets (when given); DEL its lists.
 
     ``options`` gives ``global_keyprefix``, ``sep`` and ``priority_steps`` (a ControlOptions).

@@ -16,10 +16,10 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from celerytool.control.replies import ACCEPT
 from celerytool.errors import BrokerUnavailable, CeleryToolError
@@ -36,24 +36,7 @@ from celerytool.urls import BrokerURL
 if TYPE_CHECKING:
     from redis import Redis
 
-
-class BrokerSettings(Protocol):
-    """What ``ControlOptions.of`` reads (the CLI passes its BrokerOptions)."""
-
-    @property
-    def global_keyprefix(self) -> str: ...
-
-    @property
-    def sep(self) -> str: ...
-
-    @property
-    def priority_steps(self) -> Iterable[int]: ...
-
-    @property
-    def connect_timeout(self) -> float: ...
-
-    @property
-    def management_url(self) -> str | None: ...
+    from celerytool.control.hygiene import BrokerSettings
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,24 @@ from celerytool.model import Message, OutgoingMessage
 from celerytool.urls import BrokerURL
 
 
+class DeliveryBudget(Protocol):
+    """What returning a message of a queue costs (``budget.Budget``, which reads the queue
+    through this link: naming it here would be an import cycle)."""
+
+    @property
+    def queue_type(self) -> str | None: ...
+
+    @property
+    def limit(self) -> int | None: ...
+
+    @property
+    def guarded(self) -> bool: ...
+
+    def at_risk(self, props: Any) -> bool: ...  # props: pika's BasicProperties
+
+    def note(self) -> str | None: ...
+
+
 class AmqpLink(Protocol):
     url: BrokerURL
     connected_url: BrokerURL  # the node of a failover list that answered
@@ -34,8 +52,7 @@ class AmqpLink(Protocol):
 
     def server_version(self) -> tuple[int, ...]: ...
 
-    # a budget.Budget; budget.py reads the queue through this link, so naming it is a cycle
-    def budget(self, queue: str) -> Any: ...
+    def budget(self, queue: str) -> DeliveryBudget: ...
 
     def counts(self, queue: str) -> tuple[int, int]: ...
 

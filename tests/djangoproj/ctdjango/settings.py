@@ -1,4 +1,4 @@
-"""Django settings: PostgreSQL database CT_DJANGO_DB on 127.0.0.1, results via django-db,
+"""Django settings: PostgreSQL database CT_DJANGO_DB on 127.0.0.1 (or the SQLite file CT_DJANGO_SQLITE), results via django-db,
 django-celery-beat's tables for its DatabaseScheduler."""
 
 import os
@@ -16,6 +16,8 @@ DATABASES = {
         "PORT": "5432",
     }
 }
+if os.environ.get("CT_DJANGO_SQLITE"):  # a file of the test's own instead
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["CT_DJANGO_SQLITE"]}}
 
 CELERY_BROKER_URL = os.environ.get("CT_BROKER_URL", "redis://127.0.0.1:6379/15")
 CELERY_RESULT_BACKEND = "django-db"
