@@ -7,17 +7,14 @@ Mixed into ``RedisOps``, which provides ``b`` (the RedisBroker) and ``call``.
 
 from __future__ import annotations
 
-import binascii
 import json
-import re
 import time
-from binascii import a2b_base64
 from collections.abc import Iterator
 from typing import Any
 
 from celerytool.brokers.base import Control, OpResult
+from celerytool.brokers.redis.delayed_fast import NOT_DELAYED, Routes, fast_delayed, gc_paused
 from celerytool.brokers.redis.routing import BindingTables, text
-from celerytool.codecs.fast_envelope import task_body
 from celerytool.codecs.lazy import EnvelopeView
 from celerytool.errors import CeleryToolError
 from celerytool.model import DelayedTask, Message
@@ -27,6 +24,7 @@ from celerytool.timefmt import epoch, utc_iso
 UNACKED, UNACKED_INDEX, UNACKED_MUTEX = "unacked", "unacked_index", "unacked_mutex"
 MUTEX_EXPIRE = 300  # kombu's unacked_mutex_expire
 PAGE = 1000
+INDEX_PAGE = 10_000
 UNACKED_COUNT_MAX = 50_000  # metrics: read every entry to count them by queue up to this many
 
 
@@ -96,32 +94,43 @@ class RedisUnacked:
         kombu's visibility sweep puts back an entry delivered longer ago than the
         visibility timeout: a task due later than delivery + timeout is delivered
         to a worker again before it runs (``delivered_again``: it can run twice).
-        A plain JSON protocol-2 entry is read from its bytes (``_fast_delayed``); any
+        A plain JSON protocol-2 entry is read from its bytes (``delayed_fast``); any
         other goes through the full decoder.
         """
         now = time.time()
         out: list[DelayedTask] = []
-        routes: dict[tuple[str, str], list[str]] = {}
-        fast = selection.is_all
-        for tag, score, raw in self._unacked_entries():
-            task = _fast_delayed(raw, now, score, visibility_timeout, routes, self.route) if fast else None
-            if task is None:
-                view = self._view(tag, score, raw, now)
-                m = view.message()
-                due = epoch(m.eta)
-                if due is None or not selection.matches(view):
-                    continue
-                task = DelayedTask(m.id, m.task, m.args, m.kwargs, view.queue, utc_iso(due), due - now, "unacked",
-                                   due - score > visibility_timeout)
-            elif task is _NOT_DELAYED:
-                continue
-            if queue is not None and task.queue != queue and queue not in self._targets(raw, routes):
-                continue
-            out.append(task)
+        append = out.append
+        with gc_paused():
+            self._delayed_into(append, queue, selection, visibility_timeout, now)
         out.sort(key=lambda d: d.left if d.left is not None else float("inf"))
         return out if selection.limit is None else out[:selection.limit]  # the soonest N
 
-    def _targets(self, raw: bytes, routes: dict[tuple[str, str], list[str]]) -> list[str]:
+    def _delayed_into(self, append: Any, queue: str | None, selection: Selection, visibility_timeout: float,
+                      now: float) -> None:
+        routes: Routes = {}
+        route = self.route
+        fast = selection.is_all
+        for tags, scores, values in self._unacked_pages():
+            for tag, score, raw in zip(tags, scores, values, strict=True):
+                if raw is None:
+                    continue
+                delivered = float(score)
+                task = fast_delayed(raw, now, delivered, visibility_timeout, routes, route) if fast else None
+                if task is None:
+                    view = self._view(tag, delivered, raw, now)
+                    m = view.message()
+                    due = epoch(m.eta)
+                    if due is None or not selection.matches(view):
+                        continue
+                    task = DelayedTask(m.id, m.task, m.args, m.kwargs, view.queue, utc_iso(due), due - now,
+                                       "unacked", due - delivered > visibility_timeout)
+                elif task is NOT_DELAYED:
+                    continue
+                if queue is not None and task.queue != queue and queue not in self._targets(raw):
+                    continue
+                append(task)
+
+    def _targets(self, raw: bytes) -> list[str]:
         ex, rk = _entry_route(raw)
         return self.route(ex, rk) if ex is not None else []
 
@@ -164,27 +173,54 @@ class RedisUnacked:
     def _unacked_entries(self) -> Iterator[tuple[bytes, float, bytes]]:
         """(delivery tag, delivery time, stored entry) of kombu's ``unacked`` hash, oldest
         delivery first (a snapshot of ``unacked_index``: requeue removes entries as it goes)."""
-        client = self.b.client
-        index: list[tuple[bytes, float]] = []
+        for tags, scores, values in self._unacked_pages():
+            for tag, score, raw in zip(tags, scores, values, strict=True):
+                if raw is not None:
+                    yield tag, float(score), raw
+
+    def _unacked_pages(self) -> Iterator[tuple[list[bytes], list[Any], list[bytes | None]]]:
+        """``_unacked_entries`` by pages of PAGE: (tags, delivery times, stored entries or None).
+
+        One connection, read ahead: the next page's HMGET is sent before this page is handed
+        out, so Redis builds it while the caller works on this one."""
+        index_key, hash_key = self._key(UNACKED_INDEX), self._key(UNACKED)
+        pool = self.b.client.connection_pool
         with self.b.errors():
-            while True:
-                page = client.zrange(self._key(UNACKED_INDEX), len(index), len(index) + 9999,
-                                     withscores=True)
-                index += page
-                if len(page) < 10000:
-                    break
-        seen = 0
-        for start in range(0, len(index), PAGE):
-            page = index[start:start + PAGE]
+            conn = pool.get_connection()
+        pending = False
+        try:
             with self.b.errors():
-                values = client.hmget(self._key(UNACKED), [t for t, _ in page])
-            for (tag, score), raw in zip(page, values, strict=True):
-                if raw is None:
-                    continue
-                seen += 1
-                yield tag, score, raw
-        with self.b.errors():
-            total = client.hlen(self._key(UNACKED))
+                index: list[Any] = []
+                while True:  # the whole index first: a snapshot
+                    start = len(index) // 2
+                    conn.send_command("ZRANGE", index_key, start, start + INDEX_PAGE - 1, "WITHSCORES")
+                    page = conn.read_response()
+                    if page and page[0].__class__ is list:  # RESP3: [[tag, score], ...]
+                        page = [x for pair in page for x in pair]
+                    index += page
+                    if len(page) < 2 * INDEX_PAGE:
+                        break
+            tags, scores = index[0::2], index[1::2]
+            del index
+            seen = 0
+            for start in range(0, len(tags), PAGE):
+                with self.b.errors():
+                    if not pending:
+                        conn.send_command("HMGET", hash_key, *tags[start:start + PAGE])
+                    values = conn.read_response()
+                    pending = False
+                    if start + PAGE < len(tags):
+                        conn.send_command("HMGET", hash_key, *tags[start + PAGE:start + 2 * PAGE])
+                        pending = True
+                seen += len(values) - values.count(None)
+                yield tags[start:start + PAGE], scores[start:start + PAGE], values
+            with self.b.errors():
+                conn.send_command("HLEN", hash_key)
+                total = int(conn.read_response())
+        finally:
+            if pending:  # an unread reply: this connection cannot be reused
+                conn.disconnect()
+            pool.release(conn)
         if total > seen:
             self.b.warnings.append(f"{total - seen} unacked entries have no unacked_index score "
                                    "(not listed; kombu's visibility sweep never restores them)")
@@ -252,50 +288,4 @@ def _kombu_priority(env: dict[str, Any]) -> int:
         return 0
 
 
-# A kombu unacked entry holding a plain protocol-2 JSON task: ``[{"body": "<base64>",
-# "content-encoding": "utf-8", "content-type": "application/json", "headers": {"lang": "py",
-# "task": ..., "id": ..., "shadow": ..., "eta": ...`` ... ``}, "<exchange>", "<routing key>"]``
-# (kombu's json.dumps, as ``delayed`` finds it); anything else takes the full decoder.
-_FAST_HEAD = re.compile(
-    rb'\[\{"body": "([A-Za-z0-9+/=]*)", "content-encoding": "utf-8", "content-type": "application/json", '
-    rb'"headers": \{"lang": "py", "task": "([^"\\]*)", "id": "([^"\\]*)", "shadow": (?:null|"[^"\\]*"), '
-    rb'"eta": (?:null|"([^"\\]*)")')
-_NOT_DELAYED: Any = object()
-
-
-def _fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: float,
-                  routes: dict[tuple[str, str], list[str]], route: Any) -> Any:
-    """The ``DelayedTask`` of a plain entry, ``_NOT_DELAYED`` (no eta), or None (decode fully).
-
-    A compressed body is not JSON once base64-decoded: it takes the full decoder too."""
-    head = _FAST_HEAD.match(raw)
-    if head is None:
-        return None
-    eta = head.group(4)
-    if eta is None:
-        return _NOT_DELAYED
-    cut = raw.rfind(b'}, "')
-    tail = raw[cut + 3:-1] if cut > 0 and raw.endswith(b'"]') else b""
-    parts = tail.split(b'", "')
-    if len(parts) != 2 or b"\\" in tail:
-        return None
-    try:
-        text = eta.decode()
-        due = epoch(text)
-        if not text.endswith("+00:00"):  # shown in UTC, as utc_iso gives it
-            text = utc_iso(due) if due is not None else text
-        found = task_body(a2b_base64(head.group(1), strict_mode=True).decode())
-        if found is None:
-            return None
-        args, kwargs, _embed, args_text, kwargs_text, _ = found
-        if due is None or not isinstance(args, list) or not isinstance(kwargs, dict):
-            return None
-        key = (parts[0][1:].decode(), parts[1][:-1].decode())
-    except (ValueError, StopIteration, binascii.Error, IndexError, TypeError, KeyError, RecursionError,
-            UnicodeDecodeError):
-        return None
-    targets = routes.get(key)
-    if targets is None:
-        targets = routes[key] = route(*key)
-    return DelayedTask(head.group(3).decode(), head.group(2).decode(), args, kwargs, targets[0] if targets else None,
-                       text, due - now, "unacked", due - delivered > visibility_timeout, (args_text, kwargs_text))
+_fast_delayed = fast_delayed  # the name tests/test_delayed.py reads
