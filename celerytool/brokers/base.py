@@ -22,6 +22,7 @@ from celerytool.export_format import (  # noqa: F401  (the broker packages read 
 from celerytool.kombu_layout import DEFAULT_PRIORITY_STEPS, DEFAULT_SEP, is_plumbing
 from celerytool.model import Binding, Message, OutgoingMessage, PauseRecord, QueueInfo
 from celerytool.selection import Selection
+from celerytool.urls import BrokerURL
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Broker(Protocol):
     """What every adapter offers. Commands call only these."""
 
     kind: str
+    url: BrokerURL
     capabilities: Capabilities
     warnings: list[str]
 
@@ -189,7 +191,9 @@ class BrokerOps(Protocol):
     def purge(self, queue: str, selection: Selection, control: Control) -> OpResult: ...
 
     def move(self, src: str, dst: str, selection: Selection, control: Control, *,
-             target: Any = None, keep_routing: bool = False) -> OpResult: ...
+             target: Broker | None = None, keep_routing: bool = False) -> OpResult:
+        """``target``: another broker to publish to (``--to-broker``); None: this one."""
+        ...
 
     def move_to_origin(self, src: str, selection: Selection, control: Control) -> OpResult:
         """Each selected dead-lettered message back to the queue it was dead-lettered from."""

@@ -25,7 +25,7 @@ from celerytool.brokers.amqp.properties import (
     without_death_headers,
 )
 from celerytool.brokers.amqp.walk import BATCH, Take, Walk, can_hold
-from celerytool.brokers.base import Control, ExportRecord, OpResult
+from celerytool.brokers.base import Broker, Control, ExportRecord, OpResult
 from celerytool.brokers.transfer import amqp_to_outgoing, record_to_outgoing
 from celerytool.errors import CeleryToolError, DataError, Unsupported, UsageError
 from celerytool.model import DelayedTask, Message
@@ -60,29 +60,28 @@ class AmqpOps:
 
     # -- move -------------------------------------------------------------------------
     def move(self, src: str, dst: str, selection: Selection, control: Control, *,
-             target: Any = None, keep_routing: bool = False) -> OpResult:
+             target: Broker | None = None, keep_routing: bool = False) -> OpResult:
         """keep_routing has no meaning here: an AMQP message carries no delivery_info."""
         selection.require_no_age("queued RabbitMQ messages")
-        same = target is None or target.url == self.b.url
-        if same and src == dst:
+        other = None if target is None or target.url == self.b.url else target
+        if other is None and src == dst:
             raise UsageError("source and destination are the same queue")
-        dest = self.b if same else target
         n0 = self.b.depth(src)
-        dest.check_destination(dst)
+        (self.b if other is None else other).check_destination(dst)
         if control.dry_run:
             return self._scan(src, selection, control, "move", n0)
 
-        def take(matched: list[Delivery]) -> None:  # another broker: published and confirmed now
-            if isinstance(dest, type(self.b)):
-                republish(dest, dst, matched)
-            else:
-                dest.publish([amqp_to_outgoing(to_record(props), body, dst) for _, props, body in matched])
-
-        if same:
+        if other is None:
             result = self._walk(src, selection, control, "move", n0, move_to=dst)
         else:
+            def take(matched: list[Delivery]) -> None:  # another broker: published and confirmed now
+                if isinstance(other, type(self.b)):
+                    republish(other, dst, matched)
+                else:
+                    other.publish([amqp_to_outgoing(to_record(props), body, dst) for _, props, body in matched])
+
             result = self._walk(src, selection, control, "move", n0, take=take)
-        result.extra = {"to": dst, **({"to_broker": dest.url.redacted()} if not same else {})}
+        result.extra = {"to": dst, **({"to_broker": other.url.redacted()} if other is not None else {})}
         return result
 
     def move_to_origin(self, src: str, selection: Selection, control: Control) -> OpResult:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from celerytool.brokers.base import Control, ExportRecord, OpResult
+from celerytool.brokers.base import Broker, Control, ExportRecord, OpResult
 from celerytool.brokers.redis import lua as redis_lua
 from celerytool.brokers.redis.unacked import RedisUnacked
 from celerytool.brokers.transfer import publish_across, record_to_outgoing
@@ -93,35 +93,33 @@ class RedisOps(RedisUnacked):
                           "give a destination queue")
 
     def move(self, src: str, dst: str, selection: Selection, control: Control, *,
-             target: Any = None, keep_routing: bool = False) -> OpResult:
+             target: Broker | None = None, keep_routing: bool = False) -> OpResult:
         selection.require_no_age("queued Redis messages")
-        same = target is None or target.url == self.b.url
-        if same and src == dst:
+        other = None if target is None or target.url == self.b.url else target
+        if other is None and src == dst:
             raise UsageError("source and destination are the same queue")
         lengths = self.b.lengths(src)
         self.b.require_queue(src, lengths)
-        dest = self.b if same else target
-        dest.check_destination(dst)
+        (self.b if other is None else other).check_destination(dst)
         if control.dry_run:
             return self._scan(src, selection, control, "move", lengths)
 
         def routed(raw: bytes) -> bytes:
             return raw if keep_routing else reroute(raw, dst)
 
-        if same:
+        if other is None:
             def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
                 args: list[bytes] = []
                 for raw in matched:
                     args += [raw, routed(raw)]
-                return dest.bucket_key(dst, bucket), args
+                return self.b.bucket_key(dst, bucket), args
         else:
             def act(bucket: int, matched: list[bytes]) -> tuple[str | None, list[bytes]]:
-                publish_copies(dest, dst, bucket, [routed(r) for r in matched],
-                               byte_exact=isinstance(dest, type(self.b)))
+                publish_copies(other, dst, bucket, [routed(r) for r in matched], source=self.b)
                 return None, matched
 
         result = self._walk(src, selection, control, "move", lengths, act)
-        result.extra = {"to": dst, **({"to_broker": dest.url.redacted()} if not same else {})}
+        result.extra = {"to": dst, **({"to_broker": other.url.redacted()} if other is not None else {})}
         return result
 
     # -- export / import ----------------------------------------------------------------
@@ -411,11 +409,12 @@ def reroute(raw: bytes, queue: str) -> bytes:
     return json.dumps(env).encode("utf-8")
 
 
-def publish_copies(dest: Any, queue: str, bucket: int, raws: list[bytes], *, byte_exact: bool) -> None:
-    """Publish copies on another broker and return only once it has confirmed them.
+def publish_copies(dest: Broker, queue: str, bucket: int, raws: list[bytes], *, source: RedisLink) -> None:
+    """Publish copies of ``source``'s messages on another broker; return only once it has confirmed them.
 
-    ``byte_exact``: ``dest`` is another Redis, so the envelope is copied as it is, same bucket."""
-    if byte_exact:
+    When ``dest`` is another Redis (the same adapter as ``source``), the envelope is copied as it
+    is, same bucket."""
+    if isinstance(dest, type(source)):
         with dest.errors():
             pipe = dest.client.pipeline(transaction=False)
             for raw in raws:
