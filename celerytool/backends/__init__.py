@@ -4,7 +4,7 @@ from the URL.
 Every store offers the same reads (``query.ResultBackend``): ``get_many(ids)``, ``get(id)``,
 ``wait(ids, timeout, on_change)``, ``select(ResultQuery)`` and ``close()``, all returning
 ``TaskResult`` values, so ``result`` / ``results`` behave the same on Redis, Celery's database
-backend and django-celery-results; and the same changes (``criteria.ResultStore``:
+backend and django-celery-results; and the same changes (``criteria.ResultChanges``:
 ``forget``, ``expire``), written in redis_changes.py and sql_changes.py.
 """
 
@@ -17,7 +17,7 @@ from celerytool.errors import UsageError
 from celerytool.urls import BrokerURL
 
 if TYPE_CHECKING:
-    from celerytool.backends.query import ResultBackend
+    from celerytool.backends.criteria import ResultStore
 
 TABLE_ROLES = ("task", "group")
 
@@ -38,9 +38,9 @@ def parse_table_names(text: str) -> dict[str, str]:
 
 def open_backend(url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAULT_LIMITS,
                  connect_timeout: float = 5.0, table_names: dict[str, str] | None = None,
-                 readonly: bool = True) -> ResultBackend:
+                 readonly: bool = True) -> ResultStore:
     """The store of ``url``'s kind, which reads (``query.ResultBackend``) and changes
-    (``criteria.ResultStore``: forget, expire); ``readonly`` opens a SQLite file read-only."""
+    (``criteria.ResultChanges``: forget, expire); ``readonly`` opens a SQLite file read-only."""
     if url.kind == "redis":
         from celerytool.backends.redis import RedisResultBackend
 

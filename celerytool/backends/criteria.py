@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from celerytool.backends.query import ResultBackend
+
 
 @dataclass(frozen=True)
 class Criteria:
@@ -87,11 +89,27 @@ class ResultOp:
         return {**out, **self.extra, "dry_run": self.dry_run, "interrupted": self.interrupted}
 
 
-class ResultStore(Protocol):
+class Progress(Protocol):
+    """What ``forget`` / ``expire`` need of the command's control (``brokers.base.Control``,
+    which this layer cannot import): report progress, learn it should stop."""
+
+    dry_run: bool
+
+    def tick(self, n: int, /) -> None: ...
+
+    def stop(self) -> bool: ...
+
+
+class ResultChanges(Protocol):
     """What every result backend offers besides reading (``forget`` / ``expire``)."""
 
-    def forget(self, criteria: Criteria, control: Any) -> ResultOp: ...
+    def forget(self, criteria: Criteria, control: Progress) -> ResultOp: ...
 
-    def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool, control: Any) -> ResultOp: ...
+    def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool,
+               control: Progress) -> ResultOp: ...
 
     def close(self) -> None: ...
+
+
+class ResultStore(ResultBackend, ResultChanges, Protocol):
+    """A result backend that reads and changes: what ``backends.open_backend`` opens."""

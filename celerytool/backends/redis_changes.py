@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from celerytool.backends.criteria import Criteria, ResultOp
+from celerytool.backends.criteria import Criteria, Progress, ResultOp
 from celerytool.codecs.limits import Limits
 from celerytool.errors import UsageError
 from celerytool.urls import BrokerURL
@@ -43,17 +43,6 @@ for _, k in ipairs(KEYS) do
 end
 return n
 """
-
-
-class Progress(Protocol):
-    """What ``forget`` / ``expire`` need of the command's control (``brokers.base.Control``,
-    which this layer cannot import): report progress, learn it should stop."""
-
-    dry_run: bool
-
-    def tick(self, n: int, /) -> None: ...
-
-    def stop(self) -> bool: ...
 
 
 class RedisResultChanges:

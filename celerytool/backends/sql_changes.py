@@ -14,7 +14,7 @@ import datetime as dt
 import fnmatch
 from typing import Any
 
-from celerytool.backends.criteria import Criteria, ResultOp
+from celerytool.backends.criteria import Criteria, Progress, ResultOp
 from celerytool.errors import UsageError
 
 BATCH = 5000
@@ -25,11 +25,11 @@ class SqlResultChanges:
     """``forget`` (and the refusal of ``expire``) for ``SqlResultBackend`` (its connection,
     tables and layout)."""
 
-    def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool, control: Any) -> ResultOp:
+    def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool, control: Progress) -> ResultOp:
         raise UsageError("expire sets Redis TTLs; rows of a database result backend have none "
                          "(use forget --older-than, or Celery's celery.backend_cleanup task)")
 
-    def forget(self, criteria: Criteria, control: Any) -> ResultOp:
+    def forget(self, criteria: Criteria, control: Progress) -> ResultOp:
         result = ResultOp("forget", dry_run=control.dry_run)
         cutoff = None if criteria.older_than is None else \
             (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=criteria.older_than)).replace(tzinfo=None)
@@ -46,7 +46,7 @@ class SqlResultChanges:
         return result
 
     def _walk(self, role: str, criteria: Criteria, ids: list[str] | None, cutoff: dt.datetime | None,
-              control: Any, result: ResultOp) -> None:
+              control: Progress, result: ResultOp) -> None:
         b: Any = self  # SqlResultBackend: sa, conn, table(), layout, target, errors()
         sa, conn = b.sa, b.conn
         table = b.table(role)

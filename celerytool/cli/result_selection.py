@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from celerytool.cli.options import App, Duration, all_option, backend_options
 
 if TYPE_CHECKING:
-    from typing import Protocol
-
     from celerytool.backends.criteria import ResultStore
-    from celerytool.backends.query import ResultBackend
-
-    class Store(ResultBackend, ResultStore, Protocol):
-        """A result backend that reads and changes: what ``backends.open_backend`` opens."""
 
 
 def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,7 +58,7 @@ def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
     return backend_options(wrapper)
 
 
-def open_store(app: App, keyprefix: str | None, table_names: dict[str, str] | None) -> Store:
+def open_store(app: App, keyprefix: str | None, table_names: dict[str, str] | None) -> ResultStore:
     from celerytool.backends import open_backend
     from celerytool.errors import UsageError
 
@@ -73,4 +67,4 @@ def open_store(app: App, keyprefix: str | None, table_names: dict[str, str] | No
     store = open_backend(app.backend_url, keyprefix=keyprefix or "", limits=app.limits(),
                          connect_timeout=app.connect_timeout or 5.0, table_names=table_names, readonly=False)
     app.track(store)
-    return cast("Store", store)  # open_backend names only the reading half
+    return store
