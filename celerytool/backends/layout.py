@@ -10,15 +10,22 @@ heavy.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from celerytool.backends.decode import EXCEPTION_STATES, exception_info
 from celerytool.codecs.limits import Limits
 from celerytool.model import TaskResult
 
-Row = Mapping[str, Any]
+
+class Row(Protocol):
+    """A stored row read by column name: SQLAlchemy's ``RowMapping`` (whose keys may also be
+    columns, so ``Mapping[str, Any]`` would refuse it) or a plain dict."""
+
+    def get(self, column: str, /) -> Any: ...
+
+
 RowReader = Callable[[str, Row, Limits], TaskResult]
 
 

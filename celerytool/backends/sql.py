@@ -313,7 +313,7 @@ class SqlResultBackend(SqlResultChanges):
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start:start + CHUNK]
                 for row in self.conn.execute(self.sa.select(table).where(key.in_(chunk))).mappings():
-                    found[row[key.name]] = cast(Row, row)  # a RowMapping: read by column name
+                    found[row[key.name]] = row
             self.conn.rollback()  # end the read transaction: --wait must see new commits
         return found
 
@@ -375,7 +375,7 @@ class SqlResultBackend(SqlResultChanges):
                 else:  # LIKE only narrows (case, [...] classes): stream and match exactly
                     rows = self.conn.execution_options(stream_results=True, yield_per=CHUNK).execute(part).mappings()
                 for row in rows:
-                    result = self.layout.task_row(row[key], cast(Row, row), self.limits)
+                    result = self.layout.task_row(row[key], row, self.limits)
                     if exact or query.matches(result):
                         out.append(result)
                         if len(out) >= query.limit:
@@ -410,7 +410,7 @@ class SqlResultBackend(SqlResultChanges):
             rows = self.conn.execution_options(stream_results=True, yield_per=CHUNK).execute(stmt).mappings()
             try:
                 for row in rows:
-                    result = self.layout.task_row(row[key], cast(Row, row), self.limits)
+                    result = self.layout.task_row(row[key], row, self.limits)
                     if query.matches(result):
                         yield result
             finally:
