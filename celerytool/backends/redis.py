@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from celerytool.backends.decode import result_from_meta
 from celerytool.backends.query import READY_STATES, ResultQuery, newest_matching, with_group_status
@@ -176,7 +176,8 @@ class RedisResultBackend(RedisResultChanges):
         with redis_errors(self.url, "Redis result backend"):
             client = connect(self.url, connect_timeout=self.connect_timeout)
             try:
-                cursor, found = client.scan(0, match=pattern, count=count)
+                cursor, first = client.scan(0, match=pattern, count=count)
+                found = cast("list[bytes]", first)  # no decode_responses: redis-py's "bytes | str" is bytes
                 keys = keep(found) if keep else found
                 while keys or cursor:
                     pipe = client.pipeline(transaction=False)

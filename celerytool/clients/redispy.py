@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # redis-py loads its asyncio stack: only where a command need
     import socket
     import ssl
 
+    from redis import Redis
     from redis.connection import AbstractConnection, SSLConnection
 
 # redis-py strips the code from an error reply; older releases keep no ``status_code``
@@ -24,11 +25,10 @@ _CLASS_CODES = {"ReadOnlyError": "READONLY", "OutOfMemoryError": "OOM", "BusyLoa
                 "NoPermissionError": "NOPERM", "MasterDownError": "MASTERDOWN"}
 
 
-def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = None) -> Any:
+def connect(url: BrokerURL, *, connect_timeout: float = 5.0, socket_timeout: float | None = None) -> Redis:
     """A redis.Redis for ``url``; nothing is sent until the first command.
 
-    Typed Any, not ``redis.Redis``, for backends/redis.py: redis-py types its replies as
-    ``bytes | str`` where this client (no ``decode_responses``) only ever gives bytes.
+    No ``decode_responses``: replies are bytes, though redis-py types them ``bytes | str``.
 
     Each new connection must answer a PING (after AUTH / SELECT) within
     ``connect_timeout``: a server that accepts and never answers is
