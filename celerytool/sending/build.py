@@ -72,7 +72,8 @@ class MessageBuilder:
         # maybe_list(link) in send_task: a list of signatures, or None
         return [self.app.signature(n) for n in names] if names else None
 
-    def celery_message(self, spec: TaskSpec, task_id: str, args: Any, kwargs: Any) -> CeleryMessage:
+    def celery_message(self, spec: TaskSpec, task_id: str, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> CeleryMessage:
         """Celery's own ``as_task_v2`` / ``as_task_v1`` result for ``spec``."""
         make = self.amqp.task_protocols[spec.protocol]
         try:
@@ -85,7 +86,7 @@ class MessageBuilder:
         except (TypeError, ValueError) as exc:
             raise UsageError(f"celery refused the task: {exc}") from None
 
-    def expiration_ms(self, expires: Any) -> str | None:
+    def expiration_ms(self, expires: float | _dt.datetime | None) -> str | None:
         """The ``expiration`` property send_task derives from ``expires`` (ms, as text)."""
         if expires is None:
             return None
@@ -175,7 +176,7 @@ class Template:
             parts.append(head)
         return parts + [text]
 
-    def fill(self, task_id: str, args: Any, kwargs: Any, *, parent_id: str | None = None,
+    def fill(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, parent_id: str | None = None,
              extra: dict[str, Any] | None = None) -> OutgoingMessage:
         """The message for one task; ``parent_id`` and ``extra`` headers per message (``retry``)."""
         spec = self.spec

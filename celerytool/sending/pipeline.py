@@ -14,7 +14,7 @@ import datetime as _dt
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from celerytool.errors import BrokerUnavailable, CeleryToolError, DataError, UsageError
 from celerytool.model import OutgoingMessage
@@ -348,7 +348,10 @@ def _stopped(reason: str, lineno: int, sent: int, last_sent_line: int) -> str:
     return f"{reason}; {sent} task(s) were sent{where}, nothing from line {lineno} on"
 
 
-def json_option(text: str, what: str, kind: type) -> Any:
+_J = TypeVar("_J")
+
+
+def json_option(text: str, what: str, kind: type[_J]) -> _J:
     """The JSON value of an option (``--args``, ``--kwargs``), of the kind it must be."""
     try:
         value = json.loads(text)

@@ -69,7 +69,7 @@ def parse_datetime(text: str, what: str) -> tuple[_dt.datetime, bool]:
     return value, False
 
 
-def parse_expires(value: Any, what: str = "--expires") -> tuple[float | _dt.datetime, bool]:
+def parse_expires(value: object, what: str = "--expires") -> tuple[float | _dt.datetime, bool]:
     """Seconds (a number) or an ISO 8601 date-time."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
@@ -87,7 +87,7 @@ _OPTION_ALIASES = {"id": "task_id", "link_error": "link_error", "errback": "link
 _SPEC_FIELDS = {f.name for f in fields(TaskSpec)} - {"name", "args", "kwargs"}
 
 
-def spec_from_record(record: Any, defaults: TaskSpec | None = None) -> tuple[TaskSpec, list[str]]:
+def spec_from_record(record: object, defaults: TaskSpec | None = None) -> tuple[TaskSpec, list[str]]:
     """One NDJSON object ``{"task", "args", "kwargs", "options"}`` -> (spec, notes).
 
     ``options`` take the names of ``apply_async`` (countdown, eta, expires,
