@@ -10,9 +10,9 @@ and driver. Either way the session is ``sql.session_args``'s and the errors ``sq
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from celerytool.backends.sql import (
@@ -30,6 +30,30 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 PSYCOPG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+class DbCursor(Protocol):
+    """What ``SqlLink.execute`` returns of a DB-API (PEP 249) cursor: psycopg's, or the
+    driver's through SQLAlchemy's raw connection."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, operation: Any, parameters: Any = ..., /) -> object: ...
+
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+class DbConnection(Protocol):
+    """A DB-API (PEP 249) connection: psycopg's, or SQLAlchemy's raw connection."""
+
+    def cursor(self) -> DbCursor: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def psycopg_args(url: BrokerURL, connect_timeout: float) -> dict[str, Any] | None:
@@ -83,7 +107,7 @@ class SqlLink:
         self._engine: Engine | None = None
 
     @cached_property
-    def conn(self) -> Any:
+    def conn(self) -> DbConnection:
         if self.direct is not None:
             import psycopg
 
@@ -102,7 +126,7 @@ class SqlLink:
         except sa.exc.DBAPIError as exc:
             raise unreachable(self.url, self.what, exc) from None
 
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> DbCursor:
         """A cursor that ran ``sql`` (placeholders: ``%s``); inside ``errors()``."""
         cursor = self.conn.cursor()
         if params:

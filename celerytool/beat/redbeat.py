@@ -45,7 +45,7 @@ def _datetime(d: dict[str, Any]) -> dt.datetime | None:
         return None
 
 
-def schedule_of(value: Any) -> Schedule:
+def schedule_of(value: object) -> Schedule:
     if not isinstance(value, dict):
         return Unknown(type(value).__name__)
     kind = value.get("__type__")

@@ -193,13 +193,13 @@ def _is_sqlite(path: str) -> bool:
         return False
 
 
-def _cron_field(value: Any) -> str:
+def _cron_field(value: object) -> str:
     if isinstance(value, (set, frozenset, list, tuple)):
         return ",".join(str(v) for v in sorted(value, key=str))
     return str(value)
 
 
-def schedule_of(value: Any) -> Schedule:
+def schedule_of(value: object) -> Schedule:
     """A pickled Celery schedule (an Opaque record of it) as a plain description."""
     if isinstance(value, dt.timedelta):
         return Interval(value.total_seconds())

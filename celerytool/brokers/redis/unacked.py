@@ -24,6 +24,8 @@ from celerytool.selection import Selection
 from celerytool.timefmt import epoch, utc_iso
 
 if TYPE_CHECKING:
+    from redis.connection import Connection
+
     from celerytool.brokers.redis.link import RedisLink
 
 UNACKED, UNACKED_INDEX, UNACKED_MUTEX = "unacked", "unacked_index", "unacked_mutex"
@@ -278,7 +280,7 @@ class _Mutex:
 _LEFT = operator.attrgetter("left")
 
 
-def _sender(conn: Any) -> Any:
+def _sender(conn: Connection) -> Callable[[tuple[Any, ...]], None]:
     """Send one command on a redis-py connection, packed by hiredis (a dependency, through
     ``redis[hiredis]``) where redis-py's own packer costs three times as much per argument."""
     try:
