@@ -64,6 +64,8 @@ def test_fast_path_gives_the_full_decoders_records(run, redis_url, redis_client,
     routed = next(r for r in fast if r["task"] == "tasks.routed")
     assert routed["queue"] == "elsewhere"
     assert [r["task"] for r in _rows(run, redis_url, "elsewhere")] == ["tasks.routed"]
+    celery = [r["task"] for r in _rows(run, redis_url, "celery")]  # the fast and the fully decoded ones
+    assert celery == [r["task"] for r in fast if r["task"] != "tasks.routed"] and "tasks.e" in celery
     assert [r["delivered_again"] for r in fast if r["task"] == "tasks.b"] == [True]
     assert next(r for r in fast if r["task"] == "tasks.c")["due"] == "2031-01-02T01:04:05+00:00"
     assert next(r for r in fast if r["task"] == "tasks.naive")["due"] == "2031-01-01T00:00:00+00:00"

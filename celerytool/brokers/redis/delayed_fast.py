@@ -29,7 +29,7 @@ _FAST_HEAD = re.compile(
     rb'\[\{"body": "([A-Za-z0-9+/=]*)", "content-encoding": "utf-8", "content-type": "application/json", '
     rb'"headers": \{"lang": "py", "task": "([^"\\]*)", "id": "([^"\\]*)", "shadow": (?:null|"[^"\\]*"), '
     rb'"eta": (?:null|"([^"\\]*)")')
-NOT_DELAYED: Any = object()  # a plain entry without an eta: not a delayed task
+SKIP: Any = object()  # a plain entry without an eta (not a delayed task), or not bound for the queue asked
 _FAILED = (ValueError, StopIteration, binascii.Error, IndexError, TypeError, KeyError, RecursionError)
 _fromiso = datetime.fromisoformat
 _quote: Callable[[Any], str] = encode_basestring_ascii  # the JSON text of a str
@@ -55,8 +55,9 @@ class KeptDelayed(DelayedTask):
 
 
 def fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: float, routes: Routes,
-                 route: Route) -> Any:
-    """The ``DelayedTask`` of a plain entry, ``NOT_DELAYED`` (no eta), or None (decode fully).
+                 route: Route, queue: str | None = None) -> Any:
+    """The ``DelayedTask`` of a plain entry, ``SKIP`` (no eta, or ``queue`` given and not among
+    the queues it goes back to), or None (decode fully).
 
     A compressed body is not JSON once base64-decoded: it takes the full decoder too."""
     head = _FAST_HEAD.match(raw)
@@ -64,7 +65,7 @@ def fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: f
         return None
     body, task, task_id, eta = head.groups()
     if eta is None:
-        return NOT_DELAYED
+        return SKIP
     cut = raw.rfind(b'}, "')
     if cut < 0 or not raw.endswith(b'"]'):
         return None
@@ -79,6 +80,8 @@ def fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: f
         except UnicodeDecodeError:
             return None
         targets = routes[tail] = route(exchange, routing_key)
+    if queue is not None and queue not in targets:
+        return SKIP
     try:
         text = eta.decode()
         if text.endswith("+00:00"):  # shown as it is (utc_iso's form)
