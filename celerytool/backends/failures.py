@@ -55,7 +55,7 @@ def fold(message: str) -> tuple[str, list[str]]:
     return _TOKEN.sub(keep, message), tokens
 
 
-def last_traceback_line(traceback: Any) -> str:
+def last_traceback_line(traceback: object) -> str:
     if not isinstance(traceback, str):
         return ""
     lines = [line for line in traceback.strip().splitlines() if line.strip()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import Any, cast
 
@@ -55,7 +56,7 @@ class RedisResultBackend(RedisResultChanges):
     def client(self) -> RespClient:
         return RespClient(self.url, connect_timeout=self.connect_timeout)
 
-    def errors(self) -> Any:
+    def errors(self) -> AbstractContextManager[None]:
         return resp_errors(self.url, "Redis result backend")
 
     def close(self) -> None:

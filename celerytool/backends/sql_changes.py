@@ -12,10 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from celerytool.backends.criteria import Criteria, Progress, ResultOp
 from celerytool.errors import UsageError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from sqlalchemy.engine import URL, Connection
+    from sqlalchemy.sql import TableClause
+
+    from celerytool.backends.layout import Layout, Table
 
 BATCH = 5000
 ID_CHUNK = 1000
@@ -24,6 +33,18 @@ ID_CHUNK = 1000
 class SqlResultChanges:
     """``forget`` (and the refusal of ``expire``) for ``SqlResultBackend`` (its connection,
     tables and layout)."""
+
+    if TYPE_CHECKING:  # SqlResultBackend's own (sql.py)
+        sa: ModuleType  # sqlalchemy
+        layout: Layout
+        target: URL
+
+        @property
+        def conn(self) -> Connection: ...
+
+        def table(self, role: str) -> TableClause: ...
+
+        def errors(self) -> AbstractContextManager[None]: ...
 
     def expire(self, criteria: Criteria, ttl: float, *, only_without_ttl: bool, control: Progress) -> ResultOp:
         raise UsageError("expire sets Redis TTLs; rows of a database result backend have none "
@@ -34,8 +55,7 @@ class SqlResultChanges:
         cutoff = None if criteria.older_than is None else \
             (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=criteria.older_than)).replace(tzinfo=None)
         roles = ["task"] if (criteria.statuses or criteria.tasks) else ["task", "group"]
-        b: Any = self
-        with b.errors():
+        with self.errors():
             for role in roles:
                 ids = list(criteria.ids)
                 for start in range(0, max(len(ids), 1), ID_CHUNK):
@@ -47,10 +67,9 @@ class SqlResultChanges:
 
     def _walk(self, role: str, criteria: Criteria, ids: list[str] | None, cutoff: dt.datetime | None,
               control: Progress, result: ResultOp) -> None:
-        b: Any = self  # SqlResultBackend: sa, conn, table(), layout, target, errors()
-        sa, conn = b.sa, b.conn
-        table = b.table(role)
-        spec = getattr(b.layout, role)
+        sa, conn = self.sa, self.conn
+        table = self.table(role)
+        spec: Table = getattr(self.layout, role)
         key = table.c[spec.id_column]
         pk = table.c.id if "id" in table.c else key
         where: list[Any] = []
@@ -61,10 +80,10 @@ class SqlResultChanges:
         if role == "task" and criteria.statuses:
             where.append(table.c.status.in_(sorted(criteria.statuses)))
         if role == "task" and criteria.tasks:
-            if b.layout.name_column not in table.c:
+            if self.layout.name_column not in table.c:
                 return  # no task names stored (result_extended off): nothing matches
-            name = table.c[b.layout.name_column]
-            likes = [glob_to_like(g, b.target.get_backend_name()) for g in criteria.tasks]
+            name = table.c[self.layout.name_column]
+            likes = [glob_to_like(g, self.target.get_backend_name()) for g in criteria.tasks]
             exact = all(ok for _, ok in likes)
             where.append(sa.or_(*(name.like(like, escape="\\") for like, _ in likes)))
         if cutoff is not None:

@@ -11,13 +11,36 @@ from ``--store``.
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from celerytool.errors import UsageError
 
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from celerytool.codecs.limits import Limits
+    from celerytool.model import BeatEntry
+
+
+class BeatStore(Protocol):
+    """What every store offers: ``redbeat.RedBeatStore``, ``django.DjangoBeatStore``,
+    ``shelf.ShelveStore``."""
+
+    kind: str
+    warnings: list[str]
+
+    def describe(self) -> str: ...
+
+    def entries(self, now: dt.datetime | None = None) -> Iterable[BeatEntry]: ...
+
+    def set_enabled(self, name: str, enabled: bool) -> None: ...
+
+    def close(self) -> None: ...
+
 
 def open_store(spec: str, *, connect_timeout: float = 5.0, redbeat_prefix: str = "redbeat:",
-               limits: Any = None, timezone: str | None = None) -> Any:
+               limits: Limits | Callable[[], Limits] | None = None, timezone: str | None = None) -> BeatStore:
     """A store for ``spec``: ``redis[s]://`` (RedBeat), ``django-db+URL`` or ``db+URL``
     (django-celery-beat's tables), or a path (the default scheduler's file). ``limits``: the
     inert unpickler's, for the file; or a function that gives them, asked only for a file."""

@@ -57,7 +57,7 @@ def _json(text: Any, default: Any) -> Any:
         return text  # shown as stored
 
 
-def _aware(value: Any) -> dt.datetime | None:
+def _aware(value: object) -> dt.datetime | None:
     if isinstance(value, str):  # SQLite's driver gives the stored text
         try:
             value = dt.datetime.fromisoformat(value)
@@ -68,7 +68,7 @@ def _aware(value: Any) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)  # Django stores UTC
 
 
-def schedule_of(r: Any) -> Schedule:
+def schedule_of(r: Row) -> Schedule:
     if r.every is not None and r.period in PERIODS:
         return Interval(float(r.every) * PERIODS[r.period])
     if r.minute is not None:

@@ -17,8 +17,8 @@ def iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
-def make_entry(name: str, task: Any, schedule: Schedule, *, args: Any, kwargs: Any, options: Any,
-               enabled: bool | None, last_run_at: dt.datetime | None, total_run_count: Any, tz: str | None,
+def make_entry(name: str, task: object, schedule: Schedule, *, args: Any, kwargs: Any, options: object,
+               enabled: bool | None, last_run_at: dt.datetime | None, total_run_count: object, tz: str | None,
                store: str, now: dt.datetime, note: str | None = None,
                due_now_if_never_run: bool = False) -> BeatEntry:
     if last_run_at is None and due_now_if_never_run:  # RedBeat: never run means due now

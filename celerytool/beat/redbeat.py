@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from celerytool.beat.entries import make_entry
 from celerytool.beat.schedules import Cron, Interval, Schedule, Unknown
@@ -21,6 +21,9 @@ from celerytool.clients.redispy import connect, redis_errors
 from celerytool.errors import DataError, NotFound
 from celerytool.model import BeatEntry
 from celerytool.urls import BrokerURL
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 PAGE = 1000
 
@@ -54,7 +57,7 @@ def schedule_of(value: Any) -> Schedule:
     return Unknown(str(kind or "untagged object"))
 
 
-def _load(raw: Any, what: str, key: str) -> Any:
+def _load(raw: bytes | str | None, what: str, key: str) -> Any:  # a JSON value
     if raw is None:
         return None
     try:
@@ -74,7 +77,7 @@ class RedBeatStore:
         self.warnings: list[str] = []
 
     @cached_property
-    def client(self) -> Any:
+    def client(self) -> Redis:
         return connect(self.url, connect_timeout=self.connect_timeout)
 
     def describe(self) -> str:
@@ -94,7 +97,8 @@ class RedBeatStore:
 
         with redis_errors(self.url, "RedBeat's Redis"):
             try:
-                keys = [k.decode(errors="replace") for k in self.client.zrange(self.schedule_key, 0, -1)]
+                members = cast("list[bytes]", self.client.zrange(self.schedule_key, 0, -1))  # no decode_responses
+                keys = [k.decode(errors="replace") for k in members]
             except redis.ResponseError as exc:
                 raise DataError(f"{self.schedule_key!r} is not RedBeat's schedule (a sorted set): {exc}") from None
             lock = self.client.pttl(self.prefix + ":lock")
@@ -116,7 +120,7 @@ class RedBeatStore:
             self.warnings.append(f"{self.prefix}:lock is not held: no RedBeat beat is running")
         return sorted(out, key=lambda e: e.name)
 
-    def _entry(self, key: str, definition: Any, meta: Any, now: dt.datetime) -> BeatEntry | None:
+    def _entry(self, key: str, definition: bytes | None, meta: bytes | None, now: dt.datetime) -> BeatEntry | None:
         d = _load(definition, "definition", key)
         if d is None:
             self.warnings.append(f"{key!r} is in the schedule but has no definition (a deleted entry)")

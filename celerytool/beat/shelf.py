@@ -16,6 +16,7 @@ from typing import Any
 from celerytool.beat.entries import make_entry
 from celerytool.beat.schedules import Clocked, Cron, Interval, Schedule, Solar, Unknown
 from celerytool.codecs.inert_pickle import InertUnpickler, Opaque, _opaque_class, inert_loads
+from celerytool.codecs.limits import Limits
 from celerytool.errors import DataError, DecodeError, NotFound, UsageError
 from celerytool.model import BeatEntry
 
@@ -80,7 +81,7 @@ class BeatUnpickler(InertUnpickler):
 class ShelveStore:
     kind = "file"
 
-    def __init__(self, path: str, limits: Any) -> None:
+    def __init__(self, path: str, limits: Limits) -> None:
         self.path = path
         self.limits = limits
         self.warnings: list[str] = []

@@ -14,6 +14,8 @@ from celerytool.render import note, warn
 from celerytool.sending.resend import RETRY_HEADER, RetryPlan, Skipped, plan
 
 if TYPE_CHECKING:
+    from celerytool.backends.query import ResultBackend, ResultQuery
+    from celerytool.cli.options import App
     from celerytool.sending import TaskSpec
     from celerytool.sending.pipeline import Pipeline
 
@@ -22,14 +24,15 @@ SHOW_SKIPPED = 20  # skipped ids listed one per line; beyond, a count
 
 
 class Retry:
-    def __init__(self, app: Any, *, backend_keyprefix: str | None, backend_table_names: Any) -> None:
+    def __init__(self, app: App, *, backend_keyprefix: str | None,
+                 backend_table_names: dict[str, str] | None) -> None:
         self.app = app
         self.keyprefix = backend_keyprefix
         self.table_names = backend_table_names
-        self._backend: Any = None
+        self._backend: ResultBackend | None = None
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> ResultBackend:
         if self._backend is None:
             self._backend = self.app.open_backend(self.keyprefix, self.table_names)
         return self._backend
@@ -208,8 +211,8 @@ def _raised(r: TaskResult, wanted: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, w) or fnmatch.fnmatchcase(full, w) for w in wanted)
 
 
-def _wanted(query: Any, r: TaskResult) -> bool:
-    return bool(query.matches(r))
+def _wanted(query: ResultQuery, r: TaskResult) -> bool:
+    return query.matches(r)
 
 
 def _report_skipped(skipped: list[Skipped]) -> None:

@@ -24,7 +24,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from celerytool.brokers.base import Broker, Control, ExportRecord, OpResult
 from celerytool.brokers.redis import lua as redis_lua
@@ -279,7 +279,7 @@ class RedisOps(RedisUnacked):
         client = self.b.client
         walk = self.script("WALK")
         with self.b.errors():
-            window = client.lrange(key, -min(BATCH, n0), -1)
+            window = cast("list[bytes]", client.lrange(key, -min(BATCH, n0), -1))  # no decode_responses
         try:
             while window and rotated < n0:
                 if control.stop():

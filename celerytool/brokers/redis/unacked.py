@@ -2,7 +2,7 @@
 
 requeue is kombu's ``restore_by_tag`` as one script per message (RESTORE),
 under the ``unacked_mutex`` lock that kombu's own visibility sweep takes.
-Mixed into ``RedisOps``, which provides ``b`` (the RedisBroker) and ``call``.
+Mixed into ``RedisOps``, which provides ``b`` (the broker, as ``link.RedisLink``) and ``call``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import operator
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, cast
 
 from celerytool.brokers.base import Control, OpResult
 from celerytool.brokers.redis.delayed_fast import SKIP, Routes, fast_delayed, gc_paused
@@ -22,6 +23,9 @@ from celerytool.model import DelayedTask, Message
 from celerytool.selection import Selection
 from celerytool.timefmt import epoch, utc_iso
 
+if TYPE_CHECKING:
+    from celerytool.brokers.redis.link import RedisLink
+
 UNACKED, UNACKED_INDEX, UNACKED_MUTEX = "unacked", "unacked_index", "unacked_mutex"
 MUTEX_EXPIRE = 300  # kombu's unacked_mutex_expire
 PAGE = 1000
@@ -30,7 +34,7 @@ UNACKED_COUNT_MAX = 50_000  # metrics: read every entry to count them by queue u
 
 
 class RedisUnacked:
-    b: Any
+    b: RedisLink
     tables: BindingTables
 
     def call(self, name: str, keys: list[str], args: list[Any]) -> Any: ...  # pragma: no cover
@@ -106,7 +110,7 @@ class RedisUnacked:
         out.sort(key=_LEFT)  # every left is a number here
         return out if selection.limit is None else out[:selection.limit]  # the soonest N
 
-    def _delayed_into(self, append: Any, queue: str | None, selection: Selection, visibility_timeout: float,
+    def _delayed_into(self, append: Callable[[DelayedTask], None], queue: str | None, selection: Selection, visibility_timeout: float,
                       now: float) -> None:
         routes: Routes = {}
         route = self.route
@@ -146,10 +150,11 @@ class RedisUnacked:
             self.b.warnings.append(f"{total} unacked entries (more than {most}): not counted by queue")
             return None
         out: dict[str, int] = {}
-        cursor: Any = 0
+        cursor = 0
         while True:
             with self.b.errors():
-                cursor, page = client.hscan(key, cursor, count=PAGE)
+                cursor, reply = client.hscan(key, cursor, count=PAGE)
+            page = cast("dict[bytes, bytes]", reply)  # no decode_responses: redis-py's "bytes | str" is bytes
             for raw in page.values():
                 ex, rk = _entry_route(raw)
                 for queue in (self.route(ex, rk) if ex is not None else []):
@@ -160,7 +165,7 @@ class RedisUnacked:
     def _key(self, name: str) -> str:
         return self.b.prefix + name
 
-    def _mutex(self, dry_run: bool, wait: float) -> Any:
+    def _mutex(self, dry_run: bool, wait: float) -> AbstractContextManager[None]:
         import contextlib
 
         if dry_run:
