@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar
 
-from celerytool.jsontext import to_jsonable
+from celerytool.jsontext import small_text, to_jsonable
 
 _T = TypeVar("_T")
 
@@ -306,8 +306,7 @@ class DelayedTask:
         """``dumps(self.to_json())``, from the kept texts (None when there are none)."""
         if self.texts is None:
             return None
-        from celerytool.jsontext import small_text as s
-
+        s = small_text
         left = "null" if self.left is None else repr(round(self.left, 3))
         return (f'{{"id":{s(self.id)},"task":{s(self.task)},"args":{self.texts[0]},"kwargs":{self.texts[1]},'
                 f'"queue":{s(self.queue)},"due":{s(self.due)},"left":{left},"waits_in":{s(self.waits_in)},'

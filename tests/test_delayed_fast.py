@@ -64,6 +64,8 @@ def test_fast_path_gives_the_full_decoders_records(run, redis_url, redis_client,
     routed = next(r for r in fast if r["task"] == "tasks.routed")
     assert routed["queue"] == "elsewhere"
     assert [r["task"] for r in _rows(run, redis_url, "elsewhere")] == ["tasks.routed"]
+    celery = [r["task"] for r in _rows(run, redis_url, "celery")]  # the fast and the fully decoded ones
+    assert celery == [r["task"] for r in fast if r["task"] != "tasks.routed"] and "tasks.e" in celery
     assert [r["delivered_again"] for r in fast if r["task"] == "tasks.b"] == [True]
     assert next(r for r in fast if r["task"] == "tasks.c")["due"] == "2031-01-02T01:04:05+00:00"
     assert next(r for r in fast if r["task"] == "tasks.naive")["due"] == "2031-01-01T00:00:00+00:00"
@@ -71,18 +73,19 @@ def test_fast_path_gives_the_full_decoders_records(run, redis_url, redis_client,
     assert table.exit_code == 0 and f"{len(fast)} task(s) waiting" in table.stderr, table
 
 
-def test_kept_text_is_delayed_tasks_json_text():
-    from celerytool.brokers.redis.delayed_fast import KeptDelayed
+def test_delayed_tasks_json_text_is_its_to_json():
+    """The kept-text shortcut of DelayedTask gives what dumps(to_json()) gives."""
+    from celerytool.jsontext import dumps
 
     for fields in [
         ("id-1", "tasks.a", [1], {}, "celery", "2030-01-01T00:00:00+00:00", 12.3456, "unacked", False),
         ("ïd\u2603", "tâsk\x7f\"\\", [], {"a": 1}, None, "2030-01-01T00:00:00.5+00:00", -0.0004, "unacked", True),
         ("x", "y", [1e300], {}, "q\u2028", "d", 1e17, "unacked", False),
+        ("x", None, [], {}, None, None, None, "celery_delayed_3", False),
     ]:
         texts = (json.dumps(fields[2]), json.dumps(fields[3]))
-        kept, plain = KeptDelayed(*fields, texts), DelayedTask(*fields, texts)
-        assert kept.json_text() == plain.json_text()
-        assert json.loads(kept.json_text()) == plain.to_json()
+        task = DelayedTask(*fields, texts)
+        assert json.loads(task.json_text()) == task.to_json() == json.loads(dumps(DelayedTask(*fields).to_json()))
 
 
 def test_pages_with_holes_both_ways(run, redis_url, redis_client, celery_app):

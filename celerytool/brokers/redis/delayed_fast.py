@@ -18,7 +18,6 @@ import re
 from binascii import a2b_base64
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from celerytool.codecs.fast_envelope import task_body
@@ -29,34 +28,19 @@ _FAST_HEAD = re.compile(
     rb'\[\{"body": "([A-Za-z0-9+/=]*)", "content-encoding": "utf-8", "content-type": "application/json", '
     rb'"headers": \{"lang": "py", "task": "([^"\\]*)", "id": "([^"\\]*)", "shadow": (?:null|"[^"\\]*"), '
     rb'"eta": (?:null|"([^"\\]*)")')
-NOT_DELAYED: Any = object()  # a plain entry without an eta: not a delayed task
+SKIP: Any = object()  # a plain entry without an eta (not a delayed task), or not bound for the queue asked
 _FAILED = (ValueError, StopIteration, binascii.Error, IndexError, TypeError, KeyError, RecursionError)
 _fromiso = datetime.fromisoformat
-_quote: Callable[[Any], str] = encode_basestring_ascii  # the JSON text of a str
 
 # (exchange, routing key) text at the end of an entry -> the queues kombu would restore it to
 Routes = dict[bytes, list[str]]
 Route = Callable[[str, str], list[str]]
 
 
-class KeptDelayed(DelayedTask):
-    """A ``DelayedTask`` read by the fast path: id, task, due and texts are always strings,
-    so its JSON text (``DelayedTask.json_text``'s) is joined without asking their types."""
-
-    __slots__ = ()
-
-    def json_text(self) -> str:
-        args, kwargs = self.texts  # type: ignore[misc]
-        queue = self.queue
-        return (f'{{"id":{_quote(self.id)},"task":{_quote(self.task)},"args":{args},"kwargs":{kwargs},'
-                f'"queue":{"null" if queue is None else _quote(queue)},"due":{_quote(self.due)},'
-                f'"left":{round(self.left, 3)!r},"waits_in":{_quote(self.waits_in)},'  # type: ignore[arg-type]
-                f'"delivered_again":{"true" if self.delivered_again else "false"}}}')
-
-
 def fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: float, routes: Routes,
-                 route: Route) -> Any:
-    """The ``DelayedTask`` of a plain entry, ``NOT_DELAYED`` (no eta), or None (decode fully).
+                 route: Route, queue: str | None = None) -> Any:
+    """The ``DelayedTask`` of a plain entry, ``SKIP`` (no eta, or ``queue`` given and not among
+    the queues it goes back to), or None (decode fully).
 
     A compressed body is not JSON once base64-decoded: it takes the full decoder too."""
     head = _FAST_HEAD.match(raw)
@@ -64,7 +48,7 @@ def fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: f
         return None
     body, task, task_id, eta = head.groups()
     if eta is None:
-        return NOT_DELAYED
+        return SKIP
     cut = raw.rfind(b'}, "')
     if cut < 0 or not raw.endswith(b'"]'):
         return None
@@ -79,6 +63,8 @@ def fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: f
         except UnicodeDecodeError:
             return None
         targets = routes[tail] = route(exchange, routing_key)
+    if queue is not None and queue not in targets:
+        return SKIP
     try:
         text = eta.decode()
         if text.endswith("+00:00"):  # shown as it is (utc_iso's form)
@@ -94,7 +80,7 @@ def fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: f
         args, kwargs, _embed, args_text, kwargs_text, _ = found
         if args.__class__ is not list or kwargs.__class__ is not dict:
             return None
-        return KeptDelayed(task_id.decode(), task.decode(), args, kwargs, targets[0] if targets else None, text,
+        return DelayedTask(task_id.decode(), task.decode(), args, kwargs, targets[0] if targets else None, text,
                            due - now, "unacked", due - delivered > visibility_timeout, (args_text, kwargs_text))
     except _FAILED:  # UnicodeDecodeError is a ValueError
         return None

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, cast
 
 from celerytool.brokers.base import Control, OpResult
-from celerytool.brokers.redis.delayed_fast import NOT_DELAYED, Routes, fast_delayed, gc_paused
+from celerytool.brokers.redis.delayed_fast import SKIP, Routes, fast_delayed, gc_paused
 from celerytool.brokers.redis.routing import BindingTables, text
 from celerytool.codecs.lazy import EnvelopeView
 from celerytool.errors import CeleryToolError
@@ -122,24 +122,20 @@ class RedisUnacked:
                 if raw is None:
                     continue
                 delivered = float(score)
-                task = fast_delayed(raw, now, delivered, visibility_timeout, routes, route) if fast else None
+                task = fast_delayed(raw, now, delivered, visibility_timeout, routes, route, queue) if fast else None
                 if task is None:
                     view = self._view(tag, delivered, raw, now)
+                    if queue is not None and queue not in (view.extra or {})["queues"]:
+                        continue
                     m = view.message()
                     due = epoch(m.eta)
                     if due is None or not selection.matches(view):
                         continue
                     task = DelayedTask(m.id, m.task, m.args, m.kwargs, view.queue, utc_iso(due), due - now,
                                        "unacked", due - delivered > visibility_timeout)
-                elif task is NOT_DELAYED:
-                    continue
-                if queue is not None and task.queue != queue and queue not in self._targets(raw):
+                elif task is SKIP:
                     continue
                 append(task)
-
-    def _targets(self, raw: bytes) -> list[str]:
-        ex, rk = _entry_route(raw)
-        return self.route(ex, rk) if ex is not None else []
 
     def in_flight_count(self) -> int:
         """How many entries kombu's ``unacked`` hash holds (HLEN)."""
