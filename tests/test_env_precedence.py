@@ -80,8 +80,8 @@ def test_revoke_goes_only_to_the_command_line_broker(run, two):
     assert task_id in run("inspect", "revoked", "-b", two["real"], "-t", "2", "-o", "json").stdout
 
 
-def test_events_and_top_listen_on_the_command_line_broker(two):
-    env = exported(two["other"])
+def assert_events_show_the_next_task(two, env: dict, args: tuple) -> None:
+    """`events -b REAL -n 1` (a process of its own, with ``env``) prints the task sent next on REAL."""
     probe = EventListener(redis.Redis.from_url(two["real"]))
     proc = subprocess.Popen([sys.executable, "-m", "celerytool", "events", "-b", two["real"], "-n", "1",
                              "--type", "task-succeeded", "-t", "30"],
@@ -89,12 +89,17 @@ def test_events_and_top_listen_on_the_command_line_broker(two):
                             stderr=subprocess.PIPE, text=True)
     try:
         wait_for(probe.ready, 15)
-        task_id = two["app"].send_task("worker_tasks.add", (1, 2)).id
+        task_id = two["app"].send_task("worker_tasks.add", args).id
         out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
     assert json.loads(out.splitlines()[0])["uuid"] == task_id
+
+
+def test_events_and_top_listen_on_the_command_line_broker(two):
+    env = exported(two["other"])
+    assert_events_show_the_next_task(two, env, (1, 2))
     done = cli("top", "--once", "-b", two["real"], env={**env, "COLUMNS": "120"})
     assert done.returncode == 0, done.stderr
     assert two["worker"].name.split("@")[0] in done.stdout
@@ -143,16 +148,4 @@ def test_revoke_events_top_with_an_amqp_broker_exported(run, two):
     assert task_id in run("inspect", "revoked", "-b", two["real"], "-t", "2", "-o", "json").stdout
     done = cli("top", "--once", "-b", two["real"], env=env)
     assert done.returncode == 0 and two["worker"].name.split("@")[0] in done.stdout, done.stderr
-    probe = EventListener(redis.Redis.from_url(two["real"]))
-    proc = subprocess.Popen([sys.executable, "-m", "celerytool", "events", "-b", two["real"], "-n", "1",
-                             "--type", "task-succeeded", "-t", "30"],
-                            env={**os.environ, "PYTHONPATH": str(ROOT), **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(probe.ready, 15)
-        sent = two["app"].send_task("worker_tasks.add", (2, 2)).id
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
-    assert json.loads(out.splitlines()[0])["uuid"] == sent
+    assert_events_show_the_next_task(two, env, (2, 2))

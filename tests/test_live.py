@@ -15,31 +15,16 @@ import uuid
 import pytest
 from timing import within
 
-from conftest import make_app
-from services import start_redis, wait_for
-from workers import EventListener, start_worker
+from services import wait_for
+from workers import EventListener, start_worker, two_workers
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    server = start_redis(tmp_path_factory.mktemp("live-redis"))
-    url = server.url(0)
-    tmp = tmp_path_factory.mktemp("live-workers")
-    started = []
-    try:
-        a = start_worker(url, tmp / "a", queues="qa", pool="prefork", concurrency=2, events=True,
-                         prefix="wa")
-        started.append(a)
-        b = start_worker(url, tmp / "b", queues="qb", pool="threads", concurrency=3, prefix="wb",
-                         heartbeat=True)
-        started.append(b)
-        app = make_app(url)
-        yield {"url": url, "a": a, "b": b, "app": app, "server": server}
-        app.close()
-    finally:
-        for w in started:
-            w.stop(wait=5)
-        server.stop()
+    with two_workers(tmp_path_factory, "live",
+                     dict(queues="qa", pool="prefork", concurrency=2, events=True, prefix="wa"),
+                     dict(queues="qb", pool="threads", concurrency=3, prefix="wb", heartbeat=True)) as live:
+        yield live
 
 
 @pytest.fixture

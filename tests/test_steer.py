@@ -8,30 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_app
-from services import start_redis, wait_for
-from workers import start_worker
+from services import wait_for
+from workers import start_worker, two_workers
 
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory):
-    server = start_redis(tmp_path_factory.mktemp("steer-redis"))
-    url = server.url(0)
-    tmp = tmp_path_factory.mktemp("steer-workers")
-    started = []
-    try:
-        a = start_worker(url, tmp / "a", queues="q1,q2", pool="prefork", prefix="w1",
-                         extra=("--autoscale", "4,2"))
-        started.append(a)
-        b = start_worker(url, tmp / "b", queues="q1,q2", pool="solo", prefix="w2")
-        started.append(b)
-        app = make_app(url)
-        yield {"url": url, "a": a, "b": b, "app": app, "server": server}
-        app.close()
-    finally:
-        for w in started:
-            w.stop(wait=5)
-        server.stop()
+    with two_workers(tmp_path_factory, "steer",
+                     dict(queues="q1,q2", pool="prefork", prefix="w1", extra=("--autoscale", "4,2")),
+                     dict(queues="q1,q2", pool="solo", prefix="w2")) as two:
+        yield two
 
 
 @pytest.fixture

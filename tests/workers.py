@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,29 @@ def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: fl
     worker = launch_worker(broker_url, tmp, queues, env, **options)
     worker.wait_ready(timeout)
     return worker
+
+
+@contextlib.contextmanager
+def two_workers(tmp_path_factory: Any, name: str, a: dict[str, Any], b: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A private Redis with two real workers (``start_worker``'s options ``a`` and ``b``) and a
+    Celery app on it: ``{"url", "a", "b", "app", "server"}``; all stopped afterwards."""
+    from conftest import make_app
+    from services import start_redis
+
+    server = start_redis(tmp_path_factory.mktemp(f"{name}-redis"))
+    url = server.url(0)
+    tmp = tmp_path_factory.mktemp(f"{name}-workers")
+    started = []
+    try:
+        started.append(start_worker(url, tmp / "a", **a))
+        started.append(start_worker(url, tmp / "b", **b))
+        app = make_app(url)
+        yield {"url": url, "a": started[0], "b": started[1], "app": app, "server": server}
+        app.close()
+    finally:
+        for w in started:
+            w.stop(wait=5)
+        server.stop()
 
 
 class EventListener:
