@@ -10,7 +10,7 @@ import click
 if TYPE_CHECKING:
     from types import FrameType
 
-    from celerytool.cli.options import App
+    from celerytool.cli.app import App
     from celerytool.control.session import ControlSession
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from celerytool.brokers.base import Broker
-    from celerytool.cli.options import App
+    from celerytool.cli.app import App
     from celerytool.control.events import EventStream
     from celerytool.control.session import ControlSession
     from celerytool.metrics.broker import BrokerCollector

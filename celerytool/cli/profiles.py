@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from celerytool.cli.options import DEFAULT_BROKER, with_app
+from celerytool.cli.app import DEFAULT_BROKER
+from celerytool.cli.options import with_app
 
 
 @click.command("profiles")

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from celerytool.cli.options import App, Duration, all_option, backend_options
+from celerytool.cli.app import App
+from celerytool.cli.options import Duration, all_option, backend_options
 
 if TYPE_CHECKING:
     from celerytool.backends.criteria import ResultStore

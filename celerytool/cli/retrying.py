@@ -15,7 +15,7 @@ from celerytool.sending.resend import RETRY_HEADER, RetryPlan, Skipped, plan
 
 if TYPE_CHECKING:
     from celerytool.backends.query import ResultBackend, ResultQuery
-    from celerytool.cli.options import App
+    from celerytool.cli.app import App
     from celerytool.sending import TaskSpec
     from celerytool.sending.pipeline import Pipeline
 

@@ -12,7 +12,7 @@ from celerytool.cli.completion import complete_queues
 from celerytool.cli.options import Compression, Duration, queue_option, timeout_option, with_app
 
 if TYPE_CHECKING:
-    from celerytool.cli.options import App
+    from celerytool.cli.app import App
     from celerytool.sending import RetryPolicy, Sent, TaskSpec
     from celerytool.sending.pipeline import Pipeline
 
