@@ -57,7 +57,7 @@ def _content_type(raw: bytes) -> str:
     return "application/x-yaml"
 
 
-def exception_info(value: Any) -> dict[str, Any] | None:
+def exception_info(value: object) -> dict[str, Any] | None:
     """``{"type", "module", "message"}`` of a stored exception, or None."""
     if isinstance(value, dict) and "exc_type" in value:
         args = value.get("exc_message")
@@ -71,7 +71,7 @@ def exception_info(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def _message(args: Any) -> str:
+def _message(args: object) -> str:
     if isinstance(args, (list, tuple)):
         if len(args) == 1:
             return str(args[0])

@@ -58,7 +58,7 @@ def table_name(text: str) -> tuple[str, str | None]:
     return (name, schema) if dot else (text, None)
 
 
-def utc_text(value: Any) -> str | None:
+def utc_text(value: object) -> str | None:
     """A stored ``date_done`` as Redis shows it: ISO 8601 in UTC (naive values are UTC)."""
     if value is None:
         return None
