@@ -448,3 +448,38 @@ def test_template_fill_with_parent_and_extra_headers_text(extra):
                                                                   extra=extra)
     assert ours.headers["parent_id"] == "p-1" and all(ours.headers[k] == v for k, v in extra.items())
     assert ours.headers.json_text == json.dumps(dict(ours.headers))
+
+
+def test_send_from_with_a_progress_bar_keeps_the_ids_on_stdout(redis_url, redis_client, tmp_path):
+    """On a terminal (stderr) send --from draws a progress bar; the ids still go to stdout (a
+    file here), one per task, and the bar and notes to the terminal only."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    source = tmp_path / "tasks.ndjson"
+    source.write_text("".join(json.dumps({"task": "tasks.add", "args": [i, i]}) + "\n" for i in range(12_000)))
+    out = tmp_path / "ids.txt"
+    primary, secondary = os.openpty()
+    root = Path(__file__).resolve().parent.parent
+    with open(out, "w") as stdout:
+        proc = subprocess.Popen([sys.executable, "-m", "celerytool", "send", "--from", str(source), "-b", redis_url,
+                                 "-q", "pbar"], stdin=subprocess.DEVNULL, stdout=stdout, stderr=secondary,
+                                env={**os.environ, "PYTHONPATH": str(root), "COLUMNS": "100"})
+        os.close(secondary)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=60) == 0, seen[-2000:]
+    os.close(primary)
+    ids = out.read_text().split()
+    assert len(ids) == 12_000 == len(set(ids)) == redis_client.llen("pbar")
+    assert b"sending" in seen and b"sent 12000 task(s)" in seen  # the bar was drawn, the note written
+    assert not any(i.encode() in seen for i in ids[:50])  # no id on the terminal

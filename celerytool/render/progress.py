@@ -47,6 +47,9 @@ class Progress:
                 TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                 Rate(""), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                 console=Console(file=sys.stderr), transient=True,
+                # data written to stdout meanwhile (send --from's ids, export's lines) stays on
+                # stdout when that is a pipe or a file; only a terminal's is drawn above the bar
+                redirect_stdout=sys.stdout.isatty(),
             )
             self._bar.__enter__()
             self._task = self._bar.add_task(self.label, total=self.total)
