@@ -333,3 +333,22 @@ def test_django_celery_beat_on_sqlite(run, tmp_path):
     assert {e["name"]: e["enabled"] for e in run("beat", "--store", store, "-o", "json").json()}["cron"] is False
     r = run("beat", "enable", "cron", "--store", store, "--yes")
     assert r.exit_code == 0 and state()[0] == 1, r
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "postgresql"])
+def test_django_celery_beat_store_errors(run, dialect):
+    """No such database: unreachable (69); a database without django-celery-beat's tables: bad
+    data (65) naming the migration; both one line, nothing changed."""
+    from sqlservices import new_database
+
+    db = new_database(dialect)
+    try:
+        r = run("beat", "--store", "django-db+" + db.url())
+        assert r.exit_code == 65 and "manage.py migrate django_celery_beat" in r.stderr, r
+        assert len(r.stderr.strip().splitlines()) == 1, r
+        missing = db.url().rsplit("/", 1)[0] + "/celerytool_no_such_db"
+        r = run("beat", "disable", "x", "--store", "django-db+" + missing, "--yes")
+        assert r.exit_code == 69 and "cannot reach the django-celery-beat database" in r.stderr, r
+        assert "internal error" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r
+    finally:
+        db.drop()

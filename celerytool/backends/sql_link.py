@@ -123,7 +123,7 @@ class SqlLink:
         self.dbapi = engine.dialect.loaded_dbapi
         try:
             return engine.raw_connection()
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, self.dbapi.Error) as exc:  # the pool hands the driver's own errors on
             raise unreachable(self.url, self.what, exc) from None
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> DbCursor:
