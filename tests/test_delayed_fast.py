@@ -115,3 +115,19 @@ def test_pages_with_holes_both_ways(run, redis_url, redis_client, celery_app):
     assert "2 unacked entries have no unacked_index score" in r.stderr
     assert len(run("unacked", "-b", redis_url, "-n", "3", "-o", "json").json()) == 3
     assert len(run("delayed", "-b", redis_url, "-n", "5", "-o", "json").json()) == 5
+
+
+def test_undecodable_entries_are_told_not_left_out_unseen(run, redis_url, redis_client, celery_app):
+    """An unacked entry that cannot be decoded may be a delayed task: `delayed` says how many it
+    could not list (on stderr, exit 0) and lists the rest."""
+    raw = real_envelope(celery_app, redis_client, "tasks.ok", (1,), countdown=3000)
+    env = json.loads(raw)
+    bad_body = dict(env, body="!!!not base64!!!")
+    redis_client.hset("unacked", mapping={"good": json.dumps([env, "", "celery"]), "junk": "garbage",
+                                          "badbody": json.dumps([bad_body, "", "celery"])})
+    redis_client.zadd("unacked_index", {"good": time.time(), "junk": time.time(), "badbody": time.time()})
+    r = run("delayed", "-b", redis_url, "-o", "json")
+    assert r.exit_code == 0, r
+    assert [row["task"] for row in r.json()] == ["tasks.ok"]
+    assert "2 unacked entries could not be decoded" in r.stderr, r
+    assert redis_client.hlen("unacked") == 3  # read-only

@@ -117,6 +117,7 @@ class RedisUnacked:
         routes: Routes = {}
         route = self.route
         fast = selection.is_all
+        undecodable: list[str] = []
         for tags, scores, values in self._unacked_pages():
             for tag, score, raw in zip(tags, scores, values, strict=True):
                 if raw is None:
@@ -128,6 +129,9 @@ class RedisUnacked:
                     if queue is not None and queue not in (view.extra or {})["queues"]:
                         continue
                     m = view.message()
+                    if m.error is not None:
+                        undecodable.append(m.error)
+                        continue
                     due = epoch(m.eta)
                     if due is None or not selection.matches(view):
                         continue
@@ -136,6 +140,10 @@ class RedisUnacked:
                 elif task is SKIP:
                     continue
                 append(task)
+        if undecodable:  # it may be a delayed task: say so rather than leave it out unseen
+            self.b.warnings.append(f"{len(undecodable)} unacked entr{'y' if len(undecodable) == 1 else 'ies'} could "
+                                   f"not be decoded and {'is' if len(undecodable) == 1 else 'are'} not listed "
+                                   f"({undecodable[0]}); `celerytool unacked` shows them")
 
     def in_flight_count(self) -> int:
         """How many entries kombu's ``unacked`` hash holds (HLEN)."""
