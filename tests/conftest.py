@@ -186,8 +186,10 @@ def pika_channel(amqp_url):
 
 @pytest.fixture
 def amqp_celery_app(amqp_url):
-    """A Celery app producing onto the test vhost (no result backend)."""
-    app = make_app(amqp_url, backend="disabled://")
+    """A Celery app producing onto the test vhost (no result backend). Its publishes wait for
+    RabbitMQ's confirm, so what a test sent is in the queue before the command under test runs
+    (without it, a command on another connection can find the queue still empty)."""
+    app = make_app(amqp_url, backend="disabled://", broker_transport_options={"confirm_publish": True})
     yield app
     app.close()
 
