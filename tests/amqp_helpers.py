@@ -39,3 +39,11 @@ def publish_plain(ch: Any, queue: str, bodies: list[bytes], **props: Any) -> Non
 
     for body in bodies:
         ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2, **props))
+    settled(ch, queue)
+
+
+def settled(ch: Any, queue: str) -> None:
+    """Return once RabbitMQ has put what ``ch`` published into ``queue`` (which must exist): a
+    passive declare on the same channel is answered after them. Without it a command on another
+    connection, run at once, can count the queue before they arrive (on a loaded machine)."""
+    ch.queue_declare(queue, passive=True)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from amqp_helpers import declared, depth, drain_ids, publish_plain, wait_for
+from amqp_helpers import declared, depth, drain_ids, publish_plain, settled, wait_for
 
 from services import free_port
 
@@ -151,6 +151,7 @@ def _publish_tasks(ch, queue, n, prefix="m", declare=True):
         ch.basic_publish("", queue, body, pika.BasicProperties(
             content_type="application/json", content_encoding="utf-8", delivery_mode=2,
             headers={"id": f"{prefix}{i}", "task": "t.add", "lang": "py"}))
+    settled(ch, queue)
 
 
 def test_peek_returns_everything_in_order_marked_redelivered(amqp_url, pika_channel, run):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pika
 import pytest
 import redis
-from amqp_helpers import depth
+from amqp_helpers import depth, settled
 
 from conftest import make_app
 from services import wait_for
@@ -100,6 +100,7 @@ def test_to_origin_drops_death_headers_and_leaves_others(run, dlx, pika_channel)
     wait_for(lambda: depth(pika_channel, "work.dlq") == 1, 20)
     pika_channel.basic_publish("", "work.dlq", b'{"n": 2}', pika.BasicProperties(headers={"id": "plain-2"},
                                                                                    content_type="application/json"))
+    settled(pika_channel, "work.dlq")
     r = run("move", "work.dlq", "--to-origin", "-b", dlx, "--yes")
     assert r.exit_code == 0, r
     assert depth(pika_channel, "work.dlq") == 1  # the plain one stays
