@@ -34,12 +34,10 @@ def command(app, queue, selection, visibility_timeout):
       celerytool delayed celery --task 'reports.*' -o json | jq -r '.[] | [.id, .due] | @tsv'
       celerytool delayed --visibility-timeout 12h -o json | jq '[.[] | select(.delivered_again)] | length'
     """
-    from celerytool.cli.guard import bulk
     from celerytool.render import note
 
-    with bulk():
-        rows = app.open_broker().ops().delayed(queue, selection, visibility_timeout)
-        app.emit(rows, "delayed")
+    rows = app.open_broker().ops().delayed(queue, selection, visibility_timeout)  # the walk pauses the GC itself
+    app.emit(rows, "delayed")
     again = sum(d.delivered_again for d in rows)
     if app.fmt == "table":
         if not rows:

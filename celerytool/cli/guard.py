@@ -106,19 +106,3 @@ def finish(app: Any, result: Any, summary: str) -> int:
         return int(ExitCode.INTERRUPTED)
     note(summary)
     return 0
-
-
-@contextlib.contextmanager
-def bulk() -> Iterator[None]:
-    """Hundreds of thousands of small objects made and kept (records, plans, messages): none of
-    them holds a reference cycle, so reference counting frees them all, and the cycle collector
-    would only rescan every live object (Celery's included) over and over: it is paused."""
-    import gc
-
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -54,13 +54,13 @@ def command(app, ids, from_file, task_globs, exceptions, since, statuses, queue,
     Exit codes: 0 sent (or nothing selected); 1 none of the selected could be
     retried; 2 usage; 69 broker or backend unreachable.
     """
-    from celerytool.cli.guard import bulk
+    from celerytool.bulk import gc_paused
     from celerytool.cli.retrying import Retry
 
     selection = Retry(app, backend_keyprefix=backend_keyprefix, backend_table_names=backend_table_names)
     wanted = frozenset(s.upper() for s in statuses) or frozenset({"FAILURE"})
     given = selection.given_ids(ids, from_file)
-    with bulk():
+    with gc_paused():
         plans, skipped = selection.select(given, statuses=wanted, task_globs=task_globs, exceptions=exceptions,
                                           since=since, queue=queue, limit=limit)
         options = dict(countdown=countdown, eta=eta, expires=expires, priority=priority)

@@ -176,10 +176,10 @@ def send_stream(app: App, pipe: Pipeline, stream: Iterable[str], defaults: TaskS
         emit((DryRun(m) for m in pipe.planned(stream, defaults)), "ndjson" if app.fmt == "table" else app.fmt,
              "dry-run")
         return 0
-    from celerytool.cli.guard import bulk
+    from celerytool.bulk import gc_paused
     from celerytool.render import note
 
-    with bulk(), counting(app, pipe, "sending"):
+    with gc_paused(), counting(app, pipe, "sending"):
         total = emit_sent(app, pipe.send_stream(stream, defaults))
     note(f"sent {total} task(s)")
     return 0

@@ -12,11 +12,9 @@ text can keep, ...) returns None and takes the full decoder, which gives the sam
 from __future__ import annotations
 
 import binascii
-import contextlib
-import gc
 import re
 from binascii import a2b_base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -84,17 +82,3 @@ def fast_delayed(raw: bytes, now: float, delivered: float, visibility_timeout: f
                            due - now, "unacked", due - delivered > visibility_timeout, (args_text, kwargs_text))
     except _FAILED:  # UnicodeDecodeError is a ValueError
         return None
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: ``delayed`` builds a few objects per task by the
-    hundred thousand, none of them in a cycle, and the collector would walk them over and
-    over (a third of the time it took).  Whatever is garbage is collected after."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()

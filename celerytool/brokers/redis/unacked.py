@@ -15,8 +15,9 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, cast
 
 from celerytool.brokers.base import Control, OpResult
-from celerytool.brokers.redis.delayed_fast import SKIP, Routes, fast_delayed, gc_paused
+from celerytool.brokers.redis.delayed_fast import SKIP, Routes, fast_delayed
 from celerytool.brokers.redis.routing import BindingTables, text
+from celerytool.bulk import gc_paused
 from celerytool.codecs.lazy import EnvelopeView
 from celerytool.errors import CeleryToolError
 from celerytool.model import DelayedTask, Message
