@@ -51,7 +51,10 @@ def envelope_body(env: dict[str, Any]) -> bytes:
         except (binascii.Error, ValueError, TypeError) as exc:
             raise DecodeError(f"body is not valid base64: {exc}") from None
     if isinstance(body, str):
-        return body.encode("utf-8")
+        try:
+            return body.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate escaped in the JSON: "\\ud800"
+            raise DecodeError(f"body is not valid text: {exc}") from None
     raise DecodeError(f"body is a JSON {type(body).__name__}, not text")
 
 
