@@ -117,3 +117,54 @@ def test_a_content_encoding_that_is_not_text_gives_the_bytes(run, redis_url, red
     (m,) = r.json()
     assert m["id"] == "raw" and m["error"] == "protocol 2 body is not [args, kwargs, embed]"
     assert m["body"]["__type__"] == "bytes"  # kombu's rule: no text encoding, the bytes
+
+
+# --- task fields of types JSON cannot carry (RabbitMQ headers, pickled protocol-1 bodies) ---
+
+def test_amqp_task_headers_of_other_types_come_out_as_tagged_json(run, amqp_celery_app, pika_channel):
+    """RabbitMQ header values can be timestamps, decimals or bytes: as a task's retries, name
+    or id they once made `peek -o json` exit 70."""
+    from decimal import Decimal
+
+    from amqp_helpers import depth, drain, settled
+
+    amqp_celery_app.send_task("tasks.good", args=[1], task_id="good")
+    ((body, props),) = drain(pika_channel, "celery")
+    hostile = dict(props.headers, retries=dt.datetime(2031, 1, 1), task=Decimal("1.5"), id=b"\xff\xfe")
+    for headers in (props.headers, hostile):
+        props.headers = headers
+        pika_channel.basic_publish("", "celery", body, props)
+    settled(pika_channel, "celery")
+    for fmt in ("table", "json", "ndjson"):
+        r = run("peek", "celery", "-b", amqp_celery_app.conf.broker_url, "-o", fmt)
+        assert r.exit_code == 0, r
+    assert depth(pika_channel, "celery") == 2
+    good, bad = r.ndjson()
+    assert (good["id"], good["task"], good["retries"], good["args"]) == ("good", "tasks.good", 0, [1])
+    assert bad["retries"] == {"__type__": "datetime", "__value__": "2031-01-01T00:00:00+00:00"}
+    assert bad["task"] == {"__type__": "decimal", "__value__": "1.5"}
+    assert bad["id"]["__type__"] == "base64" and bad["args"] == [1]
+
+
+def test_pickled_protocol_1_task_fields_of_any_type(run, redis_url, redis_client):
+    """Protocol 1 keeps id, task and retries in the (here pickled) body: any Python value."""
+    import base64
+    import pickle
+
+    app = make_app(redis_url, task_protocol=1)
+    app.send_task("tasks.v1", args=[1], task_id="v1", serializer="pickle")
+    app.close()
+    (envelope,) = _stored(redis_client)
+    body = pickle.loads(base64.b64decode(envelope["body"]))  # noqa: S301 - the test's own message
+    assert body["id"] == "v1"
+    body.update(id={1, 2}, retries=float("nan"), task=b"tasks.v1")
+    envelope["body"] = base64.b64encode(pickle.dumps(body)).decode()
+    _replace(redis_client, [envelope])
+    for fmt in ("table", "json"):
+        r = run("peek", "celery", "-b", redis_url, "-o", fmt)
+        assert r.exit_code == 0, r
+    (m,) = r.json()
+    assert (m["protocol"], m["args"], m["error"]) == (1, [1], None)
+    assert m["id"] == {"__type__": "set", "__value__": [1, 2]}
+    assert m["retries"] == {"__type__": "float", "__value__": "nan"}
+    assert m["task"] == {"__type__": "bytes", "__value__": "tasks.v1"}

@@ -132,3 +132,14 @@ def test_forget_and_expire_select_over_fields_of_any_type(run, redis_url, redis_
     # "failed" and the copies that kept a text name and status ("name-*" and "status-list" do not)
     assert r.json()["matched"] == 1 + 4
     assert {k: redis_client.dump(k) for k in redis_client.keys("*")} == before
+
+
+@pytest.mark.parametrize("command", [("forget",), ("expire", "--ttl", "1d")])
+def test_forget_and_expire_count_a_deeply_nested_result_as_undecodable(run, redis_url, redis_client,
+                                                                       odd_results, command):
+    deep = b'{"status": "FAILURE", "result": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    redis_client.set("celery-task-meta-deep", deep)
+    r = run(*command, "--task", "tasks.*", "--dry-run", "-b", redis_url, "-o", "json")
+    assert r.exit_code == 0, r
+    assert r.json()["undecodable"] >= 1
+    assert redis_client.get("celery-task-meta-deep") == deep
