@@ -168,3 +168,32 @@ def test_pickled_protocol_1_task_fields_of_any_type(run, redis_url, redis_client
     assert m["id"] == {"__type__": "set", "__value__": [1, 2]}
     assert m["retries"] == {"__type__": "float", "__value__": "nan"}
     assert m["task"] == {"__type__": "bytes", "__value__": "tasks.v1"}
+
+
+# --- requeue: kombu's priority rule over a priority that is no integer ----------------------
+
+TAKE_AND_DIE = """
+import os, sys
+from kombu import Connection
+with Connection(sys.argv[1]) as conn:
+    q = conn.SimpleQueue("celery", no_ack=False)
+    q.get(timeout=10)  # now in kombu's unacked hash, as a worker holding it
+    os._exit(0)  # killed: never acked, never restored
+"""
+
+
+@pytest.mark.parametrize("priority", ["Infinity", "-Infinity", "NaN", "1e999", '"5"'])
+def test_requeue_a_message_whose_priority_is_no_integer(run, redis_url, redis_client, celery_app, priority):
+    import subprocess
+    import sys
+
+    celery_app.send_task("tasks.held", args=[1], task_id="held")
+    subprocess.run([sys.executable, "-c", TAKE_AND_DIE, redis_url], check=True, timeout=60)
+    ((tag, entry),) = redis_client.hgetall("unacked").items()
+    assert b'"priority": 0' in entry
+    redis_client.hset("unacked", tag, entry.replace(b'"priority": 0', b'"priority": ' + priority.encode()))
+    r = run("requeue", "--yes", "-b", redis_url)
+    assert r.exit_code == 0, r
+    assert redis_client.hlen("unacked") == 0
+    r = run("peek", "celery", "-b", redis_url, "-o", "json")
+    assert [m["id"] for m in r.json()] == ["held"]  # requeued once, to kombu's default bucket or "5"'s

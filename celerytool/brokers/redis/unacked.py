@@ -311,7 +311,7 @@ def _kombu_priority(env: dict[str, Any]) -> int:
     """kombu's ``_get_message_priority``: properties.priority clamped to 0..9, else 0."""
     try:
         return max(min(int(env["properties"]["priority"]), 9), 0)
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, OverflowError):  # OverflowError: a priority of 1e999
         return 0
 
 
