@@ -52,7 +52,7 @@ SERIALIZERS = ["json", "pickle", "msgpack", "yaml"]
               help="Added to the wait after each attempt.")
 @click.option("--retry-interval-max", type=Duration(), default=1.0, show_default=True,
               help="Longest wait between attempts.")
-@click.option("--visibility-timeout", type=Duration(1), default=3600, show_default=True,
+@click.option("--visibility-timeout", type=Duration(1), default="1h", show_default=True, metavar="DURATION",
               help="The workers' Redis visibility_timeout, for the far-ETA warning.")
 @click.option("--delayed-delivery/--no-delayed-delivery", default=True, show_default=True,
               help="RabbitMQ: send a countdown / ETA task through Celery's native delayed delivery "
