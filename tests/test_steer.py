@@ -181,6 +181,7 @@ def test_shutdown_stops_exactly_the_addressed_worker(run, two, keys, tmp_path):
         for fmt in ("table", "json"):  # --dry-run names the worker and sends nothing (as a table too)
             r = run("shutdown", "-d", w3.name, "-b", two["url"], "--dry-run", "-o", fmt)
             assert r.exit_code == 0 and w3.name in r.stdout and f"would shut down 1 worker(s): {w3.name}" in r.stderr, r
+            assert fmt == "json" or "would be asked" in r.stdout, r
         assert run("shutdown", "-d", w3.name, "-b", two["url"], "--dry-run", "-o", "json").json()["workers"] == [w3.name]
         assert w3.proc.poll() is None
         r = run("shutdown", "-d", w3.name, "-b", two["url"], "--yes", "-o", "json")

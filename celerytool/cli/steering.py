@@ -82,10 +82,12 @@ def report(app: Any, acks: list[Any], what: str, timeout: float, after: str | No
 
 
 class _Row:
+    """A --dry-run table row (JSON prints one object instead: dry_run_report)."""
+
     def __init__(self, worker: str) -> None:
         self.worker = worker
-        self.value = {"would_ask": True}
+        self.value = {"dry run": "would be asked"}
 
     def to_json(self) -> dict[str, Any]:
-        return {"worker": self.worker, "would_ask": True}
+        return {"worker": self.worker, "dry run": "would be asked"}
 

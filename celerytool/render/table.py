@@ -106,6 +106,8 @@ def _outcome(r: TaskResult) -> str:
         return f"{r.exception.get('type')}: {r.exception.get('message')}"
     if r.error:
         return f"undecodable: {r.error}"
+    if r.status == "PENDING" and r.result is None:  # nothing stored yet: no value to show
+        return ""
     return short_repr(r.result, 200)
 
 
