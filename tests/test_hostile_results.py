@@ -143,3 +143,30 @@ def test_forget_and_expire_count_a_deeply_nested_result_as_undecodable(run, redi
     assert r.exit_code == 0, r
     assert r.json()["undecodable"] >= 1
     assert redis_client.get("celery-task-meta-deep") == deep
+
+
+def test_a_pickled_meta_with_bytes_and_sets_where_celery_writes_text(run, redis_url, redis_client, stored):
+    """A pickled meta (result_serializer='pickle') can hold any value: a bytes traceback or a set
+    as the exception's module once made `results -o json` exit 70."""
+    import pickle
+
+    from celery.app.task import Context
+
+    app = make_app(redis_url, result_serializer="pickle", result_extended=True)
+    app.backend.store_result("pickled", ValueError("boom"), "FAILURE", traceback="tb line",
+                             request=Context(id="pickled", task="tasks.p"))
+    app.close()
+    meta = pickle.loads(redis_client.get("celery-task-meta-pickled"))  # noqa: S301 - the test's own value
+    assert meta["traceback"] == "tb line"
+    meta.update(traceback=b"tb bytes", result={"exc_type": b"ValueError", "exc_module": {1, 2},
+                                               "exc_message": ["boom"]})
+    redis_client.set("celery-task-meta-pickled", pickle.dumps(meta))
+    for command in (("results",), ("result", "pickled"), ("failures",)):
+        for fmt in ("table", "json"):
+            r = run(*command, "-b", redis_url, "-o", fmt)
+            assert r.exit_code in (0, 1), r  # result / failures: 1 for a failure
+    r = run("result", "pickled", "-b", redis_url, "-o", "json")
+    (shown,) = r.json()
+    assert shown["traceback"] == {"__type__": "bytes", "__value__": "tb bytes"}
+    assert shown["exception"]["type"] == {"__type__": "bytes", "__value__": "ValueError"}
+    assert shown["exception"]["message"] == "boom"

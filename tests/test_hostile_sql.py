@@ -147,3 +147,34 @@ def test_a_database_sqlalchemy_does_not_know_is_a_usage_error(run, redis_url, ba
     assert r.exit_code == 2, r
     assert "not a database URL" in r.stderr and "SQLAlchemy knows no database" in r.stderr
     assert "cret-pw" not in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize("column,value", [
+    ("date_done", "2026-13-45 99:99:99"), ("date_done", 5), ("date_done", b"\xff"),
+    ("task_id", b"\xffblob-id"), ("result", 5), ("result", 2**62), ("result", -1), ("result", 1e308),
+    ("traceback", b"\xff\xfe"), ("name", 5), ("status", 7),
+])
+def test_sqlite_values_of_any_type_in_any_column(run, tmp_path, column, value):
+    """SQLite keeps any value in any column; each of these once made results / failures / result
+    exit 70 (SQLAlchemy's date parser, bytes(2**62), a BLOB where JSON wants text)."""
+    import sqlite3
+
+    from celery.app.task import Context
+
+    path = tmp_path / "results.sqlite"
+    backend = f"db+sqlite:///{path}"
+    app = make_app("memory://", backend=backend, result_extended=True)
+    app.backend.store_result("good", 1, "SUCCESS", request=Context(id="good", task="tasks.a"))
+    app.backend.store_result("odd", ValueError("x"), "FAILURE", request=Context(id="odd", task="tasks.b"))
+    app.close()
+    with sqlite3.connect(path) as con:
+        con.execute(f"UPDATE celery_taskmeta SET {column} = ? WHERE task_id = 'odd'", (value,))
+    before = path.read_bytes()
+    for command in (("results",), ("failures",), ("result", "good", "odd"), ("forget", "--all", "--dry-run")):
+        for fmt in ("table", "json"):
+            r = run(*command, "--backend", backend, "-b", "memory://", "-o", fmt)
+            assert r.exit_code in (0, 1, 3, 65), r  # never 70
+    r = run("results", "--backend", backend, "-b", "memory://", "-o", "json")
+    shown = {x["id"]: x for x in r.json()}
+    assert shown["good"]["result"] == 1 and len(shown) == 2
+    assert path.read_bytes() == before

@@ -15,6 +15,7 @@ from celerytool.codecs.inert_pickle import Opaque
 from celerytool.codecs.limits import Limits
 from celerytool.codecs.serializers import deserialize, loads_json
 from celerytool.errors import DecodeError
+from celerytool.jsontext import to_jsonable
 from celerytool.model import TaskResult
 
 COMPRESSED_MAGIC = b"\x00celery-compressed\x00"
@@ -57,11 +58,17 @@ def _content_type(raw: bytes) -> str:
     return "application/x-yaml"
 
 
+def plain(value: Any) -> Any:
+    """A stored field that is text when Celery writes it (traceback, exception type), as JSON
+    can carry it whatever it is: bytes or a set from a pickle, a BLOB in a SQLite text column."""
+    return value if value is None or value.__class__ is str else to_jsonable(value)
+
+
 def exception_info(value: object) -> dict[str, Any] | None:
     """``{"type", "module", "message"}`` of a stored exception, or None."""
     if isinstance(value, dict) and "exc_type" in value:
         args = value.get("exc_message")
-        return {"type": value.get("exc_type"), "module": value.get("exc_module"),
+        return {"type": plain(value.get("exc_type")), "module": plain(value.get("exc_module")),
                 "message": _message(args)}
     if isinstance(value, Opaque):
         if value.name == "UnpickleableExceptionWrapper" and len(value.args) >= 3:
@@ -98,7 +105,7 @@ def result_from_meta(task_id: str, raw: bytes, limits: Limits, *, group: bool = 
         id=task_id,
         status=status,
         result=result,
-        traceback=meta.get("traceback"),
+        traceback=plain(meta.get("traceback")),
         date_done=_text(meta.get("date_done")),
         children=meta.get("children"),
         exception=exception,

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from celerytool.backends.decode import EXCEPTION_STATES, exception_info
+from celerytool.backends.decode import EXCEPTION_STATES, exception_info, plain
 from celerytool.codecs.limits import Limits
+from celerytool.errors import DecodeError
 from celerytool.model import TaskResult
 
 
@@ -68,10 +69,23 @@ def utc_text(value: object) -> str | None:
     return str(value)
 
 
+def text_id(value: object) -> str:
+    """A stored task id as text: SQLite keeps a BLOB or a number in a text column too."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    return str(value)
+
+
 def as_bytes(value: Any) -> bytes:
+    """A stored value's bytes; a number (SQLite keeps one in a BLOB column too) is no stored
+    value: DecodeError, not ``bytes(5)``'s five zero bytes (or ``bytes(2**62)``'s MemoryError)."""
     if isinstance(value, str):
         return value.encode("utf-8")
-    return bytes(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise DecodeError(f"stored value is a {type(value).__name__}, not bytes")
 
 
 def stored_task(task_id: str, row: Row, *, result: Any, children: Any, errors: list[str],
@@ -83,7 +97,7 @@ def stored_task(task_id: str, row: Row, *, result: Any, children: Any, errors: l
         id=task_id,
         status=status,
         result=result,
-        traceback=row.get("traceback"),
+        traceback=plain(row.get("traceback")),
         date_done=utc_text(row.get("date_done")),
         children=children if children is not None else [],  # no empty list is stored
         exception=exception_info(result) if status in EXCEPTION_STATES else None,

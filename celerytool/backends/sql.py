@@ -10,6 +10,7 @@ Celery does.  SQLAlchemy and the drivers are the optional ``db`` extra.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import re
@@ -18,7 +19,7 @@ from functools import cached_property
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from celerytool.backends.layout import Layout, Row, Table
+from celerytool.backends.layout import Layout, Row, Table, text_id
 from celerytool.backends.query import ResultQuery, poll_wait, with_group_status
 from celerytool.backends.sql_changes import SqlResultChanges, glob_to_like
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
@@ -222,6 +223,30 @@ def unreachable(url: BrokerURL, what: str, exc: BaseException) -> BrokerUnavaila
     return BrokerUnavailable(f"cannot reach the {what} at {url.redacted()}: {_reason(url, exc)}")
 
 
+@functools.cache
+def lenient_datetime(sa: ModuleType) -> Any:
+    """DateTime whose stored value is kept as it is when it is no date: SQLite keeps any value
+    in any column (``date_done`` = 5, 'garbage'), and SQLAlchemy's parser would end the read."""
+
+    class LenientDateTime(sa.types.TypeDecorator):  # type: ignore[name-defined]
+        impl, cache_ok = sa.DateTime, True
+
+        def result_processor(self, dialect: Any, coltype: Any) -> Callable[[Any], Any] | None:
+            parse = self.impl_instance.dialect_impl(dialect).result_processor(dialect, coltype)
+            if parse is None:
+                return None
+
+            def process(value: Any) -> Any:
+                try:
+                    return parse(value)
+                except (ValueError, TypeError, OverflowError):
+                    return value
+
+            return process
+
+    return LenientDateTime
+
+
 class SqlResultBackend(SqlResultChanges):
     def __init__(self, url: BrokerURL, layout: Layout, *, limits: Limits = DEFAULT_LIMITS,
                  connect_timeout: float = 5.0, readonly: bool = True) -> None:
@@ -298,7 +323,7 @@ class SqlResultBackend(SqlResultChanges):
             if needed not in present:
                 raise DataError(f"table {spec.shown} is not a {self.layout.what} table (no column {needed})")
         types = {"int": sa.Integer, "str": sa.String, "text": sa.Text, "binary": sa.LargeBinary,
-                 "datetime": sa.DateTime}
+                 "datetime": lenient_datetime(sa)}
         columns = [sa.column(name, types[kind]()) for name, kind in spec.columns.items() if name in present]
         self._tables[role] = sa.table(spec.name, *columns, schema=spec.schema)
         return self._tables[role]
@@ -381,7 +406,7 @@ class SqlResultBackend(SqlResultChanges):
                 else:  # LIKE only narrows (case, [...] classes): stream and match exactly
                     rows = self.conn.execution_options(stream_results=True, yield_per=CHUNK).execute(part).mappings()
                 for row in rows:
-                    result = self.layout.task_row(row[key], row, self.limits)
+                    result = self.layout.task_row(text_id(row[key]), row, self.limits)
                     if exact or query.matches(result):
                         out.append(result)
                         if len(out) >= query.limit:
@@ -416,7 +441,7 @@ class SqlResultBackend(SqlResultChanges):
             rows = self.conn.execution_options(stream_results=True, yield_per=CHUNK).execute(stmt).mappings()
             try:
                 for row in rows:
-                    result = self.layout.task_row(row[key], row, self.limits)
+                    result = self.layout.task_row(text_id(row[key]), row, self.limits)
                     if query.matches(result):
                         yield result
             finally:
