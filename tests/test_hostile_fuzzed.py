@@ -197,3 +197,26 @@ def test_requeue_a_message_whose_priority_is_no_integer(run, redis_url, redis_cl
     assert redis_client.hlen("unacked") == 0
     r = run("peek", "celery", "-b", redis_url, "-o", "json")
     assert [m["id"] for m in r.json()] == ["held"]  # requeued once, to kombu's default bucket or "5"'s
+
+
+@pytest.mark.parametrize("score", ["inf", "-inf", "1e300", "-1e300"])
+def test_unacked_with_a_delivery_time_no_date_holds(run, redis_url, redis_client, celery_app, score):
+    """An unacked_index score out of every date's range (kombu writes time()): once exit 70."""
+    import subprocess
+    import sys
+
+    celery_app.send_task("tasks.held", args=[1], task_id="held")
+    subprocess.run([sys.executable, "-c", TAKE_AND_DIE, redis_url], check=True, timeout=60)
+    (tag,) = redis_client.hkeys("unacked")
+    redis_client.zadd("unacked_index", {tag: float(score)})
+    r = run("unacked", "-b", redis_url, env={"COLUMNS": "120"})
+    assert r.exit_code == 0, r
+    assert "held" in r.stdout and max(map(len, r.stdout.splitlines())) <= 120  # no 300-digit age
+    r = run("unacked", "-b", redis_url, "-o", "json")
+    assert r.exit_code == 0, r
+    (m,) = r.json()
+    assert (m["id"], m["delivered_at"], m["age"]) == ("held", None, None)
+    r = run("requeue", "--older-than", "1s", "--dry-run", "-b", redis_url, "-o", "json")
+    assert r.exit_code == 0, r  # no age: not older than anything
+    assert (r.json()["examined"], r.json()["matched"]) == (1, 0)
+    assert redis_client.hkeys("unacked") == [tag]
