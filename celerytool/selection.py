@@ -99,11 +99,13 @@ class Selection:
                              "(they work with unacked and requeue)")
 
     def matches(self, view: View) -> bool:
-        if self.ids and view.id() not in self.ids:
-            return False
+        if self.ids:
+            tid = view.id()
+            if not isinstance(tid, str) or tid not in self.ids:  # a stored id may be any JSON value
+                return False
         if self._task_res:
             name = view.task()
-            if name is None or not any(r.match(name) for r in self._task_res):
+            if not isinstance(name, str) or not any(r.match(name) for r in self._task_res):
                 return False
         if self.older_than is not None:
             age = view.get("age")

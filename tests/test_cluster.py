@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from amqp_helpers import drain_ids, take
 from cluster import INSTALLATIONS, ClusterNode, ensure_cluster, failover_url, locked
 
 from services import RabbitVhost, free_port
@@ -110,12 +111,7 @@ def read_all(vhost: RabbitVhost, queue: str) -> list[str]:
     for node in vhost.nodes:
         if node.running():
             conn, ch = channel(node, vhost)
-            out = []
-            while True:
-                method, props, _ = ch.basic_get(queue, auto_ack=True)
-                if method is None:
-                    break
-                out.append(props.headers["id"])
+            out = drain_ids(ch, queue)
             conn.close()
             return out
     raise AssertionError("no node answers")
@@ -255,7 +251,7 @@ def read_all_keep(cluster, queue: str) -> list[str]:
     for node in cluster.nodes:
         if node.running():
             conn, ch = channel(node, cluster)
-            got = []
+            got = [props.headers["id"] for _, props, _ in take(ch, queue, ack=False)]
             while True:
                 method, props, _ = ch.basic_get(queue, auto_ack=False)
                 if method is None:

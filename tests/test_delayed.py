@@ -64,6 +64,9 @@ def test_delayed_on_redis_lists_prefetched_eta_tasks(run, eta_worker):
         assert {q["name"]: q["delayed"] for q in r.json()} == {"celery": 2, "later": 1}, r
     table = run("queues", "-b", eta_worker["url"])
     assert table.stdout.splitlines()[0].split()[-1] == "delayed", table
+    for flag in ("--delayed", None):  # queues named: only those, with their own count (no other destination)
+        r = run("queues", "later", "nosuch", *([flag] if flag else []), "-b", eta_worker["url"], "-o", "json")
+        assert [(q["name"], q["delayed"]) for q in r.json()] == [("later", 1), ("nosuch", 0)], r
     r = run("summary", "celery", "--delayed", "-b", eta_worker["url"], "-o", "json")
     assert [(g["value"], g["count"]) for g in r.json()] == [("worker_tasks.add", 2)], r
     assert client.hlen("unacked") == 3  # read-only

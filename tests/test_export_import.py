@@ -147,14 +147,17 @@ def test_import_asks_first_needs_yes_off_a_terminal_and_dry_run_publishes_nothin
     r = run("import", out, "other", "-b", redis_url, "--dry-run", "-o", "json")
     assert r.exit_code == 0 and r.json()["dry_run"] is True, r
     assert redis_client.llen("other") == 0
-    assert answer_on_a_terminal(["import", out, "other", "-b", redis_url], "n\n") != 0
+    said: list[bytes] = []
+    assert answer_on_a_terminal(["import", out, "other", "-b", redis_url], "n\n", said) == 2  # exit-codes.md
+    assert b"cancelled: nothing was changed" in said[0], said
     assert redis_client.llen("other") == 0
     assert answer_on_a_terminal(["import", out, "other", "-b", redis_url], "y\n") == 0
     assert redis_client.llen("other") == 1
 
 
-def answer_on_a_terminal(args, answer: str) -> int:
-    """Run the CLI with stdin and stderr on a pseudo-terminal and type ``answer`` at the prompt."""
+def answer_on_a_terminal(args, answer: str, said: list[bytes] | None = None) -> int:
+    """Run the CLI with stdin and stderr on a pseudo-terminal and type ``answer`` at the prompt;
+    what the terminal showed after the answer goes to ``said``."""
     import os
     import subprocess
     import sys
@@ -173,7 +176,15 @@ def answer_on_a_terminal(args, answer: str) -> int:
     assert b"Publish 1 message(s)" in seen, seen
     os.write(primary, answer.encode())
     code = proc.wait(timeout=30)
+    after = b""
+    try:
+        while chunk := os.read(primary, 1024):
+            after += chunk
+    except OSError:  # EIO: the terminal's other side is closed, everything was read
+        pass
     os.close(primary)
+    if said is not None:
+        said.append(after)
     return code
 
 

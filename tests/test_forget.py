@@ -87,6 +87,17 @@ def test_forget_by_task_ids_and_from_stdin(run, redis_url, redis_client, filled)
     assert redis_client.exists("unrelated", "celery") == 2
 
 
+@pytest.mark.parametrize("command", [["forget"], ["expire", "--ttl", "1h"]])
+def test_an_empty_from_acts_on_nothing_and_exits_0(run, redis_url, redis_client, filled, command):
+    """The recipe's `... | celerytool forget --from - -y` when nothing was retried: nothing to do
+    (exit 0), and the other filters never widen to every result."""
+    before = {k: redis_client.ttl(k) for k in _all_keys(redis_client)}
+    r = run(*command, "--from", "-", "--status", "SUCCESS", "--all", "--yes", "-b", redis_url, input="\n# none\n")
+    assert r.exit_code == 0 and r.stdout == "", r
+    assert "no task id in stdin" in r.stderr
+    assert {k: redis_client.ttl(k) for k in _all_keys(redis_client)} == before
+
+
 def test_forget_needs_a_selection(run, redis_url, filled):
     r = run("forget", "--yes", "-b", redis_url)
     assert r.exit_code == 2 and "--all" in r.stderr

@@ -136,3 +136,14 @@ def test_a_50_mb_result_on_postgresql_stays_within_five_times_its_size(tmp_path,
     finally:
         app.close()
         db.drop()
+
+
+@pytest.mark.parametrize("backend", ["db+nosuchdialect://u:Se%40cret-pw@h/x", "db+postgresql+nodriver://u:Se%40cret-pw@h/x",
+                                     "django-db+nosuchdialect://u:Se%40cret-pw@h/x"])
+@pytest.mark.parametrize("command", [("results",), ("result", "t-1"), ("failures",), ("forget", "--all", "--dry-run")])
+def test_a_database_sqlalchemy_does_not_know_is_a_usage_error(run, redis_url, backend, command):
+    """Once exit 70 (SQLAlchemy's NoSuchModuleError when the engine was made)."""
+    r = run(*command, "-b", redis_url, "--backend", backend)
+    assert r.exit_code == 2, r
+    assert "not a database URL" in r.stderr and "SQLAlchemy knows no database" in r.stderr
+    assert "cret-pw" not in r.stderr + r.stdout

@@ -266,6 +266,9 @@ def test_revoke_needs_yes_off_a_terminal_and_checks_signal(run, live):
     assert r.json() == {"ids": ["a", "b"], "terminate": False, "dry_run": True}
     r = run("revoke", "--from", "-", "--dry-run", "-b", live["url"], "-o", "json", input="x\n\n# c\ny\nx\n")
     assert r.json()["ids"] == ["x", "y"]
+    # an empty pipe (no STARTED result, say) revokes nothing, and says so rather than "give task ids"
+    r = run("revoke", "--from", "-", "-y", "-b", live["url"], input="")
+    assert r.exit_code == 0 and r.stdout == "" and "no task id in stdin: nothing to revoke" in r.stderr, r
 
 
 # -- events (a real subprocess: it blocks until -n, --timeout or Ctrl-C) -----------------

@@ -22,9 +22,12 @@ def test_move_selected_to_another_queue(run, redis_url, redis_client, celery_app
     b = clones(real_envelope(celery_app, redis_client, "tasks.b", (2,), priority=9), 20)
     push(redis_client, "celery", [r for _, r in a])
     push(redis_client, "celery\x06\x169", [r for _, r in b])
+    r = run("move", "celery", "slow", "--task", "tasks.b", "-b", redis_url, "--dry-run", "-o", "json")
+    assert r.exit_code == 0 and redis_client.llen("slow\x06\x169") == 0, r
+    assert {k: r.json()[k] for k in ("matched", "to", "dry_run")} == {"matched": 20, "to": "slow", "dry_run": True}
     r = run("move", "celery", "slow", "--task", "tasks.b", "-b", redis_url, "-y", "-o", "json")
     assert r.exit_code == 0, r
-    assert r.json()["moved"] == 20 and r.json()["kept"] == 50
+    assert r.json()["moved"] == 20 and r.json()["kept"] == 50 and r.json()["to"] == "slow"
     moved = all_items(redis_client, "slow")
     assert ids_of(moved) == [t for t, _ in b]
     assert redis_client.llen("slow\x06\x169") == 20  # same priority list on the destination

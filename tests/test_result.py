@@ -114,7 +114,10 @@ def test_worst_of_several_ids_decides(run, worker, wapp):
     assert bad.status == "FAILURE"
     url = worker.broker_url
     assert run("result", ok.id, "-b", url).exit_code == 0
-    assert run("result", ok.id, "never-sent", "-b", url).exit_code == 3
+    table = run("result", ok.id, "never-sent", "-b", url)
+    assert table.exit_code == 3
+    # a PENDING row has no result to show (not "null"), as `result never-sent` shows none
+    assert [line.split()[1:] for line in table.stdout.splitlines()[1:]][1] == ["PENDING"], table
     r = run("result", ok.id, bad.id, "never-sent", "-o", "json", "-b", url)
     assert r.exit_code == 1
     assert [x["status"] for x in r.json()] == ["SUCCESS", "FAILURE", "PENDING"]

@@ -166,6 +166,15 @@ def test_json_output_fields(run, url2):
     assert 120 - within(5) < (expires - dt.datetime.now(UTC)).total_seconds() <= 120
 
 
+@pytest.mark.parametrize("given, seconds", [("90", 90), ("10m", 600), ("1h30m", 5400), ("2d", 172800)])
+def test_expires_takes_seconds_and_durations(run, url2, given, seconds):
+    """Celery's expires=N is N seconds from sending; a duration is the same N."""
+    r = run("send", "t", "--expires", given, "-o", "json", "-b", url2)
+    assert r.exit_code == 0, r
+    expires = dt.datetime.fromisoformat(r.json()["expires"])
+    assert seconds - within(5) < (expires - dt.datetime.now(UTC)).total_seconds() <= seconds
+
+
 def test_naive_eta_is_utc_and_said(run, url2):
     r = run("send", "t", "--eta", "2031-01-01T12:00:00", "-o", "json", "-b", url2)
     assert r.exit_code == 0, r
@@ -187,6 +196,12 @@ def test_far_eta_warns_about_visibility_timeout(run, url2):
     (["--countdown", "5", "--eta", "2031-01-01T00:00:00Z"], "not both"),
     (["--kwargs", "[1]"], "JSON object"),
     (["--exchange", "ex"], "routing key"),
+    (["--countdown", "99999999999999999"], "after the year 9999"),  # was an internal error (exit 70)
+    (["--expires", "1e300"], "after the year 9999"),
+    (["--expires", "inf"], "finite"),
+    (["--expires", "nan"], "finite"),
+    (["--expires", "-5"], "negative"),
+    (["--expires", "soon"], "a duration"),
 ])
 def test_usage_errors(run, url2, client2, argv, needle):
     r = run("send", "t", *argv, "-b", url2)
@@ -213,6 +228,7 @@ def test_named_exchanges_route_as_kombu(run, url2, client2):
 
     r = run("send", "t", "--exchange", "dex", "--routing-key", "nope", "-b", url2)
     assert r.exit_code == 1 and "unroutable" in r.stderr, r
+    assert "nothing was published" in r.stderr and "before it" not in r.stderr, r  # one task: no "0 before it"
     r = run("send", "t", "--exchange", "tex", "--routing-key", "b.c", "-b", url2)
     assert r.exit_code == 1 and "unroutable" in r.stderr, r
     r = run("send", "t", "--exchange", "bcast", "--exchange-type", "fanout", "-b", url2)
@@ -282,6 +298,7 @@ def test_from_bad_line_says_what_was_sent(run, url2, client2):
     ('{"task": "t", "options": []}', "'options' must be a JSON object"),
     ('{"task": "t", "options": {"id": 5}}', "task_id must be a string"),
     ('{"task": "t", "options": {"bogus": 1}}', "unknown option 'bogus'"),
+    ('{"task": "t", "options": {"countdown": 1e300}}', "countdown of 1e+300 s ends after the year 9999"),
     ('{"task": "t", "extra": 1}', "unknown field"),
     ('[1]', "a line must be a JSON object"),
     ('{"task": "t", "args": [18446744073709551616], "options": {"serializer": "msgpack"}}', "cannot encode"),

@@ -178,6 +178,12 @@ def test_shutdown_stops_exactly_the_addressed_worker(run, two, keys, tmp_path):
     w3 = start_worker(two["url"], tmp_path / "w3", queues="q3", pool="solo", prefix="w3")
     try:
         before = keys()
+        for fmt in ("table", "json"):  # --dry-run names the worker and sends nothing (as a table too)
+            r = run("shutdown", "-d", w3.name, "-b", two["url"], "--dry-run", "-o", fmt)
+            assert r.exit_code == 0 and w3.name in r.stdout and f"would shut down 1 worker(s): {w3.name}" in r.stderr, r
+            assert fmt == "json" or "would be asked" in r.stdout, r
+        assert run("shutdown", "-d", w3.name, "-b", two["url"], "--dry-run", "-o", "json").json()["workers"] == [w3.name]
+        assert w3.proc.poll() is None
         r = run("shutdown", "-d", w3.name, "-b", two["url"], "--yes", "-o", "json")
         assert r.exit_code == 0, r
         assert [(row["worker"], row["ok"]) for row in r.json()] == [(w3.name, True)]

@@ -46,10 +46,11 @@ class Criteria:
             parts.append(f"done more than {self.older_than:g}s ago")
         return ", ".join(parts) or "every stored result"
 
-    def matches(self, status: str | None, name: str | None, date_done: str | None, now: float) -> bool:
-        if self.statuses and status not in self.statuses:
+    def matches(self, status: object, name: object, date_done: object, now: float) -> bool:
+        """Over a stored meta's fields, which may be any decoded value (a list, a number)."""
+        if self.statuses and not (isinstance(status, str) and status in self.statuses):
             return False
-        if self.tasks and not (name and any(fnmatch.fnmatchcase(name, g) for g in self.tasks)):
+        if self.tasks and not (isinstance(name, str) and any(fnmatch.fnmatchcase(name, g) for g in self.tasks)):
             return False
         if self.older_than is not None:
             when = _epoch(date_done)
@@ -58,14 +59,14 @@ class Criteria:
         return True
 
 
-def _epoch(text: str | None) -> float | None:
-    if not text:
+def _epoch(text: object) -> float | None:
+    if not text or not isinstance(text, str):
         return None
     try:
         value = dt.datetime.fromisoformat(text)
-    except ValueError:
+        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp()
+    except (ValueError, OverflowError):
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
 @dataclass

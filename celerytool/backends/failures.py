@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from celerytool.jsontext import short_repr
 from celerytool.model import TaskResult
 
 GROUP_FIELDS = ("exception", "task", "worker", "queue")
@@ -62,6 +63,14 @@ def last_traceback_line(traceback: object) -> str:
     return first_line(lines[-1]) if lines else ""
 
 
+def label(value: object) -> str | None:
+    """A stored name, worker or queue as group text: a value of another type (a number, a
+    list: a broken or hostile producer) as its short JSON text, so groups stay comparable."""
+    if value is None or isinstance(value, str):
+        return value
+    return short_repr(value, MAX_MESSAGE)
+
+
 def exception_type(r: TaskResult) -> str:
     if r.exception and r.exception.get("type"):
         return str(r.exception["type"])
@@ -95,7 +104,7 @@ class Group:
                 self.tokens = list(tokens)
             else:
                 self.tokens = [a if a == b else None for a, b in zip(self.tokens, tokens, strict=False)]
-        name = r.name or "?"
+        name = label(r.name) or "?"
         if name in self.tasks or len(self.tasks) < MAX_TASKS_SHOWN:
             self.tasks[name] = self.tasks.get(name, 0) + 1
         else:
@@ -160,11 +169,11 @@ class Grouper:
                 message = (r.exception or {}).get("message") if r.exception else (r.error or "")
                 template, tokens = fold(first_line(str(message or "")))
             elif f == "task":
-                key["task"] = r.name
+                key["task"] = label(r.name)
             elif f == "worker":
-                key["worker"] = r.worker
+                key["worker"] = label(r.worker)
             else:
-                key["queue"] = r.queue
+                key["queue"] = label(r.queue)
         ident = (*key.values(), template)
         group = self.groups.get(ident)
         if group is None:

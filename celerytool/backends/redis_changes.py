@@ -136,7 +136,7 @@ class RedisResultChanges:
         if m is not None or raw[:1] == b"{":
             try:
                 meta = json.loads(raw.decode("utf-8"))
-            except ValueError:  # UnicodeDecodeError included
+            except (ValueError, RecursionError):  # UnicodeDecodeError included; nested too deep
                 meta = None
         if not isinstance(meta, dict):
             from celerytool.backends.decode import decode_value

@@ -80,7 +80,13 @@ def engine_url(url: BrokerURL) -> URL:
     module = DRIVER_MODULES.get(driver)
     if module and not installed(module):
         raise UsageError(f"the {driver} driver is not installed: {EXTRA}")
-    return target.set(drivername=f"{backend}+{driver}" if driver else backend)
+    target = target.set(drivername=f"{backend}+{driver}" if driver else backend)
+    try:
+        target.get_dialect()  # imports the dialect, not the driver: an unknown name ends here
+    except sa.exc.NoSuchModuleError:
+        raise UsageError(f"not a database URL: {url.redacted()} "
+                         f"(SQLAlchemy knows no database {target.drivername!r})") from None
+    return target
 
 
 def _userinfo_as_parsed(url: BrokerURL, target: URL) -> URL:

@@ -18,11 +18,13 @@ from typing import Any
 from celerytool.codecs.lazy import _V2_HEAD_RE, EnvelopeView, fast_task_eta_retries
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.errors import UsageError
+from celerytool.jsontext import to_jsonable
 from celerytool.model import Message
 from celerytool.selection import MessageView, Selection
 from celerytool.where import evaluate, parse_where
 
 FAST_FIELDS = ("task", "eta", "retries")
+_NAN = float("nan")
 Tick = Callable[[int], None]
 
 
@@ -35,10 +37,10 @@ class CensusRow:
     newest_eta: str | None = None
     retries: int = 0
 
-    def add(self, size: int, eta: str | None, retries: int | None) -> None:
+    def add(self, size: int, eta: Any, retries: Any) -> None:
         self.count += 1
         self.bytes += size
-        if eta is not None:
+        if eta.__class__ is str:  # a stored ETA of another type (a list, bytes) is no time to compare
             if self.oldest_eta is None or eta < self.oldest_eta:
                 self.oldest_eta = eta
             if self.newest_eta is None or eta > self.newest_eta:
@@ -47,7 +49,7 @@ class CensusRow:
             self.retries += 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "count": self.count, "bytes": self.bytes,
+        return {"value": to_jsonable(self.value), "count": self.count, "bytes": self.bytes,
                 "oldest_eta": self.oldest_eta, "newest_eta": self.newest_eta, "retries": self.retries}
 
 
@@ -64,13 +66,23 @@ class Census:
         self.examined = 0
 
     def key(self, value: Any) -> Any:
+        """The group of a value: hashable, and equal for equal values (whatever a body holds)."""
         if self.root == "eta" and not self.steps and isinstance(value, str) and len(value) >= 13:
             return value[:13] + ":00"  # by hour
+        if value.__class__ is float and value != value:
+            return _NAN  # every NaN in one group (NaN != NaN; a dict finds the one object)
         if isinstance(value, (dict, list, tuple)):
-            return json.dumps(value, sort_keys=True, default=str)
+            try:
+                return json.dumps(value, sort_keys=True, default=str)
+            except (TypeError, ValueError):  # keys of mixed or non-JSON types (a pickled body)
+                return json.dumps(to_jsonable(value), sort_keys=True)
+        try:
+            hash(value)
+        except TypeError:  # a set, a bytearray (a pickled body)
+            return json.dumps(to_jsonable(value), sort_keys=True)
         return value
 
-    def add(self, value: Any, size: int, eta: str | None, retries: int | None) -> None:
+    def add(self, value: Any, size: int, eta: Any, retries: Any) -> None:
         k = self.key(value)
         row = self.rows.get(k)
         if row is None:

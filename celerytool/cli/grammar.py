@@ -57,7 +57,7 @@ GRAMMAR: dict[str, Spec] = {
     "--by": Spec(None, "FIELD", "group by this field (several: comma-separated, where allowed)"),
     "--countdown": Spec(None, "DURATION (>= 0s)", "run the task no earlier than this long from now"),
     "--eta": Spec(None, "DATETIME", "run the task no earlier than this ISO 8601 time"),
-    "--expires": Spec(None, "S|DATETIME", "revoke the task if not started within S seconds / by this time"),
+    "--expires": Spec(None, "DURATION|DATETIME", "revoke the task if not started within this long or by this time"),
     "--scan/--no-scan": Spec(None, "flag", "Redis: also find queues that have messages but no binding"),
     "--exact/--sampled": Spec(None, "flag", "RabbitMQ: count by passive declare, or take the management API's sample"),
     "--priority": Spec(None, "N (>= 0 and <= 255)", "the message priority (0-9 on Redis, 0-255 on RabbitMQ)"),

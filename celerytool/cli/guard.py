@@ -26,7 +26,7 @@ def confirm(yes: bool, question: str) -> None:
     import click
 
     if not click.confirm(question, default=False, err=True):
-        raise UsageError("cancelled")
+        raise UsageError("cancelled: nothing was changed")
 
 
 @contextlib.contextmanager

@@ -62,6 +62,7 @@ def command(app, src, dst, selection, to_origin, to_broker, keep_routing, yes, d
                         label="moving", yes=yes, dry_run=dry_run,
                         op=lambda control: ops.move(src, dst, selection, control, target=target,
                                                     keep_routing=keep_routing))
+    result.extra.setdefault("to", dst)  # a dry run too (output.md's `move` fields)
     if dry_run:
         summary = f"would move {result.matched} of {result.examined} message(s) from {src!r} to {dst!r}"
     else:

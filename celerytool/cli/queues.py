@@ -53,9 +53,9 @@ def command(app, names, include_internal, exact, scan, count_delayed, visibility
         by_name = {q.name: q for q in infos}
         infos = [by_name[n] for n in dict.fromkeys(names) if n in by_name]
     if count_delayed is None:  # Redis: a read of kombu's unacked hash, when it is small
-        infos = _auto_delayed(broker, infos, visibility_timeout)
+        infos = _auto_delayed(broker, infos, visibility_timeout, only_listed=bool(names))
     elif count_delayed:
-        infos = with_delayed(broker, infos, visibility_timeout)
+        infos = with_delayed(broker, infos, visibility_timeout, only_listed=bool(names))
     app.emit(infos, "queue")
     waiting = getattr(broker, "delayed_waiting", 0)
     if waiting and not count_delayed:
@@ -75,7 +75,7 @@ def command(app, names, include_internal, exact, scan, count_delayed, visibility
         note("no queues found (name one to check it: celerytool queues NAME)")
 
 
-def _auto_delayed(broker: Any, infos: list[Any], visibility_timeout: float) -> list[Any]:
+def _auto_delayed(broker: Any, infos: list[Any], visibility_timeout: float, only_listed: bool) -> list[Any]:
     """The delayed counts when they are cheap to read (Redis, a small unacked hash); the listing
     stands without them when they cannot be read (an ACL user without HLEN, say)."""
     from celerytool.errors import CeleryToolError
@@ -87,14 +87,16 @@ def _auto_delayed(broker: Any, infos: list[Any], visibility_timeout: float) -> l
     try:
         if in_flight() > AUTO_DELAYED_MAX:
             return infos
-        return with_delayed(broker, infos, visibility_timeout)
+        return with_delayed(broker, infos, visibility_timeout, only_listed)
     except CeleryToolError as exc:
         note(f"tasks waiting for their ETA not counted: {exc.message}")
         return infos
 
 
-def with_delayed(broker: Any, infos: list[Any], visibility_timeout: float) -> list[Any]:
-    """Each queue with the number of tasks bound for it that wait for their ETA (a walk)."""
+def with_delayed(broker: Any, infos: list[Any], visibility_timeout: float,
+                 only_listed: bool = False) -> list[Any]:
+    """Each queue with the number of tasks bound for it that wait for their ETA (a walk);
+    ``only_listed`` (queues named on the command line): no row for another destination."""
     from dataclasses import replace
 
     from celerytool.model import QueueInfo
@@ -105,6 +107,8 @@ def with_delayed(broker: Any, infos: list[Any], visibility_timeout: float) -> li
         if task.queue is not None:
             counts[task.queue] = counts.get(task.queue, 0) + 1
     out = [replace(q, delayed=counts.pop(q.name, 0)) for q in infos]
+    if only_listed:
+        return out
     # a destination that is not listed (no binding or list yet): shown, so no task is hidden
     out += [QueueInfo(name=n, messages=0, exists=False, delayed=c) for n, c in sorted(counts.items())]
     return out

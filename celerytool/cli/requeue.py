@@ -31,7 +31,7 @@ def command(app, queue, selection, yes, dry_run, lock_wait):
     Examples:
       celerytool requeue --dry-run
       celerytool requeue celery --older-than 2h --yes
-      celerytool requeue --id 3f0c... --yes
+      celerytool requeue --id 3f0c1d2e-5a6b-4c7d-8e9f-0a1b2c3d4e5f --yes
     """
     from celerytool.cli.guard import confirm, finish, run_listed
     from celerytool.render import warn

@@ -30,8 +30,12 @@ def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
         source = kwargs.pop("from_file")
         if source is not None:
             ids += [line.strip() for line in source if line.strip() and not line.startswith("#")]
-            if not ids:
-                raise UsageError("--from: no ids in the input")
+            if not ids:  # nothing to act on; the other filters must not widen to every result
+                from celerytool.render import note
+
+                name = "stdin" if getattr(source, "name", "") == "<stdin>" else getattr(source, "name", "--from")
+                note(f"no task id in {name}: nothing to {f.__module__.rsplit('.', 1)[-1]}")
+                return 0
         criteria = Criteria.build(ids=ids, statuses=kwargs.pop("statuses"), tasks=kwargs.pop("tasks"),
                                   older_than=kwargs.pop("older_than"))
         if criteria.empty and not kwargs["every"]:

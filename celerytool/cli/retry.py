@@ -23,7 +23,8 @@ from celerytool.cli.options import Duration, backend_options, limit_option, queu
 @click.option("--forget", is_flag=True, help="Delete each old result once its new task is sent.")
 @click.option("--countdown", type=Duration(), help="Run no earlier than this long from now (90, 15m, 1h30m).")
 @click.option("--eta", metavar="DATETIME", help="Run no earlier than this ISO 8601 time (no offset = UTC).")
-@click.option("--expires", metavar="S|DATETIME", help="Revoke if not started within S seconds / by this time.")
+@click.option("--expires", metavar="DURATION|DATETIME",
+              help="Revoke if not started within this long (90, 10m, 1h30m) or by this ISO 8601 time.")
 @click.option("--priority", type=click.IntRange(0, 255), help="0-9 on Redis (0 = served first), 0-255 on RabbitMQ.")
 @limit_option(help="At most N tasks.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")

@@ -72,6 +72,9 @@ def command(app, ids, from_file, queue, selection, from_active, from_reserved, t
             where = " or ".join(([f"queue {queue!r}"] if queue else []) + [f"the {w} tasks" for w in held])
             note(f"nothing in {where} matches {selection.describe()}: nothing to revoke")
             return 0
+        if from_file is not None:  # an empty pipe (`results --status STARTED | revoke --from -`)
+            note(f"no task id in {'stdin' if from_file.name == '<stdin>' else from_file.name}: nothing to revoke")
+            return 0
         raise UsageError("give task ids, --from FILE or --queue QUEUE")
     what = f"{len(wanted)} task(s)" + (" and terminate them if running" if terminate else "")
     if dry_run:

@@ -37,7 +37,8 @@ def selection_options(limit: bool = True, age: bool = False) -> Callable[[Callab
         opts: list[Callable[[Any], Any]] = [
             click.option("--task", "sel_task", multiple=True, metavar="GLOB",
                          help="Task name, shell glob (tasks.*); repeatable."),
-            click.option("--id", "sel_id", multiple=True, metavar="ID", help="Task id; repeatable."),
+            click.option("--id", "sel_id", multiple=True, metavar="ID",
+                         help="Task id, whole (tables show its first characters: --full-ids); repeatable."),
             click.option("--where", "sel_where", metavar="EXPR", help=WHERE_HELP),
         ]
         if age:

@@ -27,7 +27,8 @@ SERIALIZERS = ["json", "pickle", "msgpack", "yaml"]
               help="One keyword argument (value parsed like ARG). Repeatable.")
 @click.option("--countdown", type=Duration(), help="Run no earlier than this long from now (90, 15m, 1h30m).")
 @click.option("--eta", metavar="DATETIME", help="Run no earlier than this ISO 8601 time (no offset = UTC).")
-@click.option("--expires", metavar="S|DATETIME", help="Revoke if not started within S seconds / by this time.")
+@click.option("--expires", metavar="DURATION|DATETIME",
+              help="Revoke if not started within this long (90, 10m, 1h30m) or by this ISO 8601 time.")
 @queue_option("Queue to send to [default celery].", celery_spelling=True, shell_complete=complete_queues)
 @click.option("-e", "--exchange", metavar="NAME", help="Exchange to publish to (with --routing-key).")
 @click.option("--routing-key", metavar="KEY", help="Routing key for --exchange.")
@@ -52,7 +53,7 @@ SERIALIZERS = ["json", "pickle", "msgpack", "yaml"]
               help="Added to the wait after each attempt.")
 @click.option("--retry-interval-max", type=Duration(), default=1.0, show_default=True,
               help="Longest wait between attempts.")
-@click.option("--visibility-timeout", type=Duration(1), default=3600, show_default=True,
+@click.option("--visibility-timeout", type=Duration(1), default="1h", show_default=True, metavar="DURATION",
               help="The workers' Redis visibility_timeout, for the far-ETA warning.")
 @click.option("--delayed-delivery/--no-delayed-delivery", default=True, show_default=True,
               help="RabbitMQ: send a countdown / ETA task through Celery's native delayed delivery "

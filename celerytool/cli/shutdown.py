@@ -41,9 +41,10 @@ def command(app, destination, timeout, yes, dry_run):
         note("no worker answered a ping: nothing to shut down")
         return int(ExitCode.UNAVAILABLE)
     if dry_run:
-        app.emit_one({"command": "shutdown", "workers": workers, "dry_run": True}, "result")
-        note(f"would shut down {len(workers)} worker(s): {', '.join(workers)}")
-        return 0
+        from celerytool.cli.steering import dry_run_report
+
+        return dry_run_report(app, "shutdown", {}, "shut down", workers,
+                              said=f"would shut down {len(workers)} worker(s): {', '.join(workers)}")
     confirm(yes, f"Shut down {len(workers)} worker(s) ({', '.join(workers)})?")
     note("workers send no reply to shutdown: pinging them until they are gone")
     acks = shut(session, workers, timeout)

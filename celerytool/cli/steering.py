@@ -42,8 +42,10 @@ def run_steer(app: Any, command: str, arguments: dict[str, Any], what: str, dest
     return report(app, acks, what, timeout, after)
 
 
-def dry_run_report(app: Any, command: str, arguments: dict[str, Any], what: str, workers: list[str]) -> int:
-    """--dry-run: the workers that would be asked (rows, or one JSON object); exit 0."""
+def dry_run_report(app: Any, command: str, arguments: dict[str, Any], what: str, workers: list[str],
+                   said: str | None = None) -> int:
+    """--dry-run: the workers that would be asked (rows, or one JSON object); exit 0. ``said``: the
+    line on stderr [default: would WHAT on N worker(s): ...]."""
     from celerytool.render import note
 
     if app.fmt == "table":
@@ -51,7 +53,7 @@ def dry_run_report(app: Any, command: str, arguments: dict[str, Any], what: str,
     else:
         app.emit_one({"command": command, "arguments": arguments, "workers": workers, "dry_run": True},
                      "result")
-    note(f"would {what} on {len(workers)} worker(s): {', '.join(workers)}")
+    note(said or f"would {what} on {len(workers)} worker(s): {', '.join(workers)}")
     return 0
 
 
@@ -80,10 +82,12 @@ def report(app: Any, acks: list[Any], what: str, timeout: float, after: str | No
 
 
 class _Row:
+    """A --dry-run table row (JSON prints one object instead: dry_run_report)."""
+
     def __init__(self, worker: str) -> None:
         self.worker = worker
-        self.value = {"would_ask": True}
+        self.value = {"dry run": "would be asked"}
 
     def to_json(self) -> dict[str, Any]:
-        return {"worker": self.worker, "would_ask": True}
+        return {"worker": self.worker, "dry run": "would be asked"}
 

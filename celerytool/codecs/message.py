@@ -15,9 +15,13 @@ from celerytool.codecs.compression import decompress, sniff
 from celerytool.codecs.limits import DEFAULT_LIMITS, Limits
 from celerytool.codecs.serializers import SERIALIZER_CONTENT_TYPE, check_depth, deserialize
 from celerytool.errors import DecodeError
+from celerytool.jsontext import to_jsonable
 from celerytool.model import Message
 
 EMBED_KEYS = ("callbacks", "errbacks", "chain", "chord")
+# fields that are text or a number when Celery wrote them; anything else a header or a pickled
+# body holds (a datetime, bytes, NaN: a hostile producer) is kept as JSON can carry it
+_SCALARS = ("id", "task", "eta", "expires", "retries")
 
 
 def open_envelope(raw: bytes | str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
@@ -51,7 +55,10 @@ def envelope_body(env: dict[str, Any]) -> bytes:
         except (binascii.Error, ValueError, TypeError) as exc:
             raise DecodeError(f"body is not valid base64: {exc}") from None
     if isinstance(body, str):
-        return body.encode("utf-8")
+        try:
+            return body.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate escaped in the JSON: "\\ud800"
+            raise DecodeError(f"body is not valid text: {exc}") from None
     raise DecodeError(f"body is a JSON {type(body).__name__}, not text")
 
 
@@ -136,6 +143,12 @@ def decode_payload(
     if not fields.get("id") and isinstance(headers, dict):
         fields.setdefault("id", headers.get("id"))
         fields.setdefault("task", headers.get("task"))
+    for name in _SCALARS:
+        value = fields.get(name)
+        if value is not None and value.__class__ is not str and value.__class__ is not int:
+            fields[name] = to_jsonable(value)
+    if compression is not None and compression.__class__ is not str:
+        compression = to_jsonable(compression)
     return Message.from_fields({
         "queue": queue,
         "position": position,

@@ -35,9 +35,11 @@ CONTENT_TYPES: dict[str, str] = {
 SERIALIZER_CONTENT_TYPE = {v: k for k, v in CONTENT_TYPES.items() if k not in ("application/text", "text/plain")}
 
 
-def serializer_name(content_type: str | None) -> str:
+def serializer_name(content_type: object) -> str:
     if not content_type:
         return "json"
+    if not isinstance(content_type, str):  # an envelope's content-type may be any JSON value
+        raise DecodeError(f"content type is a JSON {type(content_type).__name__}, not text")
     ct = content_type.split(";", 1)[0].strip().lower()
     try:
         return CONTENT_TYPES[ct]
@@ -68,6 +70,8 @@ def loads_json(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise DecodeError(f"body nests more than {limits.max_depth} levels deep") from None
     except ValueError as exc:  # also a number of more than 4300 digits
         raise DecodeError(f"body is not valid JSON: {exc}") from None
+    except Exception as exc:  # kombu's hook on a bad tagged value: {"__type__": "bytes", "__value__": 5}
+        raise DecodeError(f"body has a bad kombu-tagged value: {type(exc).__name__}: {exc}") from None
     check_depth(text, value, limits)
     return value
 
@@ -125,7 +129,9 @@ def _raw(body: bytes, content_encoding: str | None) -> Any:
     Only text encodings: ``bytes.decode`` refuses codecs such as zlib or
     base64, which ``codecs.decode`` (kombu) would run without a size limit.
     """
-    enc = (content_encoding or "utf-8").lower()
+    enc = content_encoding.lower() if isinstance(content_encoding, str) and content_encoding else "utf-8"
+    if content_encoding and not isinstance(content_encoding, str):  # not an encoding: the bytes
+        return body
     if enc in ("binary", "ascii-8bit"):
         return body
     try:

@@ -11,6 +11,7 @@ shows them whole), low-value columns go first, then long values are cut with
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -94,7 +95,7 @@ def _short_date(text: str | None) -> str:
 
 
 def _age(seconds: float | None) -> str:
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):  # an age from a score of inf (hostile)
         return ""
     s = int(seconds)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -105,6 +106,8 @@ def _outcome(r: TaskResult) -> str:
         return f"{r.exception.get('type')}: {r.exception.get('message')}"
     if r.error:
         return f"undecodable: {r.error}"
+    if r.status == "PENDING" and r.result is None:  # nothing stored yet: no value to show
+        return ""
     return short_repr(r.result, 200)
 
 
@@ -313,7 +316,7 @@ KINDS: dict[str, Kind] = {
 
 
 def _duration(seconds: object) -> str:
-    if not isinstance(seconds, (int, float)):
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
         return ""
     s = int(seconds)
     if s >= 86400:

@@ -70,17 +70,27 @@ def parse_datetime(text: str, what: str) -> tuple[_dt.datetime, bool]:
 
 
 def parse_expires(value: object, what: str = "--expires") -> tuple[float | _dt.datetime, bool]:
-    """Seconds (a number) or an ISO 8601 date-time."""
+    """Seconds (a number, or a duration such as 10m or 1h30m) or an ISO 8601 date-time."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        return _number(value, what), False
+    text = str(value)
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
     else:
-        try:
-            seconds = float(str(value))
-        except ValueError:
-            return parse_datetime(str(value), what)
-    if seconds < 0:
-        raise UsageError(f"{what} must not be negative")
-    return seconds, False
+        return _number(seconds, what), False
+    from celerytool.selection import parse_duration
+
+    try:
+        return _number(parse_duration(text), what), False
+    except UsageError:
+        pass
+    try:
+        return parse_datetime(text, what)
+    except UsageError:
+        raise UsageError(f"{what} must be seconds, a duration (90, 10m, 1h30m, 2d) or an ISO 8601 date-time "
+                         f"such as 2030-01-01T12:00:00+00:00, not {text!r}") from None
 
 
 _OPTION_ALIASES = {"id": "task_id", "link_error": "link_error", "errback": "link_error"}
@@ -174,12 +184,23 @@ def normalize(spec: TaskSpec, notes: list[str]) -> TaskSpec:
 
 
 def _number(value: Any, what: str) -> float:
+    """Seconds from now: a finite number, not negative, ending before the year 10000 (Celery
+    adds it to the time of sending)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             value = float(value)
         except (TypeError, ValueError):
             raise UsageError(f"{what} must be a number of seconds, not {value!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UsageError(f"{what} must be a finite number of seconds, not {value!r}")
     if value < 0:
         raise UsageError(f"{what} must not be negative")
+    if value > _MAX_SECONDS:
+        raise UsageError(f"{what} of {value:g} s ends after the year 9999 (a date-time cannot hold it)")
     # 30.0 from the command line is the 30 a Python caller would pass (headers show it)
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# from now to the last date-time Python holds, with a day to spare for the clock and time zones
+_MAX_SECONDS = (_dt.datetime(9999, 12, 30) - _dt.datetime(2000, 1, 1)).total_seconds() - \
+    (_dt.datetime.now() - _dt.datetime(2000, 1, 1)).total_seconds()

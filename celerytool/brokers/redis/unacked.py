@@ -242,9 +242,11 @@ class RedisUnacked:
     def _view(self, tag: bytes, score: float, raw: bytes, now: float) -> EnvelopeView:
         ex, rk = _entry_route(raw)
         targets = self.route(ex, rk) if ex is not None else []
+        delivered_at = _iso(score)
+        age = None if delivered_at is None else now - score  # no date: no age (not selected by one)
         extra = {"delivery_tag": text(tag), "exchange": ex, "routing_key": rk,
-                 "delivered_at": _iso(score), "age": round(now - score, 3), "queues": targets}
-        return EnvelopeView(raw, targets[0] if targets else None, None, self.b.options.limits, age=now - score,
+                 "delivered_at": delivered_at, "age": None if age is None else round(age, 3), "queues": targets}
+        return EnvelopeView(raw, targets[0] if targets else None, None, self.b.options.limits, age=age,
                             extra=extra)
 
     def _unacked_views(self, queue: str | None) -> Iterator[EnvelopeView]:
@@ -295,8 +297,12 @@ def _sender(conn: Connection) -> Callable[[tuple[Any, ...]], None]:
     return lambda args: conn.send_packed_command([pack_command(args)])
 
 
-def _iso(seconds: float) -> str:
-    return utc_iso(seconds)
+def _iso(seconds: float) -> str | None:
+    """A delivery time; None for an unacked_index score no date holds (inf, 1e300: not kombu's)."""
+    try:
+        return utc_iso(seconds)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _entry_route(raw: bytes) -> tuple[str | None, str]:
@@ -311,7 +317,7 @@ def _kombu_priority(env: dict[str, Any]) -> int:
     """kombu's ``_get_message_priority``: properties.priority clamped to 0..9, else 0."""
     try:
         return max(min(int(env["properties"]["priority"]), 9), 0)
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, OverflowError):  # OverflowError: a priority of 1e999
         return 0
 
 
