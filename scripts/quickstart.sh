@@ -14,12 +14,17 @@ if ! $PY -c "import redis,sys; redis.Redis.from_url('$BROKER', socket_connect_ti
     if ! command -v redis-server >/dev/null 2>&1; then
         echo "installing redis-server with apt-get" >&2
         as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q redis-server >/dev/null
     fi
     echo "starting redis-server on 127.0.0.1:6379" >&2
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
-    for _ in $(seq 50); do $PY -c "import redis; redis.Redis(socket_connect_timeout=1).ping()" 2>/dev/null && break; sleep 0.1; done
+    up=
+    for _ in $(seq 50); do $PY -c "import redis; redis.Redis(socket_connect_timeout=1).ping()" 2>/dev/null && up=1 && break; sleep 0.1; done
+    if [ -z "$up" ]; then
+        echo "quickstart: no Redis answers on 127.0.0.1:6379 (something else holds the port?); set CELERY_BROKER_URL to a Redis of yours" >&2
+        exit 1
+    fi
 fi
 
 export CELERY_BROKER_URL=$BROKER

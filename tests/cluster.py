@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -69,6 +71,10 @@ class Installation:
             from rabbit4 import ensure_rabbit4
 
             ensure_rabbit4()
+        elif not os.path.exists(f"{BIN}/rabbitmq-server"):  # a fresh machine: install it
+            from services import ensure_rabbitmq
+
+            ensure_rabbitmq()
 
 
 @dataclass(frozen=True)
@@ -237,17 +243,31 @@ def stop_everything(inst: Installation) -> None:
         except subprocess.TimeoutExpired:
             pass
     for pid in _vms(inst):  # what did not stop, by pid
-        subprocess.run(["kill", "-9", pid], check=False)
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
     time.sleep(1)
     for node in inst.nodes:
         shutil.rmtree(node.host_dir, ignore_errors=True)
 
 
 def _vms(inst: Installation) -> list[str]:
-    """The pids of ``inst``'s node VMs (their command line names our HOME and epmd port)."""
-    found = subprocess.run(["pgrep", "-f", f"beam.smp.* -home {inst.root} -epmd_port {inst.epmd_port}"],
-                           capture_output=True, text=True, check=False).stdout
-    return found.split()
+    """The pids of ``inst``'s node VMs (their command line names our HOME and epmd port), as
+    ``pgrep -f`` finds them, without procps (not on a fresh machine)."""
+    wanted = re.compile(rf"beam\.smp.* -home {re.escape(str(inst.root))} -epmd_port {inst.epmd_port}\b")
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or entry.name == str(os.getpid()):
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                line = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        if wanted.search(line):
+            found.append(entry.name)
+    return found
 
 
 def stale(inst: Installation) -> bool:

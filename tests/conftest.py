@@ -4,6 +4,7 @@ and a CLI runner."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +23,14 @@ for var in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERYTOOL_OUTPUT", "
     os.environ.pop(var, None)
 # no profile of the person running the tests applies (tests that want one set their own)
 os.environ["CELERYTOOL_CONFIG"] = os.path.join(os.path.dirname(__file__), "no-such-config.toml")
+# the runner's terminal type: the tests on a pseudo-terminal (progress bars, top) draw as on an
+# xterm, also when the suite runs under TERM=dumb (an editor's shell, some CI runners) or none
+os.environ["TERM"] = "xterm"
+# started in the background by a non-interactive shell (`nohup bash scripts/test.sh &`, some CI
+# runners), the suite inherits SIGINT ignored, and so would every command the tests interrupt
+# with Ctrl-C: a handler here is reset to the default in the children
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -8,27 +8,55 @@ Debian machine).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 _apt_updated = False
+LOCK_DIR = Path("/var/cache/celerytool-tests")
+
+
+@contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """An exclusive ``flock`` shared by every test process of the machine (the xdist workers of
+    a session, other sessions): installing and starting a server is done by one at a time."""
+    try:
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        fh = open(LOCK_DIR / f"{name}.lock", "a")
+    except OSError:  # not root: nothing to install anyway; a lock of this user's own
+        fh = open(Path(tempfile.gettempdir()) / f"celerytool-tests-{name}.lock", "a")
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def apt_install(*packages: str) -> None:
+    """apt-get install, one at a time across the test processes (parallel xdist workers would
+    otherwise find dpkg locked and fail), waiting for any other apt-get (unattended-upgrades on a
+    machine just booted) rather than failing."""
     global _apt_updated
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise RuntimeError(f"{packages} missing and cannot apt-get install (not root / no apt)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if not _apt_updated:
-        subprocess.run(["apt-get", "update", "-q"], check=False, env=env, stdout=subprocess.DEVNULL)
-        _apt_updated = True
-    subprocess.run(["apt-get", "install", "-y", "-q", *packages], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    wait = ("-o", "DPkg::Lock::Timeout=600")
+    with machine_lock("apt"):
+        if not _apt_updated:
+            subprocess.run(["apt-get", *wait, "update", "-q"], check=False, env=env,
+                           stdout=subprocess.DEVNULL)
+            _apt_updated = True
+        subprocess.run(["apt-get", *wait, "install", "-y", "-q", *packages], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
 
 
 def free_port() -> int:
@@ -147,20 +175,24 @@ def wait_port(host: str, port: int, seconds: float, what: str) -> None:
 
 
 def ensure_rabbitmq() -> None:
-    """Make sure RabbitMQ and its management plugin answer on 127.0.0.1 (start / install them)."""
-    if not port_open(RABBIT_HOST, RABBIT_PORT):
-        if not shutil.which("rabbitmq-server") and not os.path.exists("/usr/sbin/rabbitmq-server"):
-            apt_install("rabbitmq-server")
-        if not port_open(RABBIT_HOST, RABBIT_PORT):  # the package may have started it
-            subprocess.run(["rabbitmq-plugins", "enable", "--offline", "rabbitmq_management"],
-                           check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            subprocess.run(["rabbitmq-server", "-detached"], check=False,
+    """Make sure RabbitMQ and its management plugin answer on 127.0.0.1 (start / install them;
+    one test process at a time: parallel workers would each start a node)."""
+    if port_open(RABBIT_HOST, RABBIT_PORT) and port_open(RABBIT_HOST, RABBIT_MGMT_PORT):
+        return
+    with machine_lock("rabbitmq"):
+        if not port_open(RABBIT_HOST, RABBIT_PORT):
+            if not shutil.which("rabbitmq-server") and not os.path.exists("/usr/sbin/rabbitmq-server"):
+                apt_install("rabbitmq-server")
+            if not port_open(RABBIT_HOST, RABBIT_PORT):  # the package may have started it
+                subprocess.run(["rabbitmq-plugins", "enable", "--offline", "rabbitmq_management"],
+                               check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(["rabbitmq-server", "-detached"], check=False,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_port(RABBIT_HOST, RABBIT_PORT, 120, "rabbitmq-server")
+        if not port_open(RABBIT_HOST, RABBIT_MGMT_PORT):
+            subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management"], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(RABBIT_HOST, RABBIT_PORT, 120, "rabbitmq-server")
-    if not port_open(RABBIT_HOST, RABBIT_MGMT_PORT):
-        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(RABBIT_HOST, RABBIT_MGMT_PORT, 60, "RabbitMQ management API")
+            wait_port(RABBIT_HOST, RABBIT_MGMT_PORT, 60, "RabbitMQ management API")
 
 
 def rabbit_api(method: str, path: str, body: object = None, user: str = "guest",

@@ -15,7 +15,7 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 
-from services import apt_install, port_open, wait_port
+from services import apt_install, machine_lock, port_open, wait_port
 
 HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -29,6 +29,12 @@ def _run(*cmd: str, check: bool = True) -> None:
 def ensure_postgres() -> None:
     if port_open(HOST, PG_PORT):
         return
+    with machine_lock("postgresql"):  # one test process installs and starts it
+        if not port_open(HOST, PG_PORT):
+            _start_postgres()
+
+
+def _start_postgres() -> None:
     installed_now = False
     if not glob.glob("/etc/postgresql/*/main") or not shutil.which("pg_ctlcluster"):
         apt_install("postgresql")
@@ -50,15 +56,22 @@ def ensure_postgres() -> None:
 def ensure_mariadb() -> None:
     if port_open(HOST, MYSQL_PORT):
         return
+    with machine_lock("mariadb"):  # one test process installs and starts it
+        if not port_open(HOST, MYSQL_PORT):
+            _start_mariadb()
+
+
+def _start_mariadb() -> None:
     installed_now = False
     if not os.path.exists("/usr/sbin/mariadbd"):
         apt_install("mariadb-server")
         installed_now = True
-    if not port_open(HOST, MYSQL_PORT):
+    if not port_open(HOST, MYSQL_PORT):  # the package may have started it
         os.makedirs("/run/mysqld", exist_ok=True)
         shutil.chown("/run/mysqld", "mysql", "mysql")
+        # as root, mariadbd refuses to run unless told its user (systemd's unit runs it as mysql)
         _run("start-stop-daemon", "--start", "--oknodo", "--background", "--exec", "/usr/sbin/mariadbd",
-             check=False)
+             "--", "--user=mysql", check=False)
     wait_port(HOST, MYSQL_PORT, 60, "MariaDB")
     if installed_now:  # root logs in through the socket only: let it in over TCP, no password
         _run("mariadb", "-uroot", "-e",

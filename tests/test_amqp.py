@@ -59,6 +59,26 @@ def test_queues_from_the_management_api(amqp_url, pika_channel, run):
     assert "w1.celery.pidbox" in every
 
 
+def test_another_connections_exclusive_queue_is_listed_without_a_warning(amqp_url, run):
+    """A worker's event / reply queues are exclusive to its connection: a passive declare of one
+    from another connection is refused (405 RESOURCE_LOCKED); queues --internal lists it quietly."""
+    import pika
+
+    holder = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        holder.channel().queue_declare("celeryev.held-by-a-worker", exclusive=True)
+
+        def listed():
+            r = run("queues", "--internal", "-b", amqp_url, "-o", "json")
+            return r if "celeryev.held-by-a-worker" in by_name(r.json()) else None
+
+        r = wait_for(listed, timeout=20)
+    finally:
+        holder.close()
+    assert r.exit_code == 0 and "RESOURCE_LOCKED" not in r.stderr and "warning" not in r.stderr, r
+    assert by_name(r.json())["celeryev.held-by-a-worker"]["exists"] is True
+
+
 def test_queues_names_unknown_ones_and_uses_one_listing(amqp_url, pika_channel, run):
     pika_channel.queue_declare("known", durable=True)
     r = run("queues", "known", "missing", "-b", amqp_url, "-o", "json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -207,7 +208,7 @@ def walk_with_leader_stopped(cluster, rng: random.Random, queue: str, args: list
     finally:
         conn.close()
     if reached:
-        subprocess.run(["kill", "-9", pid], check=True)
+        os.kill(int(pid), signal.SIGKILL)  # (no kill(1): procps is not on every machine)
         reached = proc.poll() is None  # still at work when its node died
         from services import port_open
 

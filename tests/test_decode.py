@@ -60,6 +60,20 @@ def test_decode_pickle_file_forced_type(run, tmp_path):
     assert r.json()["args"] == [1, "x"] and r.json()["kwargs"] == {"k": 2}
 
 
+@pytest.mark.parametrize("serializer, compression, forced", [
+    ("pickle", None, ["--content-type", "pickle"]),
+    ("msgpack", None, ["--content-type", "application/x-msgpack"]),
+    ("json", "zlib", ["--compression", "zlib"]),
+    ("pickle", "bzip2", ["--content-type", "pickle", "--compression", "bzip2"]),
+])
+def test_decode_base64_body_with_a_forced_type(run, stored, serializer, compression, forced):
+    """The body field of a real envelope (base64 text), with its type or compression given."""
+    env = json.loads(stored(serializer=serializer, **({"compression": compression} if compression else {})))
+    r = run("decode", *forced, "-o", "json", input=env["body"])
+    assert r.exit_code == 0, r
+    assert (r.json()["args"], r.json()["kwargs"]) == ([2, 3], {"z": "é"})
+
+
 def test_decode_unacked_entry(run, stored):
     env = json.loads(stored())
     entry = json.dumps([env, "", "celery"])

@@ -161,6 +161,7 @@ def test_doctor_fixes_each_finding_exactly(run, dirty):
     before = _snapshot(client)
     r = run("doctor", "--fix", "results-without-ttl", "--ttl", "1d", "--dry-run", *opts)
     assert r.exit_code == 0, r
+    assert "would set a TTL of 1d on 4 result(s) without one" in r.stderr, r
     assert _snapshot(client) == before  # a dry run changes nothing
     r = run("doctor", "--fix", "results-without-ttl", "--ttl", "1d", *opts)
     assert r.exit_code == 2  # not on a terminal: needs --yes

@@ -228,6 +228,7 @@ def test_named_exchanges_route_as_kombu(run, url2, client2):
 
     r = run("send", "t", "--exchange", "dex", "--routing-key", "nope", "-b", url2)
     assert r.exit_code == 1 and "unroutable" in r.stderr, r
+    assert "nothing was published" in r.stderr and "before it" not in r.stderr, r  # one task: no "0 before it"
     r = run("send", "t", "--exchange", "tex", "--routing-key", "b.c", "-b", url2)
     assert r.exit_code == 1 and "unroutable" in r.stderr, r
     r = run("send", "t", "--exchange", "bcast", "--exchange-type", "fanout", "-b", url2)

@@ -127,7 +127,14 @@ def _fix(app, broker, name, yes, dry_run, ttl, idle, visibility_timeout, backend
                          ttl=ttl, result_prefix=backend_keyprefix or "", control=control, silent=silent)
     if app.fmt != "table":
         app.emit_one({"fix": name, **done} if several else done, "fix")
-    words = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in done.items()
-                      if isinstance(v, (int, float)) and not isinstance(v, bool))
+    if "expiry_set" in done or "would_set" in done:  # results-without-ttl: expire's own words
+        from celerytool.selection import format_duration
+
+        count = done.get("would_set", 0) if dry_run else done["expiry_set"]
+        words = (f"{'would set' if dry_run else 'set'} a TTL of {format_duration(float(done['ttl']))} on {count} "
+                 f"result(s) without one, of {done.get('examined', 0)} examined")
+    else:
+        words = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in done.items()
+                          if isinstance(v, (int, float)) and not isinstance(v, bool))
     note(f"{'would apply' if dry_run else 'applied'} {name}: {words or 'nothing to do'}")
     return 130 if done.get("interrupted") else 0

@@ -275,10 +275,14 @@ def decode_any(
         if isinstance(parsed, dict) and "body" in parsed and ("properties" in parsed or "content-type" in parsed):
             return decode_envelope(text, limits=limits)
     body = text
-    if content_type is None and compression is None and _looks_base64(text) and not text.isdigit():
+    # binary by what was forced (pickle, msgpack, a compression): base64 text is their body's
+    # transport form, as kombu stores it; else the decoded bytes must look like a body
+    forced = None if content_type is None else SERIALIZER_CONTENT_TYPE.get(content_type, content_type)
+    binary = forced in ("application/x-python-serialize", "application/x-msgpack") or compression is not None
+    if (binary or content_type is None) and _looks_base64(text) and not text.isdigit():
         try:
             candidate = base64.b64decode(text, validate=False)
-            if candidate and (sniff(candidate) or candidate[:1] in (b"\x80", b"[", b"{", b"\x93")):
+            if candidate and (binary or sniff(candidate) or candidate[:1] in (b"\x80", b"[", b"{", b"\x93")):
                 body = candidate
         except (binascii.Error, ValueError):
             pass

@@ -155,6 +155,9 @@ class AmqpBroker:
         if exact is None:
             exact = len(keep) <= EXACT_AUTO_MAX_QUEUES
         declare = keep if exact else [n for n in keep if "messages_ready" not in listed[n]]
+        # another connection's exclusive queue (a worker's pidbox / event queue) refuses a passive
+        # declare (405 RESOURCE_LOCKED): the sample's counts stand for it
+        declare = [n for n in declare if not listed[n].get("exclusive")]
         live = self._passive_counts(declare) if declare else {}
         from dataclasses import replace
 

@@ -138,8 +138,7 @@ class RedisPublisher:
                         if not client.publish(self._fanout_topic(m.exchange, m.routing_key), text):
                             raise Unroutable(
                                 f"unroutable: nobody subscribes to fanout exchange {m.exchange!r} (a "
-                                f"fanout message is lost when no worker listens); {sent} message(s) "
-                                "before it were published, it and any after it were not", sent)
+                                f"fanout message is lost when no worker listens); {_published(sent)}", sent)
                         sent += 1
                         continue
                     queues = self.tables.route(m.exchange, m.routing_key, kind)
@@ -147,8 +146,7 @@ class RedisPublisher:
                         sent += state.execute()
                         raise Unroutable(
                             f"unroutable: no queue is bound to exchange {m.exchange!r} ({kind}) "
-                            f"for routing key {m.routing_key!r}; {sent} message(s) before it "
-                            "were published, it and any after it were not", sent)
+                            f"for routing key {m.routing_key!r}; {_published(sent)}", sent)
                 priority = m.properties.get("priority")
                 for q in queues:
                     key = self.keys.get((q, priority))
@@ -177,6 +175,13 @@ class RedisPublisher:
         if routing_key:
             topic += "/" + routing_key
         return self.prefix + topic
+
+
+def _published(sent: int) -> str:
+    """What an unroutable message stopped: nothing, or what went before it."""
+    if not sent:
+        return "nothing was published"
+    return f"{sent} message(s) before it were published, it and any after it were not"
 
 
 class _Batch:
