@@ -52,7 +52,9 @@ class Peek:
         return self.consumer.delivered
 
     def deliveries(self) -> Generator[Delivery, None, None]:
-        yield from self.consumer.deliveries(self.want)
+        # With no other consumer nothing else takes the messages counted ready: a pause of the
+        # broker (a loaded quorum queue) does not end the peek while some are still ready.
+        yield from self.consumer.deliveries(self.want, patient=self.others == 0)
         if self.delivered == 0 and self._is_stream():
             self.stream = True
             self.consumer.close()
