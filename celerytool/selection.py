@@ -18,6 +18,11 @@ from celerytool.where import Where, parse_where
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# the longest duration any option takes (--since, --older-than, --ttl, --countdown, ...): now
+# minus it is still a date-time (the year 1 is 2000 years away), and as milliseconds it fits
+# Redis's PEXPIRE (a 64-bit value) many times over
+MAX_DURATION = 365000 * 86400.0  # 1000 years
+MAX_DURATION_SHOWN = "365000d (1000 years)"
 
 
 def parse_duration(text: str) -> float:

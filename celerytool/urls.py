@@ -228,6 +228,7 @@ def _parse_single(raw: str) -> BrokerURL:
         if not db_text.isdigit():
             raise UsageError(f"Redis database must be a number, not {db_text!r} in {shown!r}")
         db = int(db_text)
+        check_redis_query(query, shown)
         sentinel = scheme == "sentinel"
         return BrokerURL(
             raw=raw,
@@ -262,3 +263,39 @@ def _parse_single(raw: str) -> BrokerURL:
                          password=password, query=query)
     return BrokerURL(raw=raw, scheme=scheme, kind=kind, query=query)
 
+
+
+# --- the values of a Redis URL's query options ------------------------------------------
+# What Celery, kombu and redis-py read from a Redis URL's query.  Each command reads only some
+# of them (and kombu's Connection fails on a value it cannot convert), so every value is checked
+# here, once, for every command: a bad one is a usage error that names the option.
+_NUMBERS = ("socket_timeout", "socket_connect_timeout", "connect_timeout", "heartbeat",
+            "health_check_interval")
+_COUNTS = ("db", "virtual_host", "max_connections")
+_FLAGS = ("ssl", "ssl_check_hostname", "check_hostname", "socket_keepalive", "retry_on_timeout")
+FLAG_WORDS = frozenset({"1", "0", "true", "false", "yes", "no", "on", "off"})
+# the spellings clients/tls.py reads (a test keeps the two equal)
+CERT_REQS_NAMES = frozenset({"cert_none", "none", "verify_none", "false", "cert_optional", "optional",
+                             "cert_required", "required", "verify_peer"})
+
+
+def check_redis_query(query: dict[str, str], shown: str) -> None:
+    """Raise UsageError for the first query option whose value its reader would refuse."""
+    for key, value in query.items():
+        name, text = key.lower(), value.strip().lower()
+        if not text:  # an empty value is no value (the default), as everywhere else
+            continue
+        if name in _NUMBERS:
+            try:
+                number = float(text)
+            except ValueError:
+                number = float("nan")
+            if not 0 <= number < float("inf"):
+                raise UsageError(f"query option {key}={value!r} in {shown!r} must be a number of seconds")
+        elif name in _COUNTS and not text.isdigit():
+            raise UsageError(f"query option {key}={value!r} in {shown!r} must be a whole number")
+        elif name in _FLAGS and text not in FLAG_WORDS:
+            raise UsageError(f"query option {key}={value!r} in {shown!r} must be true or false")
+        elif name in ("ssl_cert_reqs", "cert_reqs", "verify") and text not in CERT_REQS_NAMES:
+            raise UsageError(f"query option {key}={value!r} in {shown!r}: use CERT_NONE, CERT_OPTIONAL "
+                             "or CERT_REQUIRED")

@@ -33,6 +33,9 @@ def _steps(value: str) -> tuple[int, ...]:
     return steps
 
 
+MAX_SIZE = 1024**4  # --max-size: 1024G, far beyond what a body can be and still be decoded
+
+
 def _size(value: str) -> int:
     text = value.strip().upper()
     mult = 1
@@ -41,9 +44,14 @@ def _size(value: str) -> int:
             text, mult = text[: -len(suffix)], m
             break
     try:
-        n = int(float(text) * mult)
+        size = float(text) * mult
     except ValueError:
         raise click.BadParameter(f"expected a size such as 64M, got {value!r}") from None
+    if size != size:  # nan
+        raise click.BadParameter(f"expected a size such as 64M, got {value!r}")
+    if size > MAX_SIZE:  # inf included
+        raise click.BadParameter(f"{value!r} is too large: at most 1024G")
+    n = int(size)
     if n <= 0:
         raise click.BadParameter("size must be positive")
     return n
@@ -81,8 +89,9 @@ TIMEOUT_RANGE = (0.05, 86400.0)  # every -t/--timeout: 50ms .. 1d
 
 class Duration(click.ParamType):
     """Every age, interval and timeout: ``90`` (seconds), ``90s``, ``15m``, ``1h30m``, ``2d``, ``1w``,
-    ``500ms``; within [minimum, maximum] seconds.  One grammar (``selection.parse_duration``), one
-    wording for a bad value."""
+    ``500ms``; within [minimum, maximum] seconds, and never more than ``selection.MAX_DURATION``
+    (1000 years: now minus it is still a date-time).  One grammar (``selection.parse_duration``),
+    one wording for a bad value."""
 
     name = "duration"
 
@@ -97,7 +106,12 @@ class Duration(click.ParamType):
         if value is None:
             return None
         from celerytool.errors import UsageError
-        from celerytool.selection import format_duration, parse_duration
+        from celerytool.selection import (
+            MAX_DURATION,
+            MAX_DURATION_SHOWN,
+            format_duration,
+            parse_duration,
+        )
 
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             seconds = float(value)
@@ -106,12 +120,10 @@ class Duration(click.ParamType):
                 seconds = parse_duration(str(value))
             except UsageError as exc:
                 self.fail(exc.message, param, ctx)
-        too_low = seconds < self.minimum
-        too_high = self.maximum is not None and seconds > self.maximum
-        if too_low or too_high:
-            bounds = (f"from {format_duration(self.minimum)} to {format_duration(self.maximum)}"
-                      if self.maximum is not None else f"at least {format_duration(self.minimum)}")
-            self.fail(f"{value!r} is out of range: {bounds}", param, ctx)
+        maximum = MAX_DURATION if self.maximum is None else min(self.maximum, MAX_DURATION)
+        if not self.minimum <= seconds <= maximum:  # nan and inf too
+            shown = MAX_DURATION_SHOWN if maximum == MAX_DURATION else format_duration(maximum)
+            self.fail(f"{value!r} is out of range: from {format_duration(self.minimum)} to {shown}", param, ctx)
         return seconds
 
 
@@ -204,7 +216,7 @@ SHARED: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--keyprefix", "global_keyprefix"), dict(metavar="PREFIX", help="kombu Redis transport option global_keyprefix.")),
     (("--priority-steps",), dict(type=Converted("steps", _steps), metavar="0,3,6,9", help="kombu Redis priority_steps.")),
     (("--sep",), dict(type=Converted("sep", _separator), metavar="SEP", help=f"kombu Redis separator for priority lists and bindings [default {DEFAULT_SEP_SHOWN}].")),
-    (("--max-size",), dict(type=Converted("size", _size), metavar="SIZE", help="Largest body to decode or decompress [default 64M].")),
+    (("--max-size",), dict(type=Converted("size", _size), metavar="SIZE", help="Largest body to decode or decompress [default 64M; at most 1024G].")),
     (("--connect-timeout",), dict(type=Duration(0.1, 600), help="How long to wait for the broker or backend to connect and answer [default 5s; 100ms .. 10m].")),
     (("--management-url",), dict(metavar="URL", help="RabbitMQ management API [default http://<host>:15672 (AMQP port + 10000 off 5672) with the broker's credentials].")),
     (("--master-name",), dict(metavar="NAME", help="Redis Sentinel master name for sentinel:// URLs [env CELERYTOOL_MASTER_NAME; or ?master_name=].")),

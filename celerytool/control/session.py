@@ -77,7 +77,7 @@ class ControlSession:
 
         # the connection is made from our URL explicitly (``connection``), never from app.conf,
         # which prefers CELERY_BROKER_URL: see clients/celery_app.py
-        app = bare_app(self.url.kombu_url())
+        app = bare_app(kombu_url(self.url))
         transport: dict[str, Any] = {}
         if self.url.kind == "redis":
             if self.options.global_keyprefix:
@@ -109,7 +109,8 @@ class ControlSession:
 
     @cached_property
     def connection(self) -> Any:
-        conn = self.app.connection_for_write(**{"url": self.url.kombu_url(), **self.redis_tls()})
+        conn = self.app.connection_for_write(**{"url": kombu_url(self.url), **kombu_database(self.url),
+                                                **self.redis_tls()})
         if self.url.is_sentinel:  # the master's address first, within --connect-timeout (69)
             from celerytool.clients.resp import RespClient
             from celerytool.clients.sentinel import master_address
@@ -149,7 +150,7 @@ class ControlSession:
             pass
 
         Transport.Channel = Channel
-        return {"url": self.url.kombu_url(drop=TLS_QUERY), "transport": Transport,
+        return {"url": kombu_url(self.url, drop=TLS_QUERY), "transport": Transport,
                 "ssl": tls}
 
     @cached_property
@@ -324,6 +325,29 @@ class ControlSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# kombu hands a URL's query options to Connection() as arguments: one it does not take
+# (socket_timeout, db, ...) is a TypeError, an ssl_cert_reqs it does not spell so a KeyError.
+# Their values were checked when the URL was parsed (urls.check_redis_query); the session
+# passes kombu what it needs itself (the database below, TLS in redis_tls, --connect-timeout),
+# except on sentinel://, where kombu's own transport reads the TLS options.
+_KOMBU_SENTINEL_QUERY = ("ssl", "ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile",
+                         "ssl_check_hostname")
+
+
+def kombu_url(url: BrokerURL, drop: tuple[str, ...] = ()) -> str:
+    """``url`` for kombu's Connection: a Redis URL without the query options kombu cannot take."""
+    if url.kind != "redis":
+        return url.kombu_url(drop)
+    keep = _KOMBU_SENTINEL_QUERY if url.is_sentinel else ()
+    names = {k.lower() for u in (url, *url.alternates) for k in u.query} - set(keep)
+    return url.kombu_url(tuple(sorted(names.union(drop))))
+
+
+def kombu_database(url: BrokerURL) -> dict[str, Any]:
+    """The Redis database for kombu, also when the URL names it by ``?db=`` (the URL's path wins)."""
+    return {"virtual_host": str(url.db)} if url.kind == "redis" else {}
 
 
 @contextlib.contextmanager
