@@ -136,6 +136,12 @@ def _userinfo(raw: str) -> tuple[int, int, list[tuple[int, int]]]:
     return start, at, values
 
 
+def userinfo_past_host(raw: str, netloc: str) -> bool:
+    """The user info of ``raw`` runs past ``netloc`` (what urlsplit took for the host): a
+    password's unencoded '/', '?' or '#' ended the host early, and the rest holds part of it."""
+    return _userinfo(raw)[1] > raw.find("://") + 3 + len(netloc)
+
+
 def _secret_spans(raw: str) -> list[tuple[int, int]]:
     """Where the secrets of ``raw`` are: the password and every secret query value."""
     start, at, spans = _userinfo(raw)
@@ -261,7 +267,7 @@ def _parse_single(raw: str) -> BrokerURL:
     if any("#" in raw[begin:end] for begin, end in _userinfo(raw)[2]):
         raise UsageError(f"malformed URL {shown!r}: a '#' in a query password (percent-encode it as %23)")
     ambiguous = "@" in parts.netloc or scheme in {"redis+socket", "unix"}
-    if ambiguous and _userinfo(raw)[1] > raw.find("://") + 3 + len(parts.netloc):
+    if ambiguous and userinfo_past_host(raw, parts.netloc):
         # 'u:p@ss/w@host' or 'unix://p/w@/path': a password's '/', '?' or '#' ended the host
         # early; whatever celerytool would make of the rest (host, database, vhost, socket path)
         # holds part of the password

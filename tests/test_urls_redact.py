@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from urllib.parse import quote
 
 import pytest
 
@@ -91,6 +92,15 @@ def test_an_at_sign_after_the_host_is_a_usage_error_that_says_where(run):
     assert "an '@' after the host" in r.stderr and f"'redis://u:***@{DOWN}/0'" in r.stderr, r.stderr
     r = run("queues", "-b", "redis://127.0.0.1:1/x")  # no password: the bad part is still named
     assert r.exit_code == 2 and "not 'x'" in r.stderr, r
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_management_urls_never_show_the_password(run, amqp_url, password):
+    """--management-url's user info, percent-encoded or not (the API is down: its error shows the URL)."""
+    for given in (password, quote(password, safe="")):
+        r = run("queues", "-b", amqp_url, "--management-url", f"http://u:{given}@{DOWN}")
+        assert r.exit_code in (0, 2), r  # 2: an '@' after the host; 0: counted by passive declare
+        assert_hidden(password, r)
 
 
 def test_query_passwords_are_masked_whole_and_other_options_stay():
