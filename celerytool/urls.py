@@ -76,7 +76,7 @@ class BrokerURL:
             return self.raw
         from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-        pieces = re.split(r"[;,]\s*(?=[a-zA-Z][a-zA-Z0-9+.\-]*://)", self.raw)
+        pieces = _FAILOVER.split(self.raw)[::2]
         out = []
         for piece in pieces:
             parts = urlsplit(piece.strip())
@@ -92,7 +92,8 @@ class BrokerURL:
         """Remove every password this URL carries from ``text``; user names stay (``user:***@``)."""
         secrets: set[str] = set()
         for u in (self, *self.alternates):
-            for secret in (u.password, u.sentinel_password):
+            query_secrets = [v for k, v in u.query.items() if _SECRET_KEY.search(k)]
+            for secret in (u.password, u.sentinel_password, *query_secrets):
                 if secret:
                     secrets.update((secret, quote(secret, safe="")))
         return redact_text(text, sorted(secrets, key=len, reverse=True))  # "pw" must not eat into "spw"
@@ -102,44 +103,101 @@ def _redact_one(u: BrokerURL) -> str:
     return _strip_inline_password(u.raw)
 
 
-# scheme://user:password@ up to the LAST '@': an unencoded '@', '/', '?' or '#' in a
-# password must not leave its tail visible (over-masking a query with '@' is the price)
-_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/?#\s]*):(?P<pw>.*)@", re.S)
-_QUERY_PASSWORD = re.compile(r"(?i)([?&;](?:sentinel_)?password=)[^&;]*")
-# a URL in free text ends before whitespace and the punctuation that follows it in a sentence
-_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://\S+?(?=[:,.;)'\"]*(?:\s|$))")
+# A query option whose name says it holds a secret (password=, sentinel_password=,
+# ssl_keyfile_password=, sslpassword=, token=, ...): its value is masked whole.
+_SECRET_KEY = re.compile(r"(?i)pass|pwd|secret|token|credential")
+# key=value in a query; a value runs to the next '&key=' / ';key=', so an unencoded '&' or ';'
+# inside a password stays masked.  Keys start only after ?, & or ; (linear: no run is rescanned).
+_QUERY_ITEM = re.compile(r"(?<=[?&;])(?P<k>[A-Za-z0-9_.\-]+)=(?P<v>[^&;]*(?:[&;](?![A-Za-z0-9_.\-]+=)[^&;]*)*)")
+_PLAIN_USER = re.compile(r"[^:/?#@\s]*")  # a user name shown as is: nothing a password could leak into
+# A URL in free text: a scheme starts where no scheme character precedes it and is one run of
+# them (so no run is scanned twice: linear time); the URL runs to the next whitespace.
+_URL_IN_TEXT = re.compile(r"(?<![a-zA-Z0-9+.\-])[a-zA-Z0-9+.\-]+://\S*")
+_FAILOVER = re.compile(r"([;,]\s*)(?=[a-zA-Z][a-zA-Z0-9+.\-]*://)")  # between the URLs of a list
+_TRAILING = ":,.;)'\""  # punctuation that ends a sentence rather than the URL
+
+
+def _userinfo(raw: str) -> tuple[int, int, list[tuple[int, int]]]:
+    """Where the user info of ``raw`` starts and ends (end < start: none), and the spans of
+    its secret-looking query values.  The user info ends at the LAST '@' that is not in a query
+    password, so that an unencoded '@', '/', '?' or '#' in a password leaves no tail visible."""
+    values, keys = [], []
+    for m in _QUERY_ITEM.finditer(raw):
+        if _SECRET_KEY.search(m["k"]) and m["v"]:
+            values.append(m.span("v"))
+            keys.append(m.start())
+    sep = raw.find("://")
+    start = sep + 3 if sep >= 0 else 0
+    at = raw.rfind("@")
+    for (v_start, v_end), key in zip(values, keys, strict=True):
+        if v_start <= at < v_end:  # the last '@' is a query password's: user info ends before its key
+            at = raw.rfind("@", start, key)
+            break
+    return start, at, values
+
+
+def userinfo_past_host(raw: str, netloc: str) -> bool:
+    """The user info of ``raw`` runs past ``netloc`` (what urlsplit took for the host): a
+    password's unencoded '/', '?' or '#' ended the host early, and the rest holds part of it."""
+    return _userinfo(raw)[1] > raw.find("://") + 3 + len(netloc)
+
+
+def _secret_spans(raw: str) -> list[tuple[int, int]]:
+    """Where the secrets of ``raw`` are: the password and every secret query value."""
+    start, at, spans = _userinfo(raw)
+    if at >= start:
+        user, colon, _ = raw[start:at].partition(":")
+        if not _PLAIN_USER.fullmatch(user):
+            spans.append((start, at))  # no telling the user name from the password: mask both
+        elif colon:
+            spans.append((start + len(user) + 1, at))
+    return spans
 
 
 def _strip_inline_password(raw: str) -> str:
-    raw = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", raw)
-    return _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", raw)
+    merged: list[list[int]] = []
+    for begin, end in sorted(_secret_spans(raw)):
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    out, last = [], 0
+    for begin, end in merged:
+        out += [raw[last:begin], MASK]
+        last = end
+    out.append(raw[last:])
+    return "".join(out)
+
+
+def _is_user_name(m: re.Match[str]) -> bool:
+    return m.string[max(m.start() - 3, 0):m.start()] == "://" and m.string[m.end():m.end() + 1] in (":", "@")
 
 
 def _mask(text: str, secrets: list[str]) -> str:
+    """Mask every occurrence of ``secrets`` but a user name (``scheme://NAME:``), longest
+    first so that "pw" does not eat into "spw"."""
     for secret in secrets:
-        text = text.replace(secret, MASK)
+        text = re.sub(re.escape(secret), lambda m: m.group() if _is_user_name(m) else MASK, text)
     return text
-
-
-def _mask_url(token: str, secrets: list[str]) -> str:
-    token = _strip_inline_password(token)
-    head = _USERINFO.match(token)
-    if head is None:
-        return _mask(token, secrets)
-    return head.group() + _mask(token[head.end():], secrets)  # the user name is shown
 
 
 def redact_text(text: str, secrets: list[str] | None = None) -> str:
     """Mask the passwords of every URL inside free text (error messages), as ``user:***@``;
     also every occurrence of ``secrets`` outside the user names."""
-    secrets = secrets or []
-    out, last = [], 0
-    for m in _URL_IN_TEXT.finditer(text):
-        out.append(_mask(text[last:m.start()], secrets))
-        out.append(_mask_url(m.group(), secrets))
-        last = m.end()
-    out.append(_mask(text[last:], secrets))
-    return "".join(out)
+    text = _mask(text, secrets or [])
+
+    def one(m: re.Match[str]) -> str:
+        token = m.group()
+        end = max(len(token.rstrip(_TRAILING)), token.find("://") + 4)
+        pieces = _FAILOVER.split(token[:end])  # each URL of a failover list masked on its own
+        return "".join(_strip_inline_password(p) if i % 2 == 0 else p for i, p in enumerate(pieces)) + token[end:]
+
+    return _URL_IN_TEXT.sub(one, text)
+
+
+def _echo(fragment: str, shown: str) -> str:
+    """``fragment`` of a URL quoted for an error message, if the masked URL shows it anyway."""
+    return repr(fragment) if fragment in shown and MASK not in fragment else "what follows the host"
 
 
 def _check_host(host: str, shown: str) -> None:
@@ -159,7 +217,7 @@ def parse_url(raw: str) -> BrokerURL:
     if raw is None or not str(raw).strip():
         raise UsageError("empty broker URL")
     raw = str(raw).strip()
-    pieces = [p.strip() for p in re.split(r"[;,]\s*(?=[a-zA-Z][a-zA-Z0-9+.\-]*://)", raw) if p.strip()]
+    pieces = [p.strip() for p in _FAILOVER.split(raw)[::2] if p.strip()]
     parsed = [_parse_single(p) for p in pieces]
     first = parsed[0]
     if any(p.kind != first.kind for p in parsed[1:]):
@@ -206,6 +264,15 @@ def _parse_single(raw: str) -> BrokerURL:
         what = "the [IPv6] host is not valid" if "IPv6" in str(exc) else "the port is not a number from 0 to 65535"
         raise UsageError(f"malformed URL {shown!r}: {what} (percent-encode '@', ':', '/', '?' "
                          "and '#' in a user name or password, e.g. %40 for '@')") from None
+    if any("#" in raw[begin:end] for begin, end in _userinfo(raw)[2]):
+        raise UsageError(f"malformed URL {shown!r}: a '#' in a query password (percent-encode it as %23)")
+    ambiguous = "@" in parts.netloc or scheme in {"redis+socket", "unix"}
+    if ambiguous and userinfo_past_host(raw, parts.netloc):
+        # 'u:p@ss/w@host' or 'unix://p/w@/path': a password's '/', '?' or '#' ended the host
+        # early; whatever celerytool would make of the rest (host, database, vhost, socket path)
+        # holds part of the password
+        raise UsageError(f"malformed URL {shown!r}: an '@' after the host (percent-encode '@', ':', '/', "
+                         "'?' and '#' in a user name or password, e.g. %40 for '@' and %2F for '/')")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
@@ -226,7 +293,7 @@ def _parse_single(raw: str) -> BrokerURL:
         else:
             db_text = path.strip("/") or query.get("db", "0") or "0"
         if not db_text.isdigit():
-            raise UsageError(f"Redis database must be a number, not {db_text!r} in {shown!r}")
+            raise UsageError(f"Redis database must be a number, not {_echo(db_text, shown)} in {shown!r}")
         db = int(db_text)
         check_redis_query(query, shown)
         sentinel = scheme == "sentinel"
@@ -264,7 +331,6 @@ def _parse_single(raw: str) -> BrokerURL:
     return BrokerURL(raw=raw, scheme=scheme, kind=kind, query=query)
 
 
-
 # --- the values of a Redis URL's query options ------------------------------------------
 # What Celery, kombu and redis-py read from a Redis URL's query.  Each command reads only some
 # of them (and kombu's Connection fails on a value it cannot convert), so every value is checked
@@ -285,17 +351,19 @@ def check_redis_query(query: dict[str, str], shown: str) -> None:
         name, text = key.lower(), value.strip().lower()
         if not text:  # an empty value is no value (the default), as everywhere else
             continue
+        # the value only as the masked URL shows it (never what masking hid)
+        option = f"{key}={value!r}" if value in shown and MASK not in value else key
         if name in _NUMBERS:
             try:
                 number = float(text)
             except ValueError:
                 number = float("nan")
             if not 0 <= number < float("inf"):
-                raise UsageError(f"query option {key}={value!r} in {shown!r} must be a number of seconds")
+                raise UsageError(f"query option {option} in {shown!r} must be a number of seconds")
         elif name in _COUNTS and not text.isdigit():
-            raise UsageError(f"query option {key}={value!r} in {shown!r} must be a whole number")
+            raise UsageError(f"query option {option} in {shown!r} must be a whole number")
         elif name in _FLAGS and text not in FLAG_WORDS:
-            raise UsageError(f"query option {key}={value!r} in {shown!r} must be true or false")
+            raise UsageError(f"query option {option} in {shown!r} must be true or false")
         elif name in ("ssl_cert_reqs", "cert_reqs", "verify") and text not in CERT_REQS_NAMES:
-            raise UsageError(f"query option {key}={value!r} in {shown!r}: use CERT_NONE, CERT_OPTIONAL "
+            raise UsageError(f"query option {option} in {shown!r}: use CERT_NONE, CERT_OPTIONAL "
                              "or CERT_REQUIRED")

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from services import free_port, start_redis
+from services import apt_install, free_port, start_redis
 
 
 def test_unix_socket_url(run, tmp_path):
@@ -40,7 +40,7 @@ def test_db_number_and_acl_user(run, tmp_path):
 
 def test_tls_url(run, tmp_path):
     if not shutil.which("openssl"):
-        pytest.skip("openssl not installed")
+        apt_install("openssl")  # a fresh machine: installed, never skipped
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                     "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)

@@ -89,6 +89,34 @@ def test_requeue_after_a_worker_died(run, redis_url, redis_client, celery_app, w
     assert sorted(results) == [0, 2, 4]
 
 
+def test_live_commands_leave_a_dead_workers_unacked_tasks_alone(run, redis_url, redis_client, celery_app,
+                                                               worker_env):
+    """A worker killed holding tasks leaves them in ``unacked``; two hours on (past kombu's default
+    visibility timeout) the read commands that open a control session must not put them back on
+    the queue (kombu's sweep would: a duplicate when a worker still runs one)."""
+    tmp_path, procs = worker_env
+    ids = [celery_app.send_task("tasks.hold", (i,)).id for i in range(3)]
+    w1 = start_worker(tmp_path, redis_url, "w1")
+    procs.append(w1)
+    assert wait_for(lambda: redis_client.hlen("unacked") == 3, timeout=30), "worker did not take the tasks"
+    w1.send_signal(signal.SIGKILL)
+    w1.wait()
+    two_hours_ago = time.time() - 7200
+    redis_client.zadd("unacked_index", {tag: two_hours_ago for tag in redis_client.hkeys("unacked")}, xx=True)
+
+    def state():
+        return (redis_client.hgetall("unacked"), redis_client.zrange("unacked_index", 0, -1, withscores=True),
+                redis_client.lrange("celery", 0, -1))
+
+    before = state()
+    for args in (["workers", "-t", "1"], ["inspect", "ping", "-t", "1"], ["inspect", "active", "-t", "1"],
+                 ["doctor"], ["top", "--once"], ["shutdown", "--dry-run", "-t", "1"],
+                 ["events", "-n", "1", "-t", "1"]):
+        run(*args, "-b", redis_url)
+        assert state() == before, args
+    assert sorted(r["id"] for r in run("unacked", "-b", redis_url, "-o", "json").json()) == sorted(ids)
+
+
 def test_requeue_respects_the_unacked_mutex(run, redis_url, redis_client, celery_app):
     redis_client.set("unacked_mutex", "someone", px=60000)
     redis_client.hset("unacked", "t1", json.dumps([{"body": "", "headers": {}, "properties": {}}, "", "celery"]))

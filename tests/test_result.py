@@ -238,7 +238,9 @@ def test_tls(run, tmp_path):
     from services import start_redis
 
     if not shutil.which("openssl"):
-        pytest.skip("openssl not installed")
+        from services import apt_install
+
+        apt_install("openssl")  # a fresh machine: installed, never skipped
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
                     "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",

@@ -13,7 +13,8 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from celerytool.urls import BrokerURL, redact_text
+from celerytool.errors import UsageError
+from celerytool.urls import BrokerURL, redact_text, userinfo_past_host
 
 if TYPE_CHECKING:
     import urllib.error
@@ -37,15 +38,24 @@ class ManagementAPI:
     """A tiny client for the endpoints celerytool reads; counts its requests in ``calls``."""
 
     def __init__(self, base_url: str, username: str, password: str, timeout: float = 5.0) -> None:
-        parts = urlsplit(base_url if "://" in base_url else f"http://{base_url}")
+        raw = base_url if "://" in base_url else f"http://{base_url}"
+        parts = urlsplit(raw)
+        hint = "(percent-encode '@', ':', '/', '?' and '#' in a user name or password, e.g. %40 for '@')"
+        if userinfo_past_host(raw, parts.netloc):  # a password's '/' ended the host early
+            raise UsageError(f"malformed management URL {redact_text(raw)!r}: an '@' after the host {hint}")
+        try:
+            port = parts.port
+        except ValueError:  # its text can hold part of a password: never shown
+            raise UsageError(f"malformed management URL {redact_text(raw)!r}: the port is not a number "
+                             f"from 0 to 65535 {hint}") from None
         if parts.username is not None:
             username = parts.username
             password = parts.password or ""
         netloc = parts.hostname or "localhost"
         if ":" in netloc:
             netloc = f"[{netloc}]"
-        if parts.port:
-            netloc += f":{parts.port}"
+        if port:
+            netloc += f":{port}"
         path = parts.path.rstrip("/")
         if path.endswith("/api"):
             path = path[: -len("/api")]

@@ -83,6 +83,10 @@ class ControlSession:
             if self.options.global_keyprefix:
                 transport["global_keyprefix"] = self.options.global_keyprefix
             transport["priority_steps"] = list(self.options.priority_steps)
+            # No visibility-timeout machinery: with it, every poll of this session's consumers runs
+            # kombu's sweep, which puts the workers' unacked tasks older than the timeout back on
+            # their queues (a duplicate when a worker still holds one): a read must change nothing.
+            transport["ack_emulation"] = False
             if self.url.is_sentinel:  # as Celery users configure kombu's sentinel:// transport
                 from celerytool.clients.sentinel import require_name
 
