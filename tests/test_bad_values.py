@@ -6,6 +6,8 @@ accepted still work.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # usage errors come before any connection
@@ -31,6 +33,20 @@ def test_the_largest_max_size_still_reads(run, redis_url, celery_app):
     r = run("peek", "celery", "-b", redis_url, "--max-size", "1024G", "-o", "json")
     assert r.exit_code == 0, r
     assert [m["id"] for m in r.json()] == ["big-1"]
+
+
+def test_decode_at_the_largest_max_size_reads_stdin(redis_client, celery_app):
+    """A real process and a real pipe: stdin is read a MiB at a time, not with one read of
+    2 x 1024G (a MemoryError, exit 70)."""
+    import subprocess
+    import sys
+
+    celery_app.send_task("tasks.big", args=[7], task_id="big-2")
+    raw = redis_client.lindex("celery", -1)
+    done = subprocess.run([sys.executable, "-m", "celerytool", "decode", "--max-size", "1024G", "-o", "json"],
+                          input=raw, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["args"] == [7]
 
 
 # --- durations: at most 1000 years ------------------------------------------------------
@@ -121,3 +137,13 @@ def test_the_live_commands_take_query_options_kombu_does_not(run, redis_server, 
     r = run("workers", "-b", url.format(port=redis_server.port), "-o", "json", "-t", "10")
     assert r.exit_code == 0, (url, r)
     assert worker_db5.name in r.stdout
+
+
+@pytest.mark.parametrize("query", ["connection_attempts=3&socket_timeout=5", "heartbeat=30", "heartbeat=abc"])
+def test_the_live_commands_on_rabbitmq_take_query_options_kombu_does_not(run, amqp_url, query):
+    """pika's query options (celerytool's own AMQP connections read them) are not kombu's: the
+    control session leaves them out instead of ending in a TypeError (exit 70)."""
+    url = f"{amqp_url}{'&' if '?' in amqp_url else '?'}{query}"
+    for args in (["workers", "-t", "1"], ["inspect", "ping", "-t", "1"]):
+        r = run(*args, "-b", url)
+        assert r.exit_code == 1 and "no worker answered" in r.stderr, (args, r)  # asked: nobody runs here

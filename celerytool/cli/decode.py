@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -34,7 +35,7 @@ def command(app, source, content_type, compression, lines):
     if source is None:
         source = sys.stdin.buffer
     limits = app.limits()
-    data = source.read(limits.max_bytes * 2 + 1)
+    data = _read_at_most(source, limits.max_bytes * 2 + 1)
     chunks = [c for c in data.splitlines() if c.strip()] if lines else [data]
     if not lines and not data.strip():
         from celerytool.errors import UsageError
@@ -47,3 +48,17 @@ def command(app, source, content_type, compression, lines):
     else:
         app.emit_one(messages[0], "message")
     return 65 if any(m.error for m in messages) else 0
+
+
+def _read_at_most(source: Any, size: int) -> bytes:
+    """Up to ``size`` bytes, a MiB at a time: one ``read(size)`` asks for all of it at once (a
+    --max-size of 64G would be a MemoryError before a byte is read)."""
+    chunks: list[bytes] = []
+    left = size
+    while left > 0:
+        chunk = source.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)

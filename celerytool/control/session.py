@@ -335,15 +335,16 @@ class ControlSession:
 # (socket_timeout, db, ...) is a TypeError, an ssl_cert_reqs it does not spell so a KeyError.
 # Their values were checked when the URL was parsed (urls.check_redis_query); the session
 # passes kombu what it needs itself (the database below, TLS in redis_tls, --connect-timeout),
-# except on sentinel://, where kombu's own transport reads the TLS options.
+# except on sentinel://, where kombu's own transport reads the TLS options. The same holds for
+# an AMQP URL (py-amqp's Connection takes no connection_attempts, socket_timeout, ...): celerytool's
+# own AMQP connections (pika) read what they use of the query; the session passes its timeouts
+# itself, and amqps:// is TLS to kombu by its scheme.
 _KOMBU_SENTINEL_QUERY = ("ssl", "ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile",
                          "ssl_check_hostname")
 
 
 def kombu_url(url: BrokerURL, drop: tuple[str, ...] = ()) -> str:
-    """``url`` for kombu's Connection: a Redis URL without the query options kombu cannot take."""
-    if url.kind != "redis":
-        return url.kombu_url(drop)
+    """``url`` for kombu's Connection: without the query options kombu cannot take."""
     keep = _KOMBU_SENTINEL_QUERY if url.is_sentinel else ()
     names = {k.lower() for u in (url, *url.alternates) for k in u.query} - set(keep)
     return url.kombu_url(tuple(sorted(names.union(drop))))
