@@ -118,14 +118,10 @@ def test_the_cert_reqs_spellings_agree_with_the_tls_setup():
 
 @pytest.fixture(scope="module")
 def worker_db5(redis_server, tmp_path_factory):
-    import redis
+    from workers import worker_on_db
 
-    from workers import start_worker
-
-    redis.Redis(port=redis_server.port, db=5).flushdb()
-    w = start_worker(redis_server.url(5), tmp_path_factory.mktemp("worker-db5"))
-    yield w
-    w.stop()
+    with worker_on_db(redis_server, tmp_path_factory, 5) as w:
+        yield w
 
 
 @pytest.mark.parametrize("url", [

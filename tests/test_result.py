@@ -8,22 +8,19 @@ import time
 import uuid
 
 import pytest
-import redis
 from timing import within
 
 from conftest import clean_db_url, make_app
 from services import free_port, wait_for
-from workers import start_worker
+from workers import worker_on_db
 
 UTC = dt.timezone.utc
 
 
 @pytest.fixture(scope="module")
 def worker(redis_server, tmp_path_factory):
-    redis.Redis(port=redis_server.port, db=1).flushdb()
-    w = start_worker(redis_server.url(1), tmp_path_factory.mktemp("worker"))
-    yield w
-    w.stop()
+    with worker_on_db(redis_server, tmp_path_factory, 1) as w:
+        yield w
 
 
 @pytest.fixture(scope="module")

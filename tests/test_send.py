@@ -13,7 +13,7 @@ from timing import within
 
 from conftest import clean_db_url, make_app
 from services import free_port, start_redis, wait_for
-from workers import start_worker
+from workers import worker_on_db
 
 UTC = dt.timezone.utc
 TID = "11111111-2222-4333-8444-555555555555"
@@ -22,10 +22,8 @@ TID = "11111111-2222-4333-8444-555555555555"
 # -- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def worker(redis_server, tmp_path_factory):
-    redis.Redis(port=redis_server.port, db=1).flushdb()
-    w = start_worker(redis_server.url(1), tmp_path_factory.mktemp("worker"))
-    yield w
-    w.stop()
+    with worker_on_db(redis_server, tmp_path_factory, 1) as w:
+        yield w
 
 
 @pytest.fixture

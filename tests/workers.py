@@ -93,6 +93,19 @@ def start_worker(broker_url: str, tmp: Path, queues: str = "celery", timeout: fl
 
 
 @contextlib.contextmanager
+def worker_on_db(redis_server: Any, tmp_path_factory: Any, db: int) -> Iterator[Worker]:
+    """A worker on database ``db`` of the private redis-server, emptied first (a module's fixture)."""
+    import redis
+
+    redis.Redis(port=redis_server.port, db=db).flushdb()
+    w = start_worker(redis_server.url(db), tmp_path_factory.mktemp(f"worker-db{db}"))
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+@contextlib.contextmanager
 def two_workers(tmp_path_factory: Any, name: str, a: dict[str, Any], b: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """A private Redis with two real workers (``start_worker``'s options ``a`` and ``b``) and a
     Celery app on it: ``{"url", "a", "b", "app", "server"}``; all stopped afterwards."""

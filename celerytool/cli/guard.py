@@ -84,6 +84,15 @@ def vanished_note(result: OpResult) -> str:
     return f" ({result.vanished} matching were taken by a consumer first)"
 
 
+def no_ids_in(source: Any, verb: str) -> int:
+    """An empty ``--from`` (a pipeline that found nothing): say so, act on nothing, exit 0."""
+    from celerytool.render import note
+
+    name = getattr(source, "name", "--from")
+    note(f"no task id in {'stdin' if name == '<stdin>' else name}: nothing to {verb}")
+    return 0
+
+
 def queue_total(broker: Any, queue: str) -> int | None:
     """Messages in ``queue`` for the progress bar (only worth asking on a terminal)."""
     if not sys.stderr.isatty():

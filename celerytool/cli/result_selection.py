@@ -31,11 +31,9 @@ def result_selection(f: Callable[..., Any]) -> Callable[..., Any]:
         if source is not None:
             ids += [line.strip() for line in source if line.strip() and not line.startswith("#")]
             if not ids:  # nothing to act on; the other filters must not widen to every result
-                from celerytool.render import note
+                from celerytool.cli.guard import no_ids_in
 
-                name = "stdin" if getattr(source, "name", "") == "<stdin>" else getattr(source, "name", "--from")
-                note(f"no task id in {name}: nothing to {f.__module__.rsplit('.', 1)[-1]}")
-                return 0
+                return no_ids_in(source, f.__module__.rsplit(".", 1)[-1])  # cli.forget -> forget
         criteria = Criteria.build(ids=ids, statuses=kwargs.pop("statuses"), tasks=kwargs.pop("tasks"),
                                   older_than=kwargs.pop("older_than"))
         if criteria.empty and not kwargs["every"]:

@@ -73,8 +73,9 @@ def command(app, ids, from_file, queue, selection, from_active, from_reserved, t
             note(f"nothing in {where} matches {selection.describe()}: nothing to revoke")
             return 0
         if from_file is not None:  # an empty pipe (`results --status STARTED | revoke --from -`)
-            note(f"no task id in {'stdin' if from_file.name == '<stdin>' else from_file.name}: nothing to revoke")
-            return 0
+            from celerytool.cli.guard import no_ids_in
+
+            return no_ids_in(from_file, "revoke")
         raise UsageError("give task ids, --from FILE or --queue QUEUE")
     what = f"{len(wanted)} task(s)" + (" and terminate them if running" if terminate else "")
     if dry_run:
