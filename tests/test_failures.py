@@ -193,3 +193,37 @@ def test_retry_without_result_extended_says_why(run, env):
     assert r.exit_code == 1
     assert f"cannot retry {ok.id}: not a FAILURE result: status SUCCESS" in r.stderr
     assert f"cannot retry {missing}: not a FAILURE result: unknown id (PENDING)" in r.stderr
+
+
+def test_retry_yes_streams_every_failure_once(run, redis_server):
+    """--yes sends while a second process reads (more results than one of its batches):
+    every stored failure exactly once, with its own args; --limit stops at N."""
+    from celery import states
+    from celery.app.task import Context
+
+    url = redis_server.url(13)
+    client = redis.Redis(port=redis_server.port, db=13)
+    client.flushdb()
+    app = make_app(url, result_extended=True)
+    stored = {}
+    for i in range(3000):
+        tid = str(uuid.uuid4())
+        request = Context(id=tid, task="worker_tasks.flaky", args=["value", i], kwargs={"fixed": "/nope"},
+                          delivery_info={"routing_key": "ext"}, hostname="celery@test", retries=0)
+        app.backend.store_result(tid, ValueError(f"bad value {i}"), states.FAILURE, request=request)
+        stored[tid] = i
+    app.backend.store_result(str(uuid.uuid4()), 5, states.SUCCESS)
+    app.close()
+    r = run("retry", "--queue", "streamed", "-b", url, "--yes", "-o", "json")
+    assert r.exit_code == 0, r
+    rows = r.json()
+    assert sorted(row["id"] for row in rows) == sorted(stored)
+    assert len({row["new_id"] for row in rows}) == 3000 and not set(stored) & {row["new_id"] for row in rows}
+    assert client.llen("streamed") == 3000
+    peeked = run("peek", "streamed", "-n", "3000", "-b", url, "-o", "json").json()
+    by_new = {row["new_id"]: row["id"] for row in rows}
+    assert all(m["args"] == ["value", stored[by_new[m["id"]]]] and m["headers"]["retry_of"] == by_new[m["id"]]
+               for m in peeked)
+    r = run("retry", "--queue", "limited", "--limit", "1000", "-b", url, "--yes")
+    assert r.exit_code == 0, r
+    assert client.llen("limited") == 1000 and len(r.stdout.split("\n")) == 1001  # "OLD NEW" lines

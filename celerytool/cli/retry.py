@@ -57,12 +57,18 @@ def command(app, ids, from_file, task_globs, exceptions, since, statuses, queue,
     """
     from celerytool.bulk import gc_paused
     from celerytool.cli.retrying import Retry
+    from celerytool.errors import UsageError
 
+    if same_id and forget:
+        raise UsageError("--forget with --same-id would delete the new result: give one of them")
     selection = Retry(app, backend_keyprefix=backend_keyprefix, backend_table_names=backend_table_names)
     wanted = frozenset(s.upper() for s in statuses) or frozenset({"FAILURE"})
     given = selection.given_ids(ids, from_file)
+    options = dict(countdown=countdown, eta=eta, expires=expires, priority=priority)
+    filters = dict(statuses=wanted, task_globs=task_globs, exceptions=exceptions, since=since, queue=queue)
     with gc_paused():
-        plans, skipped = selection.select(given, statuses=wanted, task_globs=task_globs, exceptions=exceptions,
-                                          since=since, queue=queue, limit=limit)
-        options = dict(countdown=countdown, eta=eta, expires=expires, priority=priority)
+        if yes and not dry_run:  # nothing to confirm: send while the next results are read
+            outcomes = selection.selected(given, **filters, ahead=True)
+            return selection.run_stream(outcomes, options, limit=limit, same_id=same_id, forget=forget)
+        plans, skipped = selection.select(given, **filters, limit=limit)
         return selection.run(plans, skipped, options, same_id=same_id, forget=forget, yes=yes, dry_run=dry_run)

@@ -61,6 +61,38 @@ class Retry:
     def select(self, given: list[str] | None, *, statuses: frozenset[str], task_globs: tuple[str, ...],
                exceptions: tuple[str, ...], since: float | None, queue: str | None,
                limit: int | None) -> tuple[list[RetryPlan], list[Skipped]]:
+        """Every selected failure, planned or skipped (for a prompt or a dry run: all, then act)."""
+        plans: list[RetryPlan] = []
+        skipped: list[Skipped] = []
+        for outcome in self.selected(given, statuses=statuses, task_globs=task_globs, exceptions=exceptions,
+                                     since=since, queue=queue):
+            if isinstance(outcome, Skipped):
+                skipped.append(outcome)
+            else:
+                plans.append(outcome)
+                if limit is not None and len(plans) >= limit:
+                    break
+        return plans, skipped
+
+    def selected(self, given: list[str] | None, *, statuses: frozenset[str], task_globs: tuple[str, ...],
+                 exceptions: tuple[str, ...], since: float | None, queue: str | None,
+                 ahead: bool = False) -> Iterator[RetryPlan | Skipped]:
+        """Each selected failure as it is read: its plan, or why it is skipped; each id once.
+
+        ``ahead``: read in a second process (``readahead``, started now) while the caller
+        sends, when the backend is not open yet in this one (the child opens its own
+        connections).  Close the iterator when done with it early.
+        """
+        from celerytool.readahead import read_ahead
+
+        args = (given, statuses, task_globs, exceptions, since, queue)
+        if not ahead or self._backend is not None:
+            return self._outcomes(*args)
+        return _unpacking(read_ahead(lambda: map(_packed, self._outcomes(*args))))
+
+    def _outcomes(self, given: list[str] | None, statuses: frozenset[str], task_globs: tuple[str, ...],
+                  exceptions: tuple[str, ...], since: float | None,
+                  queue: str | None) -> Iterator[RetryPlan | Skipped]:
         from celerytool.backends.query import ResultQuery
 
         cutoff = None if since is None else dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=since)
@@ -69,29 +101,20 @@ class Retry:
             results: Iterable[TaskResult] = self._read(given)
         else:
             results = self.backend.stream(query)
-        plans: list[RetryPlan] = []
-        skipped: list[Skipped] = []
         seen: set[str] = set()
         for r in results:
             if r.id in seen:  # SCAN can return a key twice; an id given twice is sent once
                 continue
             seen.add(r.id)
             if given is not None and r.error is None and r.status in statuses and not _wanted(query, r):
-                skipped.append(Skipped(r.id, "does not match --task / --since"))
+                yield Skipped(r.id, "does not match --task / --since")
                 continue
             if exceptions and r.error is None and r.status in statuses and not _raised(r, exceptions):
                 if given is not None:
-                    skipped.append(Skipped(r.id, f"raised {_exception(r) or 'no exception'}, "
-                                                 f"not {' or '.join(exceptions)}"))
+                    yield Skipped(r.id, f"raised {_exception(r) or 'no exception'}, "
+                                        f"not {' or '.join(exceptions)}")
                 continue
-            outcome = plan(r, statuses=statuses, queue=queue)
-            if isinstance(outcome, Skipped):
-                skipped.append(outcome)
-            else:
-                plans.append(outcome)
-                if limit is not None and len(plans) >= limit:
-                    break
-        return plans, skipped
+            yield plan(r, statuses=statuses, queue=queue)
 
     def _read(self, ids: list[str]) -> Iterator[TaskResult]:
         for start in range(0, len(ids), CHUNK):
@@ -102,8 +125,6 @@ class Retry:
             same_id: bool, forget: bool, yes: bool, dry_run: bool) -> int:
         from celerytool.cli.guard import confirm
 
-        if same_id and forget:
-            raise UsageError("--forget with --same-id would delete the new result: give one of them")
         _report_skipped(skipped)
         if not plans:
             if skipped:
@@ -121,7 +142,7 @@ class Retry:
                  + (f"; {len(skipped)} skipped" if skipped else ""))
             return 0
         confirm(yes, f"Send {len(plans)} failed task(s) again to {self.app.broker_url.redacted()}?")
-        sent = self._send(sender, defaults, plans, same_id)
+        sent = self._send(sender, defaults, plans, same_id, len(plans))
         self._emit_sent(sent)
         note(f"sent {len(sent)} task(s) again" + (f"; {len(skipped)} skipped" if skipped else ""))
         if forget:
@@ -134,25 +155,72 @@ class Retry:
         pipe = pipeline(self.app)
         return pipe, pipe.defaults(options, ())
 
-    def _send(self, pipe: Pipeline, defaults: TaskSpec, plans: list[RetryPlan], same_id: bool) -> list[RetryPlan]:
+    def run_stream(self, outcomes: Iterable[RetryPlan | Skipped], options: dict[str, Any], *, limit: int | None,
+                   same_id: bool, forget: bool) -> int:
+        """``--yes``: send each plan as it is read (nothing to confirm first); report skips after."""
+        skipped: list[Skipped] = []
+
+        def plans() -> Iterator[RetryPlan]:
+            count = 0
+            for outcome in outcomes:
+                if isinstance(outcome, Skipped):
+                    skipped.append(outcome)
+                    continue
+                if same_id:
+                    outcome.new_id = outcome.old_id
+                yield outcome
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+
+        try:
+            sender, defaults = self._sender(options)
+            sent = self._send(sender, defaults, plans(), same_id)
+        finally:
+            close = getattr(outcomes, "close", None)
+            if close is not None:  # a limit or an error: the reading process stops
+                close()
+            _report_skipped(skipped)
+        if not sent:
+            if skipped:
+                note(f"none of the {len(skipped)} selected result(s) could be retried")
+                return 1
+            note("no stored failures match")
+            return 0
+        self._emit_sent(sent)
+        note(f"sent {len(sent)} task(s) again" + (f"; {len(skipped)} skipped" if skipped else ""))
+        if forget:
+            self._forget([p.old_id for p in sent])
+        return 0
+
+    def _send(self, pipe: Pipeline, defaults: TaskSpec, plans: Iterable[RetryPlan], same_id: bool,
+              total: int | None = None) -> list[RetryPlan]:
         from celerytool.cli.send import counting
         from celerytool.sending.pipeline import BatchStopped, Prepared
 
-        items = (Prepared(p.task, p.queue, p.old_id if same_id else None, p.args, p.kwargs, p.old_id,
-                          {RETRY_HEADER: p.old_id}) for p in plans)
+        given: list[RetryPlan] = []  # handed to the pipeline, in order: the n-th Sent is given[n]
+
+        def items() -> Iterator[Prepared]:
+            for p in plans:
+                given.append(p)
+                yield Prepared(p.task, p.queue, p.old_id if same_id else None, p.args, p.kwargs, p.old_id,
+                               {RETRY_HEADER: p.old_id})
+
         done: list[RetryPlan] = []
         try:
-            with counting(self.app, pipe, "sending again", len(plans)):
-                for p, s in zip(plans, pipe.send_many(defaults, items), strict=False):
+            with counting(self.app, pipe, "sending again", total):
+                for s in pipe.send_many(defaults, items()):
+                    p = given[len(done)]
                     p.new_id, p.queue = s.id, s.queue or p.queue
                     done.append(p)
         except CeleryToolError as exc:
             extra = exc.sent if isinstance(exc, BatchStopped) else []
-            for p, s in zip(plans[len(done):], extra, strict=False):
+            for p, s in zip(given[len(done):], extra, strict=False):
                 p.new_id = s.id
                 done.append(p)
             self._emit_sent(done)
-            raise CeleryToolError(f"{exc.message}; {len(done)} of {len(plans)} task(s) were sent again "
+            of = f" of {total}" if total is not None else ""
+            raise CeleryToolError(f"{exc.message}; {len(done)}{of} task(s) were sent again "
                                   "(listed on stdout)", exc.exit_code) from None
         return done
 
@@ -220,3 +288,21 @@ def _report_skipped(skipped: list[Skipped]) -> None:
         warn(f"cannot retry {s.id}: {s.reason}")
     if len(skipped) > SHOW_SKIPPED:
         warn(f"... and {len(skipped) - SHOW_SKIPPED} more that cannot be retried")
+
+
+def _packed(outcome: RetryPlan | Skipped) -> tuple[Any, ...]:
+    """An outcome as plain values, for the pipe from the reading process."""
+    if isinstance(outcome, Skipped):
+        return (outcome.id, outcome.reason)
+    return (outcome.old_id, outcome.task, outcome.args, outcome.kwargs, outcome.queue, outcome.status,
+            outcome.exception)
+
+
+def _unpacking(received: Iterator[tuple[Any, ...]]) -> Iterator[RetryPlan | Skipped]:
+    try:
+        for item in received:
+            yield Skipped(*item) if len(item) == 2 else RetryPlan(*item)
+    finally:
+        close = getattr(received, "close", None)
+        if close is not None:
+            close()

@@ -19,11 +19,21 @@ DETAIL_KEYS = ("name", "args", "kwargs", "worker", "queue", "retries", "date_don
 
 @survives_closed_pipe
 def emit_lines(lines: Iterable[str], out: TextIO) -> int:
-    """One text line per record (e.g. task ids), streamed."""
+    """One text line per record (e.g. task ids), streamed a thousand lines a write; the
+    lines before an error in ``lines`` are written too."""
     count = 0
-    for line in lines:
-        out.write(printable(line) + "\n")
-        count += 1
+    chunk: list[str] = []
+    try:
+        for line in lines:
+            chunk.append(printable(line))
+            if len(chunk) >= 1000:
+                text, chunk = "\n".join(chunk) + "\n", []
+                out.write(text)
+                count += 1000
+    finally:
+        if chunk:
+            out.write("\n".join(chunk) + "\n")
+            count += len(chunk)
     out.flush()
     return count
 

@@ -143,6 +143,11 @@ class Template:
         self.repr_max = (builder.amqp.argsrepr_maxsize, builder.amqp.kwargsrepr_maxsize,
                          builder.app.conf.task_repr_maxlevels)
         self.json_parts = self._json_parts() if spec.protocol == 2 and not self.dynamic else None
+        # the headers' text with a %(name)s where each per-task value goes: one C call fills it
+        self.json_format = "".join(
+            part.replace("%", "%%") + (f"%({name})s" if i < len(self.part_fields) else "")
+            for i, (part, name) in enumerate(zip(self.json_parts, (*self.part_fields, ""), strict=True))
+        ) if self.json_parts else ""
         self.embed_json = (self.json_encode(self.body[2])
                            if self.json_encode is not None and spec.protocol == 2 and not self.dynamic else None)
 
@@ -192,15 +197,11 @@ class Template:
             kwargsrepr = headers["kwargsrepr"] = self._repr(kwargs, self.repr_max[1])
             body = (args, kwargs, self.body[2])
             if self.json_parts:
-                p = self.json_parts
                 quoted = f'"{task_id}"' if _is_plain_id(task_id) else _quote(task_id)
                 values = {"id": quoted, "root_id": quoted, "argsrepr": _quote(argsrepr),
                           "kwargsrepr": _quote(kwargsrepr),
                           "parent_id": "null" if parent_id is None else _quote(parent_id)}
-                pieces = [p[0]]
-                for i, name in enumerate(self.part_fields, 1):
-                    pieces += (values[name], p[i])
-                text = "".join(pieces)
+                text = self.json_format % values
                 if extra:  # new keys go at the end of the object
                     text = text[:-1] + ", " + _object_tail(extra)
                 if encoded is not None:
@@ -305,6 +306,10 @@ def _kombu_json_dumps() -> Callable[[Any], str]:
 
 def _object_tail(extra: dict[str, Any]) -> str:
     """``json.dumps(extra)[1:]``: the members and the closing brace (str -> str at once)."""
+    if len(extra) == 1:  # retry's one header
+        [(k, v)] = extra.items()
+        if k.__class__ is str and v.__class__ is str:
+            return f"{_quote(k)}: {_quote(v)}}}"
     if all(k.__class__ is str and v.__class__ is str for k, v in extra.items()):
         return ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in extra.items()) + "}"
     return json.dumps(extra)[1:]

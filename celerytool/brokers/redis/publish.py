@@ -20,6 +20,7 @@ from celerytool.brokers.redis.routing import (
     BINDING_PREFIX,
     binding_member,
 )
+from celerytool.clients.redispy import pipelined
 from celerytool.errors import CeleryToolError, ExitCode
 from celerytool.ids import uuid4_strings
 from celerytool.jsontext import celery_dumps as _dumps
@@ -123,14 +124,14 @@ class RedisPublisher:
             if isinstance(messages, (list, tuple)) and not messages:
                 client.ping()  # nothing to send: still prove the broker answers
                 return 0
-            state = _Batch(client.pipeline(transaction=False), b.confirm_writes)
+            state = _Batch(client, b.confirm_writes)
             self.declared = set()  # per call: a failed (retried) pipeline must declare again
             sent = 0
             for m in messages:
                 text = envelope(m, next(self.tags), self.shapes)
                 if m.exchange == "":
                     queues = [m.routing_key]
-                    self._declare(state.pipe, m.routing_key)
+                    self._declare(state, m.routing_key)
                 else:
                     kind = self.tables.kind(m.exchange, m.exchange_type)
                     if kind == "fanout":  # PUB/SUB: nothing stored, say when nobody got it
@@ -160,14 +161,14 @@ class RedisPublisher:
         return sent
 
     # -- routing ------------------------------------------------------------------------
-    def _declare(self, pipe: Any, queue: str) -> None:
+    def _declare(self, state: _Batch, queue: str) -> None:
         """What Celery's ``declare=[queue]`` leaves on Redis: the queue's binding."""
         if queue in self.declared:
             return
         self.declared.add(queue)
         member = binding_member(queue, self.sep)
-        pipe.sadd(self.prefix + BINDING_PREFIX + queue, member)
-        pipe.sadd(self.prefix + BINDING_PERMANENT_PREFIX + queue, member)
+        state.commands.append(("SADD", self.prefix + BINDING_PREFIX + queue, member))
+        state.commands.append(("SADD", self.prefix + BINDING_PERMANENT_PREFIX + queue, member))
 
     def _fanout_topic(self, exchange: str, routing_key: str) -> str:
         # keyprefix_fanout '/{db}.' + exchange [+ '/' + routing_key] (fanout_patterns=True)
@@ -185,11 +186,12 @@ def _published(sent: int) -> str:
 
 
 class _Batch:
-    """Pending LPUSH runs (and binding SADDs) of one pipeline round-trip."""
+    """Pending LPUSH runs (and binding SADDs) of one pipelined round trip."""
 
-    def __init__(self, pipe: Any, confirm: Any) -> None:
-        self.pipe = pipe
+    def __init__(self, client: Any, confirm: Any) -> None:
+        self.client = client
         self.confirm = confirm  # raises when the writes may not survive a failover
+        self.commands: list[tuple[str, ...]] = []
         self.key: str | None = None
         self.run: list[str] = []
         self.count = 0
@@ -202,14 +204,15 @@ class _Batch:
 
     def _flush_run(self) -> None:
         if self.run:
-            self.pipe.lpush(self.key, *self.run)
+            self.commands.append(("LPUSH", self.key, *self.run))  # type: ignore[arg-type]
             self.run = []
         self.key = None
 
     def execute(self) -> int:
         self._flush_run()
         count, self.count = self.count, 0
-        if len(self.pipe):
-            self.pipe.execute()
+        if self.commands:
+            commands, self.commands = self.commands, []
+            pipelined(self.client, commands)
             self.confirm()
         return count
