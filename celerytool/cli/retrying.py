@@ -175,6 +175,7 @@ class Retry:
 
         try:
             sender, defaults = self._sender(options)
+            sender.warm_up()  # Celery's import, while the reading process reads its first batch
             sent = self._send(sender, defaults, plans(), same_id)
         finally:
             close = getattr(outcomes, "close", None)

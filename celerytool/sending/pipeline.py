@@ -102,6 +102,11 @@ class Pipeline:
             self._builder = MessageBuilder(self.url)
         return self._builder
 
+    def warm_up(self) -> None:
+        """Make what every message needs (Celery's app, the builder) now, while something
+        else runs (``retry``: the reading process starts)."""
+        _ = self.builder
+
     @property
     def broker(self) -> Publisher:
         if self._broker is None:
