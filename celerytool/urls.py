@@ -340,9 +340,11 @@ _NUMBERS = ("socket_timeout", "socket_connect_timeout", "connect_timeout", "hear
 _COUNTS = ("db", "virtual_host", "max_connections")
 _FLAGS = ("ssl", "ssl_check_hostname", "check_hostname", "socket_keepalive", "retry_on_timeout")
 FLAG_WORDS = frozenset({"1", "0", "true", "false", "yes", "no", "on", "off"})
-# the spellings clients/tls.py reads (a test keeps the two equal)
-CERT_REQS_NAMES = frozenset({"cert_none", "none", "verify_none", "false", "cert_optional", "optional",
-                             "cert_required", "required", "verify_peer"})
+# ssl_cert_reqs: each spelling (kombu's, redis-py's, RabbitMQ's) -> the level it names
+CERT_REQS = {"cert_none": "none", "none": "none", "verify_none": "none", "false": "none",
+             "cert_optional": "optional", "optional": "optional",
+             "cert_required": "required", "required": "required", "verify_peer": "required"}
+CERT_REQS_NAMES = frozenset(CERT_REQS)
 
 
 def check_redis_query(query: dict[str, str], shown: str) -> None:

@@ -109,11 +109,14 @@ def test_a_bad_query_option_value_is_a_usage_error_everywhere(run, redis_server,
     assert "internal error" not in r.stderr
 
 
-def test_the_cert_reqs_spellings_agree_with_the_tls_setup():
-    from celerytool.clients.tls import _CERT_REQS
-    from celerytool.urls import CERT_REQS_NAMES
+def test_the_cert_reqs_spellings_name_the_ssl_levels():
+    import ssl
 
-    assert set(_CERT_REQS) == CERT_REQS_NAMES
+    from celerytool.clients.tls import _CERT_REQS
+
+    assert _CERT_REQS["cert_none"] == _CERT_REQS["verify_none"] == _CERT_REQS["false"] == ssl.CERT_NONE
+    assert _CERT_REQS["optional"] == ssl.CERT_OPTIONAL
+    assert _CERT_REQS["cert_required"] == _CERT_REQS["verify_peer"] == ssl.CERT_REQUIRED
 
 
 @pytest.fixture(scope="module")

@@ -114,3 +114,33 @@ def test_a_worker_on_a_quorum_queue_of_rabbitmq_4(run, rabbit4, tmp_path):
             worker.stop(wait=5)
         server.stop()
         vhost.delete()
+
+
+def test_control_over_amqps_reads_the_tls_options_of_the_url(run, rabbit, tmp_path):
+    """amqps:// with the URL's own CA and name to verify, in front of the worker's RabbitMQ:
+    the control commands (kombu's connection) verify as peek (pika's) does; a wrong name or no
+    CA fails the handshake (69); a missing CA file is a usage error (2)."""
+    from tlsfront import NAME, TLSFront, make_certs
+
+    make_certs(tmp_path / "certs")
+    node = rabbit["vhost"].node
+    front = TLSFront(tmp_path / "certs", (node.host, node.amqp_port))
+    try:
+        base = f"amqps://guest:guest@127.0.0.1:{front.port}/{rabbit['vhost'].quoted}"
+        good = f"{base}?ssl_ca_certs={tmp_path / 'certs' / 'ca.pem'}&server_hostname={NAME}"
+        r = run("workers", "-b", good, "-o", "json")
+        assert r.exit_code == 0, r
+        assert [w["name"] for w in r.json()] == [rabbit["worker"].name]
+        r = run("inspect", "active_queues", "-b", good, "-o", "json")  # Celery's spelling too
+        assert r.exit_code == 0, r
+        assert rabbit["worker"].name in r.stdout and '"qa"' in r.stdout
+        assert run("peek", "qa", "-b", good, "-o", "json").exit_code == 0
+        for bad in (f"{base}?ssl_ca_certs={tmp_path / 'certs' / 'ca.pem'}",  # verifies 127.0.0.1: not named
+                    base):  # the system's CAs: ours is not among them
+            r = run("workers", "-b", bad, "-o", "json")
+            assert r.exit_code == 69, r
+            assert "certificate" in r.stderr.lower() or "handshake" in r.stderr.lower() or "ssl" in r.stderr.lower()
+        r = run("workers", "-b", f"{base}?ssl_ca_certs={tmp_path / 'nope.pem'}")
+        assert r.exit_code == 2, r
+    finally:
+        front.close()

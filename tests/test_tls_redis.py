@@ -7,34 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from services import apt_install, free_port, start_redis
+from services import free_port, start_redis
+from tlsfront import NAME, make_certs
 from workers import start_worker
-
-NAME = "redis.test"
-
-
-def make_certs(d: Path) -> None:
-    if shutil.which("openssl") is None:
-        apt_install("openssl")
-    d.mkdir(parents=True, exist_ok=True)
-
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=celerytool test CA")
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", f"/CN={NAME}")
-    (d / "ext").write_text(f"subjectAltName=DNS:{NAME}\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.pem", "-days", "2", "-extfile", "ext")
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from celerytool.cli.live import open_session
@@ -10,8 +12,15 @@ from celerytool.cli.options import full_ids_option, timeout_option, with_app
 WHAT = ["active", "reserved", "scheduled", "revoked", "registered", "stats", "conf", "active-queues", "ping"]
 
 
+class _What(click.Choice):
+    """WHAT, Celery's spelling too (``celery inspect active_queues``)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return super().convert(value.replace("_", "-") if isinstance(value, str) else value, param, ctx)
+
+
 @click.command("inspect")
-@click.argument("what", type=click.Choice(WHAT))
+@click.argument("what", type=_What(WHAT))
 @click.option("-d", "--destination", "destination", multiple=True, metavar="WORKER",
               help="Ask only this worker (name@host); repeatable.")
 @timeout_option(1.0, "Seconds to wait for replies.")
@@ -20,7 +29,8 @@ WHAT = ["active", "reserved", "scheduled", "revoked", "registered", "stats", "co
 def command(app, what, destination, timeout):
     """Ask workers what they hold: tasks running (active), prefetched
     (reserved), waiting for their ETA (scheduled), revoked ids, registered
-    tasks, stats, configuration or the queues they consume (active-queues).
+    tasks, stats, configuration or the queues they consume (active-queues,
+    or Celery's active_queues).
     `inspect ping` is `celerytool workers` (who answers, with what it consumes).
 
     Task rows are decoded like peek rows (id, task, args, kwargs, eta,

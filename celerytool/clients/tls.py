@@ -18,18 +18,15 @@ import ssl
 from dataclasses import dataclass
 
 from celerytool.errors import UsageError
-from celerytool.urls import BrokerURL
+from celerytool.urls import CERT_REQS, BrokerURL
 
 _TRUE = {"1", "true", "yes", "on"}
 # every query option this module reads (a client given our SSLContext must not see them again)
 TLS_QUERY = ("ssl", "ssl_cert_reqs", "cert_reqs", "verify", "ssl_check_hostname", "check_hostname",
              "ssl_ca_certs", "ca_certs", "cacertfile", "ssl_certfile", "certfile", "ssl_keyfile",
              "keyfile", "server_hostname", "ssl_server_hostname")
-_CERT_REQS = {
-    "cert_none": ssl.CERT_NONE, "none": ssl.CERT_NONE, "verify_none": ssl.CERT_NONE, "false": ssl.CERT_NONE,
-    "cert_optional": ssl.CERT_OPTIONAL, "optional": ssl.CERT_OPTIONAL,
-    "cert_required": ssl.CERT_REQUIRED, "required": ssl.CERT_REQUIRED, "verify_peer": ssl.CERT_REQUIRED,
-}
+_LEVELS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+_CERT_REQS = {name: _LEVELS[level] for name, level in CERT_REQS.items()}  # the spellings: urls.CERT_REQS
 _NAMES = {ssl.CERT_NONE: "none", ssl.CERT_OPTIONAL: "optional", ssl.CERT_REQUIRED: "required"}
 
 

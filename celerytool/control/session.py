@@ -114,7 +114,7 @@ class ControlSession:
     @cached_property
     def connection(self) -> Any:
         conn = self.app.connection_for_write(**{"url": kombu_url(self.url), **kombu_database(self.url),
-                                                **self.redis_tls()})
+                                                **self.redis_tls(), **self.amqp_tls()})
         if self.url.is_sentinel:  # the master's address first, within --connect-timeout (69)
             from celerytool.clients.resp import RespClient
             from celerytool.clients.sentinel import master_address
@@ -156,6 +156,25 @@ class ControlSession:
         Transport.Channel = Channel
         return {"url": kombu_url(self.url, drop=TLS_QUERY), "transport": Transport,
                 "ssl": tls}
+
+    def amqp_tls(self) -> dict[str, Any]:
+        """py-amqp's TLS options from our one TLS set-up (clients/tls.py), as the URL's query
+        gives them to celerytool's other AMQP connections: CA, client certificate, verification
+        and the name to verify (kombu gets the URL without its query)."""
+        if self.url.kind != "amqp" or not self.url.tls:
+            return {}
+        from celerytool.clients.tls import ssl_context, tls_settings
+
+        tls = tls_settings(self.url)
+        assert tls is not None
+        ssl_context(tls, self.url)  # a missing or bad file is a usage error (2) here, as elsewhere
+        opts: dict[str, Any] = {"cert_reqs": tls.verify_mode,
+                                "server_hostname": tls.server_hostname if tls.check_hostname else None}
+        if tls.ca_certs:
+            opts["ca_certs"] = tls.ca_certs
+        if tls.certfile:
+            opts.update(certfile=tls.certfile, keyfile=tls.keyfile)
+        return {"ssl": opts}
 
     @cached_property
     def mailbox(self) -> Any:
@@ -338,7 +357,7 @@ class ControlSession:
 # except on sentinel://, where kombu's own transport reads the TLS options. The same holds for
 # an AMQP URL (py-amqp's Connection takes no connection_attempts, socket_timeout, ...): celerytool's
 # own AMQP connections (pika) read what they use of the query; the session passes its timeouts
-# itself, and amqps:// is TLS to kombu by its scheme.
+# itself, and amqps:// TLS as ``amqp_tls`` reads it from the query.
 _KOMBU_SENTINEL_QUERY = ("ssl", "ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile",
                          "ssl_check_hostname")
 
