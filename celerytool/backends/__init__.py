@@ -36,6 +36,19 @@ def parse_table_names(text: str) -> dict[str, str]:
     return names
 
 
+def preload(url: BrokerURL) -> None:
+    """Import the store of ``url``'s kind and its client library now, without connecting (before
+    a fork: the reading process finds them imported; ``retry``)."""
+    if url.kind == "redis":
+        import redis  # noqa: F401
+
+        import celerytool.backends.redis  # noqa: F401
+    elif url.kind in ("sql", "django"):
+        import sqlalchemy  # noqa: F401
+
+        import celerytool.backends.sql  # noqa: F401
+
+
 def open_backend(url: BrokerURL, *, keyprefix: str = "", limits: Limits = DEFAULT_LIMITS,
                  connect_timeout: float = 5.0, table_names: dict[str, str] | None = None,
                  readonly: bool = True) -> ResultStore:

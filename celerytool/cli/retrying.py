@@ -88,6 +88,9 @@ class Retry:
         args = (given, statuses, task_globs, exceptions, since, queue)
         if not ahead or self._backend is not None:
             return self._outcomes(*args)
+        from celerytool.backends import preload
+
+        preload(self.app.backend_url)  # imported once, for both processes
         return _unpacking(read_ahead(lambda: map(_packed, self._outcomes(*args))))
 
     def _outcomes(self, given: list[str] | None, statuses: frozenset[str], task_globs: tuple[str, ...],
