@@ -35,6 +35,8 @@ def decode_value(raw: bytes, limits: Limits) -> Any:
             raise DecodeError("compressed result has no content type")
         raw = decompress(data, mime.decode("ascii", "replace"), limits.max_bytes)
     content_type = _content_type(raw)
+    if content_type == "application/json":  # the common case, as deserialize reads it
+        return loads_json(raw, limits)
     if content_type == "application/x-yaml":
         # a database column holds the result alone, and a JSON scalar (5, true, 1e3) has no
         # telling first byte; YAML would read some of them differently (1e3 as a string)

@@ -152,13 +152,15 @@ class RedisResultBackend(RedisResultChanges):
         plain text; compressed values are decoded as usual).
         """
         needles = tuple(s.encode() for s in sorted(query.statuses))
+        one = len(needles) == 1
         head = len(self.prefix + TASK_PREFIX)
         pattern = glob_escape(self.prefix + TASK_PREFIX) + "*"
         for keys, values in self.walk(pattern):
             for key, raw in zip(keys, values or (), strict=True):
                 if raw is None:  # expired between SCAN and MGET
                     continue
-                if needles and raw[:1] != b"\x00" and not any(n in raw for n in needles):
+                if needles and raw[:1] != b"\x00" and (needles[0] not in raw if one else
+                                                        not any(n in raw for n in needles)):
                     continue  # not one of the wanted states (compressed values start with \x00)
                 r = result_from_meta(key[head:].decode("utf-8", "replace"), raw, self.limits)
                 if query.matches(r):

@@ -57,7 +57,7 @@ def _text(body: bytes, encoding: str | None) -> str:
 
 def loads_json(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     if isinstance(text, bytes):
-        text = text.decode("utf-8")
+        text = _text(text, None)
     check_json_size(text, limits)
     try:
         if '"__type__"' in text:
