@@ -130,11 +130,7 @@ class Retry:
 
         _report_skipped(skipped)
         if not plans:
-            if skipped:
-                note(f"none of the {len(skipped)} selected result(s) could be retried")
-                return 1
-            note("no stored failures match")
-            return 0
+            return _none_sent(skipped)
         sender, defaults = self._sender(options)
         if same_id:
             for p in plans:
@@ -145,12 +141,7 @@ class Retry:
                  + (f"; {len(skipped)} skipped" if skipped else ""))
             return 0
         confirm(yes, f"Send {len(plans)} failed task(s) again to {self.app.broker_url.redacted()}?")
-        sent = self._send(sender, defaults, plans, same_id, len(plans))
-        self._emit_sent(sent)
-        note(f"sent {len(sent)} task(s) again" + (f"; {len(skipped)} skipped" if skipped else ""))
-        if forget:
-            self._forget([p.old_id for p in sent])
-        return 0
+        return self._done(self._send(sender, defaults, plans, same_id, len(plans)), skipped, forget)
 
     def _sender(self, options: dict[str, Any]) -> tuple[Pipeline, TaskSpec]:
         from celerytool.cli.send import pipeline
@@ -185,12 +176,9 @@ class Retry:
             if close is not None:  # a limit or an error: the reading process stops
                 close()
             _report_skipped(skipped)
-        if not sent:
-            if skipped:
-                note(f"none of the {len(skipped)} selected result(s) could be retried")
-                return 1
-            note("no stored failures match")
-            return 0
+        return self._done(sent, skipped, forget) if sent else _none_sent(skipped)
+
+    def _done(self, sent: list[RetryPlan], skipped: list[Skipped], forget: bool) -> int:
         self._emit_sent(sent)
         note(f"sent {len(sent)} task(s) again" + (f"; {len(skipped)} skipped" if skipped else ""))
         if forget:
@@ -285,6 +273,15 @@ def _raised(r: TaskResult, wanted: tuple[str, ...]) -> bool:
 
 def _wanted(query: ResultQuery, r: TaskResult) -> bool:
     return query.matches(r)
+
+
+def _none_sent(skipped: list[Skipped]) -> int:
+    """Nothing to send: exit 1 when ids were selected and none could be retried, else 0."""
+    if skipped:
+        note(f"none of the {len(skipped)} selected result(s) could be retried")
+        return 1
+    note("no stored failures match")
+    return 0
 
 
 def _report_skipped(skipped: list[Skipped]) -> None:
