@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import itertools
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -141,7 +143,7 @@ class Retry:
                  + (f"; {len(skipped)} skipped" if skipped else ""))
             return 0
         confirm(yes, f"Send {len(plans)} failed task(s) again to {self.app.broker_url.redacted()}?")
-        return self._done(self._send(sender, defaults, plans, same_id, len(plans)), skipped, forget)
+        return self._send(sender, defaults, plans, same_id, len(plans), forget, skipped)
 
     def _sender(self, options: dict[str, Any]) -> tuple[Pipeline, TaskSpec]:
         from celerytool.cli.send import pipeline
@@ -170,27 +172,54 @@ class Retry:
         try:
             sender, defaults = self._sender(options)
             sender.warm_up()  # Celery's import, while the reading process reads its first batch
-            sent = self._send(sender, defaults, plans(), same_id)
+            return self._send(sender, defaults, plans(), same_id, None, forget, skipped, skips_shown=False)
         finally:
             close = getattr(outcomes, "close", None)
             if close is not None:  # a limit or an error: the reading process stops
                 close()
-            _report_skipped(skipped)
-        return self._done(sent, skipped, forget) if sent else _none_sent(skipped)
-
-    def _done(self, sent: list[RetryPlan], skipped: list[Skipped], forget: bool) -> int:
-        self._emit_sent(sent)
-        note(f"sent {len(sent)} task(s) again" + (f"; {len(skipped)} skipped" if skipped else ""))
-        if forget:
-            self._forget([p.old_id for p in sent])
-        return 0
 
     def _send(self, pipe: Pipeline, defaults: TaskSpec, plans: Iterable[RetryPlan], same_id: bool,
-              total: int | None = None) -> list[RetryPlan]:
+              total: int | None, forget: bool, skipped: list[Skipped], *, skips_shown: bool = True) -> int:
+        """Send ``plans``, each listed on stdout once published (memory stays flat); then the
+        ids that could not be retried (unless ``skips_shown``), the summary, and ``--forget``.
+        An error stops it, saying how many went out."""
+        from celerytool.cli.send import listed_while_sent
+
+        failed: list[CeleryToolError] = []
+        forgettable: list[str] = []
+        sent = self._sending(pipe, defaults, plans, same_id, total, failed)
+        first = next(sent, None)
+        if first is None and not failed:
+            if not skips_shown:
+                _report_skipped(skipped)
+            return _none_sent(skipped)
+
+        def listed() -> Iterator[RetryPlan]:
+            for p in itertools.chain([first] if first is not None else [], sent):
+                if forget:
+                    forgettable.append(p.old_id)
+                yield p
+
+        count = listed_while_sent(self._emit_sent, listed())
+        if not skips_shown:
+            _report_skipped(skipped)
+        if failed:
+            of = f" of {total}" if total is not None else ""
+            raise CeleryToolError(f"{failed[0].message}; {count}{of} task(s) were sent again "
+                                  "(listed on stdout)", failed[0].exit_code)
+        note(f"sent {count} task(s) again" + (f"; {len(skipped)} skipped" if skipped else ""))
+        if forget:
+            self._forget(forgettable)
+        return 0
+
+    def _sending(self, pipe: Pipeline, defaults: TaskSpec, plans: Iterable[RetryPlan], same_id: bool,
+                 total: int | None, failed: list[CeleryToolError]) -> Iterator[RetryPlan]:
+        """Each plan once its task is published (``new_id`` set), in order; an error ends it after
+        the plans that went out, and is put in ``failed``."""
         from celerytool.cli.send import counting
         from celerytool.sending.pipeline import BatchStopped, Prepared
 
-        given: list[RetryPlan] = []  # handed to the pipeline, in order: the n-th Sent is given[n]
+        given: deque[RetryPlan] = deque()  # handed to the pipeline, not yet published, in order
 
         def items() -> Iterator[Prepared]:
             for p in plans:
@@ -198,34 +227,28 @@ class Retry:
                 yield Prepared(p.task, p.queue, p.old_id if same_id else None, p.args, p.kwargs, p.old_id,
                                {RETRY_HEADER: p.old_id})
 
-        done: list[RetryPlan] = []
         try:
             with counting(self.app, pipe, "sending again", total):
                 for s in pipe.send_many(defaults, items()):
-                    p = given[len(done)]
+                    p = given.popleft()
                     p.new_id, p.queue = s.id, s.queue or p.queue
-                    done.append(p)
+                    yield p
         except CeleryToolError as exc:
-            extra = exc.sent if isinstance(exc, BatchStopped) else []
-            for p, s in zip(given[len(done):], extra, strict=False):
+            for s in exc.sent if isinstance(exc, BatchStopped) else []:
+                p = given.popleft()
                 p.new_id = s.id
-                done.append(p)
-            self._emit_sent(done)
-            of = f" of {total}" if total is not None else ""
-            raise CeleryToolError(f"{exc.message}; {len(done)}{of} task(s) were sent again "
-                                  "(listed on stdout)", exc.exit_code) from None
-        return done
+                yield p
+            failed.append(exc)
 
-    def _emit_sent(self, sent: list[RetryPlan]) -> None:
+    def _emit_sent(self, sent: Iterable[RetryPlan]) -> int:
         """Table mode: one line per task, "OLD_ID NEW_ID" (for scripts and people); else records."""
         if self.app.fmt == "table":
             import sys
 
             from celerytool.render.results import emit_lines
 
-            emit_lines((f"{p.old_id} {p.new_id}" for p in sent), sys.stdout)
-        else:
-            self.app.emit(sent, "retry")
+            return emit_lines((f"{p.old_id} {p.new_id}" for p in sent), sys.stdout)
+        return self.app.emit(sent, "retry")
 
     def _forget(self, ids: list[str]) -> None:
         from celerytool.backends.criteria import Criteria

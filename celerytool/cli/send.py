@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from celerytool.sending.pipeline import Pipeline
 
 SERIALIZERS = ["json", "pickle", "msgpack", "yaml"]
+_T = TypeVar("_T")
 
 @click.command("send")
 @click.argument("task", required=False)
@@ -181,9 +182,28 @@ def send_stream(app: App, pipe: Pipeline, stream: Iterable[str], defaults: TaskS
     from celerytool.render import note
 
     with gc_paused(), counting(app, pipe, "sending"):
-        total = emit_sent(app, pipe.send_stream(stream, defaults))
+        total = listed_while_sent(lambda records: emit_sent(app, records), pipe.send_stream(stream, defaults))
     note(f"sent {total} task(s)")
     return 0
+
+
+def listed_while_sent(write: Callable[[Iterable[_T]], object], records: Iterable[_T]) -> int:
+    """``write`` each record as its task is sent (``records`` sends as it is iterated); how
+    many were sent.  When stdout's reader goes away, the writer stops early: the rest is still
+    sent, unlisted (``send --from ... | head -n 1`` sends every line)."""
+    count = 0
+
+    def counted() -> Iterator[_T]:
+        nonlocal count
+        for record in records:
+            count += 1
+            yield record
+
+    it = counted()
+    write(it)
+    for _ in it:
+        pass
+    return count
 
 
 @contextlib.contextmanager
