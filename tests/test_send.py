@@ -412,6 +412,11 @@ SAMPLES = [
     (("x" * 2000,), {"long": "y" * 2000}),
     (tuple(range(100)), {str(i): i for i in range(50)}),
     (({"a": 1},), {"1": None, "é": "ü"}),
+    ((True, False, 10**15, -10**15, 10**15 - 1, "a" * 64, "b" * 65), {"it's": 1, "t": True, "": ""}),
+    ([7, "x", None], {"q": 'say "hi"', "n": -(10**15) + 1}),
+    (tuple(range(32)), {str(i): i for i in range(32)}),
+    (tuple(range(33)), {str(i): i for i in range(33)}),
+    (("it's",), {"v": "back\\slash"}),
 ]
 
 

@@ -20,7 +20,6 @@ from celerytool.model import TaskResult
 
 COMPRESSED_MAGIC = b"\x00celery-compressed\x00"
 EXCEPTION_STATES = frozenset({"FAILURE", "REVOKED", "RETRY"})
-_FIELDS = ("name", "args", "kwargs", "worker", "retries", "queue", "group_id", "parent_id")
 
 
 def decode_value(raw: bytes, limits: Limits) -> Any:
@@ -99,20 +98,22 @@ def result_from_meta(task_id: str, raw: bytes, limits: Limits, *, group: bool = 
                           group=group, result=meta)
     if group:
         return group_result(task_id, meta)
-    status = str(meta.get("status") or "PENDING")
+    status = meta.get("status")
+    if status.__class__ is not str or not status:
+        status = str(status or "PENDING")
     result = meta.get("result")
-    exception = exception_info(result) if status in EXCEPTION_STATES else None
-    extra: dict[str, Any] = {k: meta.get(k) for k in _FIELDS}
+    get = meta.get
+    traceback = get("traceback")
+    date_done = get("date_done")
     return TaskResult(
-        id=task_id,
-        status=status,
-        result=result,
-        traceback=plain(meta.get("traceback")),
-        date_done=_text(meta.get("date_done")),
-        children=meta.get("children"),
-        exception=exception,
+        id=task_id, status=status, result=result,
+        traceback=traceback if traceback is None or traceback.__class__ is str else plain(traceback),
+        date_done=date_done if date_done is None or date_done.__class__ is str else _text(date_done),
+        children=get("children"), name=get("name"), args=get("args"), kwargs=get("kwargs"),
+        worker=get("worker"), retries=get("retries"), queue=get("queue"), group_id=get("group_id"),
+        parent_id=get("parent_id"),
+        exception=exception_info(result) if status in EXCEPTION_STATES else None,
         meta=meta,
-        **extra,
     )
 
 

@@ -143,11 +143,9 @@ class Template:
         self.repr_max = (builder.amqp.argsrepr_maxsize, builder.amqp.kwargsrepr_maxsize,
                          builder.app.conf.task_repr_maxlevels)
         self.json_parts = self._json_parts() if spec.protocol == 2 and not self.dynamic else None
-        # the headers' text with a %(name)s where each per-task value goes: one C call fills it
-        self.json_format = "".join(
-            part.replace("%", "%%") + (f"%({name})s" if i < len(self.part_fields) else "")
-            for i, (part, name) in enumerate(zip(self.json_parts, (*self.part_fields, ""), strict=True))
-        ) if self.json_parts else ""
+        # the headers' text around the per-task values, ready for one join; the object's
+        # closing brace apart, for headers added at the end (``extra``)
+        self.json_open = self.json_parts[-1][:-1] if self.json_parts else ""
         self.embed_json = (self.json_encode(self.body[2])
                            if self.json_encode is not None and spec.protocol == 2 and not self.dynamic else None)
 
@@ -197,13 +195,13 @@ class Template:
             kwargsrepr = headers["kwargsrepr"] = self._repr(kwargs, self.repr_max[1])
             body = (args, kwargs, self.body[2])
             if self.json_parts:
-                quoted = f'"{task_id}"' if _is_plain_id(task_id) else _quote(task_id)
-                values = {"id": quoted, "root_id": quoted, "argsrepr": _quote(argsrepr),
-                          "kwargsrepr": _quote(kwargsrepr),
-                          "parent_id": "null" if parent_id is None else _quote(parent_id)}
-                text = self.json_format % values
-                if extra:  # new keys go at the end of the object
-                    text = text[:-1] + ", " + _object_tail(extra)
+                quoted = _quote(task_id)
+                v = {"id": quoted, "root_id": quoted, "argsrepr": _quote(argsrepr),
+                     "kwargsrepr": _quote(kwargsrepr),
+                     "parent_id": "null" if parent_id is None else _quote(parent_id)}
+                p, f = self.json_parts, self.part_fields
+                text = "".join((p[0], v[f[0]], p[1], v[f[1]], p[2], v[f[2]], p[3], v[f[3]], p[4], v[f[4]],
+                                *((self.json_open, ", ", _object_tail(extra)) if extra else (p[5],))))
                 if encoded is not None:
                     encoded.json_text = text
         else:
@@ -222,8 +220,7 @@ class Template:
         if self.json_encode is not None:
             content_type, content_encoding = "application/json", "utf-8"
             if self.embed_json is not None:  # json.dumps((args, kwargs, embed)), embed encoded once
-                data = "".join(("[", self.json_encode(args), ", ",
-                                self.json_encode(kwargs) if kwargs else "{}", ", ", self.embed_json, "]"))
+                data = "".join((self.json_encode((args, kwargs))[:-1], ", ", self.embed_json, "]"))
             else:
                 data = self.json_encode(body)
         else:
@@ -252,29 +249,31 @@ class Template:
         return message
 
     def _repr(self, value: Any, maxsize: int) -> str:
-        """Celery's ``saferepr`` text; plain ints and simple strings take a shortcut."""
-        if not value:
-            return repr(value)
-        if len(value) <= 32:
-            plain = True
+        """Celery's ``saferepr`` text.  A tuple, list or dict of up to 32 plain values (ints
+        below 10**15, None, booleans, short printable strings without quotes or backslashes;
+        keys such strings) takes a shortcut: ``repr``, which is what saferepr writes for it."""
+        cls = value.__class__
+        values = value if (cls is tuple or cls is list) and len(value) <= 32 else None
+        if cls is dict and len(value) <= 32:
+            values = value.values()
             for k in value:
-                v = value[k] if value.__class__ is dict else k
+                if not (k.__class__ is str and len(k) <= 64 and k.isprintable()
+                        and not ("'" in k or '"' in k or "\\" in k)):
+                    values = None
+                    break
+        if values is not None:
+            for v in values:
                 t = v.__class__
                 if t is int:
-                    if not -10**15 < v < 10**15:
-                        plain = False
-                        break
+                    if -10**15 < v < 10**15:
+                        continue
                 elif t is str:
-                    if not _plain_text(v):
-                        plain = False
-                        break
-                elif v is not None and t is not bool:
-                    plain = False
-                    break
-                if value.__class__ is dict and not (k.__class__ is str and _plain_text(k)):
-                    plain = False
-                    break
-            if plain and value.__class__ in (tuple, list, dict):
+                    if len(v) <= 64 and v.isprintable() and not ("'" in v or '"' in v or "\\" in v):
+                        continue
+                elif v is None or t is bool:
+                    continue
+                break
+            else:
                 text = repr(value)
                 if len(text) < 512:
                     return text
@@ -288,13 +287,6 @@ class EncodedHeaders(dict[str, Any]):
 
     __slots__ = ("json_text",)
     json_text: str
-
-
-_ID_OK = frozenset("0123456789abcdefABCDEF-")
-
-
-def _is_plain_id(text: str) -> bool:
-    return len(text) == 36 and _ID_OK.issuperset(text)
 
 
 def _kombu_json_dumps() -> Callable[[Any], str]:
@@ -313,10 +305,6 @@ def _object_tail(extra: dict[str, Any]) -> str:
     if all(k.__class__ is str and v.__class__ is str for k, v in extra.items()):
         return ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in extra.items()) + "}"
     return json.dumps(extra)[1:]
-
-
-def _plain_text(text: str) -> bool:
-    return len(text) <= 64 and text.isprintable() and "'" not in text and '"' not in text and "\\" not in text
 
 
 def _field(message: CeleryMessage, name: str) -> str | None:
