@@ -23,7 +23,7 @@ from celerytool.brokers.redis.routing import (
 from celerytool.clients.redispy import pipelined
 from celerytool.errors import CeleryToolError, ExitCode
 from celerytool.ids import uuid4_strings
-from celerytool.jsontext import celery_dumps as _dumps
+from celerytool.jsontext import quote as _quote
 from celerytool.model import OutgoingMessage
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def _properties(message: OutgoingMessage, delivery_tag: str) -> dict[str, Any]:
 
 
 _MARK = "\x00celerytool-mark\x00"
+_USUAL = ("correlation_id", "reply_to", "delivery_mode", "priority")  # what the builder sets, in order
 
 
 def envelope(message: OutgoingMessage, delivery_tag: str, cache: dict[Any, Any] | None = None) -> str:
@@ -65,12 +66,15 @@ def envelope(message: OutgoingMessage, delivery_tag: str, cache: dict[Any, Any] 
     headers_text = getattr(message.headers, "json_text", None)
     if headers_text is not None and cache is not None:
         props = message.properties
-        items = tuple(props.items())
         key: Any = None
         parts = None
-        if items and items[0][0] == "correlation_id":  # the rest is the shape
+        if tuple(props) == _USUAL:  # the builder's properties: the shape is the values after the id
+            key = (message.content_encoding, message.content_type, message.exchange, message.routing_key,
+                   props["reply_to"], props["delivery_mode"], props["priority"])
+        elif next(iter(props), None) == "correlation_id":
             key = (message.content_encoding, message.content_type, message.exchange,
-                   message.routing_key, items[1:])
+                   message.routing_key, tuple(props.items())[1:])
+        if key is not None:
             try:
                 parts = cache.get(key)
             except TypeError:  # an unhashable property value
@@ -86,7 +90,7 @@ def envelope(message: OutgoingMessage, delivery_tag: str, cache: dict[Any, Any] 
             parts = cache[key] = tuple(text.split(json.dumps(_MARK)))
         if parts is not None and len(parts) == 5 and props["correlation_id"].__class__ is str:
             return "".join((parts[0], '"', b64encode(message.body).decode("ascii"), '"', parts[1],
-                            headers_text, parts[2], _dumps(props["correlation_id"]), parts[3],
+                            headers_text, parts[2], _quote(props["correlation_id"]), parts[3],
                             '"', delivery_tag, '"', parts[4]))
     props = _properties(message, delivery_tag)
     env = {
