@@ -102,3 +102,25 @@ def test_decode_nothing_is_usage_error(run):
 def test_python_dash_m_works():
     p = subprocess.run([sys.executable, "-m", "celerytool", "--version"], capture_output=True, text=True)
     assert p.returncode == 0 and "celerytool" in p.stdout
+
+
+def test_stored_meta_fields_land_in_their_task_result_fields():
+    """result_from_meta builds TaskResult by position: each stored field must reach its own."""
+    import dataclasses
+
+    from celerytool.backends.decode import result_from_meta
+    from celerytool.codecs.limits import DEFAULT_LIMITS
+    from celerytool.model import TaskResult
+
+    meta = {"status": "FAILURE", "result": {"exc_type": "KeyError", "exc_module": "builtins",
+                                            "exc_message": ["k"]},
+            "traceback": "Traceback ...", "date_done": "2026-01-02T03:04:05", "children": [["c", None]],
+            "name": "tasks.n", "args": [1], "kwargs": {"a": 2}, "worker": "w@h", "retries": 3,
+            "queue": "q", "group_id": "g", "parent_id": "p"}
+    r = result_from_meta("the-id", json.dumps(meta).encode(), DEFAULT_LIMITS)
+    expected = TaskResult(id="the-id", status="FAILURE", result=meta["result"], traceback="Traceback ...",
+                          date_done="2026-01-02T03:04:05", children=[["c", None]], name="tasks.n", args=[1],
+                          kwargs={"a": 2}, worker="w@h", retries=3, queue="q", group_id="g", parent_id="p",
+                          exception={"type": "KeyError", "module": "builtins", "message": "k"}, group=False,
+                          error=None, meta=meta)
+    assert dataclasses.asdict(r) == dataclasses.asdict(expected)

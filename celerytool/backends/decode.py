@@ -105,15 +105,16 @@ def result_from_meta(task_id: str, raw: bytes, limits: Limits, *, group: bool = 
     get = meta.get
     traceback = get("traceback")
     date_done = get("date_done")
+    # positional, in TaskResult's field order (a third faster than by keyword, a million times
+    # for `failures`); test_decode checks each field lands where it belongs
     return TaskResult(
-        id=task_id, status=status, result=result,
-        traceback=traceback if traceback is None or traceback.__class__ is str else plain(traceback),
-        date_done=date_done if date_done is None or date_done.__class__ is str else _text(date_done),
-        children=get("children"), name=get("name"), args=get("args"), kwargs=get("kwargs"),
-        worker=get("worker"), retries=get("retries"), queue=get("queue"), group_id=get("group_id"),
-        parent_id=get("parent_id"),
-        exception=exception_info(result) if status in EXCEPTION_STATES else None,
-        meta=meta,
+        task_id, status, result,
+        traceback if traceback is None or traceback.__class__ is str else plain(traceback),
+        date_done if date_done is None or date_done.__class__ is str else _text(date_done),
+        get("children"), get("name"), get("args"), get("kwargs"), get("worker"), get("retries"),
+        get("queue"), get("group_id"), get("parent_id"),
+        exception_info(result) if status in EXCEPTION_STATES else None,  # exception
+        False, None, meta,  # group, error, meta
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
+from json.scanner import make_scanner
 from typing import Any
 
 from celerytool.codecs.bounds import (
@@ -55,6 +56,21 @@ def _text(body: bytes, encoding: str | None) -> str:
         raise DecodeError(f"body is not valid {enc}: {exc}") from None
 
 
+_scan_json = make_scanner(json.JSONDecoder())  # json.loads's own scanner (C)
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads(text)``; a text that is one value from its first character to its last
+    (what Celery stores) skips the whitespace checks around the scanner."""
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:  # not a value at 0 (whitespace first, or not JSON): json.loads says
+        return json.loads(text)
+    if end != len(text):  # whitespace or more after it: json.loads decides
+        return json.loads(text)
+    return value
+
+
 def loads_json(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     if isinstance(text, bytes):
         text = _text(text, None)
@@ -65,7 +81,7 @@ def loads_json(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
 
             value = kombu_loads(text)
         else:
-            value = json.loads(text)
+            value = _json_loads(text)
     except RecursionError:
         raise DecodeError(f"body nests more than {limits.max_depth} levels deep") from None
     except ValueError as exc:  # also a number of more than 4300 digits

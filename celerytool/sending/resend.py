@@ -65,5 +65,6 @@ def plan(r: TaskResult, *, statuses: frozenset[str] = RETRYABLE, queue: str | No
     if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
         return Skipped(r.id, "its stored args / kwargs are not a list and a mapping")
     exc = (r.exception or {}).get("type")
-    return RetryPlan(old_id=r.id, task=r.name, args=tuple(args), kwargs=dict(kwargs),
-                     queue=queue or r.queue, status=r.status, exception=str(exc) if exc else None)
+    # old_id, task, args, kwargs, queue, status, exception (by position: a hundred thousand at a time)
+    return RetryPlan(r.id, r.name, tuple(args), dict(kwargs), queue or r.queue, r.status,
+                     str(exc) if exc else None)
