@@ -56,7 +56,8 @@ def _text(body: bytes, encoding: str | None) -> str:
         raise DecodeError(f"body is not valid {enc}: {exc}") from None
 
 
-_scan_json = make_scanner(json.JSONDecoder())  # json.loads's own scanner (C)
+# json.loads's own scanner (C); typeshed types its argument as the scanner class itself
+_scan_json = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 def _json_loads(text: str) -> Any:
