@@ -131,11 +131,20 @@ class RedisPublisher:
             state = _Batch(client, b.confirm_writes)
             self.declared = set()  # per call: a failed (retried) pipeline must declare again
             sent = 0
+            tags, shapes, run = self.tags, self.shapes, state.run
             for m in messages:
-                text = envelope(m, next(self.tags), self.shapes)
+                text = envelope(m, next(tags), shapes)
                 if m.exchange == "":
-                    queues = [m.routing_key]
-                    self._declare(state, m.routing_key)
+                    q = m.routing_key
+                    if q not in self.declared:
+                        self._declare(state, q)
+                    if q == state.queue and m.properties.get("priority") == state.priority:
+                        run.append(text)  # the list the message before went to: the same LPUSH
+                        state.count += 1
+                        if state.count >= BATCH:
+                            sent += state.execute()
+                        continue
+                    queues = [q]
                 else:
                     kind = self.tables.kind(m.exchange, m.exchange_type)
                     if kind == "fanout":  # PUB/SUB: nothing stored, say when nobody got it
@@ -158,6 +167,8 @@ class RedisPublisher:
                     if key is None:
                         key = self.keys[(q, priority)] = b.bucket_key(q, b.priority_bucket(priority))
                     state.push(key, text)
+                if len(queues) == 1:
+                    state.queue, state.priority = queues[0], priority
                 state.count += 1
                 if state.count >= BATCH:
                     sent += state.execute()
@@ -196,8 +207,10 @@ class _Batch:
         self.client = client
         self.confirm = confirm  # raises when the writes may not survive a failover
         self.commands: list[tuple[str, ...]] = []
-        self.key: str | None = None
-        self.run: list[str] = []
+        self.key: str | None = None  # the list of the current run of messages
+        self.queue: str | None = None  # its queue and priority, when one queue takes the run
+        self.priority: Any = None
+        self.run: list[str] = []  # one list throughout: the caller may append to it
         self.count = 0
 
     def push(self, key: str, text: str) -> None:
@@ -209,8 +222,8 @@ class _Batch:
     def _flush_run(self) -> None:
         if self.run:
             self.commands.append(("LPUSH", self.key, *self.run))  # type: ignore[arg-type]
-            self.run = []
-        self.key = None
+            self.run.clear()
+        self.key = self.queue = self.priority = None
 
     def execute(self) -> int:
         self._flush_run()
