@@ -458,6 +458,32 @@ def test_template_fill_equals_celerys_builder(args, kwargs, options):
 
 
 
+@pytest.mark.parametrize("args, kwargs", SAMPLES)
+@pytest.mark.parametrize("options", [{}, {"priority": 7, "headers": {"h": 1}}, {"compression": "zlib"},
+                                     {"serializer": "pickle"}, {"protocol": 1}])
+def test_argument_texts_worked_out_ahead_give_the_same_message(args, kwargs, options):
+    """retry's reading process works out the reprs and JSON of the arguments (arg_texts): the
+    message filled with them is the one the template makes itself, byte for byte."""
+    from celerytool.brokers.redis.publish import envelope
+    from celerytool.sending import MessageBuilder, TaskSpec
+    from celerytool.sending.build import arg_texts
+
+    spec = TaskSpec(name="tasks.x", args=args, kwargs=kwargs, **options)
+    template = MessageBuilder("redis://localhost").template(spec)
+    texts = arg_texts(args, kwargs)
+    ahead = template.fill(TID, args, kwargs, parent_id="p", extra={"retry_of": "p"}, texts=texts)
+    itself = template.fill(TID, args, kwargs, parent_id="p", extra={"retry_of": "p"})
+    assert ahead.body == itself.body and dict(ahead.headers) == dict(itself.headers)
+    assert envelope(ahead, "tag", {}) == envelope(itself, "tag", {})
+
+
+def test_plain_arguments_are_worked_out_ahead():
+    from celerytool.sending.build import arg_texts
+
+    assert arg_texts((1, "x"), {"n": 2}) == ("(1, 'x')", "{'n': 2}", '[[1, "x"], {"n": 2}]')
+    assert arg_texts((object(),), {}) is None and arg_texts((), {"k": "it's"}) is None
+
+
 @pytest.mark.parametrize("extra", [{"retry_of": TID}, {"retry_of": "it's \"é\"\n", "x": "y"}, {"n": [1, {"a": None}]}])
 def test_template_fill_with_parent_and_extra_headers_text(extra):
     """retry's per-message headers (parent id, retry_of) in the kept JSON text equal json.dumps's."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from celerytool.errors import CeleryToolError, UsageError
 from celerytool.model import TaskResult
 from celerytool.render import note, warn
+from celerytool.sending.build import arg_texts
 from celerytool.sending.resend import RETRY_HEADER, RetryPlan, Skipped, plan
 
 if TYPE_CHECKING:
@@ -225,7 +226,7 @@ class Retry:
             for p in plans:
                 given.append(p)
                 yield Prepared(p.task, p.queue, p.old_id if same_id else None, p.args, p.kwargs, p.old_id,
-                               {RETRY_HEADER: p.old_id})
+                               {RETRY_HEADER: p.old_id}, p.texts)
 
         try:
             with counting(self.app, pipe, "sending again", total):
@@ -315,11 +316,12 @@ def _report_skipped(skipped: list[Skipped]) -> None:
 
 
 def _packed(outcome: RetryPlan | Skipped) -> tuple[Any, ...]:
-    """An outcome as plain values, for the pipe from the reading process."""
+    """An outcome as plain values, for the pipe from the reading process; with the texts of its
+    arguments worked out there (``build.arg_texts``: the sending process has less to do)."""
     if isinstance(outcome, Skipped):
         return (outcome.id, outcome.reason)
     return (outcome.old_id, outcome.task, outcome.args, outcome.kwargs, outcome.queue, outcome.status,
-            outcome.exception)
+            outcome.exception, None, arg_texts(outcome.args, outcome.kwargs))
 
 
 def _unpacking(received: Iterator[tuple[Any, ...]]) -> Iterator[RetryPlan | Skipped]:

@@ -180,9 +180,12 @@ class Template:
         return parts + [text]
 
     def fill(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, parent_id: str | None = None,
-             extra: dict[str, Any] | None = None) -> OutgoingMessage:
-        """The message for one task; ``parent_id`` and ``extra`` headers per message (``retry``)."""
+             extra: dict[str, Any] | None = None, texts: ArgTexts | None = None) -> OutgoingMessage:
+        """The message for one task; ``parent_id`` and ``extra`` headers per message (``retry``);
+        ``texts``: ``arg_texts(args, kwargs)``, worked out ahead."""
         spec = self.spec
+        if texts is not None and self.embed_json is None:  # not a JSON message of a fixed shape
+            texts = None
         if self.dynamic:
             message = self.builder.celery_message(spec, task_id, args, kwargs)
             headers, body = message.headers, message.body
@@ -191,8 +194,12 @@ class Template:
             encoded = EncodedHeaders(self.headers) if self.json_parts else None
             headers = encoded if encoded is not None else dict(self.headers)
             headers["id"] = headers["root_id"] = task_id
-            argsrepr = headers["argsrepr"] = self._repr(args, self.repr_max[0])
-            kwargsrepr = headers["kwargsrepr"] = self._repr(kwargs, self.repr_max[1])
+            if texts is not None:
+                argsrepr = headers["argsrepr"] = texts[0]
+                kwargsrepr = headers["kwargsrepr"] = texts[1]
+            else:
+                argsrepr = headers["argsrepr"] = self._repr(args, self.repr_max[0])
+                kwargsrepr = headers["kwargsrepr"] = self._repr(kwargs, self.repr_max[1])
             body = (args, kwargs, self.body[2])
             if self.json_parts:
                 quoted = _quote(task_id)
@@ -220,7 +227,8 @@ class Template:
         if self.json_encode is not None:
             content_type, content_encoding = "application/json", "utf-8"
             if self.embed_json is not None:  # json.dumps((args, kwargs, embed)), embed encoded once
-                data = "".join((self.json_encode((args, kwargs))[:-1], ", ", self.embed_json, "]"))
+                pair = texts[2] if texts is not None else self.json_encode((args, kwargs))
+                data = "".join((pair[:-1], ", ", self.embed_json, "]"))
             else:
                 data = self.json_encode(body)
         else:
@@ -249,37 +257,64 @@ class Template:
         return message
 
     def _repr(self, value: Any, maxsize: int) -> str:
-        """Celery's ``saferepr`` text.  A tuple, list or dict of up to 32 plain values (ints
-        below 10**15, None, booleans, short printable strings without quotes or backslashes;
-        keys such strings) takes a shortcut: ``repr``, which is what saferepr writes for it."""
-        cls = value.__class__
-        values = value if (cls is tuple or cls is list) and len(value) <= 32 else None
-        if cls is dict and len(value) <= 32:
-            values = value.values()
-            for k in value:
-                if not (k.__class__ is str and len(k) <= 64 and k.isprintable()
-                        and not ("'" in k or '"' in k or "\\" in k)):
-                    values = None
-                    break
-        if values is not None:
-            for v in values:
-                t = v.__class__
-                if t is int:
-                    if -10**15 < v < 10**15:
-                        continue
-                elif t is str:
-                    if len(v) <= 64 and v.isprintable() and not ("'" in v or '"' in v or "\\" in v):
-                        continue
-                elif v is None or t is bool:
-                    continue
-                break
-            else:
-                text = repr(value)
-                if len(text) < 512:
-                    return text
+        """Celery's ``saferepr`` text (``plain_repr`` first)."""
+        text = plain_repr(value)
+        if text is not None:
+            return text
         from celery.utils.saferepr import saferepr
 
         return saferepr(value, maxsize, maxlevels=self.repr_max[2])
+
+
+def plain_repr(value: Any) -> str | None:
+    """What Celery's ``saferepr`` writes for a tuple, list or dict of up to 32 plain values
+    (ints below 10**15, None, booleans, short printable strings without quotes or backslashes;
+    keys such strings): its ``repr``.  None for anything else (saferepr must decide)."""
+    cls = value.__class__
+    values = value if (cls is tuple or cls is list) and len(value) <= 32 else None
+    if cls is dict and len(value) <= 32:
+        values = value.values()
+        for k in value:
+            if not (k.__class__ is str and len(k) <= 64 and k.isprintable()
+                    and not ("'" in k or '"' in k or "\\" in k)):
+                return None
+    if values is None:
+        return None
+    for v in values:
+        t = v.__class__
+        if t is int:
+            if -10**15 < v < 10**15:
+                continue
+        elif t is str:
+            if len(v) <= 64 and v.isprintable() and not ("'" in v or '"' in v or "\\" in v):
+                continue
+        elif v is None or t is bool:
+            continue
+        return None
+    text = repr(value)
+    return text if len(text) < 512 else None
+
+
+def arg_texts(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ArgTexts | None:
+    """The texts ``Template.fill`` makes of a task's arguments for a JSON message (their reprs
+    and their JSON), worked out ahead, elsewhere (``retry``'s reading process); None when they
+    are not plain (the template works them out itself)."""
+    global _json_pair
+    argsrepr = plain_repr(args)
+    if argsrepr is None:
+        return None
+    kwargsrepr = plain_repr(kwargs)
+    if kwargsrepr is None:
+        return None
+    if _json_pair is None:
+        _json_pair = _kombu_json_dumps()
+    return (argsrepr, kwargsrepr, _json_pair((args, kwargs)))
+
+
+# (argsrepr, kwargsrepr, json.dumps((args, kwargs)) with kombu's encoder): a plain tuple, cheap
+# to send between processes
+ArgTexts = tuple[str, str, str]
+_json_pair: Callable[[Any], str] | None = None
 
 
 class EncodedHeaders(dict[str, Any]):

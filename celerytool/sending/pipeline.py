@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from celerytool.errors import BrokerUnavailable, CeleryToolError, DataError, UsageError
 from celerytool.model import OutgoingMessage
-from celerytool.sending.build import MessageBuilder, Sent, Template, describe
+from celerytool.sending.build import ArgTexts, MessageBuilder, Sent, Template, describe
 from celerytool.sending.retry import RetryPolicy, with_retry
 from celerytool.sending.spec import TaskSpec, normalize, parse_pair, parse_value, spec_from_record
 
@@ -64,6 +64,7 @@ class Prepared(NamedTuple):
     kwargs: dict[str, Any]
     parent_id: str | None = None
     extra: dict[str, Any] | None = None
+    texts: ArgTexts | None = None  # build.arg_texts(args, kwargs), worked out ahead
 
 
 class BatchStopped(CeleryToolError):
@@ -209,7 +210,7 @@ class Pipeline:
                     templates.clear()
                 template = templates[key] = self.builder.template(spec)
             message = template.fill(item.task_id or next(ids), item.args, item.kwargs, parent_id=item.parent_id,
-                                    extra=item.extra)
+                                    extra=item.extra, texts=item.texts)
             batch.append((message, describe(message, template)))
             if len(batch) >= BATCH:
                 sent += self._publish_done(batch)

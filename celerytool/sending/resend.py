@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celerytool.model import TaskResult
+from celerytool.sending.build import ArgTexts
 
 RETRY_HEADER = "retry_of"
 RETRYABLE = frozenset({"FAILURE", "REVOKED"})
@@ -30,6 +31,7 @@ class RetryPlan:
     status: str
     exception: str | None
     new_id: str | None = None  # None until sent (or in a dry run: what it would be)
+    texts: ArgTexts | None = None  # args' and kwargs' message texts, when worked out ahead
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.old_id, "new_id": self.new_id, "task": self.task, "args": list(self.args),
