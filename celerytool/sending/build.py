@@ -298,23 +298,22 @@ def plain_repr(value: Any) -> str | None:
 def arg_texts(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ArgTexts | None:
     """The texts ``Template.fill`` makes of a task's arguments for a JSON message (their reprs
     and their JSON), worked out ahead, elsewhere (``retry``'s reading process); None when they
-    are not plain (the template works them out itself)."""
-    global _json_pair
+    are not plain (the template works them out itself).  Plain values are numbers, text,
+    booleans and None, which kombu's JSON encoder writes as ``json.dumps`` does: no need to
+    import kombu here."""
     argsrepr = plain_repr(args)
     if argsrepr is None:
         return None
     kwargsrepr = plain_repr(kwargs)
     if kwargsrepr is None:
         return None
-    if _json_pair is None:
-        _json_pair = _kombu_json_dumps()
-    return (argsrepr, kwargsrepr, _json_pair((args, kwargs)))
+    return (argsrepr, kwargsrepr, _dumps_plain((args, kwargs)))
 
 
 # (argsrepr, kwargsrepr, json.dumps((args, kwargs)) with kombu's encoder): a plain tuple, cheap
 # to send between processes
 ArgTexts = tuple[str, str, str]
-_json_pair: Callable[[Any], str] | None = None
+_dumps_plain = make_dumps()  # json.dumps, the encoder built once
 
 
 class EncodedHeaders(dict[str, Any]):
