@@ -320,8 +320,17 @@ def _packed(outcome: RetryPlan | Skipped) -> tuple[Any, ...]:
     arguments worked out there (``build.arg_texts``: the sending process has less to do)."""
     if isinstance(outcome, Skipped):
         return (outcome.id, outcome.reason)
-    return (outcome.old_id, outcome.task, outcome.args, outcome.kwargs, outcome.queue, outcome.status,
-            outcome.exception, None, arg_texts(outcome.args, outcome.kwargs))
+    if len(_SAME) > 10_000:
+        _SAME.clear()
+    same = _SAME.setdefault
+    task, queue, status, exception = outcome.task, outcome.queue, outcome.status, outcome.exception
+    return (outcome.old_id, same(task, task), outcome.args, outcome.kwargs, same(queue, queue),
+            same(status, status), same(exception, exception), None, arg_texts(outcome.args, outcome.kwargs))
+
+
+# In the reading process, one object for each text that repeats from task to task (its name,
+# queue, state, exception): pickle writes it once a batch, then refers to it.
+_SAME: dict[Any, Any] = {}
 
 
 def _unpacking(received: Iterator[tuple[Any, ...]]) -> Iterator[RetryPlan | Skipped]:
