@@ -425,13 +425,16 @@ SAMPLES = [
     {}, {"priority": 7, "expires": EXPIRES, "headers": {"h": [1, 2]}},
     {"compression": "zlib", "link": ("a.b",)}, {"serializer": "pickle"}, {"protocol": 1},
 ])
-def test_template_fill_equals_celerys_builder(args, kwargs, options):
+@pytest.mark.parametrize("ahead", [False, True], ids=["", "texts-ahead"])
+def test_template_fill_equals_celerys_builder(args, kwargs, options, ahead):
+    """Also with the argument texts worked out ahead (retry's reading process: arg_texts)."""
     from celerytool.brokers.redis.publish import envelope
     from celerytool.sending import MessageBuilder, TaskSpec
+    from celerytool.sending.build import arg_texts
 
     builder = MessageBuilder("redis://localhost")
     spec = TaskSpec(name="tasks.x", args=args, kwargs=kwargs, **options)
-    ours = builder.template(spec).fill(TID, args, kwargs)
+    ours = builder.template(spec).fill(TID, args, kwargs, texts=arg_texts(args, kwargs) if ahead else None)
     theirs = builder.celery_message(spec, TID, args, kwargs)
     headers = {**theirs.headers, **spec.headers}
     if spec.compression:
@@ -456,25 +459,6 @@ def test_template_fill_equals_celerys_builder(args, kwargs, options):
     cached = envelope(ours, "tag", {})
     assert cached == fast and json.loads(cached) == plain
 
-
-
-@pytest.mark.parametrize("args, kwargs", SAMPLES)
-@pytest.mark.parametrize("options", [{}, {"priority": 7, "headers": {"h": 1}}, {"compression": "zlib"},
-                                     {"serializer": "pickle"}, {"protocol": 1}])
-def test_argument_texts_worked_out_ahead_give_the_same_message(args, kwargs, options):
-    """retry's reading process works out the reprs and JSON of the arguments (arg_texts): the
-    message filled with them is the one the template makes itself, byte for byte."""
-    from celerytool.brokers.redis.publish import envelope
-    from celerytool.sending import MessageBuilder, TaskSpec
-    from celerytool.sending.build import arg_texts
-
-    spec = TaskSpec(name="tasks.x", args=args, kwargs=kwargs, **options)
-    template = MessageBuilder("redis://localhost").template(spec)
-    texts = arg_texts(args, kwargs)
-    ahead = template.fill(TID, args, kwargs, parent_id="p", extra={"retry_of": "p"}, texts=texts)
-    itself = template.fill(TID, args, kwargs, parent_id="p", extra={"retry_of": "p"})
-    assert ahead.body == itself.body and dict(ahead.headers) == dict(itself.headers)
-    assert envelope(ahead, "tag", {}) == envelope(itself, "tag", {})
 
 
 def test_plain_arguments_are_worked_out_ahead():
